@@ -1,0 +1,210 @@
+//! Every error pg_deident raises, each with its SQLSTATE, in one place.
+//!
+//! Messages follow PostgreSQL's error style guide (lower case, no trailing period; detail and
+//! hint are full sentences). None of them carries key bytes or a key-file line. The key file's
+//! path and the configured active key id go only to superusers and to the server log: an
+//! analyst's client is told what is wrong and whom to ask, not where the key lives.
+
+use pgrx::pg_sys;
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::{PgLogLevel, PgSqlErrorCode};
+
+use crate::keys::{FileProblem, LineProblem};
+use crate::pseudonym::{MAX_LENGTH, MIN_LENGTH};
+
+#[derive(Debug)]
+pub enum DeidentError {
+    /// The library was loaded on demand, not by `shared_preload_libraries`.
+    NotPreloaded,
+    /// `deident.key_file` is empty.
+    NoKeyFile,
+    /// The key file cannot be used.
+    KeyFile { path: String, problem: FileProblem },
+    /// `deident.active_key` names no key in the file (or is not a key id at all).
+    UnknownActiveKey { id: String },
+    /// A `key_id` argument names no key in the ring.
+    UnknownKeyId { id: String },
+    /// A `length` argument outside MIN_LENGTH..=MAX_LENGTH.
+    InvalidLength(i32),
+}
+
+pub type Result<T> = std::result::Result<T, DeidentError>;
+
+const FUNC: &str = "pg_deident";
+
+fn file_problem_report(problem: &FileProblem) -> (PgSqlErrorCode, String, Option<String>) {
+    use PgSqlErrorCode::*;
+    match problem {
+        FileProblem::Missing => (
+            ERRCODE_UNDEFINED_FILE,
+            "pseudonymization key file does not exist".into(),
+            Some("Create the key file, or point deident.key_file at it, and reload the configuration.".into()),
+        ),
+        FileProblem::Unreadable(kind) => (
+            if *kind == std::io::ErrorKind::PermissionDenied {
+                ERRCODE_INSUFFICIENT_PRIVILEGE
+            } else {
+                ERRCODE_IO_ERROR
+            },
+            format!("could not read pseudonymization key file: {kind}"),
+            Some("The file must be readable by the operating-system user that runs the database server.".into()),
+        ),
+        FileProblem::NotRegularFile => (
+            ERRCODE_CONFIG_FILE_ERROR,
+            "pseudonymization key file is not a regular file".into(),
+            None,
+        ),
+        FileProblem::TooLarge => (
+            ERRCODE_CONFIG_FILE_ERROR,
+            "pseudonymization key file is larger than 1 MB".into(),
+            Some("Check that deident.key_file names the key file.".into()),
+        ),
+        FileProblem::WrongOwner => (
+            ERRCODE_CONFIG_FILE_ERROR,
+            "pseudonymization key file must be owned by the database user or root".into(),
+            Some("Change its owner to the operating-system user that runs the database server.".into()),
+        ),
+        FileProblem::GroupOrWorldAccess(_) => (
+            ERRCODE_CONFIG_FILE_ERROR,
+            "pseudonymization key file has group or world access".into(),
+            Some("Remove every group and other permission from the file: chmod 0600 on it, as its owner.".into()),
+        ),
+        FileProblem::Line(lineno, problem) => (
+            ERRCODE_CONFIG_FILE_ERROR,
+            format!("pseudonymization key file is malformed at line {lineno}"),
+            Some(match problem {
+                LineProblem::DuplicateKeyId => "Give every key a distinct id.".into(),
+                _ => "Each line must be KEY_ID:HEX, the id 1 to 32 characters from A-Z, a-z, 0-9, \"_\" and \"-\", the key at least 64 hex digits; lines starting with # are comments.".into(),
+            }),
+        ),
+        FileProblem::NoKeys => (
+            ERRCODE_CONFIG_FILE_ERROR,
+            "pseudonymization key file contains no keys".into(),
+            Some("Add a line KEY_ID:HEX with at least 64 hex digits, for example from \"openssl rand -hex 32\".".into()),
+        ),
+    }
+}
+
+fn line_detail(problem: &FileProblem) -> Option<String> {
+    match problem {
+        FileProblem::Line(lineno, p) => Some(format!("Line {lineno} is refused because {}.", p.describe())),
+        FileProblem::GroupOrWorldAccess(mode) => Some(format!("Its mode is {mode:04o}.")),
+        _ => None,
+    }
+}
+
+fn is_superuser() -> bool {
+    // SAFETY: superuser() reads the current user id and a syscache entry; it is valid in any
+    // backend inside a transaction, which every caller of this module is.
+    unsafe { pg_sys::superuser() }
+}
+
+fn join(a: Option<String>, b: Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(format!("{a} {b}")),
+        (a, b) => a.or(b),
+    }
+}
+
+impl DeidentError {
+    /// The SQLSTATE, message, detail and hint as a superuser sees them (`privileged`) or as
+    /// anyone else does.
+    pub fn parts(&self, privileged: bool) -> (PgSqlErrorCode, String, Option<String>, Option<String>) {
+        use PgSqlErrorCode::*;
+        let (code, message, detail, hint) = match self {
+            DeidentError::NotPreloaded => (
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                "pg_deident must be loaded via shared_preload_libraries".to_string(),
+                None,
+                Some("Add pg_deident to shared_preload_libraries in postgresql.conf and restart the server.".to_string()),
+            ),
+            DeidentError::NoKeyFile => (
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                "no pseudonymization key is configured".to_string(),
+                None,
+                Some(if privileged {
+                    "Set deident.key_file to a key-ring file and reload the configuration.".to_string()
+                } else {
+                    "Ask a superuser to configure deident.key_file.".to_string()
+                }),
+            ),
+            DeidentError::KeyFile { path, problem } => {
+                let (code, message, hint) = file_problem_report(problem);
+                let detail = if privileged {
+                    join(Some(format!("Key file: \"{path}\".")), line_detail(problem))
+                } else {
+                    line_detail(problem)
+                };
+                let hint = if privileged { hint } else { Some("Ask a superuser to check the server log.".to_string()) };
+                (code, message, detail, hint)
+            }
+            DeidentError::UnknownActiveKey { id } => (
+                ERRCODE_CONFIG_FILE_ERROR,
+                "deident.active_key names no key in the key file".to_string(),
+                privileged.then(|| format!("deident.active_key is \"{id}\".")),
+                Some(if privileged {
+                    "Set deident.active_key to the id of a key in the file, or to '' for the first key, and reload the configuration.".to_string()
+                } else {
+                    "Ask a superuser to check the server log.".to_string()
+                }),
+            ),
+            DeidentError::UnknownKeyId { id } => (
+                ERRCODE_UNDEFINED_OBJECT,
+                format!("pseudonymization key \"{id}\" does not exist"),
+                None,
+                Some("Pass '' to use the active key; deident.key_fingerprint(id) checks an id.".to_string()),
+            ),
+            DeidentError::InvalidLength(length) => (
+                ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("pseudonym length must be between {MIN_LENGTH} and {MAX_LENGTH}"),
+                Some(format!("The length given was {length}.")),
+                Some("22 characters (about 131 bits) is the default; 15 gives the seed's format.".to_string()),
+            ),
+        };
+        (code, message, detail, hint)
+    }
+
+    fn to_report(&self, privileged: bool) -> ErrorReport {
+        let (code, message, detail, hint) = self.parts(privileged);
+        let mut report = ErrorReport::new(code, message, FUNC);
+        if let Some(detail) = detail {
+            report = report.set_detail(detail);
+        }
+        if let Some(hint) = hint {
+            report = report.set_hint(hint);
+        }
+        report
+    }
+
+    /// Raises the error. For a non-superuser, the full (superuser) text first goes to the
+    /// server log alone (LOG_SERVER_ONLY is never sent to a client, whatever
+    /// client_min_messages says; elog.h), so a DBA can still find the path.
+    pub fn report(self) -> ! {
+        if is_superuser() {
+            self.to_report(true).report(PgLogLevel::ERROR);
+        } else {
+            if matches!(self, DeidentError::KeyFile { .. } | DeidentError::UnknownActiveKey { .. }) {
+                let (code, message, detail, _) = self.parts(true);
+                let text = format!("{message}: {}", detail.unwrap_or_default());
+                ErrorReport::new(code, text, FUNC).report(PgLogLevel::LOG_SERVER_ONLY);
+            }
+            self.to_report(false).report(PgLogLevel::ERROR);
+        }
+        unreachable!("an ERROR report does not return")
+    }
+}
+
+/// Unwraps a result or raises its error.
+pub trait OrReport<T> {
+    fn or_report(self) -> T;
+}
+
+impl<T> OrReport<T> for Result<T> {
+    #[inline]
+    fn or_report(self) -> T {
+        match self {
+            Ok(v) => v,
+            Err(e) => e.report(),
+        }
+    }
+}

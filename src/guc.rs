@@ -1,0 +1,58 @@
+//! Every `deident.*` setting (SPEC "Keys").
+//!
+//! The key settings are PGC_SIGHUP (postgresql.conf or ALTER SYSTEM, then a reload) and
+//! GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL, so that a role without superuser (or
+//! pg_read_all_settings, which PostgreSQL lets read any setting) can neither SHOW them,
+//! read them with current_setting(), nor find them in pg_settings (guc.c, `ConfigOptionIsVisible`
+//! and `GetConfigOptionByNum`). The prefix is reserved, so nobody can create a placeholder
+//! `deident.*` setting of their own (guc.c, `MarkGUCPrefixReserved`).
+
+use std::ffi::CString;
+
+use pgrx::pg_sys;
+use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+
+pub static KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static ACTIVE_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+/// Registers the settings; called once, from `_PG_init` during preload.
+pub fn register() {
+    let secret = GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL;
+    GucRegistry::define_string_guc(
+        c"deident.key_file",
+        c"Path of the pseudonymization key-ring file.",
+        c"One KEY_ID:HEX line per key; the file must be owned by the server's user and have mode 0600. A relative path is taken from the data directory.",
+        &KEY_FILE,
+        GucContext::Sighup,
+        secret,
+    );
+    GucRegistry::define_string_guc(
+        c"deident.active_key",
+        c"Id of the key used when a call names none; empty means the first key in the file.",
+        c"",
+        &ACTIVE_KEY,
+        GucContext::Sighup,
+        secret,
+    );
+    reserve_prefix();
+}
+
+#[cfg(not(any(feature = "pg13", feature = "pg14")))]
+fn reserve_prefix() {
+    // SAFETY: called from _PG_init in the postmaster, after this prefix's settings are defined;
+    // the string is a static C string.
+    unsafe { pg_sys::MarkGUCPrefixReserved(c"deident".as_ptr()) }
+}
+
+#[cfg(any(feature = "pg13", feature = "pg14"))]
+fn reserve_prefix() {
+    // Before PostgreSQL 15 the closest is a warning for (and, from 14, removal of) placeholders.
+    // SAFETY: as above.
+    unsafe { pg_sys::EmitWarningsOnPlaceholders(c"deident".as_ptr()) }
+}
+
+/// The setting's current value, '' when unset. Reads allocate, so callers read once per
+/// statement, not per row.
+pub fn string_value(setting: &GucSetting<Option<CString>>) -> String {
+    setting.get().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+}

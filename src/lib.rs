@@ -1,0 +1,37 @@
+//! pg_deident: de-identification of personal data inside PostgreSQL.
+//!
+//! Entry points live in `functions`; the pure algorithms in `pseudonym` and `keys` have no
+//! PostgreSQL types and run under `cargo test`.
+
+mod error;
+mod functions;
+mod guc;
+mod keycache;
+mod keys;
+mod preload;
+mod pseudonym;
+
+pgrx::pg_module_magic!(name, version);
+
+/// Runs when the library is loaded. Everything is registered only when that happens through
+/// `shared_preload_libraries`: settings and (later) the label provider and hooks must exist in
+/// every backend, from the postmaster on, or not at all. A library loaded on demand registers
+/// nothing, and every entry point refuses to run (see `preload`).
+#[pgrx::pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    if !preload::note_load() {
+        return;
+    }
+    guc::register();
+}
+
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        // The key file is relative to the test cluster's data directory; the tests write it.
+        vec!["shared_preload_libraries = 'pg_deident'", "deident.key_file = 'deident_test.keys'"]
+    }
+}

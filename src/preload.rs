@@ -1,0 +1,44 @@
+//! The extension needs `shared_preload_libraries` (SPEC "Installation"). `_PG_init` records
+//! whether it ran during preload; `CREATE EXTENSION` and every entry point check it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+use crate::error::{DeidentError, Result};
+
+static PRELOADED: AtomicBool = AtomicBool::new(false);
+
+/// Called first thing in `_PG_init`; true when this is the preload.
+pub fn note_load() -> bool {
+    // SAFETY: a plain global of miscinit.c, read in the process that loads the library.
+    let preloading = unsafe { pg_sys::process_shared_preload_libraries_in_progress };
+    if preloading {
+        PRELOADED.store(true, Ordering::Relaxed);
+    }
+    preloading
+}
+
+#[inline]
+pub fn check() -> Result<()> {
+    if PRELOADED.load(Ordering::Relaxed) {
+        Ok(())
+    } else {
+        Err(DeidentError::NotPreloaded)
+    }
+}
+
+/// Called by the extension script, so that `CREATE EXTENSION` fails with a hint when the
+/// server did not preload the library.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _assert_preloaded() {
+    use crate::error::OrReport;
+    check().or_report()
+}
+
+extension_sql!(
+    "SELECT deident._assert_preloaded();\n",
+    name = "assert_preloaded",
+    requires = [_assert_preloaded]
+);
