@@ -37,8 +37,13 @@ fn _assert_preloaded() {
     check().or_report()
 }
 
+// The check runs once, in the script, and its function goes with it. The schema is for every
+// role to use; what each may call is decided per function (EXECUTE, granted to PUBLIC by
+// default, as PostgreSQL does).
 extension_sql!(
-    "SELECT deident._assert_preloaded();\n",
+    "SELECT deident._assert_preloaded();\n\
+     DROP FUNCTION deident._assert_preloaded();\n\
+     GRANT USAGE ON SCHEMA deident TO PUBLIC;\n",
     name = "assert_preloaded",
     requires = [_assert_preloaded]
 );

@@ -1,0 +1,36 @@
+# pg_deident: the two commands of the README, and their parts.
+#   make demo   builds, starts a throwaway cluster with the extension, prints the reports
+#   make test   fmt, clippy, unit and pgrx tests, pg_regress tests
+# Each installs what it needs first (scripts/deps.sh) and is safe to run again.
+SHELL := /bin/bash
+export PGRX_HOME := $(CURDIR)/pgrx-config
+
+.PHONY: all deps demo demo-stop test lint pgtest regress bench
+all: test
+
+deps:
+	@scripts/deps.sh
+
+demo: deps
+	@scripts/demo.sh
+
+demo-stop:
+	@scripts/demo.sh stop
+
+test: deps lint pgtest regress
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets --features pg_test -- -D warnings
+
+# Rust unit tests (#[test]) and in-server tests (#[pg_test]); runs the server as `postgres`.
+pgtest:
+	@scripts/pgtest.sh
+
+# pg_regress against a throwaway cluster, with the extension installed from this tree.
+regress:
+	@scripts/install.sh
+	@scripts/regress.sh
+
+bench: deps
+	@scripts/bench.sh

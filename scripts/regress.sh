@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Runs the pg_regress suite (tests/pg_regress) against a throwaway cluster that preloads the
+# installed pg_deident. Key-ring fixtures, good and bad, are written into the data directory
+# (data/deident/), so that tests name them by relative path and the output is stable.
+# Then the same cluster is restarted without the preload for the `nopreload` schedule.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/cluster.sh
+
+DIR=$(mktemp -d /tmp/pg_deident-regress.XXXXXX)
+OUT=$PWD/target/regress
+trap 'cluster_stop "$DIR"; rm -rf "$DIR"' EXIT
+cluster_create "$DIR" deident/regress.keys <<'CONF'
+max_parallel_workers_per_gather = 2
+log_min_messages = log
+CONF
+
+# Fixtures. K1 is SPEC's test key (bytes 0x00..0x1f), K2 is bytes 0x20..0x3f.
+K1=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
+K2=202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f
+F=$DIR/data/deident
+as_owner mkdir -m 0700 "$F"
+fixture() { # NAME MODE CONTENT
+  printf '%b' "$3" | as_owner tee "$F/$1" >/dev/null
+  as_owner chmod "$2" "$F/$1"
+}
+fixture regress.keys   0600 "# regress key ring\n\nk1:$K1\nk2:$K2\n"
+fixture k2only.keys    0600 "k2:$K2\n"
+fixture groupread.keys 0640 "k1:$K1\n"
+fixture worldread.keys 0604 "k1:$K1\n"
+fixture nocolon.keys   0600 "# ok\nk1:$K1\nk3 $K2\n"
+fixture badid.keys     0600 "key one:$K1\n"
+fixture badhex.keys    0600 "k1:${K1}zz\n"
+fixture short.keys     0600 "k1:${K1:0:62}\n"
+fixture dup.keys       0600 "k1:$K1\nk2:$K2\nk1:$K2\n"
+fixture empty.keys     0600 "# nothing here\n\n"
+as_owner mkdir -m 0700 "$F/adir"
+
+cluster_start "$DIR"
+mkdir -p "$OUT"
+PG_REGRESS=$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress
+run_schedule() { # SCHEDULE
+  "$PG_REGRESS" --use-existing --host="$DIR" --port=5432 --user=postgres \
+    --inputdir=tests/pg_regress --outputdir="$OUT" --dbname=deident_regress \
+    --schedule="tests/pg_regress/$1"
+}
+cluster_psql "$DIR" -q -d postgres -c "CREATE DATABASE deident_regress"
+status=0
+run_schedule schedule || status=1
+
+# The same server, restarted without the preload: the extension must refuse to work.
+as_owner "$PGBIN/pg_ctl" -D "$DIR/data" -w -o "-c shared_preload_libraries=" restart >/dev/null
+run_schedule schedule_nopreload || status=1
+
+# The server log has the paths that analysts were not shown, and never a key.
+if ! grep -q 'LOG:  pseudonymization key file has group or world access: Key file: "deident/groupread.keys"' "$DIR/server.log"; then
+  echo "regress: the server log lacks the path withheld from an analyst" >&2; status=1
+fi
+if grep -qiE "${K1:8:24}|${K2:8:24}" "$DIR/server.log"; then
+  echo "regress: key material in the server log" >&2; status=1
+fi
+
+if [ $status -ne 0 ]; then
+  echo "regress: differences in $OUT/regression.diffs" >&2
+  cat "$OUT/regression.diffs" >&2 || true
+  echo "regress: server log:" >&2; tail -n 40 "$DIR/server.log" >&2
+fi
+exit $status

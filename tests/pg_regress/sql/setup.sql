@@ -1,0 +1,40 @@
+--
+-- setup: install the extension, and the helpers the other files use.
+--
+-- OK: the server preloads pg_deident
+CREATE EXTENSION pg_deident;
+SELECT extname, extnamespace::regnamespace AS schema, extrelocatable
+  FROM pg_extension WHERE extname = 'pg_deident';
+-- fail (fixed schema: not relocatable)
+ALTER EXTENSION pg_deident SET SCHEMA public;
+-- every function, with its volatility, strictness and parallel safety
+SELECT p.oid::regprocedure AS function, p.provolatile, p.proisstrict, p.proparallel,
+       pg_get_function_result(p.oid) AS result
+  FROM pg_proc p WHERE p.pronamespace = 'deident'::regnamespace
+ ORDER BY 1::text;
+
+-- regress_error(sql): runs sql and shows the error it raises: SQLSTATE, message, detail, hint.
+CREATE FUNCTION regress_error(sql text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+  msg text; det text; hnt text;
+BEGIN
+  EXECUTE sql;
+  RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+  GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
+  RETURN SQLSTATE || ': ' || msg
+      || CASE WHEN det <> '' THEN E'\nDETAIL: ' || det ELSE '' END
+      || CASE WHEN hnt <> '' THEN E'\nHINT: ' || hnt ELSE '' END;
+END $$;
+
+-- regress_reload(): reloads the configuration; the backend applies it before its next
+-- statement (postgres.c, ConfigReloadPending), which the sleep leaves time to be signalled.
+CREATE FUNCTION regress_reload() RETURNS void LANGUAGE sql AS $$
+  SELECT pg_reload_conf(); SELECT pg_sleep(0.3);
+$$;
+
+-- A second database keeps the extension for the schedule run without the preload.
+CREATE DATABASE regress_deident_kept;
+\c regress_deident_kept
+CREATE EXTENSION pg_deident;
+\c deident_regress
