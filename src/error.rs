@@ -87,7 +87,10 @@ fn file_problem_report(problem: &FileProblem) -> (PgSqlErrorCode, String, Option
 
 fn line_detail(problem: &FileProblem) -> Option<String> {
     match problem {
-        FileProblem::Line(lineno, p) => Some(format!("Line {lineno} is refused because {}.", p.describe())),
+        FileProblem::Line(lineno, p) => Some(format!(
+            "Line {lineno} is refused because {}.",
+            p.describe()
+        )),
         FileProblem::GroupOrWorldAccess(mode) => Some(format!("Its mode is {mode:04o}.")),
         _ => None,
     }
@@ -109,7 +112,10 @@ fn join(a: Option<String>, b: Option<String>) -> Option<String> {
 impl DeidentError {
     /// The SQLSTATE, message, detail and hint as a superuser sees them (`privileged`) or as
     /// anyone else does.
-    pub fn parts(&self, privileged: bool) -> (PgSqlErrorCode, String, Option<String>, Option<String>) {
+    pub fn parts(
+        &self,
+        privileged: bool,
+    ) -> (PgSqlErrorCode, String, Option<String>, Option<String>) {
         use PgSqlErrorCode::*;
         let (code, message, detail, hint) = match self {
             DeidentError::NotPreloaded => (
@@ -141,7 +147,7 @@ impl DeidentError {
             DeidentError::UnknownActiveKey { id } => (
                 ERRCODE_CONFIG_FILE_ERROR,
                 "deident.active_key names no key in the key file".to_string(),
-                privileged.then(|| format!("deident.active_key is \"{id}\".")),
+                privileged.then(|| format!("The setting deident.active_key is \"{id}\".")),
                 Some(if privileged {
                     "Set deident.active_key to the id of a key in the file, or to '' for the first key, and reload the configuration.".to_string()
                 } else {
@@ -158,7 +164,7 @@ impl DeidentError {
                 ERRCODE_INVALID_PARAMETER_VALUE,
                 format!("pseudonym length must be between {MIN_LENGTH} and {MAX_LENGTH}"),
                 Some(format!("The length given was {length}.")),
-                Some("22 characters (about 131 bits) is the default; 15 gives the seed's format.".to_string()),
+                Some("The default is 22 characters (about 131 bits); 15 gives the seed's format.".to_string()),
             ),
         };
         (code, message, detail, hint)
@@ -183,7 +189,10 @@ impl DeidentError {
         if is_superuser() {
             self.to_report(true).report(PgLogLevel::ERROR);
         } else {
-            if matches!(self, DeidentError::KeyFile { .. } | DeidentError::UnknownActiveKey { .. }) {
+            if matches!(
+                self,
+                DeidentError::KeyFile { .. } | DeidentError::UnknownActiveKey { .. }
+            ) {
                 let (code, message, detail, _) = self.parts(true);
                 let text = format!("{message}: {}", detail.unwrap_or_default());
                 ErrorReport::new(code, text, FUNC).report(PgLogLevel::LOG_SERVER_ONLY);
@@ -206,5 +215,116 @@ impl<T> OrReport<T> for Result<T> {
             Ok(v) => v,
             Err(e) => e.report(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_errors() -> Vec<DeidentError> {
+        let path = "/secret/place/pg_deident.keys".to_string();
+        let mut errors = vec![
+            DeidentError::NotPreloaded,
+            DeidentError::NoKeyFile,
+            DeidentError::UnknownActiveKey {
+                id: "hidden_active".into(),
+            },
+            DeidentError::UnknownKeyId { id: "asked".into() },
+            DeidentError::InvalidLength(99),
+        ];
+        let problems = [
+            FileProblem::Missing,
+            FileProblem::Unreadable(std::io::ErrorKind::PermissionDenied),
+            FileProblem::Unreadable(std::io::ErrorKind::Other),
+            FileProblem::NotRegularFile,
+            FileProblem::TooLarge,
+            FileProblem::WrongOwner,
+            FileProblem::GroupOrWorldAccess(0o640),
+            FileProblem::Line(7, LineProblem::BadHex),
+            FileProblem::Line(2, LineProblem::DuplicateKeyId),
+            FileProblem::NoKeys,
+        ];
+        for problem in problems {
+            errors.push(DeidentError::KeyFile {
+                path: path.clone(),
+                problem,
+            });
+        }
+        errors
+    }
+
+    fn text(parts: &(PgSqlErrorCode, String, Option<String>, Option<String>)) -> String {
+        format!(
+            "{} {} {}",
+            parts.1,
+            parts.2.as_deref().unwrap_or(""),
+            parts.3.as_deref().unwrap_or("")
+        )
+    }
+
+    #[test]
+    fn analysts_never_see_the_path_or_the_active_key() {
+        for e in all_errors() {
+            let shown = text(&e.parts(false));
+            assert!(!shown.contains("/secret/place"), "{e:?}: {shown}");
+            assert!(!shown.contains("hidden_active"), "{e:?}: {shown}");
+        }
+    }
+
+    #[test]
+    fn superusers_see_the_path() {
+        for e in all_errors() {
+            if let DeidentError::KeyFile { .. } = e {
+                assert!(text(&e.parts(true)).contains("\"/secret/place/pg_deident.keys\""));
+            }
+        }
+    }
+
+    #[test]
+    fn messages_follow_the_style_guide() {
+        for e in all_errors() {
+            for privileged in [false, true] {
+                let (_, message, detail, hint) = e.parts(privileged);
+                let first = message.chars().next().unwrap();
+                assert!(
+                    !first.is_uppercase() && !message.ends_with('.'),
+                    "{message}"
+                );
+                for sentence in detail.iter().chain(hint.iter()) {
+                    assert!(sentence.ends_with('.'), "{sentence}");
+                    assert!(
+                        sentence.chars().next().unwrap().is_uppercase(),
+                        "{sentence}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn each_error_has_its_sqlstate() {
+        use PgSqlErrorCode::*;
+        let codes: Vec<PgSqlErrorCode> = all_errors().iter().map(|e| e.parts(true).0).collect();
+        assert_eq!(
+            codes,
+            vec![
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                ERRCODE_CONFIG_FILE_ERROR,
+                ERRCODE_UNDEFINED_OBJECT,
+                ERRCODE_INVALID_PARAMETER_VALUE,
+                ERRCODE_UNDEFINED_FILE,
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
+                ERRCODE_IO_ERROR,
+                ERRCODE_CONFIG_FILE_ERROR,
+                ERRCODE_CONFIG_FILE_ERROR,
+                ERRCODE_CONFIG_FILE_ERROR,
+                ERRCODE_CONFIG_FILE_ERROR,
+                ERRCODE_CONFIG_FILE_ERROR,
+                ERRCODE_CONFIG_FILE_ERROR,
+                ERRCODE_CONFIG_FILE_ERROR,
+            ]
+        );
     }
 }

@@ -58,14 +58,22 @@ fn pseudonymize_bytea(
 
 /// The pseudonym as an RFC 9562 version-8 UUID.
 #[pg_extern(stable, strict, parallel_safe)]
-fn pseudonymize_uuid(value: &str, domain: default!(&str, "''"), key_id: default!(&str, "''")) -> pgrx::Uuid {
+fn pseudonymize_uuid(
+    value: &str,
+    domain: default!(&str, "''"),
+    key_id: default!(&str, "''"),
+) -> pgrx::Uuid {
     let m = mac(value.as_bytes(), domain, key_id).or_report();
     pgrx::Uuid::from_bytes(pseudonym::to_uuid(&m))
 }
 
 /// The pseudonym as a non-negative bigint.
 #[pg_extern(stable, strict, parallel_safe)]
-fn pseudonymize_bigint(value: &str, domain: default!(&str, "''"), key_id: default!(&str, "''")) -> i64 {
+fn pseudonymize_bigint(
+    value: &str,
+    domain: default!(&str, "''"),
+    key_id: default!(&str, "''"),
+) -> i64 {
     let m = mac(value.as_bytes(), domain, key_id).or_report();
     pseudonym::to_bigint(&m)
 }

@@ -67,7 +67,9 @@ fn server_uid() -> Option<u32> {
     }
     // SAFETY: non-null, NUL-terminated, see above.
     let dir = unsafe { CStr::from_ptr(dir) };
-    std::fs::metadata(Path::new(&*dir.to_string_lossy())).ok().map(|m| m.uid())
+    std::fs::metadata(Path::new(&*dir.to_string_lossy()))
+        .ok()
+        .map(|m| m.uid())
 }
 
 fn refresh(cache: &mut Cache) -> Result<()> {
@@ -83,7 +85,10 @@ fn refresh(cache: &mut Cache) -> Result<()> {
         cache.domains.clear();
         return Err(DeidentError::NoKeyFile);
     }
-    let file_error = |problem| DeidentError::KeyFile { path: path.clone(), problem };
+    let file_error = |problem| DeidentError::KeyFile {
+        path: path.clone(),
+        problem,
+    };
     let stamp = keys::stamp(Path::new(&path)).map_err(file_error)?;
     if let Some(l) = &cache.loaded {
         if l.path == path && l.stamp == stamp && l.active_setting == active_setting {
@@ -102,9 +107,17 @@ fn refresh(cache: &mut Cache) -> Result<()> {
         0
     } else {
         ring.find(&active_setting)
-            .ok_or_else(|| DeidentError::UnknownActiveKey { id: active_setting.clone() })?
+            .ok_or_else(|| DeidentError::UnknownActiveKey {
+                id: active_setting.clone(),
+            })?
     };
-    cache.loaded = Some(Loaded { path, active_setting, stamp, ring, active });
+    cache.loaded = Some(Loaded {
+        path,
+        active_setting,
+        stamp,
+        ring,
+        active,
+    });
     cache.checked_at = Some(now);
     Ok(())
 }
@@ -113,19 +126,32 @@ fn key_index(loaded: &Loaded, key_id: &str) -> Result<usize> {
     if key_id.is_empty() {
         return Ok(loaded.active);
     }
-    loaded.ring.find(key_id).ok_or_else(|| DeidentError::UnknownKeyId { id: key_id.to_string() })
+    loaded
+        .ring
+        .find(key_id)
+        .ok_or_else(|| DeidentError::UnknownKeyId {
+            id: key_id.to_string(),
+        })
 }
 
 /// Runs `f` with the domain key for (`key_id`, `domain`); `key_id` '' means the active key.
 #[inline]
-pub fn with_domain_key<R>(key_id: &str, domain: &[u8], f: impl FnOnce(&DomainKey) -> R) -> Result<R> {
+pub fn with_domain_key<R>(
+    key_id: &str,
+    domain: &[u8],
+    f: impl FnOnce(&DomainKey) -> R,
+) -> Result<R> {
     CACHE.with_borrow_mut(|cache| {
         refresh(cache)?;
         let Some(loaded) = cache.loaded.as_ref() else {
             return Err(DeidentError::NoKeyFile);
         };
         let index = key_index(loaded, key_id)?;
-        if let Some(hit) = cache.domains.iter().find(|(i, d, _)| *i == index && d.as_slice() == domain) {
+        if let Some(hit) = cache
+            .domains
+            .iter()
+            .find(|(i, d, _)| *i == index && d.as_slice() == domain)
+        {
             return Ok(f(&hit.2));
         }
         if cache.domains.len() >= MAX_DOMAINS {

@@ -10,6 +10,8 @@ mod keycache;
 mod keys;
 mod preload;
 mod pseudonym;
+#[cfg(any(test, feature = "pg_test"))]
+mod tests;
 
 pgrx::pg_module_magic!(name, version);
 
@@ -32,6 +34,9 @@ pub mod pg_test {
     #[must_use]
     pub fn postgresql_conf_options() -> Vec<&'static str> {
         // The key file is relative to the test cluster's data directory; the tests write it.
-        vec!["shared_preload_libraries = 'pg_deident'", "deident.key_file = 'deident_test.keys'"]
+        vec![
+            "shared_preload_libraries = 'pg_deident'",
+            "deident.key_file = 'deident_test.keys'",
+        ]
     }
 }

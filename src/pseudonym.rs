@@ -135,20 +135,24 @@ pub fn to_bigint(m: &[u8; 32]) -> i64 {
 mod tests {
     use super::*;
 
-/// The base-62 pseudonym as a `String`, for tests and callers outside PostgreSQL.
-fn pseudonym_text(key: &DomainKey, value: &[u8], length: usize) -> String {
-    let mut buf = [0u8; MAX_LENGTH as usize];
-    encode_base62(&key.mac(value), length, &mut buf);
-    // The alphabet is ASCII.
-    buf[..length].iter().map(|&b| char::from(b)).collect()
-}
+    /// The base-62 pseudonym as a `String`, for tests and callers outside PostgreSQL.
+    fn pseudonym_text(key: &DomainKey, value: &[u8], length: usize) -> String {
+        let mut buf = [0u8; MAX_LENGTH as usize];
+        encode_base62(&key.mac(value), length, &mut buf);
+        // The alphabet is ASCII.
+        buf[..length].iter().map(|&b| char::from(b)).collect()
+    }
 
     fn spec_key() -> Vec<u8> {
         (0u8..32).collect()
     }
 
     fn ps(value: &str, domain: &str, length: usize) -> String {
-        pseudonym_text(&DomainKey::derive(&spec_key(), domain.as_bytes()), value.as_bytes(), length)
+        pseudonym_text(
+            &DomainKey::derive(&spec_key(), domain.as_bytes()),
+            value.as_bytes(),
+            length,
+        )
     }
 
     #[test]
@@ -157,7 +161,10 @@ fn pseudonym_text(key: &DomainKey, value: &[u8], length: usize) -> String {
         assert_eq!(ps("alice@contoso.com", "hr", 22), "9td7vVl8PG62dsYqhCVAZA");
         assert_eq!(ps("alice@contoso.com", "", 15), "f13mhIkvv9IgWVb");
         assert_eq!(ps("", "", 22), "lerfjjYHTk1kskL5Qe6XPA");
-        assert_eq!(ps("José.Müller@exämple.org", "", 22), "smkjiEEcv2D1dML6TWJYWB");
+        assert_eq!(
+            ps("José.Müller@exämple.org", "", 22),
+            "smkjiEEcv2D1dML6TWJYWB"
+        );
         assert_eq!(fingerprint(&spec_key()), "aa64df96b4a4ccb8");
     }
 
@@ -200,7 +207,10 @@ fn pseudonym_text(key: &DomainKey, value: &[u8], length: usize) -> String {
             for length in MIN_LENGTH as usize..=MAX_LENGTH as usize {
                 let mut buf = [0u8; MAX_LENGTH as usize];
                 encode_base62(m, length, &mut buf);
-                assert_eq!(std::str::from_utf8(&buf[..length]).unwrap(), slow_base62(m, length));
+                assert_eq!(
+                    std::str::from_utf8(&buf[..length]).unwrap(),
+                    slow_base62(m, length)
+                );
             }
         }
     }
@@ -221,7 +231,10 @@ fn pseudonym_text(key: &DomainKey, value: &[u8], length: usize) -> String {
         assert_eq!(&buf[..], &[b'0'; 43][..]);
         // 2^256 - 1 needs all 43 digits, and its first is not 0.
         encode_base62(&[0xff; 32], 43, &mut buf);
-        assert_eq!(std::str::from_utf8(&buf).unwrap(), slow_base62(&[0xff; 32], 43));
+        assert_eq!(
+            std::str::from_utf8(&buf).unwrap(),
+            slow_base62(&[0xff; 32], 43)
+        );
         assert_ne!(buf[0], b'0');
     }
 

@@ -1,0 +1,112 @@
+//! In-server tests (`cargo pgrx test`). The test cluster's postgresql.conf names the key file
+//! `deident_test.keys` in its data directory (lib.rs, `pg_test`); each test writes it first.
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+    use pgrx::PgSqlErrorCode;
+
+    const KEYS: &str = "# test ring\n\
+        k1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n\
+        k2:202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f\n";
+
+    /// Writes the ring atomically (tests run concurrently in several backends).
+    fn write_keys() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = format!("deident_test.keys.{}", std::process::id());
+        std::fs::write(&tmp, KEYS).unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::rename(&tmp, "deident_test.keys").unwrap();
+    }
+
+    fn one(sql: &str) -> String {
+        Spi::get_one::<String>(sql).unwrap().unwrap()
+    }
+
+    /// The SQLSTATE that `sql` fails with, or None.
+    fn sqlstate_of(sql: &'static str, expected: PgSqlErrorCode) -> bool {
+        PgTryBuilder::new(|| {
+            Spi::run(sql).unwrap();
+            false
+        })
+        .catch_when(expected, |_| true)
+        .execute()
+    }
+
+    #[pg_test]
+    fn spec_vectors_through_sql() {
+        write_keys();
+        assert_eq!(one("SELECT deident.key_fingerprint()"), "aa64df96b4a4ccb8");
+        assert_eq!(
+            one("SELECT deident.pseudonymize('alice@contoso.com')"),
+            "v93e04Lf13mhIkvv9IgWVb"
+        );
+        assert_eq!(
+            one("SELECT deident.pseudonymize('alice@contoso.com', 'hr')"),
+            "9td7vVl8PG62dsYqhCVAZA"
+        );
+        assert_eq!(
+            one("SELECT deident.pseudonymize('alice@contoso.com', length => 15)"),
+            "f13mhIkvv9IgWVb"
+        );
+        assert_eq!(
+            one("SELECT deident.pseudonymize_uuid('alice@contoso.com')::text"),
+            "6f74462f-c288-82af-b180-f9c4c364f403"
+        );
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT deident.pseudonymize_bigint('alice@contoso.com')"),
+            Ok(Some(8031121206449541807))
+        );
+    }
+
+    #[pg_test]
+    fn domain_keys_are_cached_per_key_and_domain() {
+        write_keys();
+        // Many domains and both keys, interleaved, past the cache bound: every answer must
+        // equal a fresh derivation.
+        let mismatches = Spi::get_one::<i64>(
+            "SELECT count(*) FROM generate_series(1, 200) g, unnest(ARRAY['k1','k2']) k \
+             WHERE deident.pseudonymize('v' || g, 'd' || (g % 50), 22, k) \
+                <> deident.pseudonymize('v' || g, 'd' || (g % 50), 22, k)",
+        );
+        assert_eq!(mismatches, Ok(Some(0)));
+        assert_ne!(
+            one("SELECT deident.pseudonymize('x', 'd1', 22, 'k1')"),
+            one("SELECT deident.pseudonymize('x', 'd1', 22, 'k2')")
+        );
+    }
+
+    #[pg_test]
+    fn errors_carry_their_sqlstate() {
+        write_keys();
+        assert!(sqlstate_of(
+            "SELECT deident.pseudonymize('a', '', 7)",
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
+        ));
+        assert!(sqlstate_of(
+            "SELECT deident.pseudonymize('a'::bytea, '', 44)",
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
+        ));
+        assert!(sqlstate_of(
+            "SELECT deident.pseudonymize_uuid('a', '', 'nokey')",
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT
+        ));
+        assert!(sqlstate_of(
+            "SELECT deident.key_fingerprint('nokey')",
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT
+        ));
+    }
+
+    #[pg_test]
+    fn settings_are_hidden_and_reserved() {
+        let flags = Spi::get_one::<i64>(
+            "SELECT count(*) FROM pg_settings WHERE name IN ('deident.key_file', 'deident.active_key')",
+        );
+        assert_eq!(flags, Ok(Some(0)), "secret settings must not be listed");
+        assert!(sqlstate_of(
+            "SET deident.made_up = 1",
+            PgSqlErrorCode::ERRCODE_INVALID_NAME
+        ));
+    }
+}
