@@ -3,6 +3,7 @@
 # test server runs as `postgres`, in a data directory it owns.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PGRX_HOME=${PGRX_HOME:-$PWD/pgrx-config}
 if [ "$(id -u)" = 0 ]; then
   pgdata=$(mktemp -d /tmp/pg_deident-pgtest.XXXXXX)
   chown postgres: "$pgdata"

@@ -87,10 +87,9 @@ fn file_problem_report(problem: &FileProblem) -> (PgSqlErrorCode, String, Option
 
 fn line_detail(problem: &FileProblem) -> Option<String> {
     match problem {
-        FileProblem::Line(lineno, p) => Some(format!(
-            "Line {lineno} is refused because {}.",
-            p.describe()
-        )),
+        FileProblem::Line(lineno, p) => {
+            Some(format!("Line {lineno} is refused because {}.", p.describe()))
+        }
         FileProblem::GroupOrWorldAccess(mode) => Some(format!("Its mode is {mode:04o}.")),
         _ => None,
     }
@@ -189,10 +188,8 @@ impl DeidentError {
         if is_superuser() {
             self.to_report(true).report(PgLogLevel::ERROR);
         } else {
-            if matches!(
-                self,
-                DeidentError::KeyFile { .. } | DeidentError::UnknownActiveKey { .. }
-            ) {
+            if matches!(self, DeidentError::KeyFile { .. } | DeidentError::UnknownActiveKey { .. })
+            {
                 let (code, message, detail, _) = self.parts(true);
                 let text = format!("{message}: {}", detail.unwrap_or_default());
                 ErrorReport::new(code, text, FUNC).report(PgLogLevel::LOG_SERVER_ONLY);
@@ -227,9 +224,7 @@ mod tests {
         let mut errors = vec![
             DeidentError::NotPreloaded,
             DeidentError::NoKeyFile,
-            DeidentError::UnknownActiveKey {
-                id: "hidden_active".into(),
-            },
+            DeidentError::UnknownActiveKey { id: "hidden_active".into() },
             DeidentError::UnknownKeyId { id: "asked".into() },
             DeidentError::InvalidLength(99),
         ];
@@ -246,10 +241,7 @@ mod tests {
             FileProblem::NoKeys,
         ];
         for problem in problems {
-            errors.push(DeidentError::KeyFile {
-                path: path.clone(),
-                problem,
-            });
+            errors.push(DeidentError::KeyFile { path: path.clone(), problem });
         }
         errors
     }
@@ -287,16 +279,10 @@ mod tests {
             for privileged in [false, true] {
                 let (_, message, detail, hint) = e.parts(privileged);
                 let first = message.chars().next().unwrap();
-                assert!(
-                    !first.is_uppercase() && !message.ends_with('.'),
-                    "{message}"
-                );
+                assert!(!first.is_uppercase() && !message.ends_with('.'), "{message}");
                 for sentence in detail.iter().chain(hint.iter()) {
                     assert!(sentence.ends_with('.'), "{sentence}");
-                    assert!(
-                        sentence.chars().next().unwrap().is_uppercase(),
-                        "{sentence}"
-                    );
+                    assert!(sentence.chars().next().unwrap().is_uppercase(), "{sentence}");
                 }
             }
         }

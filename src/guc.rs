@@ -54,8 +54,5 @@ fn reserve_prefix() {
 /// The setting's current value, '' when unset. Reads allocate, so callers read once per
 /// statement, not per row.
 pub fn string_value(setting: &GucSetting<Option<CString>>) -> String {
-    setting
-        .get()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    setting.get().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
 }

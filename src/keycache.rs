@@ -1,9 +1,9 @@
 //! The backend's copy of the key ring and of the domain keys derived from it.
 //!
-//! Freshness: the file is checked (one `stat`) at most once per statement, on the first call
-//! that needs a key. A reload that changes `deident.key_file` or `deident.active_key`, or any
-//! change to the file itself (content, `chmod`, `chown`, replacement), is noticed by the next
-//! statement. Within a statement every row sees one key ring, so a statement never mixes keys.
+//! Freshness: the file is checked (one `stat`) by the first call of each call site in each
+//! execution of a query (`fmgr::checked_this_execution`), not on every row. A reload that
+//! changes `deident.key_file` or `deident.active_key`, or any change to the file itself
+//! (content, `chmod`, `chown`, replacement), is noticed by the next query.
 //!
 //! Domain keys: deriving DK costs three SHA-256 compressions plus the keyed state setup; it is
 //! done once per (key, domain) and backend, and kept in a small bounded list (searched
@@ -37,24 +37,12 @@ struct Loaded {
 
 #[derive(Default)]
 struct Cache {
-    /// (transaction start, statement start) of the last successful check.
-    checked_at: Option<(pg_sys::TimestampTz, pg_sys::TimestampTz)>,
     loaded: Option<Loaded>,
     domains: Vec<(usize, Vec<u8>, DomainKey)>,
 }
 
 thread_local! {
     static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
-}
-
-fn statement_stamp() -> (pg_sys::TimestampTz, pg_sys::TimestampTz) {
-    // SAFETY: both read backend-local timestamps set by xact.c; valid in any transaction.
-    unsafe {
-        (
-            pg_sys::GetCurrentTransactionStartTimestamp(),
-            pg_sys::GetCurrentStatementStartTimestamp(),
-        )
-    }
 }
 
 /// The uid the server runs as: PostgreSQL refuses to start unless it owns the data directory
@@ -67,17 +55,12 @@ fn server_uid() -> Option<u32> {
     }
     // SAFETY: non-null, NUL-terminated, see above.
     let dir = unsafe { CStr::from_ptr(dir) };
-    std::fs::metadata(Path::new(&*dir.to_string_lossy()))
-        .ok()
-        .map(|m| m.uid())
+    std::fs::metadata(Path::new(&*dir.to_string_lossy())).ok().map(|m| m.uid())
 }
 
+/// Makes the cache current: reads the settings, `stat`s the file, and reloads the ring when
+/// anything changed.
 fn refresh(cache: &mut Cache) -> Result<()> {
-    let now = statement_stamp();
-    if cache.loaded.is_some() && cache.checked_at == Some(now) {
-        return Ok(());
-    }
-    cache.checked_at = None;
     let path = guc::string_value(&guc::KEY_FILE);
     let active_setting = guc::string_value(&guc::ACTIVE_KEY);
     if path.is_empty() {
@@ -85,14 +68,10 @@ fn refresh(cache: &mut Cache) -> Result<()> {
         cache.domains.clear();
         return Err(DeidentError::NoKeyFile);
     }
-    let file_error = |problem| DeidentError::KeyFile {
-        path: path.clone(),
-        problem,
-    };
+    let file_error = |problem| DeidentError::KeyFile { path: path.clone(), problem };
     let stamp = keys::stamp(Path::new(&path)).map_err(file_error)?;
     if let Some(l) = &cache.loaded {
         if l.path == path && l.stamp == stamp && l.active_setting == active_setting {
-            cache.checked_at = Some(now);
             return Ok(());
         }
     }
@@ -106,71 +85,62 @@ fn refresh(cache: &mut Cache) -> Result<()> {
     let active = if active_setting.is_empty() {
         0
     } else {
-        ring.find(&active_setting)
-            .ok_or_else(|| DeidentError::UnknownActiveKey {
-                id: active_setting.clone(),
-            })?
+        ring.find(active_setting.as_bytes())
+            .ok_or_else(|| DeidentError::UnknownActiveKey { id: active_setting.clone() })?
     };
-    cache.loaded = Some(Loaded {
-        path,
-        active_setting,
-        stamp,
-        ring,
-        active,
-    });
-    cache.checked_at = Some(now);
+    cache.loaded = Some(Loaded { path, active_setting, stamp, ring, active });
     Ok(())
 }
 
-fn key_index(loaded: &Loaded, key_id: &str) -> Result<usize> {
+fn key_index(loaded: &Loaded, key_id: &[u8]) -> Result<usize> {
     if key_id.is_empty() {
         return Ok(loaded.active);
     }
-    loaded
-        .ring
-        .find(key_id)
-        .ok_or_else(|| DeidentError::UnknownKeyId {
-            id: key_id.to_string(),
-        })
+    loaded.ring.find(key_id).ok_or_else(|| DeidentError::UnknownKeyId {
+        id: String::from_utf8_lossy(key_id).into_owned(),
+    })
+}
+
+/// The current ring: refreshed unless `checked` says that the caller's call site already did
+/// so in this execution.
+fn current(cache: &mut Cache, checked: bool) -> Result<&Loaded> {
+    if !checked || cache.loaded.is_none() {
+        refresh(cache)?;
+    }
+    cache.loaded.as_ref().ok_or(DeidentError::NoKeyFile)
 }
 
 /// Runs `f` with the domain key for (`key_id`, `domain`); `key_id` '' means the active key.
+/// `checked`: the caller's call site already refreshed the cache in this execution.
 #[inline]
 pub fn with_domain_key<R>(
-    key_id: &str,
+    key_id: &[u8],
     domain: &[u8],
+    checked: bool,
     f: impl FnOnce(&DomainKey) -> R,
 ) -> Result<R> {
     CACHE.with_borrow_mut(|cache| {
-        refresh(cache)?;
+        let index = key_index(current(cache, checked)?, key_id)?;
+        if let Some(hit) = cache.domains.iter().find(|(i, d, _)| *i == index && d == domain) {
+            return Ok(f(&hit.2));
+        }
         let Some(loaded) = cache.loaded.as_ref() else {
             return Err(DeidentError::NoKeyFile);
         };
-        let index = key_index(loaded, key_id)?;
-        if let Some(hit) = cache
-            .domains
-            .iter()
-            .find(|(i, d, _)| *i == index && d.as_slice() == domain)
-        {
-            return Ok(f(&hit.2));
-        }
+        let derived = DomainKey::derive(&loaded.ring.keys[index].bytes, domain);
+        let result = f(&derived);
         if cache.domains.len() >= MAX_DOMAINS {
             cache.domains.remove(0);
         }
-        let derived = DomainKey::derive(&loaded.ring.keys[index].bytes, domain);
-        let result = f(&derived);
         cache.domains.push((index, domain.to_vec(), derived));
         Ok(result)
     })
 }
 
 /// Runs `f` with the raw bytes of the key `key_id` ('' for the active key).
-pub fn with_key<R>(key_id: &str, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+pub fn with_key<R>(key_id: &[u8], checked: bool, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
     CACHE.with_borrow_mut(|cache| {
-        refresh(cache)?;
-        let Some(loaded) = cache.loaded.as_ref() else {
-            return Err(DeidentError::NoKeyFile);
-        };
+        let loaded = current(cache, checked)?;
         let index = key_index(loaded, key_id)?;
         Ok(f(&loaded.ring.keys[index].bytes))
     })

@@ -27,9 +27,7 @@ pub struct Key {
 impl fmt::Debug for Key {
     // Never print key bytes, even in a debug dump.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Key")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
+        f.debug_struct("Key").field("id", &self.id).finish_non_exhaustive()
     }
 }
 
@@ -82,16 +80,14 @@ pub struct KeyRing {
 }
 
 impl KeyRing {
-    pub fn find(&self, id: &str) -> Option<usize> {
-        self.keys.iter().position(|k| k.id == id)
+    pub fn find(&self, id: &[u8]) -> Option<usize> {
+        self.keys.iter().position(|k| k.id.as_bytes() == id)
     }
 }
 
 fn valid_key_id(id: &[u8]) -> bool {
     (1..=MAX_KEY_ID_LEN).contains(&id.len())
-        && id
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && id.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn hex_value(b: u8) -> Option<u8> {
@@ -104,10 +100,7 @@ fn hex_value(b: u8) -> Option<u8> {
 }
 
 fn parse_line(line: &[u8]) -> Result<Key, LineProblem> {
-    let colon = line
-        .iter()
-        .position(|&b| b == b':')
-        .ok_or(LineProblem::NoColon)?;
+    let colon = line.iter().position(|&b| b == b':').ok_or(LineProblem::NoColon)?;
     let (id, hex) = (line[..colon].trim_ascii(), line[colon + 1..].trim_ascii());
     if !valid_key_id(id) {
         return Err(LineProblem::BadKeyId);
@@ -236,8 +229,8 @@ mod tests {
         assert_eq!(&ring.keys[0].bytes[..], &(0u8..32).collect::<Vec<_>>()[..]);
         assert_eq!(ring.keys[1].id, "K_2-b");
         assert_eq!(ring.keys[1].bytes, ring.keys[0].bytes);
-        assert_eq!(ring.find("K_2-b"), Some(1));
-        assert_eq!(ring.find("k2"), None);
+        assert_eq!(ring.find(b"K_2-b"), Some(1));
+        assert_eq!(ring.find(b"k2"), None);
     }
 
     #[test]
@@ -262,11 +255,7 @@ mod tests {
             (format!("a:{K0}\n# c\nb:{K0}\na:{K0}"), 4, DuplicateKeyId),
         ];
         for (text, line, problem) in cases {
-            assert_eq!(
-                line_err(&text),
-                FileProblem::Line(line, problem),
-                "{text:?}"
-            );
+            assert_eq!(line_err(&text), FileProblem::Line(line, problem), "{text:?}");
         }
     }
 
@@ -290,41 +279,18 @@ mod tests {
     }
 
     fn st(mode: u32, uid: u32) -> FileStamp {
-        FileStamp {
-            dev: 1,
-            ino: 1,
-            size: 100,
-            mode,
-            uid,
-            mtime: (0, 0),
-            ctime: (0, 0),
-        }
+        FileStamp { dev: 1, ino: 1, size: 100, mode, uid, mtime: (0, 0), ctime: (0, 0) }
     }
 
     #[test]
     fn permissions_follow_spec() {
         assert_eq!(check_stamp(&st(0o100600, 7), 7), Ok(()));
         assert_eq!(check_stamp(&st(0o100400, 0), 7), Ok(()));
-        assert_eq!(
-            check_stamp(&st(0o100640, 7), 7),
-            Err(FileProblem::GroupOrWorldAccess(0o640))
-        );
-        assert_eq!(
-            check_stamp(&st(0o100604, 7), 7),
-            Err(FileProblem::GroupOrWorldAccess(0o604))
-        );
-        assert_eq!(
-            check_stamp(&st(0o100640, 0), 7),
-            Err(FileProblem::GroupOrWorldAccess(0o640))
-        );
-        assert_eq!(
-            check_stamp(&st(0o100600, 8), 7),
-            Err(FileProblem::WrongOwner)
-        );
-        assert_eq!(
-            check_stamp(&st(0o040700, 7), 7),
-            Err(FileProblem::NotRegularFile)
-        );
+        assert_eq!(check_stamp(&st(0o100640, 7), 7), Err(FileProblem::GroupOrWorldAccess(0o640)));
+        assert_eq!(check_stamp(&st(0o100604, 7), 7), Err(FileProblem::GroupOrWorldAccess(0o604)));
+        assert_eq!(check_stamp(&st(0o100640, 0), 7), Err(FileProblem::GroupOrWorldAccess(0o640)));
+        assert_eq!(check_stamp(&st(0o100600, 8), 7), Err(FileProblem::WrongOwner));
+        assert_eq!(check_stamp(&st(0o040700, 7), 7), Err(FileProblem::NotRegularFile));
         let mut big = st(0o100600, 7);
         big.size = MAX_FILE_BYTES + 1;
         assert_eq!(check_stamp(&big, 7), Err(FileProblem::TooLarge));
@@ -344,14 +310,8 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
         let second = stamp(&path).unwrap();
         assert_ne!(first, second);
-        assert_eq!(
-            load(&path, &second, uid).unwrap_err(),
-            FileProblem::GroupOrWorldAccess(0o640)
-        );
-        assert_eq!(
-            stamp(&dir.join("absent")).unwrap_err(),
-            FileProblem::Missing
-        );
+        assert_eq!(load(&path, &second, uid).unwrap_err(), FileProblem::GroupOrWorldAccess(0o640));
+        assert_eq!(stamp(&dir.join("absent")).unwrap_err(), FileProblem::Missing);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -4,6 +4,7 @@
 //! PostgreSQL types and run under `cargo test`.
 
 mod error;
+mod fmgr;
 mod functions;
 mod guc;
 mod keycache;
@@ -34,9 +35,6 @@ pub mod pg_test {
     #[must_use]
     pub fn postgresql_conf_options() -> Vec<&'static str> {
         // The key file is relative to the test cluster's data directory; the tests write it.
-        vec![
-            "shared_preload_libraries = 'pg_deident'",
-            "deident.key_file = 'deident_test.keys'",
-        ]
+        vec!["shared_preload_libraries = 'pg_deident'", "deident.key_file = 'deident_test.keys'"]
     }
 }

@@ -104,9 +104,6 @@ mod tests {
             "SELECT count(*) FROM pg_settings WHERE name IN ('deident.key_file', 'deident.active_key')",
         );
         assert_eq!(flags, Ok(Some(0)), "secret settings must not be listed");
-        assert!(sqlstate_of(
-            "SET deident.made_up = 1",
-            PgSqlErrorCode::ERRCODE_INVALID_NAME
-        ));
+        assert!(sqlstate_of("SET deident.made_up = 1", PgSqlErrorCode::ERRCODE_INVALID_NAME));
     }
 }

@@ -11,7 +11,7 @@ ALTER EXTENSION pg_deident SET SCHEMA public;
 SELECT p.oid::regprocedure AS function, p.provolatile, p.proisstrict, p.proparallel,
        pg_get_function_result(p.oid) AS result
   FROM pg_proc p WHERE p.pronamespace = 'deident'::regnamespace
- ORDER BY 1::text;
+ ORDER BY p.oid::regprocedure::text;
 
 -- regress_error(sql): runs sql and shows the error it raises: SQLSTATE, message, detail, hint.
 CREATE FUNCTION regress_error(sql text) RETURNS text LANGUAGE plpgsql AS $$

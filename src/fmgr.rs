@@ -1,0 +1,99 @@
+//! Just enough of the fmgr version-1 calling convention (fmgr.h) for the hot entry points.
+//!
+//! Why not `#[pg_extern]`: a pseudonym costs about 300 ns of real work (two SHA-256
+//! compressions, the base-62 conversion), and pgrx's per-call argument machinery (a guarded
+//! detoast per text argument, UTF-8 checks, a Rust `String` for the result) added about a third
+//! on top (perf, docs/benchmarks.md). These entry points read their arguments in place and
+//! build the result with one palloc. They stay `#[pg_guard]`, so a Rust panic still becomes a
+//! PostgreSQL ERROR, and their SQL declarations are in `functions.rs`.
+
+use pgrx::pg_sys;
+use pgrx::varlena;
+
+/// Declares the `pg_finfo_*` record that tells fmgr a C function uses version 1.
+macro_rules! pg_function_info_v1 {
+    ($name:ident) => {
+        #[unsafe(no_mangle)]
+        pub extern "C" fn $name() -> &'static pgrx::pg_sys::Pg_finfo_record {
+            static V1: pgrx::pg_sys::Pg_finfo_record =
+                pgrx::pg_sys::Pg_finfo_record { api_version: 1 };
+            &V1
+        }
+    };
+}
+pub(crate) use pg_function_info_v1;
+
+/// Argument `n` as a Datum.
+///
+/// # Safety
+/// `fcinfo` is fmgr's call info for a function declared with more than `n` arguments, and
+/// argument `n` is not NULL (the functions are STRICT).
+#[inline]
+pub unsafe fn arg(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> pg_sys::Datum {
+    // SAFETY: per this function's contract, args holds at least n + 1 entries.
+    unsafe { (*fcinfo).args.as_slice(n + 1)[n].value }
+}
+
+/// Argument `n`, a text or bytea, as its bytes (PG_GETARG_TEXT_PP, then VARDATA_ANY).
+/// Compressed or out-of-line values are detoasted into the current memory context, which
+/// outlives the call; short inline values (the common case) are read where they lie.
+///
+/// # Safety
+/// As `arg`, and argument `n` is a varlena.
+#[inline]
+pub unsafe fn arg_bytes<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'a [u8] {
+    // SAFETY: per the contract the datum points at a varlena that lives through the call.
+    unsafe {
+        let mut ptr = arg(fcinfo, n).cast_mut_ptr::<pg_sys::varlena>();
+        if varlena::varatt_is_1b_e(ptr) || varlena::varatt_is_4b_c(ptr) {
+            ptr = pg_sys::pg_detoast_datum_packed(ptr);
+        }
+        varlena::varlena_to_byte_slice(ptr)
+    }
+}
+
+/// Argument `n`, an int4.
+///
+/// # Safety
+/// As `arg`, and argument `n` is an int4.
+#[inline]
+pub unsafe fn arg_i32(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> i32 {
+    // SAFETY: an int4 Datum holds the value in its low 32 bits (DatumGetInt32).
+    unsafe { arg(fcinfo, n).value() as i32 }
+}
+
+/// A new text (or bytea) holding `bytes`, in the current memory context.
+pub fn text_datum(bytes: &[u8]) -> pg_sys::Datum {
+    let total = pg_sys::VARHDRSZ + bytes.len();
+    // SAFETY: palloc returns `total` writable bytes (or raises an ERROR); the header is set
+    // before the data is written, and the data fits after it.
+    unsafe {
+        let ptr = pg_sys::palloc(total).cast::<pg_sys::varlena>();
+        varlena::set_varsize_4b(ptr, total as i32);
+        let data = varlena::vardata_4b(ptr).cast::<u8>().cast_mut();
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), data, bytes.len());
+        pg_sys::Datum::from(ptr)
+    }
+}
+
+/// The per-call-site flag in `flinfo->fn_extra`: has this expression, in this execution,
+/// already checked that the key ring is current? fn_extra lives as long as the FmgrInfo, that
+/// is one execution of the query (or, for PL/pgSQL simple expressions, one transaction), and is
+/// zeroed when the FmgrInfo is set up (fmgr.c, `fmgr_info_cxt_security`).
+///
+/// # Safety
+/// `fcinfo` is fmgr's call info, with a valid `flinfo`.
+pub unsafe fn checked_this_execution(fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    // SAFETY: flinfo is valid per the contract; a non-null fn_extra is only ever set below.
+    unsafe { !(*(*fcinfo).flinfo).fn_extra.is_null() }
+}
+
+/// Marks the call site checked (see `checked_this_execution`). The pointer is never
+/// dereferenced: any non-null value serves, so nothing is allocated.
+///
+/// # Safety
+/// As `checked_this_execution`.
+pub unsafe fn mark_checked(fcinfo: pg_sys::FunctionCallInfo) {
+    // SAFETY: flinfo is valid per the contract; this function owns fn_extra.
+    unsafe { (*(*fcinfo).flinfo).fn_extra = std::ptr::NonNull::<u8>::dangling().as_ptr().cast() }
+}
