@@ -17,7 +17,8 @@ demo: deps
 demo-stop:
 	@scripts/demo.sh stop
 
-test: deps lint pgtest regress
+test: deps
+	@scripts/test.sh
 
 lint:
 	cargo fmt --all -- --check

@@ -4,6 +4,7 @@
 -- org x title combinations hold only a handful of people (the groups a report must not show).
 -- Deterministic: setseed() fixes random() for this session.
 \set ON_ERROR_STOP 1
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pg_deident;
 DROP TABLE IF EXISTS people;
 
@@ -14,7 +15,7 @@ CREATE FUNCTION pg_temp.pick(w float8[], r float8) RETURNS int LANGUAGE sql IMMU
    WHERE upto > r
 $$;
 
-SELECT setseed(0.2026);
+SELECT setseed(0.2026) \g /dev/null
 CREATE TABLE people AS
 WITH dims AS (
   SELECT ARRAY['HR', 'HR', 'Finance', 'Finance', 'Engineering', 'Engineering', 'Engineering',

@@ -14,8 +14,10 @@ if [ "${1:-}" = stop ]; then
   exit 0
 fi
 
-echo "demo: building and installing pg_deident (release build)"
-install_extension --release
+echo "demo: building and installing pg_deident (release build; a few minutes the first time)"
+log=$(mktemp /tmp/pg_deident-install.XXXXXX)
+install_extension --release >"$log" 2>&1 || { cat "$log"; rm -f "$log"; exit 1; }
+rm -f "$log"
 echo "demo: creating a cluster in $DIR with a new key file"
 cluster_create "$DIR" "$DIR/keys/pg_deident.keys" </dev/null
 new_key_file "$DIR/keys/pg_deident.keys" "demo_$(date -u +%Y%m%d)"
