@@ -9,6 +9,7 @@ use pgrx::pg_sys;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::{PgLogLevel, PgSqlErrorCode};
 
+use crate::aggregates::state::StateError;
 use crate::keys::{FileProblem, LineProblem};
 use crate::pseudonym::{MAX_LENGTH, MIN_LENGTH};
 
@@ -26,6 +27,8 @@ pub enum DeidentError {
     UnknownKeyId { id: String },
     /// A `length` argument outside MIN_LENGTH..=MAX_LENGTH.
     InvalidLength(i32),
+    /// A k-anonymity-checked aggregate failed.
+    Aggregate(StateError),
 }
 
 pub type Result<T> = std::result::Result<T, DeidentError>;
@@ -164,6 +167,18 @@ impl DeidentError {
                 format!("pseudonym length must be between {MIN_LENGTH} and {MAX_LENGTH}"),
                 Some(format!("The length given was {length}.")),
                 Some("The default is 22 characters (about 131 bits); 15 gives the seed's format.".to_string()),
+            ),
+            DeidentError::Aggregate(StateError::Overflow) => (
+                ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+                "k-anonymity-checked aggregate result is out of range".to_string(),
+                Some("Exact numeric sums keep at most 38 significant digits; sums of smallint and integer are bigint.".to_string()),
+                None,
+            ),
+            DeidentError::Aggregate(e) => (
+                ERRCODE_INVALID_BINARY_REPRESENTATION,
+                "invalid partial state of a k-anonymity-checked aggregate".to_string(),
+                Some(format!("The state was refused: {e}.")),
+                None,
             ),
         };
         (code, message, detail, hint)

@@ -34,6 +34,27 @@ pub unsafe fn arg(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> pg_sys::Datum {
     unsafe { (*fcinfo).args.as_slice(n + 1)[n].value }
 }
 
+/// True when argument `n` is NULL.
+///
+/// # Safety
+/// `fcinfo` is fmgr's call info for a function declared with more than `n` arguments.
+#[inline]
+pub unsafe fn arg_is_null(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> bool {
+    // SAFETY: per this function's contract, args holds at least n + 1 entries.
+    unsafe { (*fcinfo).args.as_slice(n + 1)[n].isnull }
+}
+
+/// Returns SQL NULL (PG_RETURN_NULL).
+///
+/// # Safety
+/// `fcinfo` is fmgr's call info.
+#[inline]
+pub unsafe fn return_null(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: per the contract.
+    unsafe { (*fcinfo).isnull = true };
+    pg_sys::Datum::from(0usize)
+}
+
 /// Argument `n`, a text or bytea, as its bytes (PG_GETARG_TEXT_PP, then VARDATA_ANY).
 /// Compressed or out-of-line values are detoasted into the current memory context, which
 /// outlives the call; short inline values (the common case) are read where they lie.

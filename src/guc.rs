@@ -14,6 +14,8 @@ use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 
 pub static KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static ACTIVE_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+/// Workplace Analytics' default minimum group size.
+pub static MIN_GROUP_SIZE: GucSetting<i32> = GucSetting::<i32>::new(5);
 
 /// Registers the settings; called once, from `_PG_init` during preload.
 pub fn register() {
@@ -33,6 +35,19 @@ pub fn register() {
         &ACTIVE_KEY,
         GucContext::Sighup,
         secret,
+    );
+    // PGC_SUSET: only a superuser (or a role granted SET on it) changes it, so an analyst
+    // cannot lower it; ALTER ROLE / ALTER DATABASE ... SET by a superuser raise it per role or
+    // database. It is not secret: analysts may read it, to know why a group is NULL.
+    GucRegistry::define_int_guc(
+        c"deident.min_group_size",
+        c"Fewest distinct persons a group needs for the k_* aggregates to answer.",
+        c"Groups with fewer distinct non-NULL persons give NULL. Memory per group of k_count, k_sum and k_avg grows with it.",
+        &MIN_GROUP_SIZE,
+        2,
+        100_000,
+        GucContext::Suset,
+        GucFlags::default(),
     );
     reserve_prefix();
 }

@@ -3,6 +3,7 @@
 //! Entry points live in `functions`; the pure algorithms in `pseudonym` and `keys` have no
 //! PostgreSQL types and run under `cargo test`.
 
+mod aggregates;
 mod error;
 mod fmgr;
 mod functions;

@@ -16,9 +16,9 @@ SHOW deident.key_file;
 SHOW deident.active_key;
 SELECT current_setting('deident.key_file');
 SELECT current_setting('deident.active_key', true);
--- hidden from pg_settings and SHOW ALL
-SELECT count(*) AS visible FROM pg_settings WHERE name LIKE 'deident.%';
-SELECT count(*) AS visible FROM pg_show_all_settings() WHERE name LIKE 'deident.%';
+-- hidden from pg_settings and SHOW ALL (deident.min_group_size is not secret)
+SELECT name FROM pg_settings WHERE name LIKE 'deident.%';
+SELECT name FROM pg_show_all_settings() WHERE name LIKE 'deident.%';
 -- fail (SET, set_config, SET LOCAL, ALTER ROLE ... SET, ALTER SYSTEM)
 SET deident.key_file = '/tmp/attacker.keys';
 SELECT set_config('deident.key_file', '/tmp/attacker.keys', false);

@@ -7,11 +7,23 @@ SELECT extname, extnamespace::regnamespace AS schema, extrelocatable
   FROM pg_extension WHERE extname = 'pg_deident';
 -- fail (fixed schema: not relocatable)
 ALTER EXTENSION pg_deident SET SCHEMA public;
--- every function, with its volatility, strictness and parallel safety
+-- every function for users, with its volatility, strictness and parallel safety
 SELECT p.oid::regprocedure AS function, p.provolatile, p.proisstrict, p.proparallel,
        pg_get_function_result(p.oid) AS result
   FROM pg_proc p WHERE p.pronamespace = 'deident'::regnamespace
+   AND p.prokind = 'f' AND p.proname NOT LIKE '\_%'
  ORDER BY p.oid::regprocedure::text;
+-- the aggregates: one per person type (text, uuid, bigint, integer) and value type, all
+-- parallel safe with combine, serialize and deserialize functions
+SELECT p.proname, count(*) AS overloads, string_agg(DISTINCT p.proparallel::text, '') AS parallel,
+       bool_and(a.aggcombinefn <> 0 AND a.aggserialfn <> 0 AND a.aggdeserialfn <> 0) AS partial,
+       string_agg(DISTINCT format_type(a.aggtranstype, NULL), ',') AS state,
+       string_agg(DISTINCT pg_get_function_result(p.oid), ', ') AS results
+  FROM pg_proc p JOIN pg_aggregate a ON a.aggfnoid = p.oid
+ WHERE p.pronamespace = 'deident'::regnamespace GROUP BY p.proname ORDER BY p.proname;
+-- support functions are not for PUBLIC
+SELECT count(*) AS support_functions, bool_and(NOT has_function_privilege('public', p.oid, 'EXECUTE')) AS revoked
+  FROM pg_proc p WHERE p.pronamespace = 'deident'::regnamespace AND p.proname LIKE '\_k\_%';
 
 -- regress_error(sql): runs sql and shows the error it raises: SQLSTATE, message, detail, hint.
 CREATE FUNCTION regress_error(sql text) RETURNS text LANGUAGE plpgsql AS $$

@@ -1,0 +1,75 @@
+-- deident.k_anonymity(rel, quasi_identifiers, person): how k-anonymous is a table?
+-- The equivalence classes are the groups of rows with equal quasi-identifier values (NULL
+-- equal to NULL, as GROUP BY has it); each is measured in distinct non-NULL persons, or in
+-- rows when no person column is given or labelled. Runs with the caller's rights: it reads the
+-- table as the caller could. Column names are quoted (format %I), never spliced.
+CREATE FUNCTION deident.k_anonymity(
+    rel regclass,
+    quasi_identifiers text[] DEFAULT NULL,
+    person text DEFAULT NULL,
+    OUT k bigint,
+    OUT classes bigint,
+    OUT classes_below_min bigint,
+    OUT persons_below_min bigint)
+RETURNS record
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+  qi text[] := quasi_identifiers;
+  who text := person;
+  kmin int := current_setting('deident.min_group_size')::int;
+  col text;
+  cols text;
+  join_on text;
+  sql text;
+BEGIN
+  IF rel IS NULL THEN
+    RAISE EXCEPTION 'relation must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  IF qi IS NULL OR cardinality(qi) = 0 THEN
+    RAISE EXCEPTION 'relation "%" has no quasi-identifiers', rel
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Pass them as quasi_identifiers => ARRAY[''column'', ...].';
+  END IF;
+  IF array_position(qi, NULL) IS NOT NULL THEN
+    RAISE EXCEPTION 'quasi-identifier column names must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  FOREACH col IN ARRAY qi || CASE WHEN who IS NULL THEN '{}'::text[] ELSE ARRAY[who] END LOOP
+    IF NOT EXISTS (SELECT FROM pg_attribute
+                                   WHERE attrelid = rel AND attname = col
+                                     AND attnum > 0 AND NOT attisdropped) THEN
+      RAISE EXCEPTION 'column "%" of relation "%" does not exist', col, rel
+        USING ERRCODE = 'undefined_column';
+    END IF;
+  END LOOP;
+  IF cardinality(qi) <> (SELECT count(DISTINCT c) FROM unnest(qi) c) THEN
+    RAISE EXCEPTION 'quasi-identifiers must not repeat a column' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+
+  SELECT string_agg(format('%I', c), ', ' ORDER BY o),
+         string_agg(format('r.%1$I IS NOT DISTINCT FROM c.%1$I', c), ' AND ' ORDER BY o)
+    INTO cols, join_on
+    FROM unnest(qi) WITH ORDINALITY AS u(c, o);
+
+  IF who IS NULL THEN
+    -- each row is a person
+    sql := format($q$
+      WITH c AS (SELECT count(*) AS n FROM %1$s GROUP BY %2$s)
+      SELECT min(n), count(*), count(*) FILTER (WHERE n < $1),
+             coalesce(sum(n) FILTER (WHERE n < $1), 0)::bigint
+        FROM c$q$, rel, cols);
+  ELSE
+    sql := format($q$
+      WITH r AS (SELECT %2$s, %3$I AS p FROM %1$s WHERE %3$I IS NOT NULL),
+           c AS (SELECT %2$s, count(DISTINCT p) AS n FROM r GROUP BY %2$s)
+      SELECT (SELECT min(n) FROM c), (SELECT count(*) FROM c),
+             (SELECT count(*) FROM c WHERE n < $1),
+             (SELECT count(DISTINCT r.p) FROM r JOIN c ON %4$s WHERE c.n < $1)$q$,
+      rel, cols, who, join_on);
+  END IF;
+  EXECUTE sql INTO k, classes, classes_below_min, persons_below_min USING kmin;
+END
+$fn$;
+COMMENT ON FUNCTION deident.k_anonymity(regclass, text[], text) IS
+'k-anonymity of a table: the smallest equivalence class over the quasi-identifiers, in distinct persons';

@@ -1,0 +1,569 @@
+//! The state of the k-anonymity-checked aggregates, with no PostgreSQL types in it: update,
+//! merge (associative and commutative), the k test, and the byte encoding of partial states.
+//!
+//! Persons are 64-bit hashes (xxh3, see `person_hash`). Two persons can only ever share a hash
+//! and be counted once, never the reverse, so a collision can only undercount persons: it
+//! makes a group more likely to be suppressed, never less.
+
+use std::fmt;
+
+/// What the aggregate accumulates besides the persons.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Acc {
+    /// k_count: rows only.
+    Count,
+    /// k_count_distinct: the persons are the result.
+    Distinct,
+    /// k_sum / k_avg over smallint, integer, bigint: exact in 128 bits (2^63 rows of 2^63).
+    Int(i128),
+    /// k_sum / k_avg over real and double precision.
+    Float(f64),
+    /// k_sum / k_avg over numeric.
+    Numeric(Decimal),
+}
+
+impl Acc {
+    fn tag(&self) -> u8 {
+        match self {
+            Acc::Count => 1,
+            Acc::Distinct => 2,
+            Acc::Int(_) => 3,
+            Acc::Float(_) => 4,
+            Acc::Numeric(_) => 5,
+        }
+    }
+}
+
+/// An exact decimal: `mantissa / 10^scale`, or a special value. Sums keep the largest scale
+/// seen, which is how PostgreSQL's sum(numeric) chooses its result's display scale.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct Decimal {
+    pub mantissa: i128,
+    pub scale: u32,
+    pub nan: bool,
+    pub pos_inf: bool,
+    pub neg_inf: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateError {
+    /// A sum does not fit (an exact numeric beyond 38 significant digits, or a bigint sum
+    /// beyond 2^127).
+    Overflow,
+    /// Partial-state bytes that this version did not write.
+    Malformed,
+    /// Inputs of two different kinds were merged (a bug, or forged bytes).
+    Mismatch,
+}
+
+impl fmt::Display for StateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StateError::Overflow => "value out of range",
+            StateError::Malformed => "malformed partial aggregate state",
+            StateError::Mismatch => "partial aggregate states of different kinds",
+        })
+    }
+}
+
+fn pow10(n: u32) -> Result<i128, StateError> {
+    10i128.checked_pow(n).ok_or(StateError::Overflow)
+}
+
+impl Decimal {
+    /// Parses numeric_out's text: `-123.4500`, `0`, `NaN`, `Infinity`, `-Infinity`.
+    pub fn parse(text: &str) -> Result<Decimal, StateError> {
+        match text {
+            "NaN" => return Ok(Decimal { nan: true, ..Decimal::default() }),
+            "Infinity" => return Ok(Decimal { pos_inf: true, ..Decimal::default() }),
+            "-Infinity" => return Ok(Decimal { neg_inf: true, ..Decimal::default() }),
+            _ => {}
+        }
+        let (negative, digits) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let (int_part, frac_part) = digits.split_once('.').unwrap_or((digits, ""));
+        if int_part.is_empty() && frac_part.is_empty() {
+            return Err(StateError::Malformed);
+        }
+        let mut mantissa: i128 = 0;
+        for c in int_part.bytes().chain(frac_part.bytes()) {
+            if !c.is_ascii_digit() {
+                return Err(StateError::Malformed);
+            }
+            mantissa = mantissa
+                .checked_mul(10)
+                .and_then(|m| m.checked_add(i128::from(c - b'0')))
+                .ok_or(StateError::Overflow)?;
+        }
+        let scale = u32::try_from(frac_part.len()).map_err(|_| StateError::Overflow)?;
+        Ok(Decimal {
+            mantissa: if negative { -mantissa } else { mantissa },
+            scale,
+            ..Decimal::default()
+        })
+    }
+
+    pub fn add(&mut self, other: &Decimal) -> Result<(), StateError> {
+        self.nan |= other.nan;
+        self.pos_inf |= other.pos_inf;
+        self.neg_inf |= other.neg_inf;
+        let scale = self.scale.max(other.scale);
+        let a =
+            self.mantissa.checked_mul(pow10(scale - self.scale)?).ok_or(StateError::Overflow)?;
+        let b =
+            other.mantissa.checked_mul(pow10(scale - other.scale)?).ok_or(StateError::Overflow)?;
+        self.mantissa = a.checked_add(b).ok_or(StateError::Overflow)?;
+        self.scale = scale;
+        Ok(())
+    }
+
+    /// numeric_in's text for the value, as PostgreSQL's sum(numeric) would give it: NaN if
+    /// any input was NaN or both infinities occurred, else an infinity if one occurred.
+    pub fn to_text(self) -> String {
+        if self.nan || (self.pos_inf && self.neg_inf) {
+            return "NaN".into();
+        }
+        if self.pos_inf {
+            return "Infinity".into();
+        }
+        if self.neg_inf {
+            return "-Infinity".into();
+        }
+        let digits = self.mantissa.unsigned_abs().to_string();
+        let scale = self.scale as usize;
+        let sign = if self.mantissa < 0 { "-" } else { "" };
+        if scale == 0 {
+            return format!("{sign}{digits}");
+        }
+        let padded = format!("{digits:0>width$}", width = scale + 1);
+        let (int_part, frac_part) = padded.split_at(padded.len() - scale);
+        format!("{sign}{int_part}.{frac_part}")
+    }
+}
+
+/// The state of one group.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KState {
+    /// For the capped aggregates (k_count, k_sum, k_avg): the k in force when the state was
+    /// made; at most this many persons are remembered, since k distinct persons are enough to
+    /// meet the threshold. 0 for k_count_distinct, which remembers every person.
+    pub cap: u32,
+    /// Person hashes: distinct for the capped aggregates; for k_count_distinct, sorted and
+    /// distinct up to `sorted`, then appended as they come (sorted and deduplicated in bulk,
+    /// which keeps the per-row work a sequential write: see `add_person`).
+    pub persons: Vec<u64>,
+    sorted: usize,
+    /// Rows that contributed (person and value both non-NULL).
+    pub rows: i64,
+    pub acc: Acc,
+}
+
+const VERSION: u8 = 1;
+
+impl KState {
+    pub fn new(acc: Acc, cap: u32) -> KState {
+        let cap = if acc == Acc::Distinct { 0 } else { cap };
+        KState { cap, persons: Vec::new(), sorted: 0, rows: 0, acc }
+    }
+
+    /// True once the capped aggregates have seen `cap` distinct persons: then nothing more
+    /// about persons needs to be remembered, and the caller can skip hashing them.
+    #[inline]
+    pub fn saturated(&self) -> bool {
+        self.cap > 0 && self.persons.len() >= self.cap as usize
+    }
+
+    #[inline]
+    pub fn add_person(&mut self, hash: u64) {
+        if self.cap == 0 {
+            self.persons.push(hash);
+            // Compact when the unsorted tail outgrows the sorted part: amortized O(log n)
+            // per row, and memory stays within about twice the distinct persons.
+            if self.persons.len() >= 2 * self.sorted + 1024 {
+                self.compact();
+            }
+        } else if !self.saturated() && !self.persons.contains(&hash) {
+            self.persons.push(hash);
+        }
+    }
+
+    /// Sorts and deduplicates the k_count_distinct persons.
+    pub fn compact(&mut self) {
+        if self.cap == 0 && self.sorted < self.persons.len() {
+            self.persons.sort_unstable();
+            self.persons.dedup();
+            self.sorted = self.persons.len();
+        }
+    }
+
+    /// Adds one row's value (the person is added separately).
+    pub fn add_int(&mut self, v: i64) -> Result<(), StateError> {
+        if let Acc::Int(s) = &mut self.acc {
+            *s = s.checked_add(i128::from(v)).ok_or(StateError::Overflow)?;
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    pub fn add_float(&mut self, v: f64) {
+        if let Acc::Float(s) = &mut self.acc {
+            *s += v;
+        }
+        self.rows += 1;
+    }
+
+    pub fn add_numeric(&mut self, v: &Decimal) -> Result<(), StateError> {
+        if let Acc::Numeric(s) = &mut self.acc {
+            s.add(v)?;
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    pub fn add_row(&mut self) {
+        self.rows += 1;
+    }
+
+    /// Merges `other` into `self`. Associative and commutative: the capped person count of a
+    /// merge is min(cap, |persons of both|), whichever partial states it is built from.
+    pub fn merge(&mut self, other: &KState) -> Result<(), StateError> {
+        match (&mut self.acc, &other.acc) {
+            (Acc::Count, Acc::Count) | (Acc::Distinct, Acc::Distinct) => {}
+            (Acc::Int(a), Acc::Int(b)) => *a = a.checked_add(*b).ok_or(StateError::Overflow)?,
+            (Acc::Float(a), Acc::Float(b)) => *a += *b,
+            (Acc::Numeric(a), Acc::Numeric(b)) => a.add(b)?,
+            _ => return Err(StateError::Mismatch),
+        }
+        self.rows = self.rows.checked_add(other.rows).ok_or(StateError::Overflow)?;
+        if self.cap == 0 {
+            self.persons.extend_from_slice(&other.persons);
+            self.compact();
+        } else {
+            // A smaller cap from another worker still decides correctly for its own k.
+            self.cap = self.cap.min(other.cap.max(1));
+            for &p in &other.persons {
+                self.add_person(p);
+            }
+            self.persons.truncate(self.cap as usize);
+        }
+        Ok(())
+    }
+
+    /// Distinct persons seen, capped for the capped aggregates.
+    pub fn distinct_persons(&mut self) -> usize {
+        self.compact();
+        self.persons.len()
+    }
+
+    /// The k test: true when at least `k` distinct persons contributed.
+    pub fn meets(&mut self, k: u32) -> bool {
+        self.distinct_persons() >= k as usize
+    }
+
+    /// The partial state as bytes: a version byte, then the fields, little-endian.
+    pub fn encode(&mut self) -> Vec<u8> {
+        self.compact();
+        let mut out = Vec::with_capacity(40 + 8 * self.persons.len());
+        out.push(VERSION);
+        out.push(self.acc.tag());
+        out.extend_from_slice(&self.cap.to_le_bytes());
+        out.extend_from_slice(&self.rows.to_le_bytes());
+        match &self.acc {
+            Acc::Count | Acc::Distinct => {}
+            Acc::Int(s) => out.extend_from_slice(&s.to_le_bytes()),
+            Acc::Float(s) => out.extend_from_slice(&s.to_le_bytes()),
+            Acc::Numeric(d) => {
+                out.push(u8::from(d.nan) | u8::from(d.pos_inf) << 1 | u8::from(d.neg_inf) << 2);
+                out.extend_from_slice(&d.mantissa.to_le_bytes());
+                out.extend_from_slice(&d.scale.to_le_bytes());
+            }
+        }
+        // persons.len() is bounded by memory far below 2^32 entries of 8 bytes in a bytea
+        // (1 GB): a state that large cannot be serialized by PostgreSQL anyway.
+        out.extend_from_slice(&(self.persons.len() as u32).to_le_bytes());
+        for p in &self.persons {
+            out.extend_from_slice(&p.to_le_bytes());
+        }
+        out
+    }
+
+    /// Reads `encode`'s bytes back; anything else is `Malformed`.
+    pub fn decode(bytes: &[u8]) -> Result<KState, StateError> {
+        let mut r = Reader(bytes);
+        if r.take::<1>()? != [VERSION] {
+            return Err(StateError::Malformed);
+        }
+        let tag = r.take::<1>()?[0];
+        let cap = u32::from_le_bytes(r.take()?);
+        let rows = i64::from_le_bytes(r.take()?);
+        let acc = match tag {
+            1 => Acc::Count,
+            2 => Acc::Distinct,
+            3 => Acc::Int(i128::from_le_bytes(r.take()?)),
+            4 => Acc::Float(f64::from_le_bytes(r.take()?)),
+            5 => {
+                let flags = r.take::<1>()?[0];
+                if flags & !7 != 0 {
+                    return Err(StateError::Malformed);
+                }
+                let mantissa = i128::from_le_bytes(r.take()?);
+                let scale = u32::from_le_bytes(r.take()?);
+                Acc::Numeric(Decimal {
+                    mantissa,
+                    scale,
+                    nan: flags & 1 != 0,
+                    pos_inf: flags & 2 != 0,
+                    neg_inf: flags & 4 != 0,
+                })
+            }
+            _ => return Err(StateError::Malformed),
+        };
+        let n = u32::from_le_bytes(r.take()?) as usize;
+        if rows < 0 || (acc == Acc::Distinct) != (cap == 0) || r.0.len() != n * 8 {
+            return Err(StateError::Malformed);
+        }
+        let persons: Vec<u64> =
+            r.0.chunks_exact(8)
+                .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                .collect();
+        // Persons must be distinct (and, for k_count_distinct, sorted as encode leaves them),
+        // and a capped state holds at most cap: forged bytes cannot claim more persons.
+        let distinct_sorted = persons.windows(2).all(|w| w[0] < w[1]);
+        let ok = if cap == 0 {
+            distinct_sorted
+        } else {
+            persons.len() <= cap as usize && {
+                let mut s = persons.clone();
+                s.sort_unstable();
+                s.windows(2).all(|w| w[0] < w[1])
+            }
+        };
+        if !ok {
+            return Err(StateError::Malformed);
+        }
+        let sorted = if cap == 0 { persons.len() } else { 0 };
+        Ok(KState { cap, persons, sorted, rows, acc })
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], StateError> {
+        let (head, rest) = self.0.split_first_chunk::<N>().ok_or(StateError::Malformed)?;
+        self.0 = rest;
+        Ok(*head)
+    }
+}
+
+/// The person's hash: xxh3-64 of its bytes (text as stored, uuid's 16 bytes, integers
+/// little-endian). xxh3 is a published, fixed function, so states made by different builds
+/// (parallel workers, or the nodes of a distributed engine) hash alike; it is also fast.
+#[inline]
+pub fn person_hash(bytes: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn capped(cap: u32, persons: &[u64]) -> KState {
+        let mut s = KState::new(Acc::Int(0), cap);
+        for &p in persons {
+            s.add_person(p);
+            s.add_int(p as i64).unwrap();
+        }
+        s
+    }
+
+    #[test]
+    fn capped_state_remembers_at_most_k_persons() {
+        let mut s = capped(5, &[1, 1, 2, 3, 3, 3, 4]);
+        assert_eq!(s.distinct_persons(), 4);
+        assert!(!s.meets(5));
+        assert_eq!(s.rows, 7);
+        for p in 5..1000 {
+            s.add_person(p);
+        }
+        assert_eq!(s.persons.len(), 5, "O(k) memory");
+        assert!(s.saturated() && s.meets(5));
+        assert!(!s.meets(6), "a cap below the current k cannot confirm it");
+    }
+
+    #[test]
+    fn distinct_state_counts_exactly() {
+        let mut s = KState::new(Acc::Distinct, 5);
+        for i in 0..10_000u64 {
+            s.add_person(i % 3_001);
+            s.add_row();
+        }
+        assert_eq!(s.distinct_persons(), 3_001);
+        assert_eq!(s.rows, 10_000);
+    }
+
+    /// A small deterministic generator (no dependency needed for the property tests).
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            self.0 >> 33
+        }
+    }
+
+    fn random_states(rng: &mut Lcg, acc: Acc, cap: u32, n: usize) -> Vec<KState> {
+        (0..n)
+            .map(|_| {
+                let mut s = KState::new(acc, cap);
+                for _ in 0..rng.next() % 12 {
+                    let p = rng.next() % 9;
+                    s.add_person(p);
+                    match acc {
+                        Acc::Int(_) => s.add_int((rng.next() % 100) as i64 - 50).unwrap(),
+                        Acc::Numeric(_) => s
+                            .add_numeric(
+                                &Decimal::parse(&format!(
+                                    "{}.{}",
+                                    rng.next() % 99,
+                                    rng.next() % 999
+                                ))
+                                .unwrap(),
+                            )
+                            .unwrap(),
+                        _ => s.add_row(),
+                    }
+                }
+                s
+            })
+            .collect()
+    }
+
+    fn fold(states: &[KState], order: &[usize]) -> KState {
+        let mut acc = KState::new(states[0].acc_zero(), states[0].cap);
+        for &i in order {
+            acc.merge(&states[i]).unwrap();
+        }
+        acc
+    }
+
+    impl KState {
+        fn acc_zero(&self) -> Acc {
+            match self.acc {
+                Acc::Int(_) => Acc::Int(0),
+                Acc::Float(_) => Acc::Float(0.0),
+                Acc::Numeric(_) => Acc::Numeric(Decimal::default()),
+                a => a,
+            }
+        }
+    }
+
+    #[test]
+    fn merge_is_associative_and_commutative() {
+        let mut rng = Lcg(42);
+        for acc in [Acc::Int(0), Acc::Distinct, Acc::Count, Acc::Numeric(Decimal::default())] {
+            for _ in 0..200 {
+                let states = random_states(&mut rng, acc, 5, 6);
+                let forward: Vec<usize> = (0..6).collect();
+                let mut shuffled = forward.clone();
+                for i in (1..6).rev() {
+                    shuffled.swap(i, (rng.next() % (i as u64 + 1)) as usize);
+                }
+                let mut a = fold(&states, &forward);
+                let mut b = fold(&states, &shuffled);
+                // ((s0+s1)+(s2+s3))+(s4+s5): a different tree
+                let mut left = fold(&states, &[0, 1]);
+                left.merge(&fold(&states, &[2, 3])).unwrap();
+                left.merge(&fold(&states, &[4, 5])).unwrap();
+                assert_eq!(a.distinct_persons(), b.distinct_persons());
+                assert_eq!(a.distinct_persons(), left.distinct_persons());
+                assert_eq!(a.rows, b.rows);
+                assert_eq!(a.acc, b.acc);
+                assert_eq!(a.acc, left.acc);
+                // and the same as one state fed every row
+                let mut all: Vec<u64> = states.iter().flat_map(|s| s.persons.clone()).collect();
+                all.sort_unstable();
+                all.dedup();
+                let expect = if acc == Acc::Distinct { all.len() } else { all.len().min(5) };
+                assert_eq!(a.distinct_persons(), expect);
+            }
+        }
+    }
+
+    #[test]
+    fn decimal_parse_add_print() {
+        let mut d = Decimal::parse("12.50").unwrap();
+        d.add(&Decimal::parse("-0.125").unwrap()).unwrap();
+        assert_eq!(d.to_text(), "12.375");
+        d.add(&Decimal::parse("-13").unwrap()).unwrap();
+        assert_eq!(d.to_text(), "-0.625");
+        assert_eq!(Decimal::parse("0.001").unwrap().to_text(), "0.001");
+        assert_eq!(Decimal::parse("-7").unwrap().to_text(), "-7");
+        let mut inf = Decimal::parse("Infinity").unwrap();
+        assert_eq!(inf.to_text(), "Infinity");
+        inf.add(&Decimal::parse("5").unwrap()).unwrap();
+        assert_eq!(inf.to_text(), "Infinity");
+        inf.add(&Decimal::parse("-Infinity").unwrap()).unwrap();
+        assert_eq!(inf.to_text(), "NaN");
+        assert_eq!(Decimal::parse("1e5"), Err(StateError::Malformed));
+        assert_eq!(Decimal::parse(&"9".repeat(40)), Err(StateError::Overflow));
+        let mut big = Decimal::parse(&"9".repeat(38)).unwrap();
+        assert_eq!(big.add(&Decimal::parse(&"9".repeat(38)).unwrap()), Err(StateError::Overflow));
+    }
+
+    #[test]
+    fn encoding_round_trips_and_is_pinned() {
+        let mut s = capped(5, &[7, 3]);
+        let bytes = s.encode();
+        assert_eq!(
+            bytes,
+            [
+                1, 3, 5, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, // version, Int, cap 5, rows 2
+                10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // sum 10 (i128)
+                2, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0 // persons 7, 3
+            ]
+        );
+        assert_eq!(KState::decode(&bytes).unwrap().encode(), bytes);
+        let mut n = KState::new(Acc::Numeric(Decimal::parse("-1.5").unwrap()), 3);
+        n.add_person(1);
+        let nb = n.encode();
+        assert_eq!(KState::decode(&nb).unwrap().acc, n.acc);
+        let mut d = KState::new(Acc::Distinct, 5);
+        for p in [9, 1, 9, 4] {
+            d.add_person(p);
+        }
+        let db = d.encode();
+        assert_eq!(KState::decode(&db).unwrap().persons, vec![1, 4, 9]);
+    }
+
+    #[test]
+    fn malformed_bytes_are_refused() {
+        let mut s = capped(3, &[1, 2, 3]);
+        let good = s.encode();
+        assert!(KState::decode(&good).is_ok());
+        let mut cases: Vec<Vec<u8>> = vec![vec![], vec![2], good[..good.len() - 1].to_vec()];
+        let mut extra = good.clone();
+        extra.push(0);
+        cases.push(extra);
+        let mut version = good.clone();
+        version[0] = 9;
+        cases.push(version);
+        let mut tag = good.clone();
+        tag[1] = 77;
+        cases.push(tag);
+        // more persons than the cap: 3 persons, cap lowered to 2
+        let mut over = good.clone();
+        over[2] = 2;
+        cases.push(over);
+        // a duplicated person, to claim two persons with one
+        let mut dup = capped(5, &[1, 2]).encode();
+        let n = dup.len();
+        let first: Vec<u8> = dup[n - 16..n - 8].to_vec();
+        dup[n - 8..].copy_from_slice(&first);
+        cases.push(dup);
+        for bytes in cases {
+            assert_eq!(KState::decode(&bytes), Err(StateError::Malformed), "{bytes:?}");
+        }
+    }
+}

@@ -1,0 +1,189 @@
+--
+-- k_aggregates: k_count, k_count_distinct, k_sum, k_avg answer only for groups of at least
+-- deident.min_group_size distinct non-NULL persons, and then exactly what plain SQL gives.
+-- Every comparison below is against the slow way:
+--   CASE WHEN count(DISTINCT person) >= k THEN <plain aggregate> END
+--
+SHOW deident.min_group_size;
+
+-- Data: 30 groups; group g has g distinct persons (1..30), each with 1 to 5 rows; some rows
+-- have a NULL person, some a NULL value. Values of every type from the same integer.
+CREATE TABLE regress_k AS
+SELECT g AS grp, p AS person_int, (g * 1000 + p)::bigint AS person_big,
+       format('p%s-%s@example.com', g, p) AS person_text,
+       md5(format('p%s-%s', g, p))::uuid AS person_uuid,
+       v::smallint AS v2, v::integer AS v4, (v * 1000000000000)::bigint AS v8,
+       (v / 7.0)::numeric(20,6) AS vn, (v / 4.0)::real AS vr, (v / 3.0)::double precision AS vd
+  FROM generate_series(1, 30) g, generate_series(1, g) p,
+       LATERAL generate_series(1, 1 + (g * p) % 5) r,
+       LATERAL (SELECT ((g * 37 + p * 11 + r * 5) % 101 - 30) AS v) x;
+INSERT INTO regress_k (grp, person_int, person_text, v4, vn)
+  SELECT g, NULL, NULL, 1000, 1000 FROM generate_series(1, 30) g;     -- NULL persons
+INSERT INTO regress_k (grp, person_int, person_text, person_big, person_uuid, v4)
+  SELECT g, 1, format('p%s-1@example.com', g), g * 1000 + 1, md5(format('p%s-1', g))::uuid, NULL
+    FROM generate_series(1, 30) g;                                      -- NULL values
+SELECT count(*) AS rows, count(DISTINCT person_text) AS persons FROM regress_k;
+
+-- 1. k_count / k_count_distinct against the slow way, for k = 2, 5, 10, 29, 30, 31
+CREATE FUNCTION regress_k_mismatches(k int) RETURNS TABLE (check_name text, mismatches bigint)
+LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE format('SET deident.min_group_size = %s', k);
+  RETURN QUERY
+  WITH fast AS (
+    SELECT grp,
+           deident.k_count(person_text) AS c_text, deident.k_count(person_int) AS c_int,
+           deident.k_count(person_big) AS c_big, deident.k_count(person_uuid) AS c_uuid,
+           deident.k_count_distinct(person_text) AS d_text, deident.k_count_distinct(person_int) AS d_int,
+           deident.k_count_distinct(person_big) AS d_big, deident.k_count_distinct(person_uuid) AS d_uuid,
+           deident.k_sum(v2, person_text) AS s2, deident.k_sum(v4, person_text) AS s4,
+           deident.k_sum(v8, person_uuid) AS s8, deident.k_sum(vn, person_big) AS sn,
+           deident.k_sum(vr, person_int) AS sr, deident.k_sum(vd, person_text) AS sd,
+           deident.k_avg(v2, person_text) AS a2, deident.k_avg(v4, person_int) AS a4,
+           deident.k_avg(v8, person_text) AS a8, deident.k_avg(vn, person_uuid) AS an,
+           deident.k_avg(vr, person_big) AS ar, deident.k_avg(vd, person_text) AS ad
+      FROM regress_k GROUP BY grp),
+  slow AS (
+    SELECT grp,
+           CASE WHEN count(DISTINCT person_text) >= k THEN count(person_text) END AS c_text,
+           CASE WHEN count(DISTINCT person_int) >= k THEN count(person_int) END AS c_int,
+           CASE WHEN count(DISTINCT person_big) >= k THEN count(person_big) END AS c_big,
+           CASE WHEN count(DISTINCT person_uuid) >= k THEN count(person_uuid) END AS c_uuid,
+           CASE WHEN count(DISTINCT person_text) >= k THEN count(DISTINCT person_text) END AS d_text,
+           CASE WHEN count(DISTINCT person_int) >= k THEN count(DISTINCT person_int) END AS d_int,
+           CASE WHEN count(DISTINCT person_big) >= k THEN count(DISTINCT person_big) END AS d_big,
+           CASE WHEN count(DISTINCT person_uuid) >= k THEN count(DISTINCT person_uuid) END AS d_uuid
+      FROM regress_k GROUP BY grp),
+  -- sums and averages count only rows with both a value and a person
+  slow_v AS (
+    SELECT grp,
+      (SELECT CASE WHEN count(DISTINCT person_text) >= k THEN sum(v2) END FROM regress_k i WHERE i.grp = o.grp AND v2 IS NOT NULL AND person_text IS NOT NULL) AS s2,
+      (SELECT CASE WHEN count(DISTINCT person_text) >= k THEN sum(v4) END FROM regress_k i WHERE i.grp = o.grp AND v4 IS NOT NULL AND person_text IS NOT NULL) AS s4,
+      (SELECT CASE WHEN count(DISTINCT person_uuid) >= k THEN sum(v8) END FROM regress_k i WHERE i.grp = o.grp AND v8 IS NOT NULL AND person_uuid IS NOT NULL) AS s8,
+      (SELECT CASE WHEN count(DISTINCT person_big) >= k THEN sum(vn) END FROM regress_k i WHERE i.grp = o.grp AND vn IS NOT NULL AND person_big IS NOT NULL) AS sn,
+      (SELECT CASE WHEN count(DISTINCT person_int) >= k THEN sum(vr) END FROM regress_k i WHERE i.grp = o.grp AND vr IS NOT NULL AND person_int IS NOT NULL) AS sr,
+      (SELECT CASE WHEN count(DISTINCT person_text) >= k THEN sum(vd) END FROM regress_k i WHERE i.grp = o.grp AND vd IS NOT NULL AND person_text IS NOT NULL) AS sd,
+      (SELECT CASE WHEN count(DISTINCT person_text) >= k THEN avg(v2) END FROM regress_k i WHERE i.grp = o.grp AND v2 IS NOT NULL AND person_text IS NOT NULL) AS a2,
+      (SELECT CASE WHEN count(DISTINCT person_int) >= k THEN avg(v4) END FROM regress_k i WHERE i.grp = o.grp AND v4 IS NOT NULL AND person_int IS NOT NULL) AS a4,
+      (SELECT CASE WHEN count(DISTINCT person_text) >= k THEN avg(v8) END FROM regress_k i WHERE i.grp = o.grp AND v8 IS NOT NULL AND person_text IS NOT NULL) AS a8,
+      (SELECT CASE WHEN count(DISTINCT person_uuid) >= k THEN avg(vn) END FROM regress_k i WHERE i.grp = o.grp AND vn IS NOT NULL AND person_uuid IS NOT NULL) AS an,
+      (SELECT CASE WHEN count(DISTINCT person_big) >= k THEN avg(vr) END FROM regress_k i WHERE i.grp = o.grp AND vr IS NOT NULL AND person_big IS NOT NULL) AS ar,
+      (SELECT CASE WHEN count(DISTINCT person_text) >= k THEN avg(vd) END FROM regress_k i WHERE i.grp = o.grp AND vd IS NOT NULL AND person_text IS NOT NULL) AS ad
+    FROM (SELECT DISTINCT grp FROM regress_k) o)
+  SELECT 'counts', count(*) FILTER (WHERE (f.c_text, f.c_int, f.c_big, f.c_uuid, f.d_text, f.d_int, f.d_big, f.d_uuid)
+                                 IS DISTINCT FROM (s.c_text, s.c_int, s.c_big, s.c_uuid, s.d_text, s.d_int, s.d_big, s.d_uuid))
+    FROM fast f JOIN slow s USING (grp)
+  UNION ALL
+  -- exact types compare exactly; real and double precision within float rounding
+  SELECT 'sums and averages', count(*) FILTER (WHERE (f.s2, f.s4, f.s8, f.sn, f.a2, f.a4, f.a8, f.an)
+                                 IS DISTINCT FROM (v.s2, v.s4, v.s8, v.sn, v.a2, v.a4, v.a8, v.an)
+         OR (f.sr IS NULL) <> (v.sr IS NULL) OR abs(f.sr - v.sr) > 1e-3
+         OR (f.sd IS NULL) <> (v.sd IS NULL) OR abs(f.sd - v.sd) > 1e-9
+         OR (f.ar IS NULL) <> (v.ar IS NULL) OR abs(f.ar - v.ar) > 1e-6
+         OR (f.ad IS NULL) <> (v.ad IS NULL) OR abs(f.ad - v.ad) > 1e-9)
+    FROM fast f JOIN slow_v v USING (grp)
+  UNION ALL
+  SELECT 'groups answered', count(*) FILTER (WHERE f.d_text IS NOT NULL) FROM fast f;
+  RESET deident.min_group_size;
+END $$;
+SELECT k, m.* FROM unnest(ARRAY[2, 5, 10, 29, 30, 31]) k, regress_k_mismatches(k) m;
+
+-- 2. the boundary, shown: groups 4, 5, 6 at k = 5 (just below, at, above)
+SELECT grp, count(DISTINCT person_text) AS persons, count(person_text) AS rows,
+       deident.k_count(person_text), deident.k_count_distinct(person_text),
+       deident.k_sum(v4, person_text), deident.k_avg(v4, person_text),
+       deident.k_sum(vn, person_text), deident.k_avg(vn, person_text)
+  FROM regress_k WHERE grp IN (4, 5, 6) GROUP BY grp ORDER BY grp;
+
+-- 3. result types are those of sum and avg
+SELECT pg_typeof(deident.k_sum(v2, person_text)) AS sum2, pg_typeof(sum(v2)) AS pg_sum2,
+       pg_typeof(deident.k_sum(v4, person_text)) AS sum4, pg_typeof(deident.k_sum(v8, person_text)) AS sum8,
+       pg_typeof(deident.k_sum(vn, person_text)) AS sumn, pg_typeof(deident.k_sum(vr, person_text)) AS sumr,
+       pg_typeof(deident.k_sum(vd, person_text)) AS sumd, pg_typeof(deident.k_avg(v4, person_text)) AS avg4,
+       pg_typeof(deident.k_avg(vr, person_text)) AS avgr, pg_typeof(deident.k_avg(vn, person_text)) AS avgn,
+       pg_typeof(deident.k_count(person_text)) AS cnt
+  FROM regress_k;
+
+-- 4. one person with many rows is one person; NULL persons are nobody; rows are rows
+SELECT deident.k_count(p) AS k_count, deident.k_count_distinct(p) AS k_count_distinct,
+       deident.k_sum(v, p) AS k_sum
+  FROM (SELECT 'same@example.com' AS p, 1 AS v FROM generate_series(1, 50)) s;
+SELECT deident.k_count(p), deident.k_count_distinct(p), count(p) AS plain_count
+  FROM (SELECT CASE WHEN g <= 5 THEN 'p' || g END AS p FROM generate_series(1, 50) g) s;
+-- empty input and all-NULL input: NULL, as sum() gives
+SELECT deident.k_sum(v4, person_text), deident.k_count(person_text) FROM regress_k WHERE false;
+
+-- 5. numeric: exact, scale as sum's, special values as sum's
+SELECT deident.k_sum(v, p) AS k_sum, sum(v), deident.k_avg(v, p) AS k_avg, avg(v)
+  FROM (VALUES (1.5, 'a'), (2.25, 'b'), (-0.001, 'c'), (100, 'd'), (0.0, 'e')) t(v, p);
+SELECT deident.k_sum(v, p) AS k_sum, sum(v)
+  FROM (VALUES (1::numeric, 'a'), ('Infinity', 'b'), (2, 'c'), (3, 'd'), (4, 'e')) t(v, p);
+SELECT deident.k_sum(v, p) AS k_sum, sum(v)
+  FROM (VALUES (1::numeric, 'a'), ('NaN', 'b'), (2, 'c'), (3, 'd'), (4, 'e')) t(v, p);
+-- fail (beyond 38 significant digits the exact sum is refused, never rounded)
+SELECT regress_error($$SELECT deident.k_sum(v, p) FROM (VALUES (1e40::numeric, 'a'), (1, 'b'), (1, 'c'), (1, 'd'), (1, 'e')) t(v, p)$$);
+-- OK: sum(bigint) is numeric, exact beyond bigint's range
+SELECT deident.k_sum(v, p) AS exact_bigint_sum, sum(v)
+  FROM (SELECT 9223372036854775807::bigint AS v, g::text AS p FROM generate_series(1, 5) g) s;
+
+-- 6. the setting: an analyst can read it but not lower it (nor raise it); a superuser can set
+-- it per role, and it must be at least 2
+CREATE ROLE regress_k_analyst;
+GRANT SELECT ON regress_k TO regress_k_analyst;
+SET ROLE regress_k_analyst;
+SHOW deident.min_group_size;
+SET deident.min_group_size = 2;
+SELECT set_config('deident.min_group_size', '1', false);
+SELECT grp, deident.k_count_distinct(person_text) FROM regress_k WHERE grp IN (4, 5) GROUP BY grp ORDER BY grp;
+RESET ROLE;
+SET deident.min_group_size = 1;
+ALTER ROLE regress_k_analyst SET deident.min_group_size = 10;
+SELECT rolname, setconfig FROM pg_db_role_setting JOIN pg_roles r ON r.oid = setrole WHERE rolname = 'regress_k_analyst';
+ALTER ROLE regress_k_analyst RESET deident.min_group_size;
+
+-- 7. parallel: a plan with Partial Aggregate gives the serial answers
+CREATE TABLE regress_k_big AS
+  SELECT g % 997 AS grp, (g::bigint * 7919) % 40000 AS person, g % 1000 AS v
+    FROM generate_series(1, 400000) g;
+ANALYZE regress_k_big;
+CREATE TABLE regress_k_serial AS
+  SELECT grp, deident.k_count(person) AS c, deident.k_count_distinct(person) AS d,
+         deident.k_sum(v, person) AS s, deident.k_avg(v, person) AS a
+    FROM regress_k_big GROUP BY grp;
+SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2; SET enable_hashagg = off;
+EXPLAIN (COSTS OFF)
+  SELECT grp, deident.k_count(person), deident.k_count_distinct(person),
+         deident.k_sum(v, person), deident.k_avg(v, person)
+    FROM regress_k_big GROUP BY grp;
+CREATE TABLE regress_k_parallel AS
+  SELECT grp, deident.k_count(person) AS c, deident.k_count_distinct(person) AS d,
+         deident.k_sum(v, person) AS s, deident.k_avg(v, person) AS a
+    FROM regress_k_big GROUP BY grp;
+-- and one group of all rows, where every worker's partial state holds persons of the others
+EXPLAIN (COSTS OFF) SELECT deident.k_count_distinct(person) FROM regress_k_big;
+SELECT deident.k_count_distinct(person) AS parallel, count(DISTINCT person) AS plain,
+       deident.k_sum(v, person) AS k_sum, sum(v) AS plain_sum FROM regress_k_big;
+RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather; RESET enable_hashagg;
+SELECT count(*) AS groups, count(*) FILTER (WHERE (s.c, s.d, s.s, s.a) IS DISTINCT FROM (p.c, p.d, p.s, p.a)) AS mismatches
+  FROM regress_k_serial s JOIN regress_k_parallel p USING (grp);
+SELECT count(*) AS mismatches FROM regress_k_serial s
+  JOIN (SELECT grp, count(*) AS c, count(DISTINCT person) AS d, sum(v) AS sv, avg(v) AS a
+          FROM regress_k_big GROUP BY grp) slow USING (grp)
+ WHERE (s.c, s.d, s.s, s.a) IS DISTINCT FROM (slow.c, slow.d, slow.sv, slow.a);
+
+-- 8. no SQL caller may touch a partial state: the support functions take and give
+-- internal, which SQL cannot pass, and are not executable by PUBLIC
+SET ROLE regress_k_analyst;
+SELECT deident._k_serial(NULL);
+SELECT deident._k_deserial('\x01'::bytea, NULL::internal);
+SELECT deident._k_count_final(NULL::internal);
+RESET ROLE;
+-- fail (not even a superuser can make an internal to pass; deserialize also refuses to run
+-- outside an aggregate, and refuses bytes it did not write: src/aggregates/state.rs tests)
+SELECT deident._k_deserial('\x0103050000000100000000000000'::bytea, NULL::internal);
+
+DROP TABLE regress_k, regress_k_big, regress_k_serial, regress_k_parallel;
+DROP FUNCTION regress_k_mismatches(int);
+DROP ROLE regress_k_analyst;
