@@ -12,7 +12,7 @@ SET client_min_messages = warning;
 DROP TABLE IF EXISTS bench_k;
 RESET client_min_messages;
 CREATE TABLE bench_k AS
-  SELECT (g * 7919) % 1000 AS grp, format('person%s@example.com', g % 100000) AS person,
+  SELECT ((g::bigint * 7919) % 1000)::int AS grp, format('person%s@example.com', g % 100000) AS person,
          (g * 31) % 1000 AS v
     FROM generate_series(1, 1000000) g;
 VACUUM ANALYZE bench_k;

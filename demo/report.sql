@@ -24,3 +24,36 @@ SELECT deident.pseudonymize(email, length => 15) AS "Person Identifier",
   FROM people
  ORDER BY 1
  LIMIT 12;
+
+\echo
+\echo '== An aggregated report, k-anonymity-checked: average weekly hours by org and title.'
+\echo '   deident.k_avg(value, person) answers only for groups of at least'
+\echo '   deident.min_group_size distinct people (here 5, Workplace Analytics'' default);'
+\echo '   smaller groups come out NULL. Shown: the orgs where small groups occur.'
+SHOW deident.min_group_size;
+SELECT org AS "Org", title AS "Title",
+       deident.k_count_distinct(email) AS "People",
+       round(deident.k_avg(after_hours, email), 1) AS "Avg After Hours",
+       round(deident.k_avg(email_hours, email), 1) AS "Avg Email Hours",
+       CASE WHEN deident.k_count(email) IS NULL THEN 'suppressed: fewer than 5 people' ELSE '' END AS "Note"
+  FROM people
+ WHERE org IN ('Legal – Privacy', 'Finance – Audit', 'HR – Talent')
+ GROUP BY org, title
+ ORDER BY org, min(CASE title WHEN 'Individual Contributor' THEN 1 WHEN 'Manager' THEN 2
+                   WHEN 'Senior Manager' THEN 3 WHEN 'Director' THEN 4 ELSE 5 END);
+\echo 'All org x title groups:'
+SELECT count(*) AS groups,
+       count(*) FILTER (WHERE answered) AS answered,
+       count(*) FILTER (WHERE NOT answered) AS suppressed
+  FROM (SELECT deident.k_count(email) IS NOT NULL AS answered FROM people GROUP BY org, title) g;
+
+\echo
+\echo '== How k-anonymous is the people table? Equivalence classes over the quasi-identifiers,'
+\echo '   counted in distinct people (deident.k_anonymity):'
+SELECT 'org, title' AS quasi_identifiers, *
+  FROM deident.k_anonymity('people', ARRAY['org', 'title'], 'email')
+UNION ALL
+SELECT 'function, title, org, region', *
+  FROM deident.k_anonymity('people', ARRAY['function', 'title', 'org', 'region'], 'email');
+\echo 'With all four attributes, many people are alone in their class: the seed''s point that'
+\echo 'function, title, org and region are personal data in combination.'

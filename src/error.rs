@@ -242,6 +242,8 @@ mod tests {
             DeidentError::UnknownActiveKey { id: "hidden_active".into() },
             DeidentError::UnknownKeyId { id: "asked".into() },
             DeidentError::InvalidLength(99),
+            DeidentError::Aggregate(StateError::Overflow),
+            DeidentError::Aggregate(StateError::Malformed),
         ];
         let problems = [
             FileProblem::Missing,
@@ -315,6 +317,8 @@ mod tests {
                 ERRCODE_CONFIG_FILE_ERROR,
                 ERRCODE_UNDEFINED_OBJECT,
                 ERRCODE_INVALID_PARAMETER_VALUE,
+                ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+                ERRCODE_INVALID_BINARY_REPRESENTATION,
                 ERRCODE_UNDEFINED_FILE,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_IO_ERROR,
