@@ -52,3 +52,14 @@ SELECT format('%s.%s%s@contoso.com', d.firsts[1 + (r_name * 20)::int % 20],
        LATERAL (SELECT pg_temp.pick(d.org_w, r_org) AS o, pg_temp.pick(d.title_w, r_title) AS t) p;
 ALTER TABLE people ADD PRIMARY KEY (email);
 ANALYZE people;
+
+-- The DBA records in the catalog what is personal data, as the seed describes it: the e-mail
+-- is the direct identifier; function, title, org and region identify in combination; the
+-- metrics are what must be protected.
+SECURITY LABEL FOR deident ON COLUMN people.email IS 'identifier';
+SECURITY LABEL FOR deident ON COLUMN people.function IS 'quasi_identifier';
+SECURITY LABEL FOR deident ON COLUMN people.title IS 'quasi_identifier';
+SECURITY LABEL FOR deident ON COLUMN people.org IS 'quasi_identifier';
+SECURITY LABEL FOR deident ON COLUMN people.region IS 'quasi_identifier';
+SECURITY LABEL FOR deident ON COLUMN people.after_hours IS 'sensitive';
+SECURITY LABEL FOR deident ON COLUMN people.email_hours IS 'sensitive';

@@ -14,6 +14,10 @@ SELECT CASE WHEN n < 5 THEN '1-4 people' WHEN n < 20 THEN '5-19 people' ELSE '20
  GROUP BY 1 ORDER BY min(n);
 
 \echo
+\echo '== What is personal data, as labelled in the catalog (SECURITY LABEL FOR deident):'
+SELECT * FROM deident.personal_data ORDER BY schema_name, table_name, column_name;
+
+\echo
 \echo '== The de-identified people report (as in the seed): the person identifier is'
 \echo '   deident.pseudonymize(email, length => 15), a keyed HMAC-SHA256 pseudonym; the key'
 \echo '   stays in the server''s key file. Same person, same identifier; no way back to the e-mail.'
@@ -49,11 +53,12 @@ SELECT count(*) AS groups,
 
 \echo
 \echo '== How k-anonymous is the people table? Equivalence classes over the quasi-identifiers,'
-\echo '   counted in distinct people (deident.k_anonymity):'
+\echo '   counted in distinct people (deident.k_anonymity); with no column arguments it takes'
+\echo '   the labelled quasi-identifiers and the labelled identifier as the person:'
 SELECT 'org, title' AS quasi_identifiers, *
   FROM deident.k_anonymity('people', ARRAY['org', 'title'], 'email')
 UNION ALL
-SELECT 'function, title, org, region', *
-  FROM deident.k_anonymity('people', ARRAY['function', 'title', 'org', 'region'], 'email');
+SELECT 'the labels: function, title, org, region', *
+  FROM deident.k_anonymity('people');
 \echo 'With all four attributes, many people are alone in their class: the seed''s point that'
 \echo 'function, title, org and region are personal data in combination.'

@@ -48,6 +48,22 @@ cluster_psql "$DIR" -q -d postgres -c "CREATE DATABASE deident_regress"
 status=0
 run_schedule schedule || status=1
 
+# Dump and restore: every label survives pg_dump / pg_restore into a fresh database.
+dump=$DIR/regress.dump
+"$PGBIN/pg_dump" -h "$DIR" -p 5432 -U postgres -Fc -f "$dump" deident_regress
+cluster_psql "$DIR" -q -d postgres -c "CREATE DATABASE regress_restored"
+"$PGBIN/pg_restore" -h "$DIR" -p 5432 -U postgres --exit-on-error -d regress_restored "$dump"
+labels_of() {
+  cluster_psql "$DIR" -At -d "$1" -c "SELECT objtype, objname, label FROM pg_seclabels
+    WHERE provider = 'deident' ORDER BY objname; TABLE deident.personal_data ORDER BY 1, 2, 3"
+}
+before=$(labels_of deident_regress); after=$(labels_of regress_restored)
+if [ -n "$before" ] && [ "$before" = "$after" ]; then
+  echo "test dump_restore                  ... ok  ($(echo "$before" | wc -l) label rows kept)"
+else
+  echo "test dump_restore                  ... FAILED"; diff <(echo "$before") <(echo "$after"); status=1
+fi
+
 # The same server, restarted without the preload: the extension must refuse to work.
 as_owner "$PGBIN/pg_ctl" -D "$DIR/data" -w -o "-c shared_preload_libraries=" restart >/dev/null
 run_schedule schedule_nopreload || status=1

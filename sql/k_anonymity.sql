@@ -1,7 +1,8 @@
 -- deident.k_anonymity(rel, quasi_identifiers, person): how k-anonymous is a table?
 -- The equivalence classes are the groups of rows with equal quasi-identifier values (NULL
 -- equal to NULL, as GROUP BY has it); each is measured in distinct non-NULL persons, or in
--- rows when no person column is given or labelled. Runs with the caller's rights: it reads the
+-- rows when no person column is given or labelled. Without arguments, the columns come from
+-- the labels (sql/labels.sql). Runs with the caller's rights: it reads the
 -- table as the caller could. Column names are quoted (format %I), never spliced.
 CREATE FUNCTION deident.k_anonymity(
     rel regclass,
@@ -23,14 +24,30 @@ DECLARE
   cols text;
   join_on text;
   sql text;
+  n_identifiers bigint;
 BEGIN
   IF rel IS NULL THEN
     RAISE EXCEPTION 'relation must not be NULL' USING ERRCODE = 'null_value_not_allowed';
   END IF;
+  -- Defaults from the labels (deident.personal_data): the quasi_identifier columns, and the
+  -- identifier column as the person (none: each row is a person; several: ambiguous).
+  IF qi IS NULL THEN
+    SELECT array_agg(l.column_name::text ORDER BY l.attnum) INTO qi
+      FROM deident._column_labels(rel) l WHERE l.label = 'quasi_identifier';
+  END IF;
+  IF who IS NULL AND person IS NULL THEN
+    SELECT min(l.column_name::text), count(*) INTO who, n_identifiers
+      FROM deident._column_labels(rel) l WHERE l.label = 'identifier';
+    IF n_identifiers > 1 THEN
+      RAISE EXCEPTION 'relation "%" has % columns labelled identifier', rel, n_identifiers
+        USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'Name the person column: person => ''column''.';
+    END IF;
+  END IF;
   IF qi IS NULL OR cardinality(qi) = 0 THEN
     RAISE EXCEPTION 'relation "%" has no quasi-identifiers', rel
       USING ERRCODE = 'invalid_parameter_value',
-            HINT = 'Pass them as quasi_identifiers => ARRAY[''column'', ...].';
+            HINT = 'Pass them as quasi_identifiers => ARRAY[''column'', ...], or label columns: SECURITY LABEL FOR deident ON COLUMN t.c IS ''quasi_identifier''.';
   END IF;
   IF array_position(qi, NULL) IS NOT NULL THEN
     RAISE EXCEPTION 'quasi-identifier column names must not be NULL' USING ERRCODE = 'null_value_not_allowed';

@@ -10,6 +10,7 @@ mod functions;
 mod guc;
 mod keycache;
 mod keys;
+mod labels;
 mod preload;
 mod pseudonym;
 #[cfg(any(test, feature = "pg_test"))]
@@ -27,6 +28,7 @@ pub extern "C-unwind" fn _PG_init() {
         return;
     }
     guc::register();
+    labels::register();
 }
 
 #[cfg(test)]
