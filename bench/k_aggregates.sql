@@ -17,14 +17,6 @@ CREATE TABLE bench_k AS
     FROM generate_series(1, 1000000) g;
 VACUUM ANALYZE bench_k;
 
-CREATE TEMP TABLE bench_runs (query text, run int, ms float8);
-CREATE FUNCTION pg_temp.time_query(sql text) RETURNS float8 LANGUAGE plpgsql AS $$
-DECLARE t0 timestamptz; BEGIN
-  t0 := clock_timestamp();
-  EXECUTE sql;
-  RETURN 1000 * extract(epoch FROM clock_timestamp() - t0);
-END $$;
-
 CREATE TEMP TABLE bench_queries (name text, sql text, ord int);
 INSERT INTO bench_queries VALUES
   ('sum(v)', 'SELECT grp, sum(v) FROM bench_k GROUP BY grp', 1),
@@ -39,28 +31,14 @@ SELECT count(*) AS groups_compared,
   JOIN (SELECT grp, deident.k_sum(v, person) AS s, deident.k_count_distinct(person) AS d
           FROM bench_k GROUP BY grp) b USING (grp);
 
-SELECT count(pg_temp.time_query(sql)) AS warm_up_queries FROM bench_queries;
-DO $$
-DECLARE r int; q record;
-BEGIN
-  FOR r IN 1..current_setting('bench.runs')::int LOOP
-    FOR q IN SELECT * FROM bench_queries ORDER BY ord LOOP
-      INSERT INTO bench_runs VALUES (q.name, r, pg_temp.time_query(q.sql));
-    END LOOP;
-  END LOOP;
-END $$;
+\ir lib/harness.sql
 
 \pset footer off
 \echo
 \echo 'k-aggregate benchmark: 1,000,000 rows, 1,000 groups, 100,000 persons, serial, median of interleaved runs'
-SELECT m.query, count(*) AS runs,
-       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY m.ms)::numeric, 1) AS median_ms
-  FROM bench_runs m JOIN bench_queries q ON q.name = m.query
- GROUP BY m.query, q.ord ORDER BY q.ord;
+SELECT query, runs, round(ms::numeric, 1) AS median_ms FROM bench_medians ORDER BY ord;
 \echo 'ratios of medians (targets: k_sum/sum <= 1.25, k_count_distinct/count(DISTINCT) <= 0.30)'
-WITH med AS (
-  SELECT query, percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS ms FROM bench_runs GROUP BY query
-)
+WITH med AS (SELECT * FROM bench_medians)
 SELECT round(((SELECT ms FROM med WHERE query = 'deident.k_sum(v, person)')
              / (SELECT ms FROM med WHERE query = 'sum(v)'))::numeric, 3) AS k_sum_vs_sum,
        round(((SELECT ms FROM med WHERE query = 'deident.k_count_distinct(person)')

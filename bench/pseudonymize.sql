@@ -18,14 +18,6 @@ CREATE TABLE bench_emails AS
     FROM generate_series(1, 1000000) g;
 VACUUM ANALYZE bench_emails;
 
-CREATE TEMP TABLE bench_runs (query text, run int, ms float8);
-CREATE FUNCTION pg_temp.time_query(sql text) RETURNS float8 LANGUAGE plpgsql AS $$
-DECLARE t0 timestamptz; BEGIN
-  t0 := clock_timestamp();
-  EXECUTE sql;
-  RETURN 1000 * extract(epoch FROM clock_timestamp() - t0);
-END $$;
-
 CREATE TEMP TABLE bench_queries (name text, sql text, ord int);
 INSERT INTO bench_queries VALUES
   ('scan only: count(email)', 'SELECT count(email) FROM bench_emails', 0),
@@ -34,34 +26,18 @@ INSERT INTO bench_queries VALUES
    'SELECT count(encode(hmac(email, ''0123456789abcdef0123456789abcdef'', ''sha256''), ''hex'')) FROM bench_emails', 2),
   ('md5(email)', 'SELECT count(md5(email)) FROM bench_emails', 3);
 
--- warm-up: caches, the key ring, the domain key
-SELECT count(pg_temp.time_query(sql)) AS warm_up_queries FROM bench_queries;
-
-DO $$
-DECLARE r int; q record;
-BEGIN
-  FOR r IN 1..current_setting('bench.runs')::int LOOP
-    FOR q IN SELECT * FROM bench_queries ORDER BY ord LOOP
-      INSERT INTO bench_runs VALUES (q.name, r, pg_temp.time_query(q.sql));
-    END LOOP;
-  END LOOP;
-END $$;
+-- the first (warm-up) pass also loads the key ring and derives the domain key
+\ir lib/harness.sql
 
 \pset footer off
 \echo
 \echo 'pseudonymize benchmark: 1,000,000 e-mails, serial, median of interleaved runs'
-WITH med AS (
-  SELECT query, percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS ms, count(*) AS runs
-    FROM bench_runs GROUP BY query
-), base AS (SELECT ms FROM med WHERE query LIKE 'scan only%')
-SELECT med.query, med.runs, round(med.ms::numeric, 1) AS median_ms,
-       round(((med.ms - base.ms) * 1e6 / 1e6)::numeric) AS ns_per_call_over_scan
-  FROM med, base JOIN bench_queries q ON true
- WHERE q.name = med.query ORDER BY q.ord;
+SELECT m.query, m.runs, round(m.ms::numeric, 1) AS median_ms,
+       round((m.ms - base.ms)::numeric) AS ns_per_call_over_scan  -- ms per 1e6 calls = ns per call
+  FROM bench_medians m, (SELECT ms FROM bench_medians WHERE ord = 0) base
+ ORDER BY m.ord;
 \echo 'ratios of medians (whole query, scan included; targets: <= 0.30 vs hmac, <= 0.55 vs md5)'
-WITH med AS (
-  SELECT query, percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS ms FROM bench_runs GROUP BY query
-)
+WITH med AS (SELECT * FROM bench_medians)
 SELECT round(((SELECT ms FROM med WHERE query = 'deident.pseudonymize(email)')
              / (SELECT ms FROM med WHERE query LIKE 'encode(hmac%'))::numeric, 3) AS vs_pgcrypto_hmac,
        round(((SELECT ms FROM med WHERE query = 'deident.pseudonymize(email)')

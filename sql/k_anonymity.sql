@@ -22,7 +22,6 @@ DECLARE
   kmin int := current_setting('deident.min_group_size')::int;
   col text;
   cols text;
-  join_on text;
   sql text;
   n_identifiers bigint;
 BEGIN
@@ -64,9 +63,7 @@ BEGIN
     RAISE EXCEPTION 'quasi-identifiers must not repeat a column' USING ERRCODE = 'invalid_parameter_value';
   END IF;
 
-  SELECT string_agg(format('%I', c), ', ' ORDER BY o),
-         string_agg(format('r.%1$I IS NOT DISTINCT FROM c.%1$I', c), ' AND ' ORDER BY o)
-    INTO cols, join_on
+  SELECT string_agg(format('%I', c), ', ' ORDER BY o) INTO cols
     FROM unnest(qi) WITH ORDINALITY AS u(c, o);
 
   IF who IS NULL THEN
@@ -77,13 +74,17 @@ BEGIN
              coalesce(sum(n) FILTER (WHERE n < $1), 0)::bigint
         FROM c$q$, rel, cols);
   ELSE
+    -- One (class, person) row per person in each class, then each class's size by a window
+    -- over the class: grouping and partitioning treat NULLs alike and use the columns' own
+    -- equality, and no join back to the table is needed.
     sql := format($q$
-      WITH r AS (SELECT %2$s, %3$I AS p FROM %1$s WHERE %3$I IS NOT NULL),
-           c AS (SELECT %2$s, count(DISTINCT p) AS n FROM r GROUP BY %2$s)
-      SELECT (SELECT min(n) FROM c), (SELECT count(*) FROM c),
-             (SELECT count(*) FROM c WHERE n < $1),
-             (SELECT count(DISTINCT r.p) FROM r JOIN c ON %4$s WHERE c.n < $1)$q$,
-      rel, cols, who, join_on);
+      WITH cp AS (SELECT %2$s, %3$I AS p FROM %1$s WHERE %3$I IS NOT NULL GROUP BY %2$s, %3$I),
+           cn AS (SELECT p, count(*) OVER w AS n, row_number() OVER w AS first
+                    FROM cp WINDOW w AS (PARTITION BY %2$s))
+      SELECT min(n), count(*) FILTER (WHERE first = 1),
+             count(*) FILTER (WHERE first = 1 AND n < $1),
+             count(DISTINCT p) FILTER (WHERE n < $1)
+        FROM cn$q$, rel, cols, who);
   END IF;
   EXECUTE sql INTO k, classes, classes_below_min, persons_below_min USING kmin;
 END

@@ -1,7 +1,8 @@
--- The labels as pg_deident reads them. A column's label is its own, or else the label of the
--- same-named column of its nearest ancestor in a partition tree: a label on a partitioned
--- table covers every partition, attached now or later, and stops covering one when it is
--- detached. Looked up, not copied, so nothing can fall out of step. Labels are reported in
+-- The labels as pg_deident reads them. A column's label is the strongest (identifier, then
+-- quasi_identifier, then sensitive) of its own and those of the same-named column of its
+-- ancestors in a partition tree: a label on a partitioned table covers every partition,
+-- attached now or later, a partition's own label can add protection but not remove it, and
+-- a detached partition stops being covered. Looked up, not copied, so nothing can fall out of step. Labels are reported in
 -- their canonical lower case, whatever case they were set in. Readable by everyone, as
 -- pg_seclabel itself is.
 CREATE FUNCTION deident._column_labels(rel regclass)
@@ -19,7 +20,8 @@ AS $$
         JOIN pg_attribute pa ON pa.attrelid = anc.relid AND pa.attname = a.attname AND NOT pa.attisdropped
         JOIN pg_seclabel s ON s.objoid = anc.relid AND s.classoid = 'pg_class'::regclass
                           AND s.objsubid = pa.attnum AND s.provider = 'deident'
-       ORDER BY anc.depth
+       ORDER BY array_position(ARRAY['identifier', 'quasi_identifier', 'sensitive'], lower(s.label)),
+                anc.depth
        LIMIT 1) l
    WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped
 $$;

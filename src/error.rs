@@ -11,6 +11,7 @@ use pgrx::{PgLogLevel, PgSqlErrorCode};
 
 use crate::aggregates::state::StateError;
 use crate::keys::{FileProblem, LineProblem};
+use crate::labels::LabelError;
 use crate::pseudonym::{MAX_LENGTH, MIN_LENGTH};
 
 #[derive(Debug)]
@@ -29,6 +30,8 @@ pub enum DeidentError {
     InvalidLength(i32),
     /// A k-anonymity-checked aggregate failed.
     Aggregate(StateError),
+    /// A security label was refused.
+    Label(LabelError),
 }
 
 pub type Result<T> = std::result::Result<T, DeidentError>;
@@ -168,10 +171,16 @@ impl DeidentError {
                 Some(format!("The length given was {length}.")),
                 Some("The default is 22 characters (about 131 bits); 15 gives the seed's format.".to_string()),
             ),
+            DeidentError::Aggregate(StateError::OutOfMemory) => (
+                ERRCODE_OUT_OF_MEMORY,
+                "out of memory".to_string(),
+                Some("A k_count_distinct state could not grow.".to_string()),
+                None,
+            ),
             DeidentError::Aggregate(StateError::Overflow) => (
                 ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
                 "k-anonymity-checked aggregate result is out of range".to_string(),
-                Some("Exact numeric sums keep at most 38 significant digits; sums of smallint and integer are bigint.".to_string()),
+                Some("The sum left the range of its type; exact numeric sums keep at most 38 digits once aligned to the largest scale.".to_string()),
                 None,
             ),
             DeidentError::Aggregate(e) => (
@@ -179,6 +188,36 @@ impl DeidentError {
                 "invalid partial state of a k-anonymity-checked aggregate".to_string(),
                 Some(format!("The state was refused: {e}.")),
                 None,
+            ),
+            DeidentError::Label(LabelError::NotSuperuser) => (
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
+                "must be superuser to set or remove pg_deident security labels".to_string(),
+                Some("The labels decide what is personal data; table ownership is not enough.".to_string()),
+                None,
+            ),
+            DeidentError::Label(LabelError::UnknownColumnLabel(label)) => (
+                ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("\"{label}\" is not a pg_deident column label"),
+                None,
+                Some("Column labels are identifier, quasi_identifier and sensitive (in any case).".to_string()),
+            ),
+            DeidentError::Label(LabelError::ColumnOfUnsupportedRelation) => (
+                ERRCODE_WRONG_OBJECT_TYPE,
+                "pg_deident labels columns of tables, partitioned tables, foreign tables, views and materialized views only".to_string(),
+                None,
+                None,
+            ),
+            DeidentError::Label(LabelError::RoleLabelNotYet) => (
+                ERRCODE_FEATURE_NOT_SUPPORTED,
+                "pg_deident does not label roles yet".to_string(),
+                Some("The role label restricted arrives together with its enforcement: a label that protects nothing would mislead.".to_string()),
+                Some("Until then, control access with GRANT and REVOKE.".to_string()),
+            ),
+            DeidentError::Label(LabelError::NotAColumn) => (
+                ERRCODE_FEATURE_NOT_SUPPORTED,
+                "pg_deident labels columns only".to_string(),
+                None,
+                Some("Label each column: SECURITY LABEL FOR deident ON COLUMN t.c IS 'identifier' (or 'quasi_identifier', 'sensitive').".to_string()),
             ),
         };
         (code, message, detail, hint)
@@ -242,8 +281,14 @@ mod tests {
             DeidentError::UnknownActiveKey { id: "hidden_active".into() },
             DeidentError::UnknownKeyId { id: "asked".into() },
             DeidentError::InvalidLength(99),
+            DeidentError::Aggregate(StateError::OutOfMemory),
             DeidentError::Aggregate(StateError::Overflow),
             DeidentError::Aggregate(StateError::Malformed),
+            DeidentError::Label(LabelError::NotSuperuser),
+            DeidentError::Label(LabelError::UnknownColumnLabel("secret".into())),
+            DeidentError::Label(LabelError::ColumnOfUnsupportedRelation),
+            DeidentError::Label(LabelError::RoleLabelNotYet),
+            DeidentError::Label(LabelError::NotAColumn),
         ];
         let problems = [
             FileProblem::Missing,
@@ -317,8 +362,14 @@ mod tests {
                 ERRCODE_CONFIG_FILE_ERROR,
                 ERRCODE_UNDEFINED_OBJECT,
                 ERRCODE_INVALID_PARAMETER_VALUE,
+                ERRCODE_OUT_OF_MEMORY,
                 ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
                 ERRCODE_INVALID_BINARY_REPRESENTATION,
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
+                ERRCODE_INVALID_PARAMETER_VALUE,
+                ERRCODE_WRONG_OBJECT_TYPE,
+                ERRCODE_FEATURE_NOT_SUPPORTED,
+                ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_UNDEFINED_FILE,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_IO_ERROR,

@@ -7,6 +7,10 @@
 //! build the result with one palloc. They stay `#[pg_guard]`, so a Rust panic still becomes a
 //! PostgreSQL ERROR, and their SQL declarations are in `functions.rs`.
 
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use pgrx::pg_guard;
 use pgrx::pg_sys;
 use pgrx::varlena;
 
@@ -97,24 +101,56 @@ pub fn text_datum(bytes: &[u8]) -> pg_sys::Datum {
     }
 }
 
-/// The per-call-site flag in `flinfo->fn_extra`: has this expression, in this execution,
-/// already checked that the key ring is current? fn_extra lives as long as the FmgrInfo, that
-/// is one execution of the query (or, for PL/pgSQL simple expressions, one transaction), and is
-/// zeroed when the FmgrInfo is set up (fmgr.c, `fmgr_info_cxt_security`).
+/// Counts transaction ends in this backend (see `register_xact_callback`). A call site's
+/// check of the key ring is good for one transaction at most: a non-atomic procedure that
+/// COMMITs keeps its expressions, and with them their fn_extra, across transactions.
+static XACT_EPOCH: AtomicU64 = AtomicU64::new(1);
+
+#[pg_guard]
+unsafe extern "C-unwind" fn end_of_transaction(_event: pg_sys::XactEvent::Type, _arg: *mut c_void) {
+    XACT_EPOCH.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Registers the transaction callback; called once, from `_PG_init` during preload, so that
+/// every backend (forked from the postmaster) has it.
+pub fn register_xact_callback() {
+    // SAFETY: a guarded C callback with no state; registered once.
+    unsafe { pg_sys::RegisterXactCallback(Some(end_of_transaction), std::ptr::null_mut()) }
+}
+
+/// The per-call-site mark in `flinfo->fn_extra`: has this expression already checked that the
+/// key ring is current, in this transaction? fn_extra lives as long as the FmgrInfo (one
+/// execution of the query; for PL/pgSQL simple expressions, one transaction or a procedure's
+/// life) and is zeroed when the FmgrInfo is set up (fmgr.c, `fmgr_info_cxt_security`); the
+/// mark holds the transaction epoch it was made in.
 ///
 /// # Safety
 /// `fcinfo` is fmgr's call info, with a valid `flinfo`.
+#[inline]
 pub unsafe fn checked_this_execution(fcinfo: pg_sys::FunctionCallInfo) -> bool {
-    // SAFETY: flinfo is valid per the contract; a non-null fn_extra is only ever set below.
-    unsafe { !(*(*fcinfo).flinfo).fn_extra.is_null() }
+    // SAFETY: flinfo is valid per the contract; a non-null fn_extra is only ever set by
+    // `mark_checked`, to a u64 in fn_mcxt.
+    unsafe {
+        let mark = (*(*fcinfo).flinfo).fn_extra.cast::<u64>();
+        !mark.is_null() && *mark == XACT_EPOCH.load(Ordering::Relaxed)
+    }
 }
 
-/// Marks the call site checked (see `checked_this_execution`). The pointer is never
-/// dereferenced: any non-null value serves, so nothing is allocated.
+/// Marks the call site checked in this transaction (see `checked_this_execution`).
 ///
 /// # Safety
 /// As `checked_this_execution`.
 pub unsafe fn mark_checked(fcinfo: pg_sys::FunctionCallInfo) {
-    // SAFETY: flinfo is valid per the contract; this function owns fn_extra.
-    unsafe { (*(*fcinfo).flinfo).fn_extra = std::ptr::NonNull::<u8>::dangling().as_ptr().cast() }
+    // SAFETY: flinfo is valid per the contract; this module owns fn_extra. The mark is
+    // allocated once per FmgrInfo, in its own memory context, and lives as long as it.
+    unsafe {
+        let flinfo = (*fcinfo).flinfo;
+        let mut mark = (*flinfo).fn_extra.cast::<u64>();
+        if mark.is_null() {
+            mark = pg_sys::MemoryContextAlloc((*flinfo).fn_mcxt, std::mem::size_of::<u64>())
+                .cast::<u64>();
+            (*flinfo).fn_extra = mark.cast();
+        }
+        *mark = XACT_EPOCH.load(Ordering::Relaxed);
+    }
 }

@@ -66,18 +66,26 @@ pub unsafe extern "C-unwind" fn deident_pseudonymize(
 }
 pg_function_info_v1!(pg_finfo_deident_pseudonymize);
 
+/// M for the functions declared `(value text, domain text, key_id text)`.
+///
+/// # Safety
+/// `fcinfo` is fmgr's call info of such a STRICT function.
+unsafe fn mac_of_value_domain_key(fcinfo: pg_sys::FunctionCallInfo) -> [u8; 32] {
+    // SAFETY: per the contract, three non-NULL text arguments.
+    let (value, domain, key_id) = unsafe {
+        (fmgr::arg_bytes(fcinfo, 0), fmgr::arg_bytes(fcinfo, 1), fmgr::arg_bytes(fcinfo, 2))
+    };
+    keyed_mac(fcinfo, value, domain, key_id).or_report()
+}
+
 /// `pseudonymize_uuid(value text, domain text, key_id text) RETURNS uuid`
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn deident_pseudonymize_uuid(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
-    // SAFETY: fmgr calls this STRICT function with its three declared arguments, none NULL.
-    let (value, domain, key_id) = unsafe {
-        (fmgr::arg_bytes(fcinfo, 0), fmgr::arg_bytes(fcinfo, 1), fmgr::arg_bytes(fcinfo, 2))
-    };
-    let m = keyed_mac(fcinfo, value, domain, key_id).or_report();
-    let bytes = pseudonym::to_uuid(&m);
+    // SAFETY: fmgr calls this function as declared below.
+    let bytes = pseudonym::to_uuid(&unsafe { mac_of_value_domain_key(fcinfo) });
     // SAFETY: a uuid Datum is a pointer to its 16 bytes (uuid.h); palloc returns 16 writable
     // bytes in the current memory context, or raises an ERROR.
     unsafe {
@@ -94,11 +102,8 @@ pg_function_info_v1!(pg_finfo_deident_pseudonymize_uuid);
 pub unsafe extern "C-unwind" fn deident_pseudonymize_bigint(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
-    // SAFETY: fmgr calls this STRICT function with its three declared arguments, none NULL.
-    let (value, domain, key_id) = unsafe {
-        (fmgr::arg_bytes(fcinfo, 0), fmgr::arg_bytes(fcinfo, 1), fmgr::arg_bytes(fcinfo, 2))
-    };
-    let m = keyed_mac(fcinfo, value, domain, key_id).or_report();
+    // SAFETY: fmgr calls this function as declared below.
+    let m = unsafe { mac_of_value_domain_key(fcinfo) };
     // int8 is pass-by-value on every 64-bit build PostgreSQL supports (USE_FLOAT8_BYVAL).
     pg_sys::Datum::from(pseudonym::to_bigint(&m))
 }

@@ -13,8 +13,8 @@ use std::ffi::{c_char, CStr};
 
 use pgrx::pg_guard;
 use pgrx::pg_sys;
-use pgrx::pg_sys::panic::ErrorReport;
-use pgrx::{PgLogLevel, PgSqlErrorCode};
+
+use crate::error::DeidentError;
 
 /// The column labels, in their canonical (lower-case) spelling.
 pub const COLUMN_LABELS: [&str; 3] = ["identifier", "quasi_identifier", "sensitive"];
@@ -73,53 +73,6 @@ pub fn check(target: Target, label: Option<&str>, superuser: bool) -> Result<(),
     }
 }
 
-impl LabelError {
-    fn report(&self) -> ! {
-        use PgSqlErrorCode::*;
-        let (code, message, detail, hint): (_, String, Option<String>, Option<String>) = match self {
-            LabelError::NotSuperuser => (
-                ERRCODE_INSUFFICIENT_PRIVILEGE,
-                "must be superuser to set or remove pg_deident security labels".into(),
-                Some("The labels decide what is personal data; table ownership is not enough.".into()),
-                None,
-            ),
-            LabelError::UnknownColumnLabel(label) => (
-                ERRCODE_INVALID_PARAMETER_VALUE,
-                format!("\"{label}\" is not a pg_deident column label"),
-                None,
-                Some("Column labels are identifier, quasi_identifier and sensitive (in any case).".into()),
-            ),
-            LabelError::ColumnOfUnsupportedRelation => (
-                ERRCODE_WRONG_OBJECT_TYPE,
-                "pg_deident labels columns of tables, partitioned tables, foreign tables, views and materialized views only".into(),
-                None,
-                None,
-            ),
-            LabelError::RoleLabelNotYet => (
-                ERRCODE_FEATURE_NOT_SUPPORTED,
-                "pg_deident does not label roles yet".into(),
-                Some("The role label restricted arrives together with its enforcement: a label that protects nothing would mislead.".into()),
-                Some("Until then, control access with GRANT and REVOKE.".into()),
-            ),
-            LabelError::NotAColumn => (
-                ERRCODE_FEATURE_NOT_SUPPORTED,
-                "pg_deident labels columns only".into(),
-                None,
-                Some("Label each column: SECURITY LABEL FOR deident ON COLUMN t.c IS 'identifier' (or 'quasi_identifier', 'sensitive').".into()),
-            ),
-        };
-        let mut report = ErrorReport::new(code, message, "pg_deident");
-        if let Some(detail) = detail {
-            report = report.set_detail(detail);
-        }
-        if let Some(hint) = hint {
-            report = report.set_hint(hint);
-        }
-        report.report(PgLogLevel::ERROR);
-        unreachable!("an ERROR report does not return")
-    }
-}
-
 /// The relabel hook, called by SECURITY LABEL FOR deident (and by pg_restore's replay of it).
 #[pg_guard]
 unsafe extern "C-unwind" fn check_object_label(
@@ -150,7 +103,7 @@ unsafe extern "C-unwind" fn check_object_label(
     // SAFETY: superuser() checks the current user; we are inside a transaction.
     let superuser = unsafe { pg_sys::superuser() };
     if let Err(e) = check(target, label.as_deref(), superuser) {
-        e.report();
+        DeidentError::Label(e).report();
     }
 }
 

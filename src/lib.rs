@@ -29,6 +29,7 @@ pub extern "C-unwind" fn _PG_init() {
     }
     guc::register();
     labels::register();
+    fmgr::register_xact_callback();
 }
 
 #[cfg(test)]

@@ -37,9 +37,30 @@ fn _assert_preloaded() {
     check().or_report()
 }
 
-// The check runs once, in the script, and its function goes with it. The schema is for every
-// role to use; what each may call is decided per function (EXECUTE, granted to PUBLIC by
-// default, as PostgreSQL does).
+// The schema must be the installer's: if a role without superuser created a schema named
+// deident before CREATE EXTENSION, it could have put objects there (better-matching overloads
+// of our functions, operators) that would run with the rights of whoever calls them. Checked
+// first of all (bootstrap), with every name schema-qualified.
+extension_sql!(
+    r#"
+DO $$
+BEGIN
+  IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_namespace n
+            JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
+           WHERE n.nspname OPERATOR(pg_catalog.=) 'deident') THEN
+    RAISE EXCEPTION 'schema "deident" is owned by a role that is not a superuser'
+      USING ERRCODE = 'insufficient_privilege',
+            HINT = 'Drop or rename that schema, and check what it contains, then CREATE EXTENSION pg_deident again.';
+  END IF;
+END $$;
+"#,
+    name = "schema_owner_check",
+    bootstrap
+);
+
+// The preload check runs once, in the script, and its function goes with it. The schema is
+// for every role to use; what each may call is decided per function (EXECUTE, granted to
+// PUBLIC by default, as PostgreSQL does).
 extension_sql!(
     "SELECT deident._assert_preloaded();\n\
      DROP FUNCTION deident._assert_preloaded();\n\

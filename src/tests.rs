@@ -106,4 +106,44 @@ mod tests {
         assert_eq!(flags, Ok(Some(0)), "secret settings must not be listed");
         assert!(sqlstate_of("SET deident.made_up = 1", PgSqlErrorCode::ERRCODE_INVALID_NAME));
     }
+
+    #[pg_test]
+    fn label_hook_errors_carry_their_sqlstate() {
+        Spi::run("CREATE TABLE lbl_t (email text, org text)").unwrap();
+        Spi::run("SECURITY LABEL FOR deident ON COLUMN lbl_t.email IS 'Identifier'").unwrap();
+        assert_eq!(
+            one("SELECT label FROM deident.personal_data WHERE table_name = 'lbl_t'"),
+            "identifier"
+        );
+        assert!(sqlstate_of(
+            "SECURITY LABEL FOR deident ON COLUMN lbl_t.org IS 'secret'",
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
+        ));
+        assert!(sqlstate_of(
+            "SECURITY LABEL FOR deident ON TABLE lbl_t IS 'identifier'",
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED
+        ));
+    }
+
+    #[pg_test]
+    fn aggregate_errors_carry_their_sqlstate() {
+        assert!(sqlstate_of(
+            "SELECT deident.k_sum(v, p) FROM (VALUES (1e40::numeric, 'a'), (1, 'b'), (1, 'c'), \
+             (1, 'd'), (1, 'e')) t(v, p)",
+            PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE
+        ));
+        // and the threshold itself, at the default k = 5
+        assert_eq!(
+            Spi::get_one::<i64>(
+                "SELECT deident.k_count_distinct(p) FROM unnest(ARRAY['a','b','c','d']) p"
+            ),
+            Ok(None)
+        );
+        assert_eq!(
+            Spi::get_one::<i64>(
+                "SELECT deident.k_count_distinct(p) FROM unnest(ARRAY['a','b','c','d','e','a']) p"
+            ),
+            Ok(Some(5))
+        );
+    }
 }

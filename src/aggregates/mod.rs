@@ -211,7 +211,8 @@ pub unsafe extern "C-unwind" fn deident_k_trans(fcinfo: pg_sys::FunctionCallInfo
             fcinfo,
             |v| match v {
                 ValueType::Int2 | ValueType::Int4 | ValueType::Int8 => Acc::Int(0),
-                ValueType::Float4 | ValueType::Float8 => Acc::Float(0.0),
+                ValueType::Float4 => Acc::Float4 { single: 0.0, double: 0.0 },
+                ValueType::Float8 => Acc::Float(0.0),
                 ValueType::Numeric => Acc::Numeric(Decimal::default()),
                 ValueType::None => pgrx::error!("pg_deident: unsupported value type"),
             },
@@ -220,21 +221,15 @@ pub unsafe extern "C-unwind" fn deident_k_trans(fcinfo: pg_sys::FunctionCallInfo
         );
         if !g.state.saturated() {
             let hash = person_of(fcinfo, 2, g.person);
-            g.state.add_person(hash);
+            g.state.add_person(hash).unwrap_or_else(|e| state_error(e));
         }
         let v = fmgr::arg(fcinfo, 1);
         let added = match g.value {
             ValueType::Int2 => g.state.add_int(i64::from(v.value() as i16)),
             ValueType::Int4 => g.state.add_int(i64::from(v.value() as i32)),
             ValueType::Int8 => g.state.add_int(v.value() as i64),
-            ValueType::Float4 => {
-                g.state.add_float(f64::from(f32::from_bits(v.value() as u32)));
-                Ok(())
-            }
-            ValueType::Float8 => {
-                g.state.add_float(f64::from_bits(v.value() as u64));
-                Ok(())
-            }
+            ValueType::Float4 => g.state.add_float4(f32::from_bits(v.value() as u32)),
+            ValueType::Float8 => g.state.add_float(f64::from_bits(v.value() as u64)),
             ValueType::Numeric => {
                 let n = AnyNumeric::from_datum(v, false);
                 let text = n.map(|n| n.to_string()).unwrap_or_default();
@@ -270,7 +265,7 @@ unsafe fn count_trans(fcinfo: pg_sys::FunctionCallInfo, distinct: bool) -> pg_sy
         let g = group_for(fcinfo, |_| if distinct { Acc::Distinct } else { Acc::Count }, None, 1);
         if !g.state.saturated() {
             let hash = person_of(fcinfo, 1, g.person);
-            g.state.add_person(hash);
+            g.state.add_person(hash).unwrap_or_else(|e| state_error(e));
         }
         g.state.add_row();
         return_group(g)
@@ -400,9 +395,10 @@ fn int_sum(s: &KState) -> i128 {
     }
 }
 
+/// The double-precision sum (avg(real) and both aggregates over double precision).
 fn float_sum(s: &KState) -> f64 {
     match s.acc {
-        Acc::Float(v) => v,
+        Acc::Float(v) | Acc::Float4 { double: v, .. } => v,
         _ => state_error(StateError::Mismatch),
     }
 }
@@ -436,12 +432,11 @@ final_fn!(deident_k_sum_numeric_final, pg_finfo_deident_k_sum_numeric_final, |s|
         .unwrap_or_else(|| state_error(StateError::Overflow))
 });
 final_fn!(deident_k_sum_float4_final, pg_finfo_deident_k_sum_float4_final, |s| {
-    let sum = float_sum(s);
-    let v = sum as f32;
-    if v.is_infinite() && sum.is_finite() {
-        state_error(StateError::Overflow);
+    // sum(real) is summed in single precision, as float4pl does.
+    match s.acc {
+        Acc::Float4 { single, .. } => pg_sys::Datum::from(single.to_bits()),
+        _ => state_error(StateError::Mismatch),
     }
-    v.into_datum().unwrap_or_else(|| state_error(StateError::Overflow))
 });
 final_fn!(deident_k_sum_float8_final, pg_finfo_deident_k_sum_float8_final, |s| {
     pg_sys::Datum::from(float_sum(s).to_bits())
@@ -504,16 +499,18 @@ DO $$
 DECLARE
   person text;
   v record;
+  -- FINALFUNC_MODIFY = READ_WRITE also makes PostgreSQL refuse the aggregates as window
+  -- functions (nodeWindowAgg.c): a running k_sum OVER (ORDER BY ...) would give away each
+  -- person's value as the difference between neighbouring rows.
   common text := 'STYPE = internal, COMBINEFUNC = deident._k_combine, '
               || 'SERIALFUNC = deident._k_serial, DESERIALFUNC = deident._k_deserial, '
-              || 'PARALLEL = SAFE';
+              || 'FINALFUNC_MODIFY = READ_WRITE, PARALLEL = SAFE';
 BEGIN
   FOREACH person IN ARRAY ARRAY['text', 'uuid', 'bigint', 'integer'] LOOP
     EXECUTE format('CREATE AGGREGATE deident.k_count(%s) (SFUNC = deident._k_count_trans, '
                    'FINALFUNC = deident._k_count_final, SSPACE = 128, %s)', person, common);
     EXECUTE format('CREATE AGGREGATE deident.k_count_distinct(%s) (SFUNC = deident._k_distinct_trans, '
-                   'FINALFUNC = deident._k_distinct_final, FINALFUNC_MODIFY = READ_WRITE, '
-                   'SSPACE = 65536, %s)', person, common);
+                   'FINALFUNC = deident._k_distinct_final, SSPACE = 65536, %s)', person, common);
     FOR v IN SELECT * FROM (VALUES
         ('smallint', '_k_sum_int8_final', '_k_avg_numeric_final'),
         ('integer', '_k_sum_int8_final', '_k_avg_numeric_final'),

@@ -16,8 +16,11 @@ pub enum Acc {
     Distinct,
     /// k_sum / k_avg over smallint, integer, bigint: exact in 128 bits (2^63 rows of 2^63).
     Int(i128),
-    /// k_sum / k_avg over real and double precision.
+    /// k_sum / k_avg over double precision.
     Float(f64),
+    /// k_sum / k_avg over real: PostgreSQL sums real in single precision (float4pl) but
+    /// averages it in double (float4_accum), so both are kept.
+    Float4 { single: f32, double: f64 },
     /// k_sum / k_avg over numeric.
     Numeric(Decimal),
 }
@@ -30,6 +33,7 @@ impl Acc {
             Acc::Int(_) => 3,
             Acc::Float(_) => 4,
             Acc::Numeric(_) => 5,
+            Acc::Float4 { .. } => 6,
         }
     }
 }
@@ -47,6 +51,8 @@ pub struct Decimal {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StateError {
+    /// The Rust heap could not grow (k_count_distinct's persons).
+    OutOfMemory,
     /// A sum does not fit (an exact numeric beyond 38 significant digits, or a bigint sum
     /// beyond 2^127).
     Overflow,
@@ -59,11 +65,30 @@ pub enum StateError {
 impl fmt::Display for StateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            StateError::OutOfMemory => "out of memory",
             StateError::Overflow => "value out of range",
             StateError::Malformed => "malformed partial aggregate state",
             StateError::Mismatch => "partial aggregate states of different kinds",
         })
     }
+}
+
+/// a + b, refusing an overflow to infinity as float8_pl does (float.h, `float8_pl`).
+fn add_f64(a: f64, b: f64) -> Result<f64, StateError> {
+    let r = a + b;
+    if r.is_infinite() && a.is_finite() && b.is_finite() {
+        return Err(StateError::Overflow);
+    }
+    Ok(r)
+}
+
+/// The same in single precision, as float4pl.
+fn add_f32(a: f32, b: f32) -> Result<f32, StateError> {
+    let r = a + b;
+    if r.is_infinite() && a.is_finite() && b.is_finite() {
+        return Err(StateError::Overflow);
+    }
+    Ok(r)
 }
 
 fn pow10(n: u32) -> Result<i128, StateError> {
@@ -175,9 +200,13 @@ impl KState {
         self.cap > 0 && self.persons.len() >= self.cap as usize
     }
 
+    /// Adds a person. Only k_count_distinct's list grows without bound; it is grown with
+    /// `try_reserve`, so that running out of memory is an ERROR, not an abort of the server
+    /// process (Rust's default reaction to a failed allocation).
     #[inline]
-    pub fn add_person(&mut self, hash: u64) {
+    pub fn add_person(&mut self, hash: u64) -> Result<(), StateError> {
         if self.cap == 0 {
+            self.persons.try_reserve(1).map_err(|_| StateError::OutOfMemory)?;
             self.persons.push(hash);
             // Compact when the unsorted tail outgrows the sorted part: amortized O(log n)
             // per row, and memory stays within about twice the distinct persons.
@@ -187,6 +216,7 @@ impl KState {
         } else if !self.saturated() && !self.persons.contains(&hash) {
             self.persons.push(hash);
         }
+        Ok(())
     }
 
     /// Sorts and deduplicates the k_count_distinct persons.
@@ -207,11 +237,21 @@ impl KState {
         Ok(())
     }
 
-    pub fn add_float(&mut self, v: f64) {
+    pub fn add_float(&mut self, v: f64) -> Result<(), StateError> {
         if let Acc::Float(s) = &mut self.acc {
-            *s += v;
+            *s = add_f64(*s, v)?;
         }
         self.rows += 1;
+        Ok(())
+    }
+
+    pub fn add_float4(&mut self, v: f32) -> Result<(), StateError> {
+        if let Acc::Float4 { single, double } = &mut self.acc {
+            *single = add_f32(*single, v)?;
+            *double = add_f64(*double, f64::from(v))?;
+        }
+        self.rows += 1;
+        Ok(())
     }
 
     pub fn add_numeric(&mut self, v: &Decimal) -> Result<(), StateError> {
@@ -232,19 +272,24 @@ impl KState {
         match (&mut self.acc, &other.acc) {
             (Acc::Count, Acc::Count) | (Acc::Distinct, Acc::Distinct) => {}
             (Acc::Int(a), Acc::Int(b)) => *a = a.checked_add(*b).ok_or(StateError::Overflow)?,
-            (Acc::Float(a), Acc::Float(b)) => *a += *b,
+            (Acc::Float(a), Acc::Float(b)) => *a = add_f64(*a, *b)?,
+            (Acc::Float4 { single: a, double: c }, Acc::Float4 { single: b, double: d }) => {
+                *a = add_f32(*a, *b)?;
+                *c = add_f64(*c, *d)?;
+            }
             (Acc::Numeric(a), Acc::Numeric(b)) => a.add(b)?,
             _ => return Err(StateError::Mismatch),
         }
         self.rows = self.rows.checked_add(other.rows).ok_or(StateError::Overflow)?;
         if self.cap == 0 {
+            self.persons.try_reserve(other.persons.len()).map_err(|_| StateError::OutOfMemory)?;
             self.persons.extend_from_slice(&other.persons);
             self.compact();
         } else {
             // A smaller cap from another worker still decides correctly for its own k.
             self.cap = self.cap.min(other.cap.max(1));
             for &p in &other.persons {
-                self.add_person(p);
+                self.add_person(p)?;
             }
             self.persons.truncate(self.cap as usize);
         }
@@ -274,6 +319,10 @@ impl KState {
             Acc::Count | Acc::Distinct => {}
             Acc::Int(s) => out.extend_from_slice(&s.to_le_bytes()),
             Acc::Float(s) => out.extend_from_slice(&s.to_le_bytes()),
+            Acc::Float4 { single, double } => {
+                out.extend_from_slice(&single.to_le_bytes());
+                out.extend_from_slice(&double.to_le_bytes());
+            }
             Acc::Numeric(d) => {
                 out.push(u8::from(d.nan) | u8::from(d.pos_inf) << 1 | u8::from(d.neg_inf) << 2);
                 out.extend_from_slice(&d.mantissa.to_le_bytes());
@@ -303,6 +352,10 @@ impl KState {
             2 => Acc::Distinct,
             3 => Acc::Int(i128::from_le_bytes(r.take()?)),
             4 => Acc::Float(f64::from_le_bytes(r.take()?)),
+            6 => {
+                let single = f32::from_le_bytes(r.take()?);
+                Acc::Float4 { single, double: f64::from_le_bytes(r.take()?) }
+            }
             5 => {
                 let flags = r.take::<1>()?[0];
                 if flags & !7 != 0 {
@@ -373,7 +426,7 @@ mod tests {
     fn capped(cap: u32, persons: &[u64]) -> KState {
         let mut s = KState::new(Acc::Int(0), cap);
         for &p in persons {
-            s.add_person(p);
+            s.add_person(p).unwrap();
             s.add_int(p as i64).unwrap();
         }
         s
@@ -386,7 +439,7 @@ mod tests {
         assert!(!s.meets(5));
         assert_eq!(s.rows, 7);
         for p in 5..1000 {
-            s.add_person(p);
+            s.add_person(p).unwrap();
         }
         assert_eq!(s.persons.len(), 5, "O(k) memory");
         assert!(s.saturated() && s.meets(5));
@@ -397,7 +450,7 @@ mod tests {
     fn distinct_state_counts_exactly() {
         let mut s = KState::new(Acc::Distinct, 5);
         for i in 0..10_000u64 {
-            s.add_person(i % 3_001);
+            s.add_person(i % 3_001).unwrap();
             s.add_row();
         }
         assert_eq!(s.distinct_persons(), 3_001);
@@ -419,7 +472,7 @@ mod tests {
                 let mut s = KState::new(acc, cap);
                 for _ in 0..rng.next() % 12 {
                     let p = rng.next() % 9;
-                    s.add_person(p);
+                    s.add_person(p).unwrap();
                     match acc {
                         Acc::Int(_) => s.add_int((rng.next() % 100) as i64 - 50).unwrap(),
                         Acc::Numeric(_) => s
@@ -453,6 +506,7 @@ mod tests {
             match self.acc {
                 Acc::Int(_) => Acc::Int(0),
                 Acc::Float(_) => Acc::Float(0.0),
+                Acc::Float4 { .. } => Acc::Float4 { single: 0.0, double: 0.0 },
                 Acc::Numeric(_) => Acc::Numeric(Decimal::default()),
                 a => a,
             }
@@ -492,6 +546,31 @@ mod tests {
     }
 
     #[test]
+    fn float_sums_overflow_as_postgresql_does() {
+        let mut s = KState::new(Acc::Float(0.0), 5);
+        s.add_float(f64::MAX).unwrap();
+        assert_eq!(s.add_float(f64::MAX), Err(StateError::Overflow));
+        let mut inf = KState::new(Acc::Float(0.0), 5);
+        inf.add_float(f64::INFINITY).unwrap();
+        inf.add_float(1.0).unwrap();
+        assert_eq!(inf.acc, Acc::Float(f64::INFINITY));
+        let mut r = KState::new(Acc::Float4 { single: 0.0, double: 0.0 }, 5);
+        r.add_float4(f32::MAX).unwrap();
+        assert_eq!(r.add_float4(f32::MAX), Err(StateError::Overflow));
+        // real sums in single precision, averages in double, as sum(real) and avg(real)
+        let mut q = KState::new(Acc::Float4 { single: 0.0, double: 0.0 }, 5);
+        for _ in 0..10 {
+            q.add_float4(0.1).unwrap();
+        }
+        let Acc::Float4 { single, double } = q.acc else { unreachable!() };
+        assert_eq!(single, (0..10).fold(0.0f32, |a, _| a + 0.1f32));
+        assert_eq!(double, (0..10).fold(0.0f64, |a, _| a + f64::from(0.1f32)));
+        let mut b = q.clone();
+        let bytes = b.encode();
+        assert_eq!(KState::decode(&bytes).unwrap().acc, q.acc);
+    }
+
+    #[test]
     fn decimal_parse_add_print() {
         let mut d = Decimal::parse("12.50").unwrap();
         d.add(&Decimal::parse("-0.125").unwrap()).unwrap();
@@ -526,12 +605,12 @@ mod tests {
         );
         assert_eq!(KState::decode(&bytes).unwrap().encode(), bytes);
         let mut n = KState::new(Acc::Numeric(Decimal::parse("-1.5").unwrap()), 3);
-        n.add_person(1);
+        n.add_person(1).unwrap();
         let nb = n.encode();
         assert_eq!(KState::decode(&nb).unwrap().acc, n.acc);
         let mut d = KState::new(Acc::Distinct, 5);
         for p in [9, 1, 9, 4] {
-            d.add_person(p);
+            d.add_person(p).unwrap();
         }
         let db = d.encode();
         assert_eq!(KState::decode(&db).unwrap().persons, vec![1, 4, 9]);

@@ -126,7 +126,22 @@ SELECT regress_error($$SELECT deident.k_sum(v, p) FROM (VALUES (1e40::numeric, '
 SELECT deident.k_sum(v, p) AS exact_bigint_sum, sum(v)
   FROM (SELECT 9223372036854775807::bigint AS v, g::text AS p FROM generate_series(1, 5) g) s;
 
--- 6. the setting: an analyst can read it but not lower it (nor raise it); a superuser can set
+-- 6. floating point: overflow is an error, as for sum; real sums in single precision
+-- fail (double precision overflow)
+SELECT regress_error($$SELECT deident.k_sum(v, p) FROM (SELECT 1e308::float8 AS v, g::text AS p FROM generate_series(1, 5) g) s$$);
+SELECT regress_error($$SELECT sum(v) FROM (SELECT 1e308::float8 AS v FROM generate_series(1, 5) g) s$$);
+SELECT deident.k_sum(v, p) = sum(v) AS real_sum_equal, deident.k_avg(v, p) = avg(v) AS real_avg_equal,
+       pg_typeof(deident.k_sum(v, p)) AS type
+  FROM (SELECT (g / 10.0)::real AS v, g::text AS p FROM generate_series(1, 1000) g) s;
+
+-- 7. never as a window function: a running k_sum would give away each person's value as the
+-- difference between neighbouring rows
+-- fail
+SELECT person_text, deident.k_sum(v4, person_text) OVER (ORDER BY person_text) FROM regress_k LIMIT 1;
+SELECT deident.k_count(person_text) OVER () FROM regress_k LIMIT 1;
+SELECT deident.k_count_distinct(person_text) OVER (PARTITION BY grp) FROM regress_k LIMIT 1;
+
+-- 8. the setting: an analyst can read it but not lower it (nor raise it); a superuser can set
 -- it per role, and it must be at least 2
 CREATE ROLE regress_k_analyst;
 GRANT SELECT ON regress_k TO regress_k_analyst;
@@ -141,7 +156,7 @@ ALTER ROLE regress_k_analyst SET deident.min_group_size = 10;
 SELECT rolname, setconfig FROM pg_db_role_setting JOIN pg_roles r ON r.oid = setrole WHERE rolname = 'regress_k_analyst';
 ALTER ROLE regress_k_analyst RESET deident.min_group_size;
 
--- 7. parallel: a plan with Partial Aggregate gives the serial answers
+-- 9. parallel: a plan with Partial Aggregate gives the serial answers
 CREATE TABLE regress_k_big AS
   SELECT g % 997 AS grp, (g::bigint * 7919) % 40000 AS person, g % 1000 AS v
     FROM generate_series(1, 400000) g;
@@ -173,7 +188,7 @@ SELECT count(*) AS mismatches FROM regress_k_serial s
           FROM regress_k_big GROUP BY grp) slow USING (grp)
  WHERE (s.c, s.d, s.s, s.a) IS DISTINCT FROM (slow.c, slow.d, slow.sv, slow.a);
 
--- 8. no SQL caller may touch a partial state: the support functions take and give
+-- 10. no SQL caller may touch a partial state: the support functions take and give
 -- internal, which SQL cannot pass, and are not executable by PUBLIC
 SET ROLE regress_k_analyst;
 SELECT deident._k_serial(NULL);

@@ -112,6 +112,22 @@ SELECT regress_error($$SELECT deident.pseudonymize('alice@contoso.com')$$);
 -- OK: chmod back
 COPY (SELECT) TO PROGRAM 'chmod 0600 deident/live.keys';
 SELECT deident.key_fingerprint();
+-- a procedure that commits keeps its expressions (and their per-call-site check) across
+-- transactions: the key file is checked again in each new transaction
+CREATE PROCEDURE regress_across_commits() LANGUAGE plpgsql AS $$
+DECLARE p text;
+BEGIN
+  p := deident.pseudonymize('alice@contoso.com');
+  RAISE NOTICE 'first transaction: %', p;
+  COMMIT;
+  EXECUTE $x$COPY (SELECT) TO PROGRAM 'chmod 0640 deident/live.keys'$x$;
+  COMMIT;
+  p := deident.pseudonymize('alice@contoso.com');
+  RAISE NOTICE 'third transaction: %', p;
+END $$;
+-- fail (the chmod is noticed in the third transaction)
+CALL regress_across_commits();
+DROP PROCEDURE regress_across_commits();
 COPY (SELECT) TO PROGRAM 'rm deident/live.keys';
 
 -- 6. no key material anywhere a user can look: settings hold a path, not a key

@@ -76,7 +76,8 @@ ROLLBACK;
 SELECT count(*) AS after_rollback FROM deident.personal_data WHERE column_name = 'after_hours';
 
 -- 6. partitioned tables: a label on the parent covers every partition, by lookup; a
--- partition's own label wins; attaching and detaching follow at once
+-- partition's own label can add protection, not remove it (the strongest label wins:
+-- identifier, quasi_identifier, sensitive); attaching and detaching follow at once
 CREATE TABLE regress_hr.visits (email text, region text, at date) PARTITION BY RANGE (at);
 CREATE TABLE regress_hr.visits_2025 PARTITION OF regress_hr.visits
   FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
@@ -84,6 +85,7 @@ SECURITY LABEL FOR deident ON COLUMN regress_hr.visits.email IS 'identifier';
 SECURITY LABEL FOR deident ON COLUMN regress_hr.visits.region IS 'quasi_identifier';
 CREATE TABLE regress_hr.visits_2026 (at date, email text, region text);  -- other column order
 SECURITY LABEL FOR deident ON COLUMN regress_hr.visits_2026.region IS 'sensitive';
+SECURITY LABEL FOR deident ON COLUMN regress_hr.visits_2026.at IS 'quasi_identifier';
 SELECT * FROM deident.personal_data WHERE table_name LIKE 'visits%' ORDER BY 2, 3;
 ALTER TABLE regress_hr.visits ATTACH PARTITION regress_hr.visits_2026
   FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');

@@ -45,6 +45,20 @@ CREATE FUNCTION regress_reload() RETURNS void LANGUAGE sql AS $$
   SELECT pg_reload_conf(); SELECT pg_sleep(0.3);
 $$;
 
+-- fail (a schema named deident made beforehand by a role that is not a superuser: it could
+-- hold objects that would capture calls to ours)
+CREATE DATABASE regress_squat;
+CREATE ROLE regress_squatter;
+GRANT CREATE ON DATABASE regress_squat TO regress_squatter;
+\c regress_squat
+SET ROLE regress_squatter;
+CREATE SCHEMA deident;
+RESET ROLE;
+CREATE EXTENSION pg_deident;
+\c deident_regress
+DROP DATABASE regress_squat;
+DROP ROLE regress_squatter;
+
 -- A second database keeps the extension for the schedule run without the preload.
 CREATE DATABASE regress_deident_kept;
 \c regress_deident_kept

@@ -1,0 +1,25 @@
+-- The benchmarks' timing harness, included (\ir) by each bench/*.sql after it has filled
+-- bench_queries (name, sql, ord): one warm-up pass, then bench.runs passes, each running every
+-- query once in ord order (interleaved, so that drift hits all alike), then the medians.
+CREATE TEMP TABLE bench_runs (query text, run int, ms float8);
+CREATE FUNCTION pg_temp.time_query(sql text) RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE t0 timestamptz; BEGIN
+  t0 := clock_timestamp();
+  EXECUTE sql;
+  RETURN 1000 * extract(epoch FROM clock_timestamp() - t0);
+END $$;
+
+SELECT count(pg_temp.time_query(sql)) AS warm_up_queries FROM bench_queries;
+DO $$
+DECLARE r int; q record;
+BEGIN
+  FOR r IN 1..current_setting('bench.runs')::int LOOP
+    FOR q IN SELECT * FROM bench_queries ORDER BY ord LOOP
+      INSERT INTO bench_runs VALUES (q.name, r, pg_temp.time_query(q.sql));
+    END LOOP;
+  END LOOP;
+END $$;
+CREATE TEMP VIEW bench_medians AS
+  SELECT q.name AS query, q.ord, count(r.ms) AS runs,
+         percentile_cont(0.5) WITHIN GROUP (ORDER BY r.ms) AS ms
+    FROM bench_queries q JOIN bench_runs r ON r.query = q.name GROUP BY q.name, q.ord;
