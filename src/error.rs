@@ -180,7 +180,7 @@ impl DeidentError {
             DeidentError::Aggregate(StateError::Overflow) => (
                 ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
                 "k-anonymity-checked aggregate result is out of range".to_string(),
-                Some("The sum left the range of its type; exact numeric sums keep at most 38 digits once aligned to the largest scale.".to_string()),
+                Some("The sum left the range of its type, as sum() would.".to_string()),
                 None,
             ),
             DeidentError::Aggregate(e) => (

@@ -12,6 +12,7 @@
 //! functions; `"any"` arguments let one transition function serve every value and person type,
 //! which it learns from the call's expression once per group.
 
+pub mod decimal;
 pub mod state;
 
 use std::ffi::c_void;
@@ -405,7 +406,7 @@ fn float_sum(s: &KState) -> f64 {
 
 /// The exact sum as numeric text.
 fn numeric_sum_text(s: &KState) -> String {
-    match s.acc {
+    match &s.acc {
         Acc::Int(v) => v.to_string(),
         Acc::Numeric(d) => d.to_text(),
         _ => state_error(StateError::Mismatch),

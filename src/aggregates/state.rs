@@ -7,8 +7,10 @@
 
 use std::fmt;
 
+pub use super::decimal::Decimal;
+
 /// What the aggregate accumulates besides the persons.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Acc {
     /// k_count: rows only.
     Count,
@@ -21,7 +23,7 @@ pub enum Acc {
     /// k_sum / k_avg over real: PostgreSQL sums real in single precision (float4pl) but
     /// averages it in double (float4_accum), so both are kept.
     Float4 { single: f32, double: f64 },
-    /// k_sum / k_avg over numeric.
+    /// k_sum / k_avg over numeric: exact, of any size (decimal.rs).
     Numeric(Decimal),
 }
 
@@ -38,23 +40,12 @@ impl Acc {
     }
 }
 
-/// An exact decimal: `mantissa / 10^scale`, or a special value. Sums keep the largest scale
-/// seen, which is how PostgreSQL's sum(numeric) chooses its result's display scale.
-#[derive(Clone, Copy, Debug, PartialEq, Default)]
-pub struct Decimal {
-    pub mantissa: i128,
-    pub scale: u32,
-    pub nan: bool,
-    pub pos_inf: bool,
-    pub neg_inf: bool,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StateError {
     /// The Rust heap could not grow (k_count_distinct's persons).
     OutOfMemory,
-    /// A sum does not fit (an exact numeric beyond 38 significant digits, or a bigint sum
-    /// beyond 2^127).
+    /// A sum does not fit its type (a float sum overflowing to infinity, a sum of smallint or
+    /// integer beyond bigint, of bigint beyond 2^127).
     Overflow,
     /// Partial-state bytes that this version did not write.
     Malformed,
@@ -91,83 +82,6 @@ fn add_f32(a: f32, b: f32) -> Result<f32, StateError> {
     Ok(r)
 }
 
-fn pow10(n: u32) -> Result<i128, StateError> {
-    10i128.checked_pow(n).ok_or(StateError::Overflow)
-}
-
-impl Decimal {
-    /// Parses numeric_out's text: `-123.4500`, `0`, `NaN`, `Infinity`, `-Infinity`.
-    pub fn parse(text: &str) -> Result<Decimal, StateError> {
-        match text {
-            "NaN" => return Ok(Decimal { nan: true, ..Decimal::default() }),
-            "Infinity" => return Ok(Decimal { pos_inf: true, ..Decimal::default() }),
-            "-Infinity" => return Ok(Decimal { neg_inf: true, ..Decimal::default() }),
-            _ => {}
-        }
-        let (negative, digits) = match text.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, text),
-        };
-        let (int_part, frac_part) = digits.split_once('.').unwrap_or((digits, ""));
-        if int_part.is_empty() && frac_part.is_empty() {
-            return Err(StateError::Malformed);
-        }
-        let mut mantissa: i128 = 0;
-        for c in int_part.bytes().chain(frac_part.bytes()) {
-            if !c.is_ascii_digit() {
-                return Err(StateError::Malformed);
-            }
-            mantissa = mantissa
-                .checked_mul(10)
-                .and_then(|m| m.checked_add(i128::from(c - b'0')))
-                .ok_or(StateError::Overflow)?;
-        }
-        let scale = u32::try_from(frac_part.len()).map_err(|_| StateError::Overflow)?;
-        Ok(Decimal {
-            mantissa: if negative { -mantissa } else { mantissa },
-            scale,
-            ..Decimal::default()
-        })
-    }
-
-    pub fn add(&mut self, other: &Decimal) -> Result<(), StateError> {
-        self.nan |= other.nan;
-        self.pos_inf |= other.pos_inf;
-        self.neg_inf |= other.neg_inf;
-        let scale = self.scale.max(other.scale);
-        let a =
-            self.mantissa.checked_mul(pow10(scale - self.scale)?).ok_or(StateError::Overflow)?;
-        let b =
-            other.mantissa.checked_mul(pow10(scale - other.scale)?).ok_or(StateError::Overflow)?;
-        self.mantissa = a.checked_add(b).ok_or(StateError::Overflow)?;
-        self.scale = scale;
-        Ok(())
-    }
-
-    /// numeric_in's text for the value, as PostgreSQL's sum(numeric) would give it: NaN if
-    /// any input was NaN or both infinities occurred, else an infinity if one occurred.
-    pub fn to_text(self) -> String {
-        if self.nan || (self.pos_inf && self.neg_inf) {
-            return "NaN".into();
-        }
-        if self.pos_inf {
-            return "Infinity".into();
-        }
-        if self.neg_inf {
-            return "-Infinity".into();
-        }
-        let digits = self.mantissa.unsigned_abs().to_string();
-        let scale = self.scale as usize;
-        let sign = if self.mantissa < 0 { "-" } else { "" };
-        if scale == 0 {
-            return format!("{sign}{digits}");
-        }
-        let padded = format!("{digits:0>width$}", width = scale + 1);
-        let (int_part, frac_part) = padded.split_at(padded.len() - scale);
-        format!("{sign}{int_part}.{frac_part}")
-    }
-}
-
 /// The state of one group.
 #[derive(Clone, Debug, PartialEq)]
 pub struct KState {
@@ -189,7 +103,7 @@ const VERSION: u8 = 1;
 
 impl KState {
     pub fn new(acc: Acc, cap: u32) -> KState {
-        let cap = if acc == Acc::Distinct { 0 } else { cap };
+        let cap = if matches!(acc, Acc::Distinct) { 0 } else { cap };
         KState { cap, persons: Vec::new(), sorted: 0, rows: 0, acc }
     }
 
@@ -323,11 +237,7 @@ impl KState {
                 out.extend_from_slice(&single.to_le_bytes());
                 out.extend_from_slice(&double.to_le_bytes());
             }
-            Acc::Numeric(d) => {
-                out.push(u8::from(d.nan) | u8::from(d.pos_inf) << 1 | u8::from(d.neg_inf) << 2);
-                out.extend_from_slice(&d.mantissa.to_le_bytes());
-                out.extend_from_slice(&d.scale.to_le_bytes());
-            }
+            Acc::Numeric(d) => d.encode(&mut out),
         }
         // persons.len() is bounded by memory far below 2^32 entries of 8 bytes in a bytea
         // (1 GB): a state that large cannot be serialized by PostgreSQL anyway.
@@ -357,24 +267,14 @@ impl KState {
                 Acc::Float4 { single, double: f64::from_le_bytes(r.take()?) }
             }
             5 => {
-                let flags = r.take::<1>()?[0];
-                if flags & !7 != 0 {
-                    return Err(StateError::Malformed);
-                }
-                let mantissa = i128::from_le_bytes(r.take()?);
-                let scale = u32::from_le_bytes(r.take()?);
-                Acc::Numeric(Decimal {
-                    mantissa,
-                    scale,
-                    nan: flags & 1 != 0,
-                    pos_inf: flags & 2 != 0,
-                    neg_inf: flags & 4 != 0,
-                })
+                let (d, rest) = Decimal::decode(r.0)?;
+                r.0 = rest;
+                Acc::Numeric(d)
             }
             _ => return Err(StateError::Malformed),
         };
         let n = u32::from_le_bytes(r.take()?) as usize;
-        if rows < 0 || (acc == Acc::Distinct) != (cap == 0) || r.0.len() != n * 8 {
+        if rows < 0 || matches!(acc, Acc::Distinct) != (cap == 0) || r.0.len() != n * 8 {
             return Err(StateError::Malformed);
         }
         let persons: Vec<u64> =
@@ -466,10 +366,10 @@ mod tests {
         }
     }
 
-    fn random_states(rng: &mut Lcg, acc: Acc, cap: u32, n: usize) -> Vec<KState> {
+    fn random_states(rng: &mut Lcg, acc: &Acc, cap: u32, n: usize) -> Vec<KState> {
         (0..n)
             .map(|_| {
-                let mut s = KState::new(acc, cap);
+                let mut s = KState::new(acc.clone(), cap);
                 for _ in 0..rng.next() % 12 {
                     let p = rng.next() % 9;
                     s.add_person(p).unwrap();
@@ -477,10 +377,13 @@ mod tests {
                         Acc::Int(_) => s.add_int((rng.next() % 100) as i64 - 50).unwrap(),
                         Acc::Numeric(_) => s
                             .add_numeric(
+                                // up to 60 digits: beyond 128 bits, scales apart
                                 &Decimal::parse(&format!(
-                                    "{}.{}",
+                                    "{}{}{}.{}",
+                                    if rng.next() % 3 == 0 { "-" } else { "" },
                                     rng.next() % 99,
-                                    rng.next() % 999
+                                    "0".repeat((rng.next() % 45) as usize),
+                                    "1".repeat((rng.next() % 15) as usize + 1)
                                 ))
                                 .unwrap(),
                             )
@@ -503,7 +406,7 @@ mod tests {
 
     impl KState {
         fn acc_zero(&self) -> Acc {
-            match self.acc {
+            match self.acc.clone() {
                 Acc::Int(_) => Acc::Int(0),
                 Acc::Float(_) => Acc::Float(0.0),
                 Acc::Float4 { .. } => Acc::Float4 { single: 0.0, double: 0.0 },
@@ -518,7 +421,7 @@ mod tests {
         let mut rng = Lcg(42);
         for acc in [Acc::Int(0), Acc::Distinct, Acc::Count, Acc::Numeric(Decimal::default())] {
             for _ in 0..200 {
-                let states = random_states(&mut rng, acc, 5, 6);
+                let states = random_states(&mut rng, &acc, 5, 6);
                 let forward: Vec<usize> = (0..6).collect();
                 let mut shuffled = forward.clone();
                 for i in (1..6).rev() {
@@ -540,6 +443,9 @@ mod tests {
                 all.sort_unstable();
                 all.dedup();
                 let expect = if acc == Acc::Distinct { all.len() } else { all.len().min(5) };
+                if let (Acc::Numeric(x), Acc::Numeric(y)) = (&a.acc, &left.acc) {
+                    assert_eq!(x.to_text(), y.to_text());
+                }
                 assert_eq!(a.distinct_persons(), expect);
             }
         }
@@ -568,27 +474,6 @@ mod tests {
         let mut b = q.clone();
         let bytes = b.encode();
         assert_eq!(KState::decode(&bytes).unwrap().acc, q.acc);
-    }
-
-    #[test]
-    fn decimal_parse_add_print() {
-        let mut d = Decimal::parse("12.50").unwrap();
-        d.add(&Decimal::parse("-0.125").unwrap()).unwrap();
-        assert_eq!(d.to_text(), "12.375");
-        d.add(&Decimal::parse("-13").unwrap()).unwrap();
-        assert_eq!(d.to_text(), "-0.625");
-        assert_eq!(Decimal::parse("0.001").unwrap().to_text(), "0.001");
-        assert_eq!(Decimal::parse("-7").unwrap().to_text(), "-7");
-        let mut inf = Decimal::parse("Infinity").unwrap();
-        assert_eq!(inf.to_text(), "Infinity");
-        inf.add(&Decimal::parse("5").unwrap()).unwrap();
-        assert_eq!(inf.to_text(), "Infinity");
-        inf.add(&Decimal::parse("-Infinity").unwrap()).unwrap();
-        assert_eq!(inf.to_text(), "NaN");
-        assert_eq!(Decimal::parse("1e5"), Err(StateError::Malformed));
-        assert_eq!(Decimal::parse(&"9".repeat(40)), Err(StateError::Overflow));
-        let mut big = Decimal::parse(&"9".repeat(38)).unwrap();
-        assert_eq!(big.add(&Decimal::parse(&"9".repeat(38)).unwrap()), Err(StateError::Overflow));
     }
 
     #[test]
