@@ -62,6 +62,10 @@ BEGIN
   IF cardinality(qi) <> (SELECT count(DISTINCT c) FROM unnest(qi) c) THEN
     RAISE EXCEPTION 'quasi-identifiers must not repeat a column' USING ERRCODE = 'invalid_parameter_value';
   END IF;
+  IF 'deident person' = ANY (qi) THEN
+    RAISE EXCEPTION 'a quasi-identifier column must not be named "deident person"'
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Evaluate a view that renames it.';
+  END IF;
 
   SELECT string_agg(format('%I', c), ', ' ORDER BY o) INTO cols
     FROM unnest(qi) WITH ORDINALITY AS u(c, o);
@@ -77,9 +81,11 @@ BEGIN
     -- One (class, person) row per person in each class, then each class's size by a window
     -- over the class: grouping and partitioning treat NULLs alike and use the columns' own
     -- equality, and no join back to the table is needed.
+    -- The person travels under an alias no quasi-identifier may share (checked above).
     sql := format($q$
-      WITH cp AS (SELECT %2$s, %3$I AS p FROM %1$s WHERE %3$I IS NOT NULL GROUP BY %2$s, %3$I),
-           cn AS (SELECT p, count(*) OVER w AS n, row_number() OVER w AS first
+      WITH cp AS (SELECT %2$s, %3$I AS "deident person" FROM %1$s
+                   WHERE %3$I IS NOT NULL GROUP BY %2$s, %3$I),
+           cn AS (SELECT "deident person" AS p, count(*) OVER w AS n, row_number() OVER w AS first
                     FROM cp WINDOW w AS (PARTITION BY %2$s))
       SELECT min(n), count(*) FILTER (WHERE first = 1),
              count(*) FILTER (WHERE first = 1 AND n < $1),

@@ -1,5 +1,6 @@
--- The labels as pg_deident reads them. A column's label is the strongest (identifier, then
--- quasi_identifier, then sensitive) of its own and those of the same-named column of its
+-- The labels as pg_deident reads them. A column's label is the first, in the order
+-- identifier, quasi_identifier, sensitive (a policy: what identifies outranks what is only
+-- protected), of its own and those of the same-named column of its
 -- ancestors in a partition tree: a label on a partitioned table covers every partition,
 -- attached now or later, a partition's own label can add protection but not remove it, and
 -- a detached partition stops being covered. Looked up, not copied, so nothing can fall out of step. Labels are reported in

@@ -131,7 +131,12 @@ pub unsafe fn checked_this_execution(fcinfo: pg_sys::FunctionCallInfo) -> bool {
     // SAFETY: flinfo is valid per the contract; a non-null fn_extra is only ever set by
     // `mark_checked`, to a u64 in fn_mcxt.
     unsafe {
-        let mark = (*(*fcinfo).flinfo).fn_extra.cast::<u64>();
+        let flinfo = (*fcinfo).flinfo;
+        if flinfo.is_null() {
+            // Called without an FmgrInfo (DirectFunctionCall): never marked, always checked.
+            return false;
+        }
+        let mark = (*flinfo).fn_extra.cast::<u64>();
         !mark.is_null() && *mark == XACT_EPOCH.load(Ordering::Relaxed)
     }
 }
@@ -145,6 +150,9 @@ pub unsafe fn mark_checked(fcinfo: pg_sys::FunctionCallInfo) {
     // allocated once per FmgrInfo, in its own memory context, and lives as long as it.
     unsafe {
         let flinfo = (*fcinfo).flinfo;
+        if flinfo.is_null() {
+            return;
+        }
         let mut mark = (*flinfo).fn_extra.cast::<u64>();
         if mark.is_null() {
             mark = pg_sys::MemoryContextAlloc((*flinfo).fn_mcxt, std::mem::size_of::<u64>())

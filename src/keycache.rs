@@ -1,9 +1,11 @@
 //! The backend's copy of the key ring and of the domain keys derived from it.
 //!
 //! Freshness: the file is checked (one `stat`) by the first call of each call site in each
-//! execution of a query (`fmgr::checked_this_execution`), not on every row. A reload that
-//! changes `deident.key_file` or `deident.active_key`, or any change to the file itself
-//! (content, `chmod`, `chown`, replacement), is noticed by the next query.
+//! execution of a query and each transaction (`fmgr::checked_this_execution`), not on every
+//! row. A reload that changes `deident.key_file` or `deident.active_key`, or any change to the
+//! file itself (content, `chmod`, `chown`, replacement), is noticed by the next query, except
+//! by a PL/pgSQL simple expression evaluated again in the same transaction (its expression
+//! state lives for the transaction): that one notices at the next transaction.
 //!
 //! Domain keys: deriving DK costs three SHA-256 compressions plus the keyed state setup; it is
 //! done once per (key, domain) and backend, and kept in a small bounded list (searched

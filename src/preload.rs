@@ -37,19 +37,35 @@ fn _assert_preloaded() {
     check().or_report()
 }
 
-// The schema must be the installer's: if a role without superuser created a schema named
-// deident before CREATE EXTENSION, it could have put objects there (better-matching overloads
-// of our functions, operators) that would run with the rights of whoever calls them. Checked
-// first of all (bootstrap), with every name schema-qualified.
+// The schema must be the installer's alone: a schema named deident made beforehand, owned by
+// or writable by a role without superuser, or already holding objects, could hold objects
+// (better-matching overloads of functions or operators the script and its callers use) that
+// would run with the rights of whoever calls them, the installing superuser first. Checked
+// first of all (bootstrap), with every name schema-qualified. A schema that CREATE EXTENSION
+// makes itself passes: it is new, empty and the installer's.
 extension_sql!(
     r#"
 DO $$
+DECLARE
+  ns pg_catalog.oid := pg_catalog.to_regnamespace('deident');
 BEGIN
   IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_namespace n
             JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
-           WHERE n.nspname OPERATOR(pg_catalog.=) 'deident') THEN
-    RAISE EXCEPTION 'schema "deident" is owned by a role that is not a superuser'
+           WHERE n.oid OPERATOR(pg_catalog.=) ns)
+     OR EXISTS (SELECT FROM pg_catalog.pg_namespace n,
+                       LATERAL pg_catalog.aclexplode(n.nspacl) a
+                 WHERE n.oid OPERATOR(pg_catalog.=) ns
+                   AND a.privilege_type OPERATOR(pg_catalog.=) 'CREATE'
+                   AND NOT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r
+                                      WHERE r.oid OPERATOR(pg_catalog.=) a.grantee), false))
+     -- objects in the schema depend on it; the extension being created does too (extension.c)
+     OR EXISTS (SELECT FROM pg_catalog.pg_depend d
+                 WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass
+                   AND d.refobjid OPERATOR(pg_catalog.=) ns
+                   AND d.classid OPERATOR(pg_catalog.<>) 'pg_catalog.pg_extension'::pg_catalog.regclass) THEN
+    RAISE EXCEPTION 'schema "deident" already exists and is not the installing superuser''s alone'
       USING ERRCODE = 'insufficient_privilege',
+            DETAIL = 'It is owned by, or grants CREATE to, a role that is not a superuser, or it already holds objects.',
             HINT = 'Drop or rename that schema, and check what it contains, then CREATE EXTENSION pg_deident again.';
   END IF;
 END $$;

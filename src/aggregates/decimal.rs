@@ -245,10 +245,16 @@ impl Decimal {
             rest = &tail[len * 4..];
         }
         let [pos, neg] = mags;
+        let scale = u32::from_le_bytes(*scale);
+        // numeric's largest display scale (numeric.h, NUMERIC_DSCALE_MAX): a forged larger one
+        // would make rescaling allocate without bound.
+        if scale > 16383 {
+            return Err(StateError::Malformed);
+        }
         let d = Decimal {
             pos,
             neg,
-            scale: u32::from_le_bytes(*scale),
+            scale,
             nan: flags & 1 != 0,
             pos_inf: flags & 2 != 0,
             neg_inf: flags & 4 != 0,

@@ -212,7 +212,9 @@ pub unsafe extern "C-unwind" fn deident_k_trans(fcinfo: pg_sys::FunctionCallInfo
             fcinfo,
             |v| match v {
                 ValueType::Int2 | ValueType::Int4 | ValueType::Int8 => Acc::Int(0),
-                ValueType::Float4 => Acc::Float4 { single: 0.0, double: 0.0 },
+                ValueType::Float4 => {
+                    Acc::Float4 { single: 0.0, double: 0.0, single_overflow: false }
+                }
                 ValueType::Float8 => Acc::Float(0.0),
                 ValueType::Numeric => Acc::Numeric(Decimal::default()),
                 ValueType::None => pgrx::error!("pg_deident: unsupported value type"),
@@ -435,6 +437,7 @@ final_fn!(deident_k_sum_numeric_final, pg_finfo_deident_k_sum_numeric_final, |s|
 final_fn!(deident_k_sum_float4_final, pg_finfo_deident_k_sum_float4_final, |s| {
     // sum(real) is summed in single precision, as float4pl does.
     match s.acc {
+        Acc::Float4 { single_overflow: true, .. } => state_error(StateError::Overflow),
         Acc::Float4 { single, .. } => pg_sys::Datum::from(single.to_bits()),
         _ => state_error(StateError::Mismatch),
     }

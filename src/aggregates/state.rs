@@ -21,8 +21,9 @@ pub enum Acc {
     /// k_sum / k_avg over double precision.
     Float(f64),
     /// k_sum / k_avg over real: PostgreSQL sums real in single precision (float4pl) but
-    /// averages it in double (float4_accum), so both are kept.
-    Float4 { single: f32, double: f64 },
+    /// averages it in double (float4_accum), so both are kept. An overflow of the single
+    /// sum is an error for k_sum only, so it is remembered, not raised, here.
+    Float4 { single: f32, double: f64, single_overflow: bool },
     /// k_sum / k_avg over numeric: exact, of any size (decimal.rs).
     Numeric(Decimal),
 }
@@ -73,13 +74,10 @@ fn add_f64(a: f64, b: f64) -> Result<f64, StateError> {
     Ok(r)
 }
 
-/// The same in single precision, as float4pl.
-fn add_f32(a: f32, b: f32) -> Result<f32, StateError> {
+/// The same in single precision, as float4pl; true in the second place when it overflowed.
+fn add_f32(a: f32, b: f32) -> (f32, bool) {
     let r = a + b;
-    if r.is_infinite() && a.is_finite() && b.is_finite() {
-        return Err(StateError::Overflow);
-    }
-    Ok(r)
+    (r, r.is_infinite() && a.is_finite() && b.is_finite())
 }
 
 /// The state of one group.
@@ -160,8 +158,10 @@ impl KState {
     }
 
     pub fn add_float4(&mut self, v: f32) -> Result<(), StateError> {
-        if let Acc::Float4 { single, double } = &mut self.acc {
-            *single = add_f32(*single, v)?;
+        if let Acc::Float4 { single, double, single_overflow } = &mut self.acc {
+            let (sum, overflow) = add_f32(*single, v);
+            *single = sum;
+            *single_overflow |= overflow;
             *double = add_f64(*double, f64::from(v))?;
         }
         self.rows += 1;
@@ -187,8 +187,13 @@ impl KState {
             (Acc::Count, Acc::Count) | (Acc::Distinct, Acc::Distinct) => {}
             (Acc::Int(a), Acc::Int(b)) => *a = a.checked_add(*b).ok_or(StateError::Overflow)?,
             (Acc::Float(a), Acc::Float(b)) => *a = add_f64(*a, *b)?,
-            (Acc::Float4 { single: a, double: c }, Acc::Float4 { single: b, double: d }) => {
-                *a = add_f32(*a, *b)?;
+            (
+                Acc::Float4 { single: a, double: c, single_overflow: x },
+                Acc::Float4 { single: b, double: d, single_overflow: y },
+            ) => {
+                let (sum, overflow) = add_f32(*a, *b);
+                *a = sum;
+                *x |= overflow || *y;
                 *c = add_f64(*c, *d)?;
             }
             (Acc::Numeric(a), Acc::Numeric(b)) => a.add(b)?,
@@ -233,9 +238,10 @@ impl KState {
             Acc::Count | Acc::Distinct => {}
             Acc::Int(s) => out.extend_from_slice(&s.to_le_bytes()),
             Acc::Float(s) => out.extend_from_slice(&s.to_le_bytes()),
-            Acc::Float4 { single, double } => {
+            Acc::Float4 { single, double, single_overflow } => {
                 out.extend_from_slice(&single.to_le_bytes());
                 out.extend_from_slice(&double.to_le_bytes());
+                out.push(u8::from(*single_overflow));
             }
             Acc::Numeric(d) => d.encode(&mut out),
         }
@@ -264,7 +270,13 @@ impl KState {
             4 => Acc::Float(f64::from_le_bytes(r.take()?)),
             6 => {
                 let single = f32::from_le_bytes(r.take()?);
-                Acc::Float4 { single, double: f64::from_le_bytes(r.take()?) }
+                let double = f64::from_le_bytes(r.take()?);
+                let single_overflow = match r.take::<1>()? {
+                    [0] => false,
+                    [1] => true,
+                    _ => return Err(StateError::Malformed),
+                };
+                Acc::Float4 { single, double, single_overflow }
             }
             5 => {
                 let (d, rest) = Decimal::decode(r.0)?;
@@ -409,7 +421,9 @@ mod tests {
             match self.acc.clone() {
                 Acc::Int(_) => Acc::Int(0),
                 Acc::Float(_) => Acc::Float(0.0),
-                Acc::Float4 { .. } => Acc::Float4 { single: 0.0, double: 0.0 },
+                Acc::Float4 { .. } => {
+                    Acc::Float4 { single: 0.0, double: 0.0, single_overflow: false }
+                }
                 Acc::Numeric(_) => Acc::Numeric(Decimal::default()),
                 a => a,
             }
@@ -460,15 +474,23 @@ mod tests {
         inf.add_float(f64::INFINITY).unwrap();
         inf.add_float(1.0).unwrap();
         assert_eq!(inf.acc, Acc::Float(f64::INFINITY));
-        let mut r = KState::new(Acc::Float4 { single: 0.0, double: 0.0 }, 5);
+        // a real sum's overflow is remembered for k_sum; k_avg, in double, is unaffected
+        let mut r =
+            KState::new(Acc::Float4 { single: 0.0, double: 0.0, single_overflow: false }, 5);
         r.add_float4(f32::MAX).unwrap();
-        assert_eq!(r.add_float4(f32::MAX), Err(StateError::Overflow));
+        r.add_float4(f32::MAX).unwrap();
+        assert!(matches!(r.acc, Acc::Float4 { single_overflow: true, .. }));
+        let mut merged =
+            KState::new(Acc::Float4 { single: 0.0, double: 0.0, single_overflow: false }, 5);
+        merged.merge(&r).unwrap();
+        assert!(matches!(merged.acc, Acc::Float4 { single_overflow: true, .. }));
         // real sums in single precision, averages in double, as sum(real) and avg(real)
-        let mut q = KState::new(Acc::Float4 { single: 0.0, double: 0.0 }, 5);
+        let mut q =
+            KState::new(Acc::Float4 { single: 0.0, double: 0.0, single_overflow: false }, 5);
         for _ in 0..10 {
             q.add_float4(0.1).unwrap();
         }
-        let Acc::Float4 { single, double } = q.acc else { unreachable!() };
+        let Acc::Float4 { single, double, .. } = q.acc else { unreachable!() };
         assert_eq!(single, (0..10).fold(0.0f32, |a, _| a + 0.1f32));
         assert_eq!(double, (0..10).fold(0.0f64, |a, _| a + f64::from(0.1f32)));
         let mut b = q.clone();

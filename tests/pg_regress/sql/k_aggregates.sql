@@ -135,6 +135,11 @@ SELECT deident.k_sum(v, p) AS exact_bigint_sum, sum(v)
 -- fail (double precision overflow)
 SELECT regress_error($$SELECT deident.k_sum(v, p) FROM (SELECT 1e308::float8 AS v, g::text AS p FROM generate_series(1, 5) g) s$$);
 SELECT regress_error($$SELECT sum(v) FROM (SELECT 1e308::float8 AS v FROM generate_series(1, 5) g) s$$);
+-- a real sum that overflows single precision fails for k_sum, as for sum; k_avg, in double,
+-- answers as avg does
+SELECT regress_error($$SELECT deident.k_sum(v, p) FROM (SELECT 3e38::real AS v, g::text AS p FROM generate_series(1, 5) g) s$$);
+SELECT deident.k_avg(v, p) AS k_avg, avg(v)
+  FROM (SELECT 3e38::real AS v, g::text AS p FROM generate_series(1, 5) g) s;
 SELECT deident.k_sum(v, p) = sum(v) AS real_sum_equal, deident.k_avg(v, p) = avg(v) AS real_avg_equal,
        pg_typeof(deident.k_sum(v, p)) AS type
   FROM (SELECT (g / 10.0)::real AS v, g::text AS p FROM generate_series(1, 1000) g) s;

@@ -41,6 +41,14 @@ SELECT regress_error($$SELECT * FROM deident.k_anonymity(NULL)$$);
 SELECT regress_error($$SELECT * FROM deident.k_anonymity('regress_nosuch', ARRAY['a'])$$);
 -- fail (names are identifiers, not SQL: a name that would inject is just a missing column)
 SELECT regress_error($$SELECT * FROM deident.k_anonymity('regress_staff', ARRAY['org) FROM pg_authid --'])$$);
+-- a quasi-identifier may have any name, the person's alias included... but one
+CREATE TABLE regress_names (p int, n int, "first" int, id text);
+INSERT INTO regress_names SELECT g % 2, g % 3, 1, 'x' || g FROM generate_series(1, 30) g;
+SELECT * FROM deident.k_anonymity('regress_names', ARRAY['p', 'n', 'first'], 'id');
+ALTER TABLE regress_names RENAME COLUMN p TO "deident person";
+-- fail
+SELECT regress_error($$SELECT * FROM deident.k_anonymity('regress_names', ARRAY['deident person'], 'id')$$);
+DROP TABLE regress_names;
 -- fail (the caller needs SELECT on the table)
 CREATE ROLE regress_ka_analyst;
 SET ROLE regress_ka_analyst;

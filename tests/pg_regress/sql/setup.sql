@@ -55,6 +55,17 @@ SET ROLE regress_squatter;
 CREATE SCHEMA deident;
 RESET ROLE;
 CREATE EXTENSION pg_deident;
+-- fail (a superuser's schema that grants CREATE to others, or already holds objects)
+ALTER SCHEMA deident OWNER TO postgres;
+GRANT CREATE ON SCHEMA deident TO regress_squatter;
+CREATE EXTENSION pg_deident;
+REVOKE CREATE ON SCHEMA deident FROM regress_squatter;
+CREATE FUNCTION deident.format(text, text, text) RETURNS text LANGUAGE sql AS 'SELECT ''captured''';
+CREATE EXTENSION pg_deident;
+-- OK: an empty schema of the superuser's own
+DROP FUNCTION deident.format(text, text, text);
+CREATE EXTENSION pg_deident;
+SELECT extname FROM pg_extension WHERE extname = 'pg_deident';
 \c deident_regress
 DROP DATABASE regress_squat;
 DROP ROLE regress_squatter;
