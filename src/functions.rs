@@ -23,14 +23,13 @@ fn checked_length(length: i32) -> Result<usize> {
 }
 
 /// M = HMAC-SHA256(DK(key, domain), value), checking the key ring once per call site and
-/// execution.
+/// execution. The caller has checked the preload.
 fn keyed_mac(
     fcinfo: pg_sys::FunctionCallInfo,
     value: &[u8],
     domain: &[u8],
     key_id: &[u8],
 ) -> Result<[u8; 32]> {
-    preload::check()?;
     // SAFETY: fcinfo is the call info fmgr passed to the entry point calling this.
     let checked = unsafe { fmgr::checked_this_execution(fcinfo) };
     let m = keycache::with_domain_key(key_id, domain, checked, |dk| dk.mac(value))?;
@@ -71,6 +70,7 @@ pg_function_info_v1!(pg_finfo_deident_pseudonymize);
 /// # Safety
 /// `fcinfo` is fmgr's call info of such a STRICT function.
 unsafe fn mac_of_value_domain_key(fcinfo: pg_sys::FunctionCallInfo) -> [u8; 32] {
+    preload::check().or_report();
     // SAFETY: per the contract, three non-NULL text arguments.
     let (value, domain, key_id) = unsafe {
         (fmgr::arg_bytes(fcinfo, 0), fmgr::arg_bytes(fcinfo, 1), fmgr::arg_bytes(fcinfo, 2))
