@@ -198,6 +198,24 @@ SELECT count(*) AS mismatches FROM regress_k_serial s
           FROM regress_k_big GROUP BY grp) slow USING (grp)
  WHERE (s.c, s.d, s.s, s.a) IS DISTINCT FROM (slow.c, slow.d, slow.sv, slow.a);
 
+-- a hash aggregate that spills to disk (tiny work_mem): states of groups evicted and rebuilt
+-- batch by batch give the same answers
+SET work_mem = '64kB'; SET enable_sort = off; SET max_parallel_workers_per_gather = 0;
+EXPLAIN (COSTS OFF) SELECT grp, deident.k_sum(v, person) FROM regress_k_big GROUP BY grp;
+CREATE FUNCTION pg_temp.hashagg_batches(q text) RETURNS int LANGUAGE plpgsql AS $$
+DECLARE j json;
+BEGIN
+  EXECUTE 'EXPLAIN (ANALYZE, FORMAT JSON) ' || q INTO j;
+  RETURN (j -> 0 -> 'Plan' ->> 'HashAgg Batches')::int;
+END $$;
+SELECT pg_temp.hashagg_batches('SELECT grp, deident.k_count(person), deident.k_count_distinct(person),
+         deident.k_sum(v, person) FROM regress_k_big GROUP BY grp') > 1 AS spilled;
+SELECT count(*) AS groups, count(*) FILTER (WHERE (h.c, h.d, h.s) IS DISTINCT FROM (s.c, s.d, s.s)) AS mismatches
+  FROM (SELECT grp, deident.k_count(person) AS c, deident.k_count_distinct(person) AS d,
+               deident.k_sum(v, person) AS s FROM regress_k_big GROUP BY grp) h
+  JOIN regress_k_serial s USING (grp);
+RESET work_mem; RESET enable_sort; RESET max_parallel_workers_per_gather;
+
 -- 10. no SQL caller may touch a partial state: the support functions take and give
 -- internal, which SQL cannot pass, and are not executable by PUBLIC
 SET ROLE regress_k_analyst;
