@@ -66,8 +66,8 @@ fn reserve_prefix() {
     unsafe { pg_sys::EmitWarningsOnPlaceholders(c"deident".as_ptr()) }
 }
 
-/// The setting's current value, '' when unset. Reads allocate, so callers read once per
-/// statement, not per row.
+/// The setting's current value, '' when unset. Reads allocate, so the key cache reads the
+/// settings only when it refreshes (once per call site, execution and transaction), not per row.
 pub fn string_value(setting: &GucSetting<Option<CString>>) -> String {
     setting.get().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
 }
