@@ -66,6 +66,11 @@ fn reserve_prefix() {
     unsafe { pg_sys::EmitWarningsOnPlaceholders(c"deident".as_ptr()) }
 }
 
+/// `deident.min_group_size` (the GUC bounds it to 2..=100000, so the conversion is exact).
+pub fn min_group_size() -> u32 {
+    u32::try_from(MIN_GROUP_SIZE.get()).unwrap_or(u32::MAX)
+}
+
 /// The setting's current value, '' when unset. Reads allocate, so the key cache reads the
 /// settings only when it refreshes (once per call site, execution and transaction), not per row.
 pub fn string_value(setting: &GucSetting<Option<CString>>) -> String {

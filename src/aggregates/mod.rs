@@ -167,7 +167,7 @@ unsafe fn group_for<'a>(
         };
         (value, person_type(pg_sys::get_fn_expr_argtype(flinfo, person_arg as i32)))
     };
-    let cap = u32::try_from(guc::MIN_GROUP_SIZE.get()).unwrap_or(u32::MAX);
+    let cap = guc::min_group_size();
     let group = Group { state: KState::new(acc(value), cap), value, person };
     // SAFETY: inside an aggregate (checked), the new group lives in its context.
     unsafe { &mut *new_group(agg_context(fcinfo), group) }
@@ -194,6 +194,35 @@ unsafe fn person_of(fcinfo: pg_sys::FunctionCallInfo, n: usize, person: PersonTy
     }
 }
 
+/// A transition call whose row contributes nothing: the state as it was (SQL NULL before the
+/// first contributing row).
+///
+/// # Safety
+/// `fcinfo` is a transition call of one of the aggregates below.
+unsafe fn state_unchanged(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: per the contract; argument 0 is the transition state.
+    unsafe {
+        match group_arg(fcinfo, 0) {
+            Some(g) => return_group(g),
+            None => fmgr::return_null(fcinfo),
+        }
+    }
+}
+
+/// Adds the person in argument `n` to the group, unless the group already has enough persons
+/// (then it is not even hashed).
+///
+/// # Safety
+/// Argument `n` is a non-NULL value of the group's person type.
+#[inline]
+unsafe fn add_person_arg(fcinfo: pg_sys::FunctionCallInfo, g: &mut Group, n: usize) {
+    if !g.state.saturated() {
+        // SAFETY: per the contract.
+        let hash = unsafe { person_of(fcinfo, n, g.person) };
+        g.state.add_person(hash).unwrap_or_else(|e| state_error(e));
+    }
+}
+
 /// `_k_trans(internal, value "any", person "any")` for k_sum and k_avg.
 #[pg_guard]
 #[unsafe(no_mangle)]
@@ -203,10 +232,7 @@ pub unsafe extern "C-unwind" fn deident_k_trans(fcinfo: pg_sys::FunctionCallInfo
         if fmgr::arg_is_null(fcinfo, 1) || fmgr::arg_is_null(fcinfo, 2) {
             // A row without a value or without a person contributes nothing, not even its
             // person: otherwise the persons with values could be fewer than k.
-            return match group_arg(fcinfo, 0) {
-                Some(g) => return_group(g),
-                None => fmgr::return_null(fcinfo),
-            };
+            return state_unchanged(fcinfo);
         }
         let g = group_for(
             fcinfo,
@@ -222,10 +248,7 @@ pub unsafe extern "C-unwind" fn deident_k_trans(fcinfo: pg_sys::FunctionCallInfo
             Some(1),
             2,
         );
-        if !g.state.saturated() {
-            let hash = person_of(fcinfo, 2, g.person);
-            g.state.add_person(hash).unwrap_or_else(|e| state_error(e));
-        }
+        add_person_arg(fcinfo, g, 2);
         let v = fmgr::arg(fcinfo, 1);
         let added = match g.value {
             ValueType::Int2 => g.state.add_int(i64::from(v.value() as i16)),
@@ -236,10 +259,7 @@ pub unsafe extern "C-unwind" fn deident_k_trans(fcinfo: pg_sys::FunctionCallInfo
             ValueType::Numeric => {
                 let n = AnyNumeric::from_datum(v, false);
                 let text = n.map(|n| n.to_string()).unwrap_or_default();
-                match Decimal::parse(&text) {
-                    Ok(d) => g.state.add_numeric(&d),
-                    Err(e) => Err(e),
-                }
+                Decimal::parse(&text).and_then(|d| g.state.add_numeric(&d))
             }
             ValueType::None => Ok(()),
         };
@@ -260,16 +280,10 @@ unsafe fn count_trans(fcinfo: pg_sys::FunctionCallInfo, distinct: bool) -> pg_sy
     // SAFETY: per the contract.
     unsafe {
         if fmgr::arg_is_null(fcinfo, 1) {
-            return match group_arg(fcinfo, 0) {
-                Some(g) => return_group(g),
-                None => fmgr::return_null(fcinfo),
-            };
+            return state_unchanged(fcinfo);
         }
         let g = group_for(fcinfo, |_| if distinct { Acc::Distinct } else { Acc::Count }, None, 1);
-        if !g.state.saturated() {
-            let hash = person_of(fcinfo, 1, g.person);
-            g.state.add_person(hash).unwrap_or_else(|e| state_error(e));
-        }
+        add_person_arg(fcinfo, g, 1);
         g.state.add_row();
         return_group(g)
     }
@@ -370,7 +384,7 @@ unsafe fn answered<'a>(fcinfo: pg_sys::FunctionCallInfo) -> Option<&'a mut KStat
     preload::check().or_report();
     // SAFETY: per the contract.
     let g = unsafe { group_arg(fcinfo, 0) }?;
-    let k = u32::try_from(guc::MIN_GROUP_SIZE.get()).unwrap_or(u32::MAX);
+    let k = guc::min_group_size();
     g.state.meets(k).then_some(&mut g.state)
 }
 
