@@ -3,7 +3,9 @@
 # test server runs as `postgres`, in a data directory it owns.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PGRX_HOME=${PGRX_HOME:-$PWD/pgrx-config}
+. scripts/cluster.sh
+# `cargo pgrx test` installs the library itself: never over the file a running server maps.
+unlink_installed_library
 if [ "$(id -u)" = 0 ]; then
   pgdata=$(mktemp -d /tmp/pg_deident-pgtest.XXXXXX)
   chown postgres: "$pgdata"
