@@ -1,9 +1,12 @@
 //! Every error pg_deident raises, each with its SQLSTATE, in one place.
 //!
 //! Messages follow PostgreSQL's error style guide (lower case, no trailing period; detail and
-//! hint are full sentences). None of them carries key bytes or a key-file line. The key file's
-//! path and the configured active key id go only to superusers and to the server log: an
-//! analyst's client is told what is wrong and whom to ask, not where the key lives.
+//! hint are full sentences). None of them carries key bytes or a key-file line, and none echoes
+//! an argument whole (`echo`: a short, printable prefix). The key file's path and the
+//! configured active key id go only to a caller who is a superuser both as session user and as
+//! current user (`privileged`), and to the server log: an analyst's client, also inside a
+//! superuser's SECURITY DEFINER function, is told what is wrong and whom to ask, not where the
+//! key lives.
 
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::ErrorReport;
@@ -14,7 +17,7 @@ use crate::keys::{FileProblem, LineProblem};
 use crate::labels::LabelError;
 use crate::pseudonym::{MAX_LENGTH, MIN_LENGTH};
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum DeidentError {
     /// The library was loaded on demand, not by `shared_preload_libraries`.
     NotPreloaded,
@@ -24,8 +27,11 @@ pub enum DeidentError {
     KeyFile { path: String, problem: FileProblem },
     /// `deident.active_key` names no key in the file (or is not a key id at all).
     UnknownActiveKey { id: String },
-    /// A `key_id` argument names no key in the ring.
-    UnknownKeyId { id: String },
+    /// A `key_id` argument names no key in the ring (its bytes as passed).
+    UnknownKeyId { id: Vec<u8> },
+    /// A parallel worker read another key ring than its leader: the file changed while the
+    /// statement ran.
+    KeyRingChanged,
     /// A `length` argument outside MIN_LENGTH..=MAX_LENGTH.
     InvalidLength(i32),
     /// A k-anonymity-checked aggregate failed.
@@ -35,6 +41,33 @@ pub enum DeidentError {
 }
 
 pub type Result<T> = std::result::Result<T, DeidentError>;
+
+/// An error as one reader sees it (`DeidentError::parts`).
+#[derive(Debug)]
+pub struct Report {
+    pub code: PgSqlErrorCode,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+}
+
+/// The most of an argument an error message shows.
+const ECHO_BYTES: usize = 32;
+
+/// A caller's argument as an error message may show it: at most `ECHO_BYTES` bytes, anything
+/// but printable ASCII as `?` (the text is neither cut inside a character nor sent in an
+/// encoding the client does not expect), and `...` when cut.
+pub fn echo(arg: &[u8]) -> String {
+    let mut shown: String = arg
+        .iter()
+        .take(ECHO_BYTES)
+        .map(|&b| if (0x20..0x7f).contains(&b) { char::from(b) } else { '?' })
+        .collect();
+    if arg.len() > ECHO_BYTES {
+        shown.push_str("...");
+    }
+    shown
+}
 
 const FUNC: &str = "pg_deident";
 
@@ -101,10 +134,14 @@ fn line_detail(problem: &FileProblem) -> Option<String> {
     }
 }
 
-fn is_superuser() -> bool {
-    // SAFETY: superuser() reads the current user id and a syscache entry; it is valid in any
-    // backend inside a transaction, which every caller of this module is.
-    unsafe { pg_sys::superuser() }
+/// May the caller see the key file's path and the active key id? Only a superuser at the
+/// prompt: the session user and the current user both superusers. `superuser()` alone is true
+/// inside a superuser's SECURITY DEFINER function called by an analyst, and false after a
+/// superuser's `SET ROLE` to an analyst.
+fn privileged() -> bool {
+    // SAFETY: superuser() and superuser_arg() read the user ids and a syscache entry; valid in
+    // any backend inside a transaction, which every caller of this module is.
+    unsafe { pg_sys::superuser() && pg_sys::superuser_arg(pg_sys::GetSessionUserId()) }
 }
 
 fn join(a: Option<String>, b: Option<String>) -> Option<String> {
@@ -117,10 +154,7 @@ fn join(a: Option<String>, b: Option<String>) -> Option<String> {
 impl DeidentError {
     /// The SQLSTATE, message, detail and hint as a superuser sees them (`privileged`) or as
     /// anyone else does.
-    pub fn parts(
-        &self,
-        privileged: bool,
-    ) -> (PgSqlErrorCode, String, Option<String>, Option<String>) {
+    pub fn parts(&self, privileged: bool) -> Report {
         use PgSqlErrorCode::*;
         let (code, message, detail, hint) = match self {
             DeidentError::NotPreloaded => (
@@ -161,9 +195,15 @@ impl DeidentError {
             ),
             DeidentError::UnknownKeyId { id } => (
                 ERRCODE_UNDEFINED_OBJECT,
-                format!("pseudonymization key \"{id}\" does not exist"),
+                format!("pseudonymization key \"{}\" does not exist", echo(id)),
                 None,
                 Some("Pass '' to use the active key; deident.key_fingerprint(id) checks an id.".to_string()),
+            ),
+            DeidentError::KeyRingChanged => (
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                "pseudonymization key ring changed while the statement ran".to_string(),
+                Some("A parallel worker read another key ring than the statement started with; no pseudonym of the statement was returned.".to_string()),
+                Some("Run the statement again.".to_string()),
             ),
             DeidentError::InvalidLength(length) => (
                 ERRCODE_INVALID_PARAMETER_VALUE,
@@ -197,7 +237,7 @@ impl DeidentError {
             ),
             DeidentError::Label(LabelError::UnknownColumnLabel(label)) => (
                 ERRCODE_INVALID_PARAMETER_VALUE,
-                format!("\"{label}\" is not a pg_deident column label"),
+                format!("\"{}\" is not a pg_deident column label", echo(label.as_bytes())),
                 None,
                 Some("Column labels are identifier, quasi_identifier and sensitive (in any case).".to_string()),
             ),
@@ -220,11 +260,11 @@ impl DeidentError {
                 Some("Label each column: SECURITY LABEL FOR deident ON COLUMN t.c IS 'identifier' (or 'quasi_identifier', 'sensitive').".to_string()),
             ),
         };
-        (code, message, detail, hint)
+        Report { code, message, detail, hint }
     }
 
     fn to_report(&self, privileged: bool) -> ErrorReport {
-        let (code, message, detail, hint) = self.parts(privileged);
+        let Report { code, message, detail, hint } = self.parts(privileged);
         let mut report = ErrorReport::new(code, message, FUNC);
         if let Some(detail) = detail {
             report = report.set_detail(detail);
@@ -235,16 +275,16 @@ impl DeidentError {
         report
     }
 
-    /// Raises the error. For a non-superuser, the full (superuser) text first goes to the
+    /// Raises the error. For anyone but a privileged caller, the full text first goes to the
     /// server log alone (LOG_SERVER_ONLY is never sent to a client, whatever
     /// client_min_messages says; elog.h), so a DBA can still find the path.
     pub fn report(self) -> ! {
-        if is_superuser() {
+        if privileged() {
             self.to_report(true).report(PgLogLevel::ERROR);
         } else {
             if matches!(self, DeidentError::KeyFile { .. } | DeidentError::UnknownActiveKey { .. })
             {
-                let (code, message, detail, _) = self.parts(true);
+                let Report { code, message, detail, .. } = self.parts(true);
                 let text = format!("{message}: {}", detail.unwrap_or_default());
                 ErrorReport::new(code, text, FUNC).report(PgLogLevel::LOG_SERVER_ONLY);
             }
@@ -279,7 +319,8 @@ mod tests {
             DeidentError::NotPreloaded,
             DeidentError::NoKeyFile,
             DeidentError::UnknownActiveKey { id: "hidden_active".into() },
-            DeidentError::UnknownKeyId { id: "asked".into() },
+            DeidentError::UnknownKeyId { id: b"asked".to_vec() },
+            DeidentError::KeyRingChanged,
             DeidentError::InvalidLength(99),
             DeidentError::Aggregate(StateError::OutOfMemory),
             DeidentError::Aggregate(StateError::Overflow),
@@ -308,12 +349,12 @@ mod tests {
         errors
     }
 
-    fn text(parts: &(PgSqlErrorCode, String, Option<String>, Option<String>)) -> String {
+    fn text(r: &Report) -> String {
         format!(
             "{} {} {}",
-            parts.1,
-            parts.2.as_deref().unwrap_or(""),
-            parts.3.as_deref().unwrap_or("")
+            r.message,
+            r.detail.as_deref().unwrap_or(""),
+            r.hint.as_deref().unwrap_or("")
         )
     }
 
@@ -339,7 +380,7 @@ mod tests {
     fn messages_follow_the_style_guide() {
         for e in all_errors() {
             for privileged in [false, true] {
-                let (_, message, detail, hint) = e.parts(privileged);
+                let Report { message, detail, hint, .. } = e.parts(privileged);
                 let first = message.chars().next().unwrap();
                 assert!(!first.is_uppercase() && !message.ends_with('.'), "{message}");
                 for sentence in detail.iter().chain(hint.iter()) {
@@ -351,9 +392,21 @@ mod tests {
     }
 
     #[test]
+    fn arguments_are_echoed_short_and_printable() {
+        assert_eq!(echo(b"k2"), "k2");
+        assert_eq!(echo(&[b'a', 0xc3, 0xa9, b'\n']), "a???");
+        let long = vec![b'x'; 10_000];
+        assert_eq!(echo(&long), format!("{}...", "x".repeat(32)));
+        let e = DeidentError::UnknownKeyId { id: long.clone() };
+        assert!(e.parts(false).message.len() < 100);
+        let label = DeidentError::Label(LabelError::UnknownColumnLabel("y".repeat(5000)));
+        assert!(label.parts(true).message.len() < 100);
+    }
+
+    #[test]
     fn each_error_has_its_sqlstate() {
         use PgSqlErrorCode::*;
-        let codes: Vec<PgSqlErrorCode> = all_errors().iter().map(|e| e.parts(true).0).collect();
+        let codes: Vec<PgSqlErrorCode> = all_errors().iter().map(|e| e.parts(true).code).collect();
         assert_eq!(
             codes,
             vec![
@@ -361,6 +414,7 @@ mod tests {
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                 ERRCODE_CONFIG_FILE_ERROR,
                 ERRCODE_UNDEFINED_OBJECT,
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                 ERRCODE_INVALID_PARAMETER_VALUE,
                 ERRCODE_OUT_OF_MEMORY,
                 ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,

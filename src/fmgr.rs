@@ -1,4 +1,6 @@
-//! Just enough of the fmgr version-1 calling convention (fmgr.h) for the hot entry points.
+//! Just enough of the fmgr version-1 calling convention (fmgr.h) for the hot entry points:
+//! arguments read in place, results built with one palloc, and a typed per-call-site cache in
+//! `fn_extra`. Plain glue, with no knowledge of keys or aggregates.
 //!
 //! Why not `#[pg_extern]`: a pseudonym costs about 300 ns of real work (two SHA-256
 //! compressions, the base-62 conversion), and pgrx's per-call argument machinery (a guarded
@@ -8,7 +10,6 @@
 //! PostgreSQL ERROR, and their SQL declarations are in `functions.rs`.
 
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use pgrx::pg_guard;
 use pgrx::pg_sys;
@@ -101,64 +102,83 @@ pub fn text_datum(bytes: &[u8]) -> pg_sys::Datum {
     }
 }
 
-/// Counts transaction ends in this backend (see `register_xact_callback`). A call site's
-/// check of the key ring is good for one transaction at most: a non-atomic procedure that
-/// COMMITs keeps its expressions, and with them their fn_extra, across transactions.
-static XACT_EPOCH: AtomicU64 = AtomicU64::new(1);
-
-#[pg_guard]
-unsafe extern "C-unwind" fn end_of_transaction(_event: pg_sys::XactEvent::Type, _arg: *mut c_void) {
-    XACT_EPOCH.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Registers the transaction callback; called once, from `_PG_init` during preload, so that
-/// every backend (forked from the postmaster) has it.
-pub fn register_xact_callback() {
-    // SAFETY: a guarded C callback with no state; registered once.
-    unsafe { pg_sys::RegisterXactCallback(Some(end_of_transaction), std::ptr::null_mut()) }
-}
-
-/// The per-call-site mark in `flinfo->fn_extra`: has this expression already checked that the
-/// key ring is current, in this transaction? fn_extra lives as long as the FmgrInfo (one
-/// execution of the query; for PL/pgSQL simple expressions, one transaction or a procedure's
-/// life) and is zeroed when the FmgrInfo is set up (fmgr.c, `fmgr_info_cxt_security`); the
-/// mark holds the transaction epoch it was made in.
+/// Argument `n` is a constant in the call's expression (a `Const` node), so it has the same
+/// value on every call through this FmgrInfo. Parameters are not counted: a PL/pgSQL simple
+/// expression keeps its FmgrInfo while its parameters change from one evaluation to the next.
 ///
 /// # Safety
-/// `fcinfo` is fmgr's call info, with a valid `flinfo`.
-#[inline]
-pub unsafe fn checked_this_execution(fcinfo: pg_sys::FunctionCallInfo) -> bool {
-    // SAFETY: flinfo is valid per the contract; a non-null fn_extra is only ever set by
-    // `mark_checked`, to a u64 in fn_mcxt.
+/// `fcinfo` is fmgr's call info.
+pub unsafe fn arg_is_const(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> bool {
+    // SAFETY: flinfo, when set, is valid for the call; fn_expr is a node tree or NULL
+    // (fmgr.h, `fmgr_info_set_expr`), and a FuncExpr's args is a List of nodes.
     unsafe {
         let flinfo = (*fcinfo).flinfo;
-        if flinfo.is_null() {
-            // Called without an FmgrInfo (DirectFunctionCall): never marked, always checked.
+        if flinfo.is_null() || (*flinfo).fn_expr.is_null() {
             return false;
         }
-        let mark = (*flinfo).fn_extra.cast::<u64>();
-        !mark.is_null() && *mark == XACT_EPOCH.load(Ordering::Relaxed)
+        let expr = (*flinfo).fn_expr;
+        let args = match (*expr).type_ {
+            pg_sys::NodeTag::T_FuncExpr => (*expr.cast::<pg_sys::FuncExpr>()).args,
+            _ => return false,
+        };
+        let args = pgrx::PgList::<pg_sys::Node>::from_pg(args);
+        match args.get_ptr(n) {
+            Some(node) => (*node).type_ == pg_sys::NodeTag::T_Const,
+            None => false,
+        }
     }
 }
 
-/// Marks the call site checked in this transaction (see `checked_this_execution`).
+/// The call site's cache of type `T` in `flinfo->fn_extra`, made by `init` on the first call
+/// through this FmgrInfo, or None when there is no FmgrInfo (DirectFunctionCall).
+///
+/// fn_extra lives as long as the FmgrInfo: one execution of a query, or, for a PL/pgSQL simple
+/// expression, the transaction (a non-atomic procedure's, across its COMMITs). It is zeroed
+/// when the FmgrInfo is set up (fmgr.c, `fmgr_info_cxt_security`). The value is allocated in
+/// `fn_mcxt` and dropped (Rust `Drop`: a key is wiped) by a reset callback of that context.
+/// Every function that uses this helper must use it with one `T` only.
 ///
 /// # Safety
-/// As `checked_this_execution`.
-pub unsafe fn mark_checked(fcinfo: pg_sys::FunctionCallInfo) {
-    // SAFETY: flinfo is valid per the contract; this module owns fn_extra. The mark is
-    // allocated once per FmgrInfo, in its own memory context, and lives as long as it.
+/// `fcinfo` is fmgr's call info, and this FmgrInfo's fn_extra is used by this helper with
+/// this `T` only.
+pub unsafe fn call_site<'a, T>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    init: impl FnOnce() -> T,
+) -> Option<&'a mut T> {
+    // palloc'd memory is MAXALIGNed (8 bytes here), enough for T.
+    const { assert!(std::mem::align_of::<T>() <= 8) };
+    // SAFETY: per the contract; the allocation and its drop callback live in fn_mcxt, as long
+    // as the FmgrInfo whose fn_extra points at them.
     unsafe {
         let flinfo = (*fcinfo).flinfo;
         if flinfo.is_null() {
-            return;
+            return None;
         }
-        let mut mark = (*flinfo).fn_extra.cast::<u64>();
-        if mark.is_null() {
-            mark = pg_sys::MemoryContextAlloc((*flinfo).fn_mcxt, std::mem::size_of::<u64>())
-                .cast::<u64>();
-            (*flinfo).fn_extra = mark.cast();
+        let mut site = (*flinfo).fn_extra.cast::<T>();
+        if site.is_null() {
+            let value = init();
+            let cx = (*flinfo).fn_mcxt;
+            site = pg_sys::MemoryContextAlloc(cx, std::mem::size_of::<T>()).cast::<T>();
+            let cb = pg_sys::MemoryContextAlloc(
+                cx,
+                std::mem::size_of::<pg_sys::MemoryContextCallback>(),
+            )
+            .cast::<pg_sys::MemoryContextCallback>();
+            site.write(value);
+            cb.write(pg_sys::MemoryContextCallback {
+                func: Some(drop_call_site::<T>),
+                arg: site.cast(),
+                next: std::ptr::null_mut(),
+            });
+            pg_sys::MemoryContextRegisterResetCallback(cx, cb);
+            (*flinfo).fn_extra = site.cast();
         }
-        *mark = XACT_EPOCH.load(Ordering::Relaxed);
+        site.as_mut()
     }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn drop_call_site<T>(arg: *mut c_void) {
+    // SAFETY: arg is the value `call_site` wrote, dropped once, when its context goes.
+    unsafe { std::ptr::drop_in_place(arg.cast::<T>()) }
 }

@@ -3,10 +3,15 @@
 //! All are STRICT (NULL in, NULL out), STABLE (the result depends on the key ring, which a
 //! reload can change) and PARALLEL SAFE (workers read the same key file). `key_id` '' means
 //! the active key: a NULL default would make a STRICT function return NULL. They are plain
-//! fmgr functions (see `fmgr.rs` for why), declared by the SQL at the end of this file.
+//! fmgr functions (see `fmgr.rs` for why), declared by the SQL at the end of this file. The
+//! key ring is fixed per statement and each call site keeps its domain key (`keycache`);
+//! text is hashed as UTF-8 in every database encoding (`encoding`).
+
+use std::borrow::Cow;
 
 use pgrx::prelude::*;
 
+use crate::encoding;
 use crate::error::{DeidentError, OrReport, Result};
 use crate::fmgr::{self, pg_function_info_v1};
 use crate::keycache;
@@ -22,61 +27,69 @@ fn checked_length(length: i32) -> Result<usize> {
     }
 }
 
-/// M = HMAC-SHA256(DK(key, domain), value), checking the key ring once per call site and
-/// execution. The caller has checked the preload.
-fn keyed_mac(
+/// The pseudonym entry points' common part: M = HMAC-SHA256(DK(key_id, domain), value), the
+/// value converted to UTF-8 unless it is a bytea (`raw`).
+///
+/// # Safety
+/// `fcinfo` is fmgr's call info of a STRICT function whose arguments `value`, `domain` and
+/// `key_id` are at those positions, non-NULL, of type text (bytea for `value` when `raw`).
+unsafe fn mac_of(
     fcinfo: pg_sys::FunctionCallInfo,
-    value: &[u8],
-    domain: &[u8],
-    key_id: &[u8],
-) -> Result<[u8; 32]> {
-    // SAFETY: fcinfo is the call info fmgr passed to the entry point calling this.
-    let checked = unsafe { fmgr::checked_this_execution(fcinfo) };
-    let m = keycache::with_domain_key(key_id, domain, checked, |dk| dk.mac(value))?;
-    if !checked {
-        // SAFETY: as above.
-        unsafe { fmgr::mark_checked(fcinfo) };
-    }
-    Ok(m)
+    value: usize,
+    domain: usize,
+    key_id: usize,
+    raw: bool,
+) -> [u8; 32] {
+    preload::check().or_report();
+    // SAFETY: per the contract.
+    let (v, d, k) = unsafe {
+        (
+            fmgr::arg_bytes(fcinfo, value),
+            fmgr::arg_bytes(fcinfo, domain),
+            fmgr::arg_bytes(fcinfo, key_id),
+        )
+    };
+    let v = if raw { Cow::Borrowed(v) } else { encoding::to_utf8(v) };
+    let args =
+        keycache::Args { fcinfo, domain: d, domain_arg: domain, key_id: k, key_id_arg: key_id };
+    keycache::mac(&args, &v).or_report()
 }
 
-/// `pseudonymize(value text|bytea, domain text, length int, key_id text) RETURNS text`; text and
-/// bytea share it, since both are varlenas whose bytes are hashed as they are.
+/// `pseudonymize(value text|bytea, domain text, length int, key_id text) RETURNS text`.
+///
+/// # Safety
+/// As `mac_of`, for `(value, domain text, length int, key_id text)`.
+unsafe fn pseudonymize(fcinfo: pg_sys::FunctionCallInfo, raw: bool) -> pg_sys::Datum {
+    // SAFETY: fmgr calls this STRICT function with its four declared arguments, none NULL.
+    let length = checked_length(unsafe { fmgr::arg_i32(fcinfo, 2) }).or_report();
+    // SAFETY: as above.
+    let m = unsafe { mac_of(fcinfo, 0, 1, 3, raw) };
+    let mut buf = [0u8; MAX_LENGTH as usize];
+    pseudonym::encode_base62(&m, length, &mut buf);
+    fmgr::text_datum(&buf[..length])
+}
+
+/// `pseudonymize(value text, ...)`: the value's UTF-8 bytes.
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn deident_pseudonymize(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
-    // SAFETY: fmgr calls this STRICT function with its four declared arguments, none NULL.
-    let (value, domain, length, key_id) = unsafe {
-        (
-            fmgr::arg_bytes(fcinfo, 0),
-            fmgr::arg_bytes(fcinfo, 1),
-            fmgr::arg_i32(fcinfo, 2),
-            fmgr::arg_bytes(fcinfo, 3),
-        )
-    };
-    preload::check().or_report();
-    let length = checked_length(length).or_report();
-    let m = keyed_mac(fcinfo, value, domain, key_id).or_report();
-    let mut buf = [0u8; MAX_LENGTH as usize];
-    pseudonym::encode_base62(&m, length, &mut buf);
-    fmgr::text_datum(&buf[..length])
+    // SAFETY: fmgr calls this function as declared below.
+    unsafe { pseudonymize(fcinfo, false) }
 }
 pg_function_info_v1!(pg_finfo_deident_pseudonymize);
 
-/// M for the functions declared `(value text, domain text, key_id text)`.
-///
-/// # Safety
-/// `fcinfo` is fmgr's call info of such a STRICT function.
-unsafe fn mac_of_value_domain_key(fcinfo: pg_sys::FunctionCallInfo) -> [u8; 32] {
-    preload::check().or_report();
-    // SAFETY: per the contract, three non-NULL text arguments.
-    let (value, domain, key_id) = unsafe {
-        (fmgr::arg_bytes(fcinfo, 0), fmgr::arg_bytes(fcinfo, 1), fmgr::arg_bytes(fcinfo, 2))
-    };
-    keyed_mac(fcinfo, value, domain, key_id).or_report()
+/// `pseudonymize(value bytea, ...)`: the bytes as they are.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn deident_pseudonymize_bytea(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: fmgr calls this function as declared below.
+    unsafe { pseudonymize(fcinfo, true) }
 }
+pg_function_info_v1!(pg_finfo_deident_pseudonymize_bytea);
 
 /// `pseudonymize_uuid(value text, domain text, key_id text) RETURNS uuid`
 #[pg_guard]
@@ -85,7 +98,7 @@ pub unsafe extern "C-unwind" fn deident_pseudonymize_uuid(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
     // SAFETY: fmgr calls this function as declared below.
-    let bytes = pseudonym::to_uuid(&unsafe { mac_of_value_domain_key(fcinfo) });
+    let bytes = pseudonym::to_uuid(&unsafe { mac_of(fcinfo, 0, 1, 2, false) });
     // SAFETY: a uuid Datum is a pointer to its 16 bytes (uuid.h); palloc returns 16 writable
     // bytes in the current memory context, or raises an ERROR.
     unsafe {
@@ -103,7 +116,7 @@ pub unsafe extern "C-unwind" fn deident_pseudonymize_bigint(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
     // SAFETY: fmgr calls this function as declared below.
-    let m = unsafe { mac_of_value_domain_key(fcinfo) };
+    let m = unsafe { mac_of(fcinfo, 0, 1, 2, false) };
     // int8 is pass-by-value on every 64-bit build PostgreSQL supports (USE_FLOAT8_BYVAL).
     pg_sys::Datum::from(pseudonym::to_bigint(&m))
 }
@@ -119,7 +132,7 @@ pub unsafe extern "C-unwind" fn deident_key_fingerprint(
     // SAFETY: fmgr calls this STRICT function with its one declared argument, not NULL.
     let key_id = unsafe { fmgr::arg_bytes(fcinfo, 0) };
     preload::check().or_report();
-    let fingerprint = keycache::with_key(key_id, false, pseudonym::fingerprint).or_report();
+    let fingerprint = keycache::with_key(key_id, pseudonym::fingerprint).or_report();
     fmgr::text_datum(fingerprint.as_bytes())
 }
 pg_function_info_v1!(pg_finfo_deident_key_fingerprint);
@@ -134,7 +147,7 @@ COMMENT ON FUNCTION deident.pseudonymize(text, text, integer, text) IS
 
 CREATE FUNCTION deident.pseudonymize(value bytea, domain text DEFAULT '', length integer DEFAULT 22, key_id text DEFAULT '')
 RETURNS text LANGUAGE c STRICT STABLE PARALLEL SAFE
-AS 'MODULE_PATHNAME', 'deident_pseudonymize';
+AS 'MODULE_PATHNAME', 'deident_pseudonymize_bytea';
 COMMENT ON FUNCTION deident.pseudonymize(bytea, text, integer, text) IS
 'keyed pseudonym of a bytea value (its bytes as they are), in base 62';
 

@@ -39,6 +39,9 @@ pub fn register() {
     // PGC_SUSET: only a superuser (or a role granted SET on it) changes it, so an analyst
     // cannot lower it; ALTER ROLE / ALTER DATABASE ... SET by a superuser raise it per role or
     // database. It is not secret: analysts may read it, to know why a group is NULL.
+    // GUC_NO_RESET_ALL: a pooler that SETs it as a superuser and then SET ROLEs to an analyst
+    // must not have it undone by the analyst's RESET ALL or DISCARD ALL (guc.c,
+    // `ResetAllOptions`, skips such settings, as it does `role`).
     GucRegistry::define_int_guc(
         c"deident.min_group_size",
         c"Fewest distinct persons a group needs for the k_* aggregates to answer.",
@@ -47,7 +50,7 @@ pub fn register() {
         2,
         100_000,
         GucContext::Suset,
-        GucFlags::default(),
+        GucFlags::NO_RESET_ALL,
     );
     reserve_prefix();
 }
@@ -72,7 +75,7 @@ pub fn min_group_size() -> u32 {
 }
 
 /// The setting's current value, '' when unset. Reads allocate, so the key cache reads the
-/// settings only when it refreshes (once per call site, execution and transaction), not per row.
+/// settings only when it checks the ring (once per statement and transaction), not per row.
 pub fn string_value(setting: &GucSetting<Option<CString>>) -> String {
     setting.get().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
 }

@@ -162,17 +162,24 @@ pub struct FileStamp {
     ctime: (i64, i64),
 }
 
+impl FileStamp {
+    fn of(meta: &fs::Metadata) -> FileStamp {
+        FileStamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mode: meta.mode(),
+            uid: meta.uid(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
+/// The file's stamp by path (one `stat`): what the cache compares, once per statement, to
+/// decide whether to read the file again.
 pub fn stamp(path: &Path) -> Result<FileStamp, FileProblem> {
-    let meta = fs::metadata(path).map_err(io_problem)?;
-    Ok(FileStamp {
-        dev: meta.dev(),
-        ino: meta.ino(),
-        size: meta.size(),
-        mode: meta.mode(),
-        uid: meta.uid(),
-        mtime: (meta.mtime(), meta.mtime_nsec()),
-        ctime: (meta.ctime(), meta.ctime_nsec()),
-    })
+    fs::metadata(path).map(|m| FileStamp::of(&m)).map_err(io_problem)
 }
 
 fn io_problem(e: io::Error) -> FileProblem {
@@ -203,11 +210,35 @@ pub fn check_stamp(st: &FileStamp, server_uid: u32) -> Result<(), FileProblem> {
     Ok(())
 }
 
-/// Checks and reads the file. The content buffer is wiped when dropped.
-pub fn load(path: &Path, st: &FileStamp, server_uid: u32) -> Result<KeyRing, FileProblem> {
-    check_stamp(st, server_uid)?;
-    let content = Zeroizing::new(fs::read(path).map_err(io_problem)?);
-    parse(&content)
+/// O_NONBLOCK (Linux and the BSDs differ; std has no constant for it): opening a FIFO named
+/// as the key file must not wait for a writer; the mode check then refuses it.
+#[cfg(target_os = "linux")]
+const O_NONBLOCK: i32 = 0o4000;
+#[cfg(not(target_os = "linux"))]
+const O_NONBLOCK: i32 = 0x0004;
+
+/// Opens the file once, checks owner, mode, type and size on the open descriptor (`fstat`),
+/// and reads at most the size that was checked: there is no window between the check and the
+/// read in which the path could be pointed at another file. Returns the ring and the stamp
+/// of what was read. The content buffer is wiped when dropped.
+pub fn load(path: &Path, server_uid: u32) -> Result<(KeyRing, FileStamp), FileProblem> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(O_NONBLOCK)
+        .open(path)
+        .map_err(io_problem)?;
+    let st = FileStamp::of(&file.metadata().map_err(io_problem)?);
+    check_stamp(&st, server_uid)?;
+    // One byte more than was checked, to notice a file that grew since the fstat.
+    let mut content = Zeroizing::new(Vec::with_capacity(st.size as usize + 1));
+    file.take(st.size + 1).read_to_end(&mut content).map_err(io_problem)?;
+    if content.len() as u64 > st.size {
+        // Written to while we read: the next statement reads it again, whole.
+        return Err(FileProblem::Unreadable(io::ErrorKind::Interrupted));
+    }
+    Ok((parse(&content)?, st))
 }
 
 #[cfg(test)]
@@ -306,11 +337,19 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         let uid = fs::metadata(&path).unwrap().uid();
         let first = stamp(&path).unwrap();
-        assert_eq!(load(&path, &first, uid).unwrap().keys[0].id, "k");
+        let (ring, read) = load(&path, uid).unwrap();
+        assert_eq!(ring.keys[0].id, "k");
+        assert_eq!(read, first, "the stamp of what was read is the path's");
         fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
         let second = stamp(&path).unwrap();
         assert_ne!(first, second);
-        assert_eq!(load(&path, &second, uid).unwrap_err(), FileProblem::GroupOrWorldAccess(0o640));
+        assert_eq!(load(&path, uid).unwrap_err(), FileProblem::GroupOrWorldAccess(0o640));
+        assert_eq!(load(&dir, uid).unwrap_err(), FileProblem::NotRegularFile);
+        // a FIFO is refused at once, not waited on for a writer
+        let fifo = dir.join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        assert_eq!(load(&fifo, uid).unwrap_err(), FileProblem::NotRegularFile);
         assert_eq!(stamp(&dir.join("absent")).unwrap_err(), FileProblem::Missing);
         fs::remove_dir_all(&dir).unwrap();
     }

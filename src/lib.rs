@@ -1,13 +1,17 @@
 //! pg_deident: de-identification of personal data inside PostgreSQL.
 //!
-//! Entry points live in `functions`; the pure algorithms in `pseudonym` and `keys` have no
-//! PostgreSQL types and run under `cargo test`.
+//! SQL entry points live in `functions` (pseudonyms), `aggregates` (k-anonymity) and `labels`
+//! (the label provider); the pure algorithms (`pseudonym`, `keys`, `aggregates::state`) have
+//! no PostgreSQL types and run under `cargo test`. `keycache` holds the key ring per statement,
+//! `hooks` every PostgreSQL hook, `error` every SQLSTATE.
 
 mod aggregates;
+mod encoding;
 mod error;
 mod fmgr;
 mod functions;
 mod guc;
+mod hooks;
 mod keycache;
 mod keys;
 mod labels;
@@ -19,7 +23,7 @@ mod tests;
 pgrx::pg_module_magic!(name, version);
 
 /// Runs when the library is loaded. Everything is registered only when that happens through
-/// `shared_preload_libraries`: settings and (later) the label provider and hooks must exist in
+/// `shared_preload_libraries`: settings, the label provider, shared memory and hooks must exist in
 /// every backend, from the postmaster on, or not at all. A library loaded on demand registers
 /// nothing, and every entry point refuses to run (see `preload`).
 #[pgrx::pg_guard]
@@ -29,7 +33,8 @@ pub extern "C-unwind" fn _PG_init() {
     }
     guc::register();
     labels::register();
-    fmgr::register_xact_callback();
+    keycache::register_xact_callback();
+    hooks::install();
 }
 
 #[cfg(test)]

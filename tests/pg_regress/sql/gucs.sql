@@ -43,4 +43,18 @@ SET ROLE regress_reader;
 SHOW deident.key_file;
 RESET ROLE;
 
+-- deident.min_group_size survives an analyst's RESET ALL and DISCARD ALL: a pooler that set
+-- it as a superuser and then SET ROLE to the analyst keeps it (GUC_NO_RESET_ALL)
+SET deident.min_group_size = 12;
+SET ROLE regress_analyst;
+RESET ALL;
+SHOW deident.min_group_size;
+-- fail (and a RESET of it alone needs a superuser, as SET does)
+RESET deident.min_group_size;
+DISCARD ALL;
+SHOW deident.min_group_size;
+RESET ROLE;
+RESET deident.min_group_size;
+SHOW deident.min_group_size;
+
 DROP ROLE regress_analyst, regress_reader;

@@ -95,16 +95,13 @@ RESET client_min_messages;
 RESET ROLE;
 
 -- 5. the file changes under a running server, with no reload: a new key, a chmod, a fix
-SELECT current_setting('data_directory') || '/deident/live.keys' AS live_keys \gset
-COPY (SELECT 'k1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f')
-  TO :'live_keys';
-COPY (SELECT) TO PROGRAM 'chmod 0600 deident/live.keys';
+-- (the key files are copies of the fixtures: no key is ever written in a test's text)
+COPY (SELECT) TO PROGRAM 'cp deident/regress.keys deident/live.keys && chmod 0600 deident/live.keys';
 ALTER SYSTEM SET deident.key_file = 'deident/live.keys';
 SELECT regress_reload();
 SELECT deident.key_fingerprint(), deident.pseudonymize('alice@contoso.com');
--- the file is rewritten with another key: the next statement uses it
-COPY (SELECT 'k1:202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f')
-  TO :'live_keys';
+-- the file is rewritten with other keys (k2 alone): the next statement uses it
+COPY (SELECT) TO PROGRAM 'cp deident/k2only.keys deident/live.keys';
 SELECT deident.key_fingerprint(), deident.pseudonymize('alice@contoso.com');
 -- fail (chmod g+r: refused from the next statement on, though the content is unchanged)
 COPY (SELECT) TO PROGRAM 'chmod 0640 deident/live.keys';
@@ -130,10 +127,79 @@ CALL regress_across_commits();
 DROP PROCEDURE regress_across_commits();
 COPY (SELECT) TO PROGRAM 'rm deident/live.keys';
 
--- 6. no key material anywhere a user can look: settings hold a path, not a key
+-- 6. no key material anywhere a user can look: settings hold a path, not a key (the whole
+-- cluster's catalogs, tables and settings, the server log and these outputs are searched for
+-- key bytes by scripts/regress.sh, with pg_dumpall)
 SELECT name, setting FROM pg_settings WHERE name LIKE 'deident.%' ORDER BY name;
-SELECT count(*) AS key_bytes_in_catalog
-  FROM pg_proc WHERE prosrc ~* '000102030405060708090a0b0c0d0e0f';
+
+-- 7. key rotation is atomic per statement: a statement keeps the key ring it started with,
+-- in every expression, nested query and parallel worker; the next statement sees the new one
+COPY (SELECT) TO PROGRAM 'cp deident/regress.keys deident/rotate.keys && chmod 0600 deident/rotate.keys';
+ALTER SYSTEM SET deident.key_file = 'deident/rotate.keys';
+SELECT regress_reload();
+-- regress_rotate(v): v's pseudonym, then the key file rewritten in place with k2 alone
+CREATE FUNCTION regress_rotate(v text) RETURNS text LANGUAGE plpgsql PARALLEL RESTRICTED AS $$
+DECLARE p text := deident.pseudonymize(v);
+BEGIN
+  COPY (SELECT) TO PROGRAM 'cp deident/k2only.keys deident/rotate.keys';
+  RETURN p;
+END $$;
+-- OK: the call after the rewrite, in the same statement, still uses the statement's key
+SELECT regress_rotate('alice@contoso.com') AS before_rewrite,
+       deident.pseudonymize('alice@contoso.com') AS after_rewrite_same_statement;
+-- the next statement uses the new key
+SELECT deident.key_fingerprint(), deident.pseudonymize('alice@contoso.com');
+-- an unknown key id is echoed short: at most 32 printable characters
+SELECT regress_error($$SELECT deident.pseudonymize('a', '', 22, repeat('x', 500))$$);
+SELECT regress_error($$SELECT deident.key_fingerprint(E'k\u00e9\n')$$);
+-- a parallel query whose workers start after the file changed under the statement: the
+-- workers read another ring than the leader published, and the statement fails rather than
+-- compare K2 pseudonyms with a K1 one (without the check it would answer 0, silently)
+COPY (SELECT) TO PROGRAM 'cp deident/regress.keys deident/rotate.keys';
+CREATE TABLE regress_same AS SELECT 'alice@contoso.com'::text AS v FROM generate_series(1, 5000);
+ANALYZE regress_same;
+SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2; SET parallel_leader_participation = off;
+EXPLAIN (COSTS OFF)
+SELECT count(*) FILTER (WHERE deident.pseudonymize(v) = (SELECT regress_rotate(v) FROM regress_same LIMIT 1))
+  FROM regress_same;
+-- fail (the key ring changed while the statement ran)
+SELECT count(*) FILTER (WHERE deident.pseudonymize(v) = (SELECT regress_rotate(v) FROM regress_same LIMIT 1))
+  FROM regress_same;
+-- OK: with the file left alone, workers and leader agree (5000 rows match)
+SELECT count(*) FILTER (WHERE deident.pseudonymize(v) = (SELECT deident.pseudonymize(v) FROM regress_same LIMIT 1))
+  FROM regress_same;
+RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather; RESET parallel_leader_participation;
+DROP TABLE regress_same;
+DROP FUNCTION regress_rotate(text);
+COPY (SELECT) TO PROGRAM 'rm deident/rotate.keys';
+
+-- 8. the path and the active key id go only to a superuser at the prompt: the session user
+-- and the current user both superusers. Not to an analyst calling a superuser's SECURITY
+-- DEFINER function (superuser() is true inside it), nor after a superuser's SET ROLE.
+ALTER SYSTEM SET deident.key_file = 'deident/groupread.keys';
+SELECT regress_reload();
+CREATE FUNCTION regress_definer_fingerprint() RETURNS text LANGUAGE sql SECURITY DEFINER
+  AS $$ SELECT deident.key_fingerprint() $$;
+GRANT EXECUTE ON FUNCTION regress_definer_fingerprint() TO regress_analyst;
+-- OK: a superuser at the prompt is told the path
+SELECT regress_error($$SELECT regress_definer_fingerprint()$$);
+-- an analyst's session calling the superuser's function: no path
+SET SESSION AUTHORIZATION regress_analyst;
+SELECT session_user, current_user;
+SELECT regress_error($$SELECT regress_definer_fingerprint()$$);
+RESET SESSION AUTHORIZATION;
+-- the same for the active key id
+ALTER SYSTEM SET deident.key_file = 'deident/regress.keys';
+ALTER SYSTEM SET deident.active_key = 'k9';
+SELECT regress_reload();
+SET SESSION AUTHORIZATION regress_analyst;
+SELECT regress_error($$SELECT regress_definer_fingerprint()$$);
+RESET SESSION AUTHORIZATION;
+SELECT regress_error($$SELECT regress_definer_fingerprint()$$);
+ALTER SYSTEM RESET deident.active_key;
+DROP FUNCTION regress_definer_fingerprint();
 
 ALTER SYSTEM RESET deident.key_file;
 SELECT regress_reload();

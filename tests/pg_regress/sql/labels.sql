@@ -25,6 +25,8 @@ SELECT objsubid, label FROM pg_seclabel WHERE provider = 'deident' ORDER BY objs
 SECURITY LABEL FOR deident ON COLUMN regress_hr.people.email IS 'secret';
 SECURITY LABEL FOR deident ON COLUMN regress_hr.people.email IS ' identifier';
 SECURITY LABEL FOR deident ON COLUMN regress_hr.people.email IS 'restricted';
+-- fail (a long label is echoed as a short prefix only)
+SECURITY LABEL FOR deident ON COLUMN regress_hr.people.email IS 'identifier_identifier_identifier_identifier_identifier_identifier_identifier_identifier_identifier_identifier_identifier_identifier_';
 SECURITY LABEL FOR deident ON COLUMN regress_hr.people.email IS '';
 -- fail (not a column: a table, a schema, a function, a view as a whole)
 SECURITY LABEL FOR deident ON TABLE regress_hr.people IS 'identifier';
