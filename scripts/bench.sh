@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The benchmarks (bench/*.sql) against a throwaway cluster with the release build.
-# BENCH_RUNS sets the number of interleaved runs (default 7).
+# BENCH_RUNS sets the number of interleaved runs (default 7); BENCH_FILES the files to run
+# (default bench/*.sql).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/cluster.sh
@@ -17,7 +18,7 @@ max_wal_size = 4GB
 CONF
 new_key_file "$DIR/keys/bench.keys" bench
 cluster_start "$DIR"
-for f in bench/*.sql; do
+for f in ${BENCH_FILES:-bench/*.sql}; do
   cluster_psql "$DIR" -d postgres -q -c "ALTER DATABASE postgres SET bench.runs = '${BENCH_RUNS:-7}'"
   cluster_psql "$DIR" -d postgres -q -f "$f"
 done

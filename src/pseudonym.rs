@@ -8,6 +8,7 @@
 //! then M is rendered as base-62 text, a version-8 UUID or a non-negative bigint.
 
 use hmac::{Hmac, KeyInit, Mac};
+use sha2::block_api::compress256;
 use sha2::Sha256;
 use zeroize::Zeroize;
 
@@ -26,13 +27,32 @@ const DOMAIN_LABEL: &[u8] = b"pg_deident/v1/domain";
 const FINGERPRINT_LABEL: &[u8] = b"pg_deident/v1/fingerprint";
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-/// A key, keyed to one domain: the HMAC state after absorbing DK.
+/// A key, keyed to one domain: the two SHA-256 states of HMAC-SHA256 under DK after absorbing
+/// the inner and the outer padded key blocks (RFC 2104 section 2).
 ///
-/// Keeping the keyed state (not DK) means a value costs two SHA-256 compressions when it is
-/// shorter than 56 bytes: the inner and outer pads were absorbed once, here. The state is
-/// key-equivalent material; `hmac`'s `zeroize` feature wipes it on drop.
+/// Keeping these states (not DK) means a value shorter than 56 bytes costs two SHA-256
+/// compressions and nothing else: `mac` applies SHA-256's padding itself and calls the raw
+/// compression function (`sha2::block_api::compress256`, SHA-NI where the CPU has it). The
+/// `hmac` crate gives the same bytes (tested below, against it and the SPEC vectors) but
+/// copies and wipes its buffered state on every call, which cost about a third of a pseudonym
+/// (perf, docs/benchmarks.md). The states are key-equivalent material, wiped on drop.
 #[derive(Clone)]
-pub struct DomainKey(HmacSha256);
+pub struct DomainKey {
+    inner: [u32; 8],
+    outer: [u32; 8],
+}
+
+impl Drop for DomainKey {
+    fn drop(&mut self) {
+        self.inner.zeroize();
+        self.outer.zeroize();
+    }
+}
+
+/// SHA-256's initial state (FIPS 180-4, section 5.3.3).
+const SHA256_IV: [u32; 8] = [
+    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+];
 
 fn keyed(key: &[u8]) -> HmacSha256 {
     // HMAC accepts keys of any length (RFC 2104 section 2: longer keys are hashed first), so
@@ -43,6 +63,37 @@ fn keyed(key: &[u8]) -> HmacSha256 {
     }
 }
 
+/// The state after compressing one padded key block: `key` (32 bytes) XOR `pad`.
+fn pad_state(key: &[u8; 32], pad: u8) -> [u32; 8] {
+    let mut block = [[pad; 64]];
+    for (b, k) in block[0].iter_mut().zip(key) {
+        *b ^= k;
+    }
+    let mut state = SHA256_IV;
+    compress256(&mut state, &block);
+    block.zeroize();
+    state
+}
+
+/// Finishes a SHA-256 computation from `state`: the last `tail` bytes of a message of
+/// `total` bytes (the full blocks before it already compressed), padded per FIPS 180-4
+/// section 5.1.1. Returns the digest.
+#[inline(always)]
+fn finish(mut state: [u32; 8], tail: &[u8], total: u64) -> [u8; 32] {
+    let mut last = [[0u8; 64]; 2];
+    let flat = last.as_flattened_mut();
+    flat[..tail.len()].copy_from_slice(tail);
+    flat[tail.len()] = 0x80;
+    let blocks = if tail.len() < 56 { 1 } else { 2 };
+    flat[blocks * 64 - 8..blocks * 64].copy_from_slice(&(total * 8).to_be_bytes());
+    compress256(&mut state, &last[..blocks]);
+    let mut out = [0u8; 32];
+    for (o, word) in out.chunks_exact_mut(4).zip(state) {
+        o.copy_from_slice(&word.to_be_bytes());
+    }
+    out
+}
+
 impl DomainKey {
     /// Step 1 of the algorithm: derive DK from the key and the domain.
     pub fn derive(key: &[u8], domain: &[u8]) -> DomainKey {
@@ -51,9 +102,9 @@ impl DomainKey {
         mac.update(&[0]);
         mac.update(domain);
         let mut dk: [u8; 32] = mac.finalize().into_bytes().into();
-        let state = keyed(&dk);
+        let derived = DomainKey { inner: pad_state(&dk, 0x36), outer: pad_state(&dk, 0x5c) };
         dk.zeroize();
-        DomainKey(state)
+        derived
     }
 
     /// Step 2: M = HMAC-SHA256(DK, value).
@@ -66,16 +117,20 @@ impl DomainKey {
     /// caller can honour a cancel or a statement timeout (a 1 GB value takes about a second).
     #[inline]
     pub fn mac_interruptible(&self, value: &[u8], mut between: impl FnMut()) -> [u8; 32] {
-        let mut mac = self.0.clone();
+        // inner = SHA-256((DK ^ ipad) || value): the key block is in `self.inner` already.
+        let mut state = self.inner;
+        let (blocks, tail) = value.as_chunks::<64>();
         if value.len() <= MAC_CHUNK {
-            mac.update(value);
+            compress256(&mut state, blocks);
         } else {
-            for chunk in value.chunks(MAC_CHUNK) {
-                mac.update(chunk);
+            for chunk in blocks.chunks(MAC_CHUNK / 64) {
+                compress256(&mut state, chunk);
                 between();
             }
         }
-        mac.finalize().into_bytes().into()
+        let inner = finish(state, tail, 64 + value.len() as u64);
+        // M = SHA-256((DK ^ opad) || inner)
+        finish(self.outer, &inner, 64 + 32)
     }
 }
 
@@ -94,71 +149,108 @@ pub fn fingerprint(key: &[u8]) -> String {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// 62^5, the largest power of 62 below 2^32: one division pass yields five digits.
-const CHUNK: u64 = 916_132_832;
-const CHUNK_DIGITS: usize = 5;
-/// Passes needed for the longest pseudonym.
-const MAX_PASSES: usize = (MAX_LENGTH as usize).div_ceil(CHUNK_DIGITS);
+/// 62^4: a digit of this base is four base-62 digits, and below 2^24, so that a 32-bit limb
+/// times a digit, summed over the eight limbs of N, fits in 64 bits.
+const BASE: u64 = 14_776_336;
+const BASE_DIGITS: usize = 4;
+/// Base-62^4 digits of the longest pseudonym (44 base-62 digits >= 43).
+const MAX_POSITIONS: usize = (MAX_LENGTH as usize).div_ceil(BASE_DIGITS);
+
+/// `POW[i][j]`: digit j (least significant first) of 2^(32 i) in base 62^4. Dropping the
+/// digits from j = P on is reducing mod 62^(4P), so one table serves every length.
+const POW: [[u32; MAX_POSITIONS]; 8] = {
+    let mut t = [[0u32; MAX_POSITIONS]; 8];
+    t[0][0] = 1;
+    let mut i = 1;
+    while i < 8 {
+        let mut carry = 0u64;
+        let mut j = 0;
+        while j < MAX_POSITIONS {
+            // digit < 2^24, so digit * 2^32 + carry < 2^57
+            let v = (t[i - 1][j] as u64) * (1 << 32) + carry;
+            t[i][j] = (v % BASE) as u32;
+            carry = v / BASE;
+            j += 1;
+        }
+        i += 1;
+    }
+    t
+};
+
+/// Two base-62 characters for each number below 62^2.
+const PAIRS: [[u8; 2]; 3844] = {
+    let mut t = [[0u8; 2]; 3844];
+    let mut n = 0;
+    while n < 3844 {
+        t[n] = [ALPHABET[n / 62], ALPHABET[n % 62]];
+        n += 1;
+    }
+    t
+};
 
 /// Step 3: M as a big-endian 256-bit integer N, N mod 62^length in base 62, most significant
 /// digit first, zero-padded to `length` characters. The caller checks `length` is in
 /// MIN_LENGTH..=MAX_LENGTH; `out` must be at least `length` bytes long.
 ///
-/// The low `length` base-62 digits of N are exactly N mod 62^length, so no reduction is needed:
-/// divide N by 62^5 once per five digits, and spell each remainder. N is held in 32-bit limbs
-/// so that every step is a 64-bit division by a constant, which compiles to a multiply.
-///
-/// Why the loops are nested this way round: pass k+1 divides the quotient of pass k, and its
-/// step on limb i needs only pass k's quotient limb i. Running all passes limb by limb (rather
-/// than pass after pass) leaves each pass a dependency chain of its own, which the CPU runs
-/// side by side; pass after pass, the 40 steps of a 22-character pseudonym formed one chain
-/// and took about 60% of the function's time in `perf` (see docs/benchmarks.md).
+/// How, without dividing N: with P = ceil(length / 4) digits of base 62^4, the low `length`
+/// base-62 digits of N are those of N mod 62^(4P). N is the sum of its eight 32-bit limbs
+/// times 2^(32 i), and 2^(32 i) mod 62^(4P) is a constant (`POW`, truncated to P digits). So
+/// the residue is eight limbs times P constant digits, all independent multiplications
+/// summed per digit (no carries until the end), then one pass of carries. For 22 characters
+/// that is 48 multiplications the CPU runs side by side, against 40 dependent 64-bit divisions
+/// by 62^5 (a multiply and a correction each) in the previous version, which took about 80 ns
+/// (`cargo test --release --lib -- --ignored --nocapture timing`; docs/benchmarks.md).
 pub fn encode_base62(m: &[u8; 32], length: usize, out: &mut [u8]) {
-    // A constant pass count lets the compiler keep the remainders in registers; with a
-    // runtime count they went through the stack on every step.
-    match length.div_ceil(CHUNK_DIGITS) {
-        0..=2 => spell(&divide::<2>(m), length, out),
-        3 => spell(&divide::<3>(m), length, out),
-        4 => spell(&divide::<4>(m), length, out),
-        5 => spell(&divide::<5>(m), length, out),
-        6 => spell(&divide::<6>(m), length, out),
-        7 => spell(&divide::<7>(m), length, out),
-        8 => spell(&divide::<8>(m), length, out),
-        _ => spell(&divide::<MAX_PASSES>(m), length, out),
+    // A constant digit count lets the compiler unroll and keep the sums in registers.
+    match length.div_ceil(BASE_DIGITS) {
+        0..=2 => spell(&residue::<2>(m), length, out),
+        3 => spell(&residue::<3>(m), length, out),
+        4 => spell(&residue::<4>(m), length, out),
+        5 => spell(&residue::<5>(m), length, out),
+        6 => spell(&residue::<6>(m), length, out),
+        7 => spell(&residue::<7>(m), length, out),
+        8 => spell(&residue::<8>(m), length, out),
+        9 => spell(&residue::<9>(m), length, out),
+        10 => spell(&residue::<10>(m), length, out),
+        _ => spell(&residue::<MAX_POSITIONS>(m), length, out),
     }
 }
 
-/// P passes of division by 62^5 over the limbs of N; element k is the k-th remainder (the
-/// least significant five digits first).
+/// N mod 62^(4P) as P digits of base 62^4, least significant first.
 #[inline(always)]
-fn divide<const P: usize>(m: &[u8; 32]) -> [u32; P] {
-    let mut rems = [0u64; P];
-    for chunk in m.chunks_exact(4) {
-        let mut limb = u64::from(u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]));
-        for rem in &mut rems {
-            let cur = (*rem << 32) | limb;
-            // cur < CHUNK * 2^32, so the quotient fits in 32 bits: a limb of the next pass.
-            limb = cur / CHUNK;
-            *rem = cur % CHUNK;
+fn residue<const P: usize>(m: &[u8; 32]) -> [u32; P] {
+    let mut sums = [0u64; P];
+    for (i, pow) in POW.iter().enumerate() {
+        // limb i (least significant first) of the big-endian N
+        let at = 28 - 4 * i;
+        let limb = u64::from(u32::from_be_bytes([m[at], m[at + 1], m[at + 2], m[at + 3]]));
+        for (sum, &digit) in sums.iter_mut().zip(pow) {
+            // each product < 2^56, eight of them < 2^59
+            *sum += limb * u64::from(digit);
         }
     }
-    // Each remainder is below CHUNK < 2^32.
-    rems.map(|r| r as u32)
+    let mut digits = [0u32; P];
+    let mut carry = 0u64;
+    for (digit, sum) in digits.iter_mut().zip(sums) {
+        let v = sum + carry;
+        *digit = (v % BASE) as u32;
+        carry = v / BASE;
+    }
+    // The carry out of the top digit is a multiple of 62^(4P): dropped, as the modulus says.
+    digits
 }
 
-/// Writes the low `length` digits held in `rems` into `out[..length]`.
+/// Writes the low `length` base-62 digits held in `digits` into `out[..length]`.
 #[inline(always)]
-fn spell(rems: &[u32], length: usize, out: &mut [u8]) {
-    let mut end = length;
-    for &r in rems {
-        // Five independent divisions rather than a chain of five: they run in parallel.
-        let digits = [r / 14_776_336, r / 238_328 % 62, r / 3_844 % 62, r / 62 % 62, r % 62];
-        let take = CHUNK_DIGITS.min(end);
-        for (slot, &digit) in out[end - take..end].iter_mut().zip(&digits[CHUNK_DIGITS - take..]) {
-            *slot = ALPHABET[digit as usize];
-        }
-        end -= take;
+fn spell<const P: usize>(digits: &[u32; P], length: usize, out: &mut [u8]) {
+    let mut text = [0u8; 4 * MAX_POSITIONS];
+    for (j, &d) in digits.iter().enumerate() {
+        let at = 4 * (P - 1 - j);
+        // d < 62^4, so both halves are below 62^2
+        text[at..at + 2].copy_from_slice(&PAIRS[(d / 3844) as usize]);
+        text[at + 2..at + 4].copy_from_slice(&PAIRS[(d % 3844) as usize]);
     }
+    out[..length].copy_from_slice(&text[4 * P - length..4 * P]);
 }
 
 /// Step 4: the first 16 bytes of M as an RFC 9562 version-8 UUID.
@@ -181,16 +273,42 @@ pub fn to_bigint(m: &[u8; 32]) -> i64 {
 mod chunk_tests {
     use super::*;
 
+    /// The algorithm through the `hmac` crate, as SPEC states it.
+    pub fn reference_mac(key: &[u8], domain: &[u8], value: &[u8]) -> [u8; 32] {
+        let mut dk = keyed(key);
+        dk.update(DOMAIN_LABEL);
+        dk.update(&[0]);
+        dk.update(domain);
+        let dk: [u8; 32] = dk.finalize().into_bytes().into();
+        let mut m = keyed(&dk);
+        m.update(value);
+        m.finalize().into_bytes().into()
+    }
+
+    #[test]
+    fn hand_padded_hmac_matches_the_hmac_crate_at_every_length() {
+        // every tail length, one and two final blocks, several full blocks
+        let value: Vec<u8> = (0..300u32).map(|i| (i * 7 + 3) as u8).collect();
+        for domain in [&b""[..], b"hr", &[0xffu8; 100]] {
+            let key = DomainKey::derive(&[9u8; 40], domain);
+            for len in 0..=value.len() {
+                assert_eq!(
+                    key.mac(&value[..len]),
+                    reference_mac(&[9u8; 40], domain, &value[..len]),
+                    "length {len}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn long_values_are_hashed_in_chunks_with_checks_between() {
         let key = DomainKey::derive(&[7u8; 32], b"d");
         let value = vec![0xa5u8; 3 * MAC_CHUNK + 17];
         let mut checks = 0;
         let chunked = key.mac_interruptible(&value, || checks += 1);
-        assert_eq!(checks, 4, "a check after every chunk");
-        let mut whole = key.0.clone();
-        whole.update(&value);
-        assert_eq!(chunked, <[u8; 32]>::from(whole.finalize().into_bytes()));
+        assert_eq!(checks, 3, "a check after every chunk");
+        assert_eq!(chunked, reference_mac(&[7u8; 32], b"d", &value));
         let mut none = 0;
         key.mac_interruptible(&value[..MAC_CHUNK], || none += 1);
         assert_eq!(none, 0, "short values pay for no check");

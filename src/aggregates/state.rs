@@ -392,7 +392,7 @@ mod tests {
                                 // up to 60 digits: beyond 128 bits, scales apart
                                 &Decimal::parse(&format!(
                                     "{}{}{}.{}",
-                                    if rng.next() % 3 == 0 { "-" } else { "" },
+                                    if rng.next().is_multiple_of(3) { "-" } else { "" },
                                     rng.next() % 99,
                                     "0".repeat((rng.next() % 45) as usize),
                                     "1".repeat((rng.next() % 15) as usize + 1)
