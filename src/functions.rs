@@ -99,13 +99,8 @@ pub unsafe extern "C-unwind" fn deident_pseudonymize_uuid(
 ) -> pg_sys::Datum {
     // SAFETY: fmgr calls this function as declared below.
     let bytes = pseudonym::to_uuid(&unsafe { mac_of(fcinfo, 0, 1, 2, false) });
-    // SAFETY: a uuid Datum is a pointer to its 16 bytes (uuid.h); palloc returns 16 writable
-    // bytes in the current memory context, or raises an ERROR.
-    unsafe {
-        let ptr = pg_sys::palloc(bytes.len()).cast::<u8>();
-        std::ptr::copy_nonoverlapping(bytes.as_ptr(), ptr, bytes.len());
-        pg_sys::Datum::from(ptr)
-    }
+    // A uuid Datum is a pointer to its 16 bytes (uuid.h).
+    fmgr::bytes_datum(&bytes)
 }
 pg_function_info_v1!(pg_finfo_deident_pseudonymize_uuid);
 
