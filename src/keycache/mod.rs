@@ -166,9 +166,12 @@ fn refresh(cache: &mut Cache, epoch: Epoch) {
     let old = cache.ring.take().and_then(|r| r.ok());
     let old_id = old.as_ref().map(|r| r.id);
     let mut ring = load(old);
-    let id = ring.as_ref().ok().map(|r| r.id);
-    if shared::in_parallel_worker() && !shared::agrees(id) {
-        ring = Err(DeidentError::KeyRingChanged);
+    // A worker that could not read the ring raises why; one that read another ring than its
+    // leader published (or the leader none) fails the statement.
+    if let Ok(r) = &ring {
+        if shared::in_parallel_worker() && !shared::agrees(Some(r.id)) {
+            ring = Err(DeidentError::KeyRingChanged);
+        }
     }
     if ring.as_ref().ok().map(|r| r.id) != old_id {
         // A failed or different ring: forget every key derived from the old one.

@@ -163,7 +163,7 @@ pub fn publish(ring: Option<RingId>) {
 pub fn agrees(ring: Option<RingId>) -> bool {
     let statement = Statement::current();
     match group_slot() {
-        Some(slot) => slot.with(|s, r| *s == statement && ring.is_some() && *r == ring),
+        Some(slot) => slot.with(|s, r| *s == statement && r.is_some() && *r == ring),
         None => false,
     }
 }
