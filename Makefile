@@ -3,7 +3,6 @@
 #   make test   fmt, clippy, unit and pgrx tests, pg_regress tests
 # Each installs what it needs first (scripts/deps.sh) and is safe to run again.
 SHELL := /bin/bash
-export PGRX_HOME := $(CURDIR)/pgrx-config
 
 .PHONY: all deps demo demo-stop test lint pgtest regress bench
 all: test

@@ -3,10 +3,7 @@
 # A cluster lives in one directory: data/, keys/ (the key ring, 0700/0600), server.log, and the
 # Unix socket (no TCP: listen_addresses is empty, so nothing listens on the network).
 
-PG_CONFIG=${PG_CONFIG:-/usr/bin/pg_config}
-# The project's pgrx home (see .cargo/config.toml), also when a script runs outside make.
-PGRX_HOME=${PGRX_HOME:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/pgrx-config}
-export PGRX_HOME
+. "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 PGBIN=$("$PG_CONFIG" --bindir)
 
 # Run a command as the cluster's owner: `postgres` when we are root (PostgreSQL refuses root).

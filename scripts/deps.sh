@@ -4,9 +4,8 @@
 # `postgres` OS user that test clusters run as when we are root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/env.sh
 
-PG_MAJOR=15
-PG_CONFIG=/usr/bin/pg_config
 PGRX_VERSION=0.18.1
 PACKAGES=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libclang-dev clang pkg-config sudo)
 
@@ -37,7 +36,6 @@ if ! cargo pgrx --version 2>/dev/null | grep -q "cargo-pgrx $PGRX_VERSION"; then
   cargo install cargo-pgrx --version "$PGRX_VERSION" --locked --quiet
 fi
 
-export PGRX_HOME="$PWD/pgrx-config"
 if ! grep -qx "pg$PG_MAJOR = \"$PG_CONFIG\"" "$PGRX_HOME/config.toml" 2>/dev/null; then
   cargo pgrx init --pg$PG_MAJOR "$PG_CONFIG" >/dev/null
 fi

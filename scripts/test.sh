@@ -3,7 +3,7 @@
 # tests, and pg_regress. Ends with one "N passed, N failed" line over all of them.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-export PGRX_HOME=${PGRX_HOME:-$PWD/pgrx-config}
+. scripts/env.sh
 log=$(mktemp /tmp/pg_deident-test.XXXXXX)
 trap 'rm -f "$log"' EXIT
 
