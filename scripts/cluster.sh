@@ -10,23 +10,10 @@ PGBIN=$("$PG_CONFIG" --bindir)
 as_owner() { if [ "$(id -u)" = 0 ]; then sudo -u postgres -- "$@"; else "$@"; fi; }
 owner_name() { if [ "$(id -u)" = 0 ]; then echo postgres; else id -un; fi; }
 
-# Removes the installed library before an install writes it anew. cargo-pgrx copies over the
-# existing file in place (fs::copy, or `sudo cp`), rewriting the code pages of every running
-# server that has it mapped, which then crash; a removed file stays mapped, intact, in those
-# servers, and the copy becomes a new file (inode).
-unlink_installed_library() {
-  local lib
-  lib="$("$PG_CONFIG" --pkglibdir)/pg_deident.so"
-  if [ -e "$lib" ]; then
-    if [ "$(id -u)" = 0 ]; then rm -f "$lib"; else sudo rm -f "$lib"; fi
-  fi
-}
-
-# Installs the extension into the system PostgreSQL (needs root, or sudo).
+# Builds the extension and installs it into the system PostgreSQL (needs root, or sudo), safely
+# for servers that are running it (scripts/pgrx-install.sh says how).
 install_extension() { # [--release]
-  unlink_installed_library
-  if [ "$(id -u)" = 0 ]; then cargo pgrx install --pg-config "$PG_CONFIG" "$@"
-  else cargo pgrx install --sudo --pg-config "$PG_CONFIG" "$@"; fi
+  "$DEIDENT_ROOT/scripts/pgrx-install.sh" "$@"
 }
 
 cluster_stop() { # DIR

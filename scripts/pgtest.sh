@@ -4,8 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/cluster.sh
-# `cargo pgrx test` installs the library itself: never over the file a running server maps.
-unlink_installed_library
+# pgrx's test framework installs the library by running `$CARGO_PGRX pgrx install --test ...`;
+# ours builds the same and swaps the files in by rename, never writing over the library that
+# running servers have mapped (scripts/pgrx-install.sh).
+export CARGO_PGRX="$DEIDENT_ROOT/scripts/pgrx-install.sh"
 if [ "$(id -u)" = 0 ]; then
   pgdata=$(mktemp -d /tmp/pg_deident-pgtest.XXXXXX)
   chown postgres: "$pgdata"
