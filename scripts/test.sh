@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # The whole suite: formatting, clippy (warnings are errors), the Rust unit and pgrx in-server
 # tests, and pg_regress. Ends with one "N passed, N failed" line over all of them.
+# While the suite installs a new build, a "sentinel" server keeps running the build installed
+# before it (scripts/sentinel.sh): the install must not crash it nor fail its new sessions.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-. scripts/env.sh
+. scripts/cluster.sh
+. scripts/sentinel.sh
 log=$(mktemp /tmp/pg_deident-test.XXXXXX)
-trap 'rm -f "$log"' EXIT
+sentinel=$(mktemp -d /tmp/pg_deident-sentinel.XXXXXX)
+trap 'sentinel_stop "$sentinel" >/dev/null 2>&1; rm -rf "$sentinel" "$log"' EXIT
 
 step() { # NAME COMMAND...
   local name=$1; shift
@@ -27,6 +31,26 @@ summary() {
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --all-targets --features pg_test -- -D warnings
 step "cargo pgrx test (unit and in-server tests)" scripts/pgtest.sh
+# Not a step: the session's coproc must belong to this shell, not to a pipeline's subshell.
+echo "== sentinel server (runs the pg_test build through the install)"
+if sentinel_start "$sentinel" >"$sentinel.log" 2>&1; then
+  sentinel_started=true
+else
+  sentinel_started=false
+  cat "$sentinel.log"
+  echo "test install_keeps_running_server  ... FAILED (the sentinel server did not start)" | tee -a "$log"
+fi
+rm -f "$sentinel.log"
 step "install" scripts/install.sh
 step "pg_regress" scripts/regress.sh
+status=0
+if $sentinel_started; then
+  echo "== install safety (the sentinel server)"
+  sentinel_check "$sentinel" >"$sentinel.log" 2>&1 || status=1
+  tee -a "$log" <"$sentinel.log"
+  rm -f "$sentinel.log"
+else
+  status=1
+fi
 summary
+exit "$status"
