@@ -4,7 +4,7 @@
 # Each installs what it needs first (scripts/deps.sh) and is safe to run again.
 SHELL := /bin/bash
 
-.PHONY: all deps demo demo-stop test lint pgtest regress bench
+.PHONY: all deps demo demo-stop test lint pgtest regress bench stress
 all: test
 
 deps:
@@ -34,3 +34,8 @@ regress:
 
 bench: deps
 	@scripts/bench.sh
+
+# Concurrency, key rotation and sqlsmith against a throwaway cluster (docs/stress.md); about
+# 5 minutes after the release build. Not part of `make test`.
+stress: deps
+	@scripts/stress.sh
