@@ -2,13 +2,16 @@
 \set ON_ERROR_STOP 1
 \pset footer off
 
+-- k, the smallest group the k-aggregates answer for (deident.min_group_size), as :k
+SELECT current_setting('deident.min_group_size')::int AS k \gset
+
 \echo
 \echo '== The people data, as stored: direct identifiers in the clear'
 SELECT count(*) AS people, count(DISTINCT org) AS orgs, count(DISTINCT title) AS titles,
        count(DISTINCT region) AS regions FROM people;
 \echo 'org x title combinations by size: the small ones point at individuals'
-SELECT CASE WHEN n < 5 THEN '1-4 people' WHEN n < 20 THEN '5-19 people' ELSE '20+ people' END
-         AS combination_size,
+SELECT CASE WHEN n < :k THEN format('1-%s people', :k - 1)
+            WHEN n < 20 THEN format('%s-19 people', :k) ELSE '20+ people' END AS combination_size,
        count(*) AS combinations, sum(n) AS people
   FROM (SELECT org, title, count(*) AS n FROM people GROUP BY org, title) g
  GROUP BY 1 ORDER BY min(n);
@@ -32,14 +35,16 @@ SELECT deident.pseudonymize(email, length => 15) AS "Person Identifier",
 \echo
 \echo '== An aggregated report, k-anonymity-checked: average weekly hours by org and title.'
 \echo '   deident.k_avg(value, person) answers only for groups of at least'
-\echo '   deident.min_group_size distinct people (here 5, Workplace Analytics'' default);'
-\echo '   smaller groups come out NULL. Shown: the orgs where small groups occur.'
+\echo '   deident.min_group_size distinct people (here' :k 'people; the default is 5, Workplace'
+\echo '   Analytics'' default); smaller groups come out NULL. Shown: the orgs where small groups occur.'
 SHOW deident.min_group_size;
 SELECT org AS "Org", title AS "Title",
        deident.k_count_distinct(email) AS "People",
        round(deident.k_avg(after_hours, email), 1) AS "Avg After Hours",
        round(deident.k_avg(email_hours, email), 1) AS "Avg Email Hours",
-       CASE WHEN deident.k_count(email) IS NULL THEN 'suppressed: fewer than 5 people' ELSE '' END AS "Note"
+       CASE WHEN deident.k_count(email) IS NULL
+            THEN format('suppressed: fewer than %s people', current_setting('deident.min_group_size'))
+            ELSE '' END AS "Note"
   FROM people
  WHERE org IN ('Legal – Privacy', 'Finance – Audit', 'HR – Talent')
  GROUP BY org, title
