@@ -53,7 +53,7 @@ sentinel_start() { # DIR
   (
     while [ ! -e "$dir/probe.stop" ]; do
       out=$("$PGBIN/psql" -X -At -h "$dir" -p 5432 -U postgres -d postgres \
-        -c "SELECT deident.pseudonymize_uuid('alice@contoso.com')" 2>&1 | head -n 1)
+        -c "SELECT deident.pseudonymize_uuid('alice@contoso.com')" 2>&1 | sed -n 1p)
       if [ "$out" = "$SENTINEL_UUID" ]; then echo ok; else echo "failed: $out"; fi >>"$dir/probe.log"
       sleep 0.5
     done
@@ -89,7 +89,7 @@ sentinel_check() { # DIR
     echo "test install_keeps_new_sessions    ... ok  ($probes new sessions during the install, all answered)"
   else
     echo "test install_keeps_new_sessions    ... FAILED ($failures of $probes new sessions failed)"
-    grep '^failed' "$dir/probe.log" | sort | uniq -c | sort -rn | head -n 3 | sed 's/^/  /'
+    grep '^failed' "$dir/probe.log" | sort | uniq -c | sort -rn | sed -n 1,3p | sed 's/^/  /'
     status=1
   fi
   return $status

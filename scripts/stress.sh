@@ -174,7 +174,7 @@ status=0
     "$(grep -cx active "$DIR/rotations" || true) active_key changes," \
     "$(grep -c failed "$DIR/rotations" || true) failed"
   echo "pgbench: $(grep -E '^number of transactions actually processed' "$OUT/pgbench.log" | sed 's/.*: //') transactions," \
-    "$(grep -E '^tps' "$OUT/pgbench.log" | head -n 1 | sed 's/ (.*//'), exit status $pgbench_status"
+    "$(grep -E '^tps' "$OUT/pgbench.log" | sed -n 1p | sed 's/ (.*//'), exit status $pgbench_status"
   echo "pgbench outcomes by query (from stress.outcomes):"
   cluster_psql "$DIR" -d stress -c "
     SELECT name AS query, outcome, count(*) AS n FROM stress.outcomes
@@ -185,14 +185,15 @@ status=0
        inq && /Workers Launched:/ { n++; if ($NF > 0) p++ }
        END { printf "atomicity probe, sampled plans (auto_explain, 10%%): %d, with parallel workers launched: %d\n", n, p }' \
     "$DIR/server.log"
-  echo "sqlsmith: exit status $smith_status (124: stopped by the time limit) after $smith_seconds s;" \
-    "$(grep -oE 'queries: [0-9]+' "$OUT/sqlsmith.log" | tail -n 1 || true)"
+  echo "sqlsmith: $(grep -oE 'queries: [0-9]+' "$OUT/sqlsmith.log" | tail -n 1 || true) in $smith_seconds s," \
+    "$(if [ "$smith_status" = 124 ]; then echo "stopped at the time limit"; else echo "exit status $smith_status"; fi)"
   echo "pg_deident functions called during the sqlsmith run (pg_stat_user_functions):"
   cluster_psql "$DIR" -d stress -c "
     SELECT funcname, sum(calls) AS calls FROM pg_stat_user_functions
      WHERE schemaname = 'deident' GROUP BY 1 ORDER BY 2 DESC" | sed 's/^/  /'
-  echo "errors in the server log by application, level, SQLSTATE and message (quoted names and numbers blanked):"
-  # log_line_prefix '%m [%p] %a %e ': time, pid, application (parallel workers have none), SQLSTATE
+  # log_line_prefix '%m [%p] %a %e ': time, pid, application (parallel workers have none),
+  # SQLSTATE. One line per error: application, level, SQLSTATE, message with quoted names and
+  # numbers blanked.
   awk 'match($0, /^[0-9-]+ [0-9:.]+ [A-Z]+ \[[0-9]+\] /) {
          rest = substr($0, RLENGTH + 1); sp = index(rest, " ")
          app = substr(rest, 1, sp - 1); rest = substr(rest, sp + 1)
@@ -200,8 +201,13 @@ status=0
          level = rest; sub(/:  .*/, "", level)
          if (level != "ERROR" && level != "FATAL" && level != "PANIC") next
          msg = rest; sub(/^[A-Z]+:  /, "", msg); gsub(/"[^"]*"/, "\"…\"", msg); gsub(/[0-9]+/, "N", msg)
-         print (app == "" ? "(no application: a worker)" : app), level, state, msg }' "$DIR/server.log" |
-    sort | uniq -c | sort -rn | head -n 40 | sed 's/^/  /'
+         print (app == "" ? "(worker)" : app), level, state, msg }' "$DIR/server.log" >"$OUT/errors.txt"
+  echo "errors in the server log: $(wc -l <"$OUT/errors.txt"); by application, level and SQLSTATE:"
+  cut -d ' ' -f 1-3 "$OUT/errors.txt" | sort | uniq -c | sort -rn | sed 's/^/  /'
+  echo "  the errors whose message names pg_deident's objects:"
+  grep -F deident "$OUT/errors.txt" | sort | uniq -c | sort -rn | sed 's/^/  /' || echo "    none"
+  echo "  the 15 most frequent messages (all of them: target/stress/errors.txt):"
+  sort "$OUT/errors.txt" | uniq -c | sort -rn | sed -n 1,15p | sed 's/^/  /'
 } | tee "$OUT/report.txt"
 
 crashes=$(grep -cE 'terminated by signal|was terminated by exception|all server processes terminated' "$DIR/server.log" || true)
@@ -223,7 +229,7 @@ done
 if [ "$crashes" -gt 0 ]; then
   status=1
   echo "stress: crash lines of the server log:"
-  grep -E -A 3 'terminated by signal|was terminated by exception' "$DIR/server.log" | head -n 40
+  grep -E -A 3 'terminated by signal|was terminated by exception' "$DIR/server.log" | sed -n 1,40p
 fi
 if [ "$mixed" -gt 0 ]; then
   status=1
@@ -233,5 +239,5 @@ fi
 [ "$wrong" -eq 0 ] && [ "$errors" -eq 0 ] && [ "$leaked" = none ] || status=1
 if [ "$pgbench_status" -ne 0 ]; then status=1; fi
 if [ $status -eq 0 ]; then echo "stress: PASSED"; else echo "stress: FAILED"; fi
-echo "stress: outputs in $OUT (report.txt, pgbench.log, sqlsmith.log, server.log)"
+echo "stress: outputs in $OUT (report.txt, errors.txt, pgbench.log, sqlsmith.log, server.log)"
 exit $status
