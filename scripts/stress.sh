@@ -26,7 +26,7 @@ SMITH_QUERIES=${STRESS_SQLSMITH_QUERIES:-5000}
 SMITH_SECONDS=${STRESS_SQLSMITH_SECONDS:-150}
 # An error whose message matches this is the correct refusal of a statement during which the
 # key ring changed (counted apart from "mixed", and not a failure).
-KEY_CHANGE_PATTERN=${STRESS_KEY_CHANGE_PATTERN:-'key ring changed|changed during the statement'}
+KEY_CHANGE_PATTERN=${STRESS_KEY_CHANGE_PATTERN:-'key ring changed while the statement ran'}
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 if ! command -v sqlsmith >/dev/null; then
@@ -192,15 +192,16 @@ status=0
     SELECT funcname, sum(calls) AS calls FROM pg_stat_user_functions
      WHERE schemaname = 'deident' GROUP BY 1 ORDER BY 2 DESC" | sed 's/^/  /'
   # log_line_prefix '%m [%p] %a %e ': time, pid, application (parallel workers have none),
-  # SQLSTATE. One line per error: application, level, SQLSTATE, message with quoted names and
-  # numbers blanked.
+  # SQLSTATE. One line per error: application, level, SQLSTATE, message with quoted names,
+  # argument lists and numbers blanked.
   awk 'match($0, /^[0-9-]+ [0-9:.]+ [A-Z]+ \[[0-9]+\] /) {
          rest = substr($0, RLENGTH + 1); sp = index(rest, " ")
          app = substr(rest, 1, sp - 1); rest = substr(rest, sp + 1)
          state = substr(rest, 1, 5); rest = substr(rest, 7)
          level = rest; sub(/:  .*/, "", level)
          if (level != "ERROR" && level != "FATAL" && level != "PANIC") next
-         msg = rest; sub(/^[A-Z]+:  /, "", msg); gsub(/"[^"]*"/, "\"…\"", msg); gsub(/[0-9]+/, "N", msg)
+         msg = rest; sub(/^[A-Z]+:  /, "", msg); gsub(/"[^"]*"/, "\"…\"", msg)
+         gsub(/\([^()]*\)/, "(…)", msg); gsub(/[0-9]+/, "N", msg)
          print (app == "" ? "(worker)" : app), level, state, msg }' "$DIR/server.log" >"$OUT/errors.txt"
   echo "errors in the server log: $(wc -l <"$OUT/errors.txt"); by application, level and SQLSTATE:"
   cut -d ' ' -f 1-3 "$OUT/errors.txt" | sort | uniq -c | sort -rn | sed 's/^/  /'
