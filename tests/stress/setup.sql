@@ -144,6 +144,14 @@ CREATE FUNCTION stress.error_kind(state text, message text) RETURNS text LANGUAG
   SELECT 'error ' || state || ': ' || regexp_replace(regexp_replace(message, '"[^"]*"', '"…"', 'g'), '[0-9]+', 'N', 'g')
 $$;
 
+-- An error's outcome: the refusal of a statement during which the key ring changed (a correct
+-- answer to a rotation, counted apart), or any other error by its kind.
+CREATE FUNCTION stress.outcome_of(state text, message text) RETURNS text LANGUAGE sql STABLE AS $$
+  SELECT CASE WHEN message ~* current_setting('stress.key_change_pattern')
+              THEN 'refused: key ring changed during the statement'
+              ELSE stress.error_kind(state, message) END
+$$;
+
 -- Runs catalogue query q with $1 = lo, records ok / wrong / the error's kind. An error is
 -- caught (pgbench 15 would abort the client), so one failure does not end a client's run.
 CREATE FUNCTION stress.run(q int, lo int) RETURNS void LANGUAGE plpgsql AS $$
@@ -156,7 +164,7 @@ BEGIN
   BEGIN
     EXECUTE query.sql INTO result USING lo;
   EXCEPTION WHEN OTHERS THEN
-    INSERT INTO stress.outcomes (name, outcome, detail) VALUES (query.name, stress.error_kind(SQLSTATE, SQLERRM), SQLERRM);
+    INSERT INTO stress.outcomes (name, outcome, detail) VALUES (query.name, stress.outcome_of(SQLSTATE, SQLERRM), SQLERRM);
     RETURN;
   END;
   INSERT INTO stress.outcomes (name, outcome, detail)
@@ -182,9 +190,7 @@ BEGIN
     EXECUTE (SELECT sql FROM stress.probe_query) INTO n;
   EXCEPTION WHEN OTHERS THEN
     INSERT INTO stress.outcomes (name, outcome, detail)
-    VALUES ('atomicity probe', CASE WHEN SQLERRM ~* current_setting('stress.key_change_pattern')
-                                    THEN 'refused: key ring changed during the statement'
-                                    ELSE stress.error_kind(SQLSTATE, SQLERRM) END, SQLERRM);
+    VALUES ('atomicity probe', stress.outcome_of(SQLSTATE, SQLERRM), SQLERRM);
     RETURN;
   END;
   INSERT INTO stress.outcomes (name, outcome, detail)
