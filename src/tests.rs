@@ -112,6 +112,27 @@ mod tests {
         );
     }
 
+    /// Nothing a caller passes is kept past its statement in unbounded size: the backend keeps
+    /// at most 32 domains of at most 64 bytes, however many and however long the domains of a
+    /// query are.
+    #[pg_test]
+    fn the_domain_cache_is_bounded() {
+        write_keys();
+        Spi::run(
+            "SELECT count(deident.pseudonymize('v', repeat(g::text, 2000))) \
+             FROM generate_series(1, 100) g",
+        )
+        .unwrap();
+        Spi::run(
+            "SELECT count(deident.pseudonymize('v', 'd' || g)) FROM generate_series(1, 100) g",
+        )
+        .unwrap();
+        let (entries, bytes) = crate::keycache::cached_domains();
+        assert!(entries <= 32, "{entries} domains kept");
+        assert!(bytes <= 32 * crate::keycache::MAX_CACHED_DOMAIN, "{bytes} bytes of domains kept");
+        assert!(entries > 0, "short domains are cached");
+    }
+
     /// A long value is hashed in chunks with an interrupt check between them, so a cancel (or
     /// statement_timeout) stops it: with a cancel pending, the call fails with 57014 instead
     /// of finishing. Called directly (no executor around it, so no other interrupt check).

@@ -223,6 +223,12 @@ pub fn domain_key(epoch: Epoch, key_id: &[u8], domain: &[u8]) -> Result<DomainKe
     })
 }
 
+/// What the backend keeps of callers' domains: (entries, bytes of domain text).
+#[cfg(any(test, feature = "pg_test"))]
+pub fn cached_domains() -> (usize, usize) {
+    CACHE.with_borrow(|c| (c.domains.len(), c.domains.iter().map(|(_, d, _)| d.len()).sum()))
+}
+
 /// Runs `f` with the raw bytes of the key `key_id` ('' for the active key) of this statement's
 /// ring.
 pub fn with_key<R>(key_id: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<R> {
