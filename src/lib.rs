@@ -8,6 +8,7 @@ mod error;
 mod fmgr;
 mod functions;
 mod guc;
+mod k_anonymity;
 mod keycache;
 mod keys;
 mod labels;
