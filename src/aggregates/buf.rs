@@ -18,8 +18,9 @@ use std::ptr::NonNull;
 use super::state::StateError;
 
 /// Elements between two interrupt checks in loops over whole arrays, and the size of the runs
-/// sorted without a check (state.rs, `sort_distinct`). 65,536 u64 take about 3 ms to sort and
-/// well under a millisecond to copy, merge or validate on the project's machine.
+/// sorted without a check (state.rs, `sort_distinct`). On the project's machine, 65,536 u64
+/// take 0.75 ms to sort (5 ms at worst, under load: docs/benchmarks.md), and far less to copy,
+/// merge or validate.
 pub const CHUNK: usize = 1 << 16;
 
 /// What a state needs from where it runs: memory, and a way for long loops to let the server

@@ -9,7 +9,7 @@
 //! Every loop over a whole array calls `Env::check_interrupts` at least every `CHUNK`
 //! elements, so that a cancel or statement_timeout is acted on while a large state is sorted,
 //! merged, encoded or decoded. The longest stretch without a check is one `sort_unstable` of
-//! `CHUNK` (65,536) hashes, a few milliseconds.
+//! `CHUNK` (65,536) hashes, about a millisecond.
 
 use std::fmt;
 
