@@ -44,6 +44,14 @@ END $$;
 
 -- One aggregate per person type (and value type): persons may be text, uuid, bigint or
 -- integer; values the types PostgreSQL's sum and avg take, with the same result types.
+--
+-- SSPACE is the planner's estimate of one group's state, which it uses to choose between
+-- hashing and sorting and to size a hash aggregate's batches (nodeAgg.c, hash_agg_set_limits).
+-- The states are palloc'd in the aggregate's context (src/aggregates/memory.rs), where the
+-- executor measures them, so these are their real sizes: about 270 bytes for the state in
+-- its chunk, plus k = 5 person hashes for k_count, k_sum and k_avg (384), plus the decimal
+-- limbs over numeric (480); for k_count_distinct, whose size grows with the group, a group
+-- of about 100 persons (2048: the hash array holds at most twice the distinct persons, plus 16).
 DO $$
 DECLARE
   person text;
