@@ -161,7 +161,7 @@ mod tests {
         });
         assert_eq!(got, Some(PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED));
 
-        // forged bytes: the same state claiming a third person twice
+        // forged bytes: a k_count_distinct state claiming two persons with one hash, repeated
         let forged = bytea(&[
             1, 2, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0,
             0, 0, 0, 0, 0,
