@@ -36,6 +36,11 @@ pub enum DeidentError {
     InvalidLength(i32),
     /// A k-anonymity-checked aggregate failed.
     Aggregate(StateError),
+    /// An aggregate support function was called by something other than an aggregate.
+    OutsideAggregate,
+    /// An aggregate support function was given an `internal` state it did not make (an
+    /// aggregate declared by a superuser that pairs our functions with others').
+    NotOurState,
     /// A security label was refused.
     Label(LabelError),
 }
@@ -214,7 +219,13 @@ impl DeidentError {
             DeidentError::Aggregate(StateError::OutOfMemory) => (
                 ERRCODE_OUT_OF_MEMORY,
                 "out of memory".to_string(),
-                Some("A k_count_distinct state could not grow.".to_string()),
+                Some("A k-anonymity-checked aggregate state could not grow.".to_string()),
+                None,
+            ),
+            DeidentError::Aggregate(StateError::TooLarge) => (
+                ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                "k-anonymity-checked aggregate state is too large".to_string(),
+                Some("A group's state is limited to 1 GB, about 134 million distinct persons for k_count_distinct.".to_string()),
                 None,
             ),
             DeidentError::Aggregate(StateError::Overflow) => (
@@ -223,10 +234,37 @@ impl DeidentError {
                 Some("The sum left the range of its type, as sum() would.".to_string()),
                 None,
             ),
-            DeidentError::Aggregate(e) => (
+            DeidentError::Aggregate(StateError::Malformed) => (
                 ERRCODE_INVALID_BINARY_REPRESENTATION,
                 "invalid partial state of a k-anonymity-checked aggregate".to_string(),
-                Some(format!("The state was refused: {e}.")),
+                Some("The bytes were not written by this version of pg_deident.".to_string()),
+                None,
+            ),
+            DeidentError::Aggregate(StateError::Mismatch) => (
+                ERRCODE_INVALID_BINARY_REPRESENTATION,
+                "invalid partial state of a k-anonymity-checked aggregate".to_string(),
+                Some("Partial states of different aggregates cannot be combined.".to_string()),
+                None,
+            ),
+            // The executor hands the aggregate a numeric that numeric.c would never write: the
+            // value is damaged, not the query.
+            DeidentError::Aggregate(StateError::BadNumeric) => (
+                ERRCODE_DATA_CORRUPTED,
+                "invalid numeric value in a k-anonymity-checked aggregate".to_string(),
+                Some("The value is not in the storage format of numeric.".to_string()),
+                None,
+            ),
+            // As a set-returning function called where no set is accepted (execSRF.c).
+            DeidentError::OutsideAggregate => (
+                ERRCODE_FEATURE_NOT_SUPPORTED,
+                "pg_deident aggregate support function called outside an aggregate".to_string(),
+                Some("These functions run only as part of deident.k_count, k_count_distinct, k_sum and k_avg.".to_string()),
+                None,
+            ),
+            DeidentError::NotOurState => (
+                ERRCODE_DATATYPE_MISMATCH,
+                "aggregate state was not made by pg_deident".to_string(),
+                Some("An aggregate passes another aggregate's internal state to a pg_deident support function.".to_string()),
                 None,
             ),
             DeidentError::Label(LabelError::NotSuperuser) => (
@@ -323,8 +361,13 @@ mod tests {
             DeidentError::KeyRingChanged,
             DeidentError::InvalidLength(99),
             DeidentError::Aggregate(StateError::OutOfMemory),
+            DeidentError::Aggregate(StateError::TooLarge),
             DeidentError::Aggregate(StateError::Overflow),
             DeidentError::Aggregate(StateError::Malformed),
+            DeidentError::Aggregate(StateError::Mismatch),
+            DeidentError::Aggregate(StateError::BadNumeric),
+            DeidentError::OutsideAggregate,
+            DeidentError::NotOurState,
             DeidentError::Label(LabelError::NotSuperuser),
             DeidentError::Label(LabelError::UnknownColumnLabel("secret".into())),
             DeidentError::Label(LabelError::ColumnOfUnsupportedRelation),
@@ -417,8 +460,13 @@ mod tests {
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                 ERRCODE_INVALID_PARAMETER_VALUE,
                 ERRCODE_OUT_OF_MEMORY,
+                ERRCODE_PROGRAM_LIMIT_EXCEEDED,
                 ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
                 ERRCODE_INVALID_BINARY_REPRESENTATION,
+                ERRCODE_INVALID_BINARY_REPRESENTATION,
+                ERRCODE_DATA_CORRUPTED,
+                ERRCODE_FEATURE_NOT_SUPPORTED,
+                ERRCODE_DATATYPE_MISMATCH,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_INVALID_PARAMETER_VALUE,
                 ERRCODE_WRONG_OBJECT_TYPE,

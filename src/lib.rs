@@ -12,6 +12,7 @@ mod fmgr;
 mod functions;
 mod guc;
 mod hooks;
+mod k_anonymity;
 mod keycache;
 mod keys;
 mod labels;

@@ -1,17 +1,25 @@
 //! The state of the k-anonymity-checked aggregates, with no PostgreSQL types in it: update,
 //! merge (associative and commutative), the k test, and the byte encoding of partial states.
+//! Generic over the [`Env`] its arrays live in (buf.rs explains why).
 //!
 //! Persons are 64-bit hashes (xxh3, see `person_hash`). Two persons can only ever share a hash
 //! and be counted once, never the reverse, so a collision can only undercount persons: it
 //! makes a group more likely to be suppressed, never less.
+//!
+//! Every loop over a whole array calls `Env::check_interrupts` at least every `CHUNK`
+//! elements, so that a cancel or statement_timeout is acted on while a large state is sorted,
+//! merged, encoded or decoded. The longest stretch without a check is one `sort_unstable` of
+//! `CHUNK` (65,536) hashes, about a millisecond.
 
 use std::fmt;
+
+use super::buf::{Buf, Env, CHUNK};
+use super::numeric::NumericRef;
 
 pub use super::decimal::Decimal;
 
 /// What the aggregate accumulates besides the persons.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Acc {
+pub enum Acc<E: Env> {
     /// k_count: rows only.
     Count,
     /// k_count_distinct: the persons are the result.
@@ -25,10 +33,10 @@ pub enum Acc {
     /// sum is an error for k_sum only, so it is remembered, not raised, here.
     Float4 { single: f32, double: f64, single_overflow: bool },
     /// k_sum / k_avg over numeric: exact, of any size (decimal.rs).
-    Numeric(Decimal),
+    Numeric(Decimal<E>),
 }
 
-impl Acc {
+impl<E: Env> Acc<E> {
     fn tag(&self) -> u8 {
         match self {
             Acc::Count => 1,
@@ -39,28 +47,49 @@ impl Acc {
             Acc::Float4 { .. } => 6,
         }
     }
+
+    fn copy_in<F: Env>(&self, env: F) -> Result<Acc<F>, StateError> {
+        Ok(match self {
+            Acc::Count => Acc::Count,
+            Acc::Distinct => Acc::Distinct,
+            Acc::Int(v) => Acc::Int(*v),
+            Acc::Float(v) => Acc::Float(*v),
+            Acc::Float4 { single, double, single_overflow } => {
+                Acc::Float4 { single: *single, double: *double, single_overflow: *single_overflow }
+            }
+            Acc::Numeric(d) => Acc::Numeric(d.copy_in(env)?),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StateError {
-    /// The Rust heap could not grow (k_count_distinct's persons).
+    /// Memory could not be allocated (under `cargo test`; in the server palloc raises its own
+    /// ERROR first).
     OutOfMemory,
+    /// An array would exceed the largest allocation (1 GB in the server: 134 million persons
+    /// in one k_count_distinct group).
+    TooLarge,
     /// A sum does not fit its type (a float sum overflowing to infinity, a sum of smallint or
-    /// integer beyond bigint, of bigint beyond 2^127).
+    /// integer beyond bigint, of bigint beyond 2^127, a numeric beyond numeric's range).
     Overflow,
     /// Partial-state bytes that this version did not write.
     Malformed,
-    /// Inputs of two different kinds were merged (a bug, or forged bytes).
+    /// Partial states of two different kinds were merged (forged bytes).
     Mismatch,
+    /// A numeric input datum that is not in numeric's storage format (numeric.rs).
+    BadNumeric,
 }
 
 impl fmt::Display for StateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             StateError::OutOfMemory => "out of memory",
+            StateError::TooLarge => "state too large",
             StateError::Overflow => "value out of range",
             StateError::Malformed => "malformed partial aggregate state",
             StateError::Mismatch => "partial aggregate states of different kinds",
+            StateError::BadNumeric => "invalid numeric datum",
         })
     }
 }
@@ -80,9 +109,123 @@ fn add_f32(a: f32, b: f32) -> (f32, bool) {
     (r, r.is_infinite() && a.is_finite() && b.is_finite())
 }
 
+/// Sorts `v[..]` and removes duplicates, given that `v[..sorted]` already is sorted and
+/// distinct; then truncates `v` to the distinct values.
+///
+/// Small arrays are sorted whole. Larger ones never sort more than `CHUNK` elements without
+/// an interrupt check: the tail is sorted in runs of `CHUNK`, the runs are merged pairwise
+/// through a scratch array (a bottom-up merge sort), the sorted tail is merged into the
+/// prefix from the back, and duplicates are removed in one pass; every pass checks for
+/// interrupts every `CHUNK` elements. Scratch memory: the tail's size, freed on return.
+pub fn sort_distinct<E: Env>(v: &mut Buf<E>, sorted: usize) -> Result<(), StateError> {
+    let env = v.env();
+    let n = v.len();
+    if n <= CHUNK {
+        v.sort_unstable();
+    } else {
+        let tail = n - sorted;
+        let mut scratch = Buf::with_capacity(env, tail)?;
+        scratch.resize(tail)?;
+        if !merge_sort(&mut v[sorted..], &mut scratch, env) {
+            copy_checked(&v[sorted..], &mut scratch, env);
+        }
+        merge_back(v, sorted, &scratch, env);
+    }
+    let m = dedup_sorted(v, env);
+    v.truncate(m);
+    Ok(())
+}
+
+/// Sorts `a` through `b` (of the same length); true when the result is in `b`.
+fn merge_sort<E: Env>(a: &mut [u64], b: &mut [u64], env: E) -> bool {
+    for run in a.chunks_mut(CHUNK) {
+        run.sort_unstable();
+        env.check_interrupts();
+    }
+    let mut width = CHUNK;
+    let mut in_b = false;
+    while width < a.len() {
+        if in_b {
+            merge_pass(b, a, width, env);
+        } else {
+            merge_pass(a, b, width, env);
+        }
+        in_b = !in_b;
+        width = width.saturating_mul(2);
+    }
+    in_b
+}
+
+/// Merges each pair of adjacent sorted runs of `width` in `src` into `dst`.
+fn merge_pass<E: Env>(src: &[u64], dst: &mut [u64], width: usize, env: E) {
+    for (s, d) in src.chunks(2 * width).zip(dst.chunks_mut(2 * width)) {
+        let (x, y) = s.split_at(width.min(s.len()));
+        let (mut i, mut j) = (0, 0);
+        for (k, slot) in d.iter_mut().enumerate() {
+            *slot = if j >= y.len() || (i < x.len() && x[i] <= y[j]) {
+                i += 1;
+                x[i - 1]
+            } else {
+                j += 1;
+                y[j - 1]
+            };
+            if k % CHUNK == CHUNK - 1 {
+                env.check_interrupts();
+            }
+        }
+    }
+}
+
+fn copy_checked<E: Env>(src: &[u64], dst: &mut [u64], env: E) {
+    for (s, d) in src.chunks(CHUNK).zip(dst.chunks_mut(CHUNK)) {
+        d.copy_from_slice(s);
+        env.check_interrupts();
+    }
+}
+
+/// Merges the sorted `t` into `v`, whose first `sorted` elements are sorted and whose
+/// remaining `t.len()` slots are free, writing from the back (the write position never
+/// overtakes the unread part of the prefix).
+fn merge_back<E: Env>(v: &mut [u64], sorted: usize, t: &[u64], env: E) {
+    let (mut i, mut j, mut w) = (sorted, t.len(), v.len());
+    let mut since = 0;
+    while j > 0 {
+        w -= 1;
+        if i > 0 && v[i - 1] > t[j - 1] {
+            i -= 1;
+            v[w] = v[i];
+        } else {
+            j -= 1;
+            v[w] = t[j];
+        }
+        since += 1;
+        if since == CHUNK {
+            since = 0;
+            env.check_interrupts();
+        }
+    }
+}
+
+/// Removes repeats from a sorted slice in place; returns the number of distinct values.
+fn dedup_sorted<E: Env>(v: &mut [u64], env: E) -> usize {
+    if v.is_empty() {
+        return 0;
+    }
+    let mut w = 1;
+    for r in 1..v.len() {
+        if v[r] != v[w - 1] {
+            v[w] = v[r];
+            w += 1;
+        }
+        if r % CHUNK == 0 {
+            env.check_interrupts();
+        }
+    }
+    w
+}
+
 /// The state of one group.
-#[derive(Clone, Debug, PartialEq)]
-pub struct KState {
+pub struct KState<E: Env> {
     /// For the capped aggregates (k_count, k_sum, k_avg): the k in force when the state was
     /// made; at most this many persons are remembered, since k distinct persons are enough to
     /// meet the threshold. 0 for k_count_distinct, which remembers every person.
@@ -90,19 +233,30 @@ pub struct KState {
     /// Person hashes: distinct for the capped aggregates; for k_count_distinct, sorted and
     /// distinct up to `sorted`, then appended as they come (sorted and deduplicated in bulk,
     /// which keeps the per-row work a sequential write: see `add_person`).
-    pub persons: Vec<u64>,
+    persons: Buf<E>,
     sorted: usize,
     /// Rows that contributed (person and value both non-NULL).
     pub rows: i64,
-    pub acc: Acc,
+    pub acc: Acc<E>,
 }
 
 const VERSION: u8 = 1;
 
-impl KState {
-    pub fn new(acc: Acc, cap: u32) -> KState {
+impl<E: Env> KState<E> {
+    pub fn new(acc: Acc<E>, cap: u32, env: E) -> KState<E> {
         let cap = if matches!(acc, Acc::Distinct) { 0 } else { cap };
-        KState { cap, persons: Vec::new(), sorted: 0, rows: 0, acc }
+        KState { cap, persons: Buf::new(env), sorted: 0, rows: 0, acc }
+    }
+
+    pub fn env(&self) -> E {
+        self.persons.env()
+    }
+
+    /// The persons remembered (for k_count_distinct, sorted once `distinct_persons` or
+    /// `encoded_len` has run).
+    #[cfg(test)]
+    pub fn persons(&self) -> &[u64] {
+        &self.persons
     }
 
     /// True once the capped aggregates have seen `cap` distinct persons: then nothing more
@@ -112,32 +266,35 @@ impl KState {
         self.cap > 0 && self.persons.len() >= self.cap as usize
     }
 
-    /// Adds a person. Only k_count_distinct's list grows without bound; it is grown with
-    /// `try_reserve`, so that running out of memory is an ERROR, not an abort of the server
-    /// process (Rust's default reaction to a failed allocation).
+    /// Adds a person. k_count_distinct appends it and, when the unsorted tail has outgrown
+    /// the sorted part, sorts and deduplicates: amortized O(log n) per row in cache-friendly
+    /// passes, and memory within about twice the distinct persons (plus 16).
     #[inline]
     pub fn add_person(&mut self, hash: u64) -> Result<(), StateError> {
         if self.cap == 0 {
-            self.persons.try_reserve(1).map_err(|_| StateError::OutOfMemory)?;
-            self.persons.push(hash);
-            // Compact when the unsorted tail outgrows the sorted part: amortized O(log n)
-            // per row, and memory stays within about twice the distinct persons.
-            if self.persons.len() >= 2 * self.sorted + 1024 {
-                self.compact();
+            // Grow only to the next compaction, not by doubling: memory stays within about
+            // twice the distinct persons.
+            let next = 2 * self.sorted + 16;
+            if self.persons.len() == self.persons.capacity() {
+                self.persons.reserve_exact(next.saturating_sub(self.persons.len()).max(1))?;
+            }
+            self.persons.push(hash)?;
+            if self.persons.len() >= next {
+                self.compact()?;
             }
         } else if !self.saturated() && !self.persons.contains(&hash) {
-            self.persons.push(hash);
+            self.persons.push(hash)?;
         }
         Ok(())
     }
 
     /// Sorts and deduplicates the k_count_distinct persons.
-    pub fn compact(&mut self) {
+    pub fn compact(&mut self) -> Result<(), StateError> {
         if self.cap == 0 && self.sorted < self.persons.len() {
-            self.persons.sort_unstable();
-            self.persons.dedup();
+            sort_distinct(&mut self.persons, self.sorted)?;
             self.sorted = self.persons.len();
         }
+        Ok(())
     }
 
     /// Adds one row's value (the person is added separately).
@@ -168,9 +325,10 @@ impl KState {
         Ok(())
     }
 
-    pub fn add_numeric(&mut self, v: &Decimal) -> Result<(), StateError> {
+    #[inline]
+    pub fn add_numeric(&mut self, v: &NumericRef<'_>) -> Result<(), StateError> {
         if let Acc::Numeric(s) = &mut self.acc {
-            s.add(v)?;
+            s.add_numeric(v)?;
         }
         self.rows += 1;
         Ok(())
@@ -180,9 +338,21 @@ impl KState {
         self.rows += 1;
     }
 
+    /// A copy in another environment's memory.
+    pub fn copy_in<F: Env>(&self, env: F) -> Result<KState<F>, StateError> {
+        Ok(KState {
+            cap: self.cap,
+            persons: self.persons.copy_in(env)?,
+            sorted: self.sorted,
+            rows: self.rows,
+            acc: self.acc.copy_in(env)?,
+        })
+    }
+
     /// Merges `other` into `self`. Associative and commutative: the capped person count of a
-    /// merge is min(cap, |persons of both|), whichever partial states it is built from.
-    pub fn merge(&mut self, other: &KState) -> Result<(), StateError> {
+    /// merge is min(cap, |persons of both|), whichever partial states it is built from (a
+    /// saturated side alone reaches the cap; otherwise both sides hold all their persons).
+    pub fn merge(&mut self, other: &KState<E>) -> Result<(), StateError> {
         match (&mut self.acc, &other.acc) {
             (Acc::Count, Acc::Count) | (Acc::Distinct, Acc::Distinct) => {}
             (Acc::Int(a), Acc::Int(b)) => *a = a.checked_add(*b).ok_or(StateError::Overflow)?,
@@ -196,66 +366,124 @@ impl KState {
                 *x |= overflow || *y;
                 *c = add_f64(*c, *d)?;
             }
-            (Acc::Numeric(a), Acc::Numeric(b)) => a.add(b)?,
+            (Acc::Numeric(a), Acc::Numeric(b)) => a.merge(b)?,
             _ => return Err(StateError::Mismatch),
+        }
+        if (self.cap == 0) != (other.cap == 0) {
+            return Err(StateError::Mismatch);
         }
         self.rows = self.rows.checked_add(other.rows).ok_or(StateError::Overflow)?;
         if self.cap == 0 {
-            self.persons.try_reserve(other.persons.len()).map_err(|_| StateError::OutOfMemory)?;
-            self.persons.extend_from_slice(&other.persons);
-            self.compact();
+            self.merge_distinct(other)
         } else {
-            // A smaller cap from another worker still decides correctly for its own k.
-            self.cap = self.cap.min(other.cap.max(1));
-            for &p in &other.persons {
-                self.add_person(p)?;
+            self.merge_capped(other)
+        }
+    }
+
+    fn merge_distinct(&mut self, other: &KState<E>) -> Result<(), StateError> {
+        let env = self.env();
+        self.compact()?;
+        if other.sorted == other.persons.len() {
+            // both sorted (a deserialized state always is): one linear merge from the back
+            let sorted = self.persons.len();
+            self.persons.resize(sorted + other.persons.len())?;
+            merge_back(&mut self.persons, sorted, &other.persons, env);
+            let m = dedup_sorted(&mut self.persons, env);
+            self.persons.truncate(m);
+            self.sorted = m;
+        } else {
+            self.persons.extend_from_slice(&other.persons)?;
+            self.compact()?;
+        }
+        Ok(())
+    }
+
+    fn merge_capped(&mut self, other: &KState<E>) -> Result<(), StateError> {
+        // A smaller cap from another worker still decides correctly for its own k.
+        self.cap = self.cap.min(other.cap.max(1));
+        self.persons.truncate(self.cap as usize);
+        if self.saturated() {
+            return Ok(());
+        }
+        // Our persons, sorted, to look other's up in O(log k) rather than O(k): k may be
+        // as large as 100,000.
+        let env = self.env();
+        let mut seen = self.persons.copy_in(env)?;
+        sort_distinct(&mut seen, 0)?;
+        for (i, p) in other.persons.iter().enumerate() {
+            if self.saturated() {
+                break;
             }
-            self.persons.truncate(self.cap as usize);
+            if seen.binary_search(p).is_err() {
+                self.persons.push(*p)?;
+            }
+            if i % CHUNK == CHUNK - 1 {
+                env.check_interrupts();
+            }
         }
         Ok(())
     }
 
     /// Distinct persons seen, capped for the capped aggregates.
-    pub fn distinct_persons(&mut self) -> usize {
-        self.compact();
-        self.persons.len()
+    pub fn distinct_persons(&mut self) -> Result<usize, StateError> {
+        self.compact()?;
+        Ok(self.persons.len())
     }
 
     /// The k test: true when at least `k` distinct persons contributed.
-    pub fn meets(&mut self, k: u32) -> bool {
-        self.distinct_persons() >= k as usize
+    pub fn meets(&mut self, k: u32) -> Result<bool, StateError> {
+        Ok(self.distinct_persons()? >= k as usize)
     }
 
-    /// The partial state as bytes: a version byte, then the fields, little-endian.
-    pub fn encode(&mut self) -> Vec<u8> {
-        self.compact();
-        let mut out = Vec::with_capacity(40 + 8 * self.persons.len());
-        out.push(VERSION);
-        out.push(self.acc.tag());
-        out.extend_from_slice(&self.cap.to_le_bytes());
-        out.extend_from_slice(&self.rows.to_le_bytes());
+    /// The size of the partial state's bytes; sorts the persons and propagates the numeric
+    /// carries, as `encode` needs.
+    pub fn encoded_len(&mut self) -> Result<usize, StateError> {
+        self.compact()?;
+        let acc = match &mut self.acc {
+            Acc::Count | Acc::Distinct => 0,
+            Acc::Int(_) => 16,
+            Acc::Float(_) => 8,
+            Acc::Float4 { .. } => 13,
+            Acc::Numeric(d) => d.encoded_len()?,
+        };
+        Ok(1 + 1 + 4 + 8 + acc + 4 + 8 * self.persons.len())
+    }
+
+    /// Writes the partial state's bytes into `out`, of `encoded_len()` bytes: a version byte,
+    /// then the fields, little-endian.
+    pub fn encode(&self, out: &mut [u8]) {
+        let env = self.env();
+        let mut w = Writer(out);
+        w.put(&[VERSION, self.acc.tag()]);
+        w.put(&self.cap.to_le_bytes());
+        w.put(&self.rows.to_le_bytes());
         match &self.acc {
             Acc::Count | Acc::Distinct => {}
-            Acc::Int(s) => out.extend_from_slice(&s.to_le_bytes()),
-            Acc::Float(s) => out.extend_from_slice(&s.to_le_bytes()),
+            Acc::Int(s) => w.put(&s.to_le_bytes()),
+            Acc::Float(s) => w.put(&s.to_le_bytes()),
             Acc::Float4 { single, double, single_overflow } => {
-                out.extend_from_slice(&single.to_le_bytes());
-                out.extend_from_slice(&double.to_le_bytes());
-                out.push(u8::from(*single_overflow));
+                w.put(&single.to_le_bytes());
+                w.put(&double.to_le_bytes());
+                w.put(&[u8::from(*single_overflow)]);
             }
-            Acc::Numeric(d) => d.encode(&mut out),
+            Acc::Numeric(d) => {
+                let rest = std::mem::take(&mut w.0);
+                w.0 = d.encode(rest);
+            }
         }
         // persons.len() is bounded by memory far below 2^32 entries of 8 bytes in a bytea
         // (1 GB): a state that large cannot be serialized by PostgreSQL anyway.
-        out.extend_from_slice(&(self.persons.len() as u32).to_le_bytes());
-        for p in &self.persons {
-            out.extend_from_slice(&p.to_le_bytes());
+        w.put(&(self.persons.len() as u32).to_le_bytes());
+        for (i, p) in self.persons.iter().enumerate() {
+            w.put(&p.to_le_bytes());
+            if i % CHUNK == CHUNK - 1 {
+                env.check_interrupts();
+            }
         }
-        out
     }
 
-    /// Reads `encode`'s bytes back; anything else is `Malformed`.
-    pub fn decode(bytes: &[u8]) -> Result<KState, StateError> {
+    /// Reads `encode`'s bytes back, into `env`'s memory; anything else is `Malformed`.
+    pub fn decode(bytes: &[u8], env: E) -> Result<KState<E>, StateError> {
         let mut r = Reader(bytes);
         if r.take::<1>()? != [VERSION] {
             return Err(StateError::Malformed);
@@ -279,7 +507,7 @@ impl KState {
                 Acc::Float4 { single, double, single_overflow }
             }
             5 => {
-                let (d, rest) = Decimal::decode(r.0)?;
+                let (d, rest) = Decimal::decode(r.0, env)?;
                 r.0 = rest;
                 Acc::Numeric(d)
             }
@@ -289,27 +517,41 @@ impl KState {
         if rows < 0 || matches!(acc, Acc::Distinct) != (cap == 0) || r.0.len() != n * 8 {
             return Err(StateError::Malformed);
         }
-        let persons: Vec<u64> =
-            r.0.chunks_exact(8)
-                .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-                .collect();
         // Persons must be distinct (and, for k_count_distinct, sorted as encode leaves them),
         // and a capped state holds at most cap: forged bytes cannot claim more persons.
-        let distinct_sorted = persons.windows(2).all(|w| w[0] < w[1]);
-        let ok = if cap == 0 {
-            distinct_sorted
-        } else {
-            persons.len() <= cap as usize && {
-                let mut s = persons.clone();
-                s.sort_unstable();
-                s.windows(2).all(|w| w[0] < w[1])
-            }
-        };
-        if !ok {
+        if cap > 0 && n > cap as usize {
             return Err(StateError::Malformed);
+        }
+        let mut persons = Buf::with_capacity(env, n)?;
+        for (i, c) in r.0.chunks_exact(8).enumerate() {
+            let p = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            if cap == 0 && persons.last().is_some_and(|&last| last >= p) {
+                return Err(StateError::Malformed);
+            }
+            persons.push(p)?;
+            if i % CHUNK == CHUNK - 1 {
+                env.check_interrupts();
+            }
+        }
+        if cap > 0 {
+            let mut s = persons.copy_in(env)?;
+            sort_distinct(&mut s, 0)?;
+            if s.len() != persons.len() {
+                return Err(StateError::Malformed);
+            }
         }
         let sorted = if cap == 0 { persons.len() } else { 0 };
         Ok(KState { cap, persons, sorted, rows, acc })
+    }
+}
+
+struct Writer<'a>(&'a mut [u8]);
+
+impl Writer<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        let (head, rest) = std::mem::take(&mut self.0).split_at_mut(bytes.len());
+        head.copy_from_slice(bytes);
+        self.0 = rest;
     }
 }
 
@@ -333,10 +575,20 @@ pub fn person_hash(bytes: &[u8]) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::buf::tests::{HeapEnv, CHECKS};
+    use super::super::numeric::{self, tests::pg_numeric};
     use super::*;
 
-    fn capped(cap: u32, persons: &[u64]) -> KState {
-        let mut s = KState::new(Acc::Int(0), cap);
+    type State = KState<HeapEnv>;
+
+    fn encode_vec(s: &mut State) -> Vec<u8> {
+        let mut out = vec![0; s.encoded_len().unwrap()];
+        s.encode(&mut out);
+        out
+    }
+
+    fn capped(cap: u32, persons: &[u64]) -> State {
+        let mut s = KState::new(Acc::Int(0), cap, HeapEnv);
         for &p in persons {
             s.add_person(p).unwrap();
             s.add_int(p as i64).unwrap();
@@ -344,29 +596,48 @@ mod tests {
         s
     }
 
+    fn add_numeric(s: &mut State, text: &str) {
+        s.add_numeric(&numeric::read(&pg_numeric(text)).unwrap()).unwrap();
+    }
+
+    fn same_acc(a: &Acc<HeapEnv>, b: &Acc<HeapEnv>) -> bool {
+        match (a, b) {
+            (Acc::Count, Acc::Count) | (Acc::Distinct, Acc::Distinct) => true,
+            (Acc::Int(x), Acc::Int(y)) => x == y,
+            (Acc::Float(x), Acc::Float(y)) => x.to_bits() == y.to_bits(),
+            (
+                Acc::Float4 { single: a, double: b, single_overflow: c },
+                Acc::Float4 { single: x, double: y, single_overflow: z },
+            ) => (a.to_bits(), b.to_bits(), c) == (x.to_bits(), y.to_bits(), z),
+            (Acc::Numeric(x), Acc::Numeric(y)) => x == y,
+            _ => false,
+        }
+    }
+
     #[test]
     fn capped_state_remembers_at_most_k_persons() {
         let mut s = capped(5, &[1, 1, 2, 3, 3, 3, 4]);
-        assert_eq!(s.distinct_persons(), 4);
-        assert!(!s.meets(5));
+        assert_eq!(s.distinct_persons(), Ok(4));
+        assert_eq!(s.meets(5), Ok(false));
         assert_eq!(s.rows, 7);
         for p in 5..1000 {
             s.add_person(p).unwrap();
         }
-        assert_eq!(s.persons.len(), 5, "O(k) memory");
-        assert!(s.saturated() && s.meets(5));
-        assert!(!s.meets(6), "a cap below the current k cannot confirm it");
+        assert_eq!(s.persons().len(), 5, "O(k) memory");
+        assert!(s.saturated() && s.meets(5).unwrap());
+        assert_eq!(s.meets(6), Ok(false), "a cap below the current k cannot confirm it");
     }
 
     #[test]
     fn distinct_state_counts_exactly() {
-        let mut s = KState::new(Acc::Distinct, 5);
+        let mut s = KState::new(Acc::Distinct, 5, HeapEnv);
         for i in 0..10_000u64 {
             s.add_person(i % 3_001).unwrap();
             s.add_row();
         }
-        assert_eq!(s.distinct_persons(), 3_001);
+        assert_eq!(s.distinct_persons(), Ok(3_001));
         assert_eq!(s.rows, 10_000);
+        assert!(s.persons.capacity() <= 2 * 3_001 + 16, "memory about twice the persons");
     }
 
     /// A small deterministic generator (no dependency needed for the property tests).
@@ -376,30 +647,69 @@ mod tests {
             self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             self.0 >> 33
         }
+        fn wide(&mut self) -> u64 {
+            self.next() << 32 ^ self.next()
+        }
     }
 
-    fn random_states(rng: &mut Lcg, acc: &Acc, cap: u32, n: usize) -> Vec<KState> {
+    /// Sorting and deduplicating large arrays, prefix or not, as the standard library does,
+    /// with interrupt checks in every pass.
+    #[test]
+    fn sort_distinct_matches_sort_and_dedup_and_checks_interrupts() {
+        let mut rng = Lcg(1);
+        for (n, sorted, modulo) in [
+            (100, 0, 50),
+            (CHUNK * 8, 0, u64::MAX),
+            (CHUNK * 5 + 17, CHUNK * 2, 1_000_000),
+            (CHUNK * 3, CHUNK * 3 - 5, u64::MAX),
+        ] {
+            let mut prefix: Vec<u64> = (0..sorted).map(|_| rng.wide() % modulo).collect();
+            prefix.sort_unstable();
+            prefix.dedup();
+            let mut input = prefix.clone();
+            input.extend((0..n - sorted).map(|_| rng.wide() % modulo));
+            let mut expect = input.clone();
+            expect.sort_unstable();
+            expect.dedup();
+            let mut b = Buf::new(HeapEnv);
+            b.extend_from_slice(&input).unwrap();
+            CHECKS.with(|c| c.set(0));
+            sort_distinct(&mut b, prefix.len()).unwrap();
+            assert_eq!(&b[..], &expect[..], "n = {n}");
+            if n >= 8 * CHUNK {
+                // 8 runs sorted, 3 merge passes, the merge into the prefix, the dedup pass:
+                // a check for every CHUNK elements of each
+                assert!(CHECKS.with(|c| c.get()) >= 5 * n / CHUNK, "{}", CHECKS.with(|c| c.get()));
+            }
+        }
+    }
+
+    fn random_states(rng: &mut Lcg, kind: u8, cap: u32, n: usize) -> Vec<State> {
         (0..n)
             .map(|_| {
-                let mut s = KState::new(acc.clone(), cap);
-                for _ in 0..rng.next() % 12 {
-                    let p = rng.next() % 9;
+                let acc = match kind {
+                    0 => Acc::Int(0),
+                    1 => Acc::Distinct,
+                    2 => Acc::Count,
+                    _ => Acc::Numeric(Decimal::new(HeapEnv)),
+                };
+                let mut s = KState::new(acc, cap, HeapEnv);
+                for _ in 0..rng.next() % 40 {
+                    let p = rng.next() % 30;
                     s.add_person(p).unwrap();
-                    match acc {
-                        Acc::Int(_) => s.add_int((rng.next() % 100) as i64 - 50).unwrap(),
-                        Acc::Numeric(_) => s
-                            .add_numeric(
-                                // up to 60 digits: beyond 128 bits, scales apart
-                                &Decimal::parse(&format!(
-                                    "{}{}{}.{}",
-                                    if rng.next().is_multiple_of(3) { "-" } else { "" },
-                                    rng.next() % 99,
-                                    "0".repeat((rng.next() % 45) as usize),
-                                    "1".repeat((rng.next() % 15) as usize + 1)
-                                ))
-                                .unwrap(),
-                            )
-                            .unwrap(),
+                    match kind {
+                        0 => s.add_int((rng.next() % 100) as i64 - 50).unwrap(),
+                        3 => add_numeric(
+                            &mut s,
+                            // up to 60 digits: beyond 128 bits, scales apart
+                            &format!(
+                                "{}{}{}.{}",
+                                if rng.next().is_multiple_of(3) { "-" } else { "" },
+                                rng.next() % 99 + 1,
+                                "0".repeat((rng.next() % 45) as usize),
+                                "1".repeat((rng.next() % 15) as usize + 1)
+                            ),
+                        ),
                         _ => s.add_row(),
                     }
                 }
@@ -408,34 +718,26 @@ mod tests {
             .collect()
     }
 
-    fn fold(states: &[KState], order: &[usize]) -> KState {
-        let mut acc = KState::new(states[0].acc_zero(), states[0].cap);
+    fn fold(states: &[State], order: &[usize]) -> State {
+        let acc = match &states[0].acc {
+            Acc::Int(_) => Acc::Int(0),
+            Acc::Numeric(_) => Acc::Numeric(Decimal::new(HeapEnv)),
+            Acc::Distinct => Acc::Distinct,
+            _ => Acc::Count,
+        };
+        let mut acc = KState::new(acc, states[0].cap, HeapEnv);
         for &i in order {
             acc.merge(&states[i]).unwrap();
         }
         acc
     }
 
-    impl KState {
-        fn acc_zero(&self) -> Acc {
-            match self.acc.clone() {
-                Acc::Int(_) => Acc::Int(0),
-                Acc::Float(_) => Acc::Float(0.0),
-                Acc::Float4 { .. } => {
-                    Acc::Float4 { single: 0.0, double: 0.0, single_overflow: false }
-                }
-                Acc::Numeric(_) => Acc::Numeric(Decimal::default()),
-                a => a,
-            }
-        }
-    }
-
     #[test]
     fn merge_is_associative_and_commutative() {
         let mut rng = Lcg(42);
-        for acc in [Acc::Int(0), Acc::Distinct, Acc::Count, Acc::Numeric(Decimal::default())] {
+        for kind in 0..4 {
             for _ in 0..200 {
-                let states = random_states(&mut rng, &acc, 5, 6);
+                let states = random_states(&mut rng, kind, 5, 6);
                 let forward: Vec<usize> = (0..6).collect();
                 let mut shuffled = forward.clone();
                 for i in (1..6).rev() {
@@ -443,65 +745,92 @@ mod tests {
                 }
                 let mut a = fold(&states, &forward);
                 let mut b = fold(&states, &shuffled);
-                // ((s0+s1)+(s2+s3))+(s4+s5): a different tree
+                // ((s0+s1)+(s2+s3))+(s4+s5): a different tree, with states that went
+                // through their bytes as between parallel workers
                 let mut left = fold(&states, &[0, 1]);
-                left.merge(&fold(&states, &[2, 3])).unwrap();
+                let mut right = fold(&states, &[2, 3]);
+                let right = State::decode(&encode_vec(&mut right), HeapEnv).unwrap();
+                left.merge(&right).unwrap();
                 left.merge(&fold(&states, &[4, 5])).unwrap();
                 assert_eq!(a.distinct_persons(), b.distinct_persons());
                 assert_eq!(a.distinct_persons(), left.distinct_persons());
                 assert_eq!(a.rows, b.rows);
-                assert_eq!(a.acc, b.acc);
-                assert_eq!(a.acc, left.acc);
+                assert!(same_acc(&a.acc, &b.acc));
+                assert!(same_acc(&a.acc, &left.acc));
                 // and the same as one state fed every row
-                let mut all: Vec<u64> = states.iter().flat_map(|s| s.persons.clone()).collect();
+                let mut all: Vec<u64> = states.iter().flat_map(|s| s.persons().to_vec()).collect();
                 all.sort_unstable();
                 all.dedup();
-                let expect = if acc == Acc::Distinct { all.len() } else { all.len().min(5) };
-                if let (Acc::Numeric(x), Acc::Numeric(y)) = (&a.acc, &left.acc) {
-                    assert_eq!(x.to_text(), y.to_text());
-                }
-                assert_eq!(a.distinct_persons(), expect);
+                let expect = if kind == 1 { all.len() } else { all.len().min(5) };
+                assert_eq!(a.distinct_persons(), Ok(expect));
             }
         }
     }
 
     #[test]
+    fn large_merges_are_exact() {
+        let mut rng = Lcg(9);
+        let mut a = KState::new(Acc::Distinct, 0, HeapEnv);
+        let mut b = KState::new(Acc::Distinct, 0, HeapEnv);
+        let mut all = Vec::new();
+        for i in 0..(3 * CHUNK) {
+            let p = rng.wide() % (4 * CHUNK as u64);
+            all.push(p);
+            if i % 3 == 0 { &mut a } else { &mut b }.add_person(p).unwrap();
+        }
+        all.sort_unstable();
+        all.dedup();
+        let b_sorted = State::decode(&encode_vec(&mut b), HeapEnv).unwrap();
+        let mut a2 = a.copy_in(HeapEnv).unwrap();
+        a.merge(&b).unwrap(); // b with an unsorted tail
+        a2.merge(&b_sorted).unwrap(); // b sorted: the linear merge
+        a.compact().unwrap();
+        assert_eq!(a.persons(), &all[..]);
+        assert_eq!(a2.persons(), &all[..]);
+        // capped with a large k: the lookup merge
+        let mut c = capped(3_000, &(0..2_000).collect::<Vec<_>>());
+        let d = capped(3_000, &(1_500..4_000).collect::<Vec<_>>());
+        c.merge(&d).unwrap();
+        assert_eq!(c.distinct_persons(), Ok(3_000));
+        let mut e = capped(3_000, &(0..1_000).collect::<Vec<_>>());
+        e.merge(&capped(3_000, &(500..1_700).collect::<Vec<_>>())).unwrap();
+        assert_eq!(e.distinct_persons(), Ok(1_700));
+    }
+
+    #[test]
     fn float_sums_overflow_as_postgresql_does() {
-        let mut s = KState::new(Acc::Float(0.0), 5);
+        let float4 = || Acc::Float4 { single: 0.0, double: 0.0, single_overflow: false };
+        let mut s = KState::new(Acc::Float(0.0), 5, HeapEnv);
         s.add_float(f64::MAX).unwrap();
         assert_eq!(s.add_float(f64::MAX), Err(StateError::Overflow));
-        let mut inf = KState::new(Acc::Float(0.0), 5);
+        let mut inf = KState::new(Acc::Float(0.0), 5, HeapEnv);
         inf.add_float(f64::INFINITY).unwrap();
         inf.add_float(1.0).unwrap();
-        assert_eq!(inf.acc, Acc::Float(f64::INFINITY));
+        assert!(matches!(inf.acc, Acc::Float(v) if v == f64::INFINITY));
         // a real sum's overflow is remembered for k_sum; k_avg, in double, is unaffected
-        let mut r =
-            KState::new(Acc::Float4 { single: 0.0, double: 0.0, single_overflow: false }, 5);
+        let mut r = KState::new(float4(), 5, HeapEnv);
         r.add_float4(f32::MAX).unwrap();
         r.add_float4(f32::MAX).unwrap();
         assert!(matches!(r.acc, Acc::Float4 { single_overflow: true, .. }));
-        let mut merged =
-            KState::new(Acc::Float4 { single: 0.0, double: 0.0, single_overflow: false }, 5);
+        let mut merged = KState::new(float4(), 5, HeapEnv);
         merged.merge(&r).unwrap();
         assert!(matches!(merged.acc, Acc::Float4 { single_overflow: true, .. }));
         // real sums in single precision, averages in double, as sum(real) and avg(real)
-        let mut q =
-            KState::new(Acc::Float4 { single: 0.0, double: 0.0, single_overflow: false }, 5);
+        let mut q = KState::new(float4(), 5, HeapEnv);
         for _ in 0..10 {
             q.add_float4(0.1).unwrap();
         }
         let Acc::Float4 { single, double, .. } = q.acc else { unreachable!() };
         assert_eq!(single, (0..10).fold(0.0f32, |a, _| a + 0.1f32));
         assert_eq!(double, (0..10).fold(0.0f64, |a, _| a + f64::from(0.1f32)));
-        let mut b = q.clone();
-        let bytes = b.encode();
-        assert_eq!(KState::decode(&bytes).unwrap().acc, q.acc);
+        let back = State::decode(&encode_vec(&mut q), HeapEnv).unwrap();
+        assert!(same_acc(&back.acc, &q.acc));
     }
 
     #[test]
     fn encoding_round_trips_and_is_pinned() {
         let mut s = capped(5, &[7, 3]);
-        let bytes = s.encode();
+        let bytes = encode_vec(&mut s);
         assert_eq!(
             bytes,
             [
@@ -510,24 +839,47 @@ mod tests {
                 2, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0 // persons 7, 3
             ]
         );
-        assert_eq!(KState::decode(&bytes).unwrap().encode(), bytes);
-        let mut n = KState::new(Acc::Numeric(Decimal::parse("-1.5").unwrap()), 3);
+        assert_eq!(encode_vec(&mut State::decode(&bytes, HeapEnv).unwrap()), bytes);
+        let mut n = KState::new(Acc::Numeric(Decimal::new(HeapEnv)), 3, HeapEnv);
+        add_numeric(&mut n, "-1.5");
         n.add_person(1).unwrap();
-        let nb = n.encode();
-        assert_eq!(KState::decode(&nb).unwrap().acc, n.acc);
-        let mut d = KState::new(Acc::Distinct, 5);
+        let nb = encode_vec(&mut n);
+        assert_eq!(
+            nb,
+            [
+                1, 5, 3, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, // version, Numeric, cap 3, rows 1
+                0, 1, 0, 0, 0, // no special value, scale 1
+                0, 0, 0, 0, 1, 0, 0, 0, 15, 0, 0, 0, // no positive limbs, negative 15
+                1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0 // person 1
+            ]
+        );
+        assert!(same_acc(&State::decode(&nb, HeapEnv).unwrap().acc, &n.acc));
+        let mut d = KState::new(Acc::Distinct, 5, HeapEnv);
         for p in [9, 1, 9, 4] {
             d.add_person(p).unwrap();
         }
-        let db = d.encode();
-        assert_eq!(KState::decode(&db).unwrap().persons, vec![1, 4, 9]);
+        let db = encode_vec(&mut d);
+        assert_eq!(State::decode(&db, HeapEnv).unwrap().persons(), &[1, 4, 9]);
+    }
+
+    #[test]
+    fn large_states_decode_with_interrupt_checks() {
+        let mut d = KState::new(Acc::Distinct, 0, HeapEnv);
+        for p in 0..(4 * CHUNK as u64) {
+            d.add_person(p * 3).unwrap();
+        }
+        let bytes = encode_vec(&mut d);
+        CHECKS.with(|c| c.set(0));
+        let back = State::decode(&bytes, HeapEnv).unwrap();
+        assert!(CHECKS.with(|c| c.get()) >= 4);
+        assert_eq!(back.persons().len(), 4 * CHUNK);
     }
 
     #[test]
     fn malformed_bytes_are_refused() {
         let mut s = capped(3, &[1, 2, 3]);
-        let good = s.encode();
-        assert!(KState::decode(&good).is_ok());
+        let good = encode_vec(&mut s);
+        assert!(State::decode(&good, HeapEnv).is_ok());
         let mut cases: Vec<Vec<u8>> = vec![vec![], vec![2], good[..good.len() - 1].to_vec()];
         let mut extra = good.clone();
         extra.push(0);
@@ -543,13 +895,33 @@ mod tests {
         over[2] = 2;
         cases.push(over);
         // a duplicated person, to claim two persons with one
-        let mut dup = capped(5, &[1, 2]).encode();
+        let mut dup = encode_vec(&mut capped(5, &[1, 2]));
         let n = dup.len();
         let first: Vec<u8> = dup[n - 16..n - 8].to_vec();
         dup[n - 8..].copy_from_slice(&first);
         cases.push(dup);
+        // k_count_distinct persons out of order, or repeated
+        let mut d = KState::new(Acc::Distinct, 0, HeapEnv);
+        d.add_person(1).unwrap();
+        d.add_person(2).unwrap();
+        let db = encode_vec(&mut d);
+        let n = db.len();
+        let mut swapped = db.clone();
+        swapped[n - 16..n - 8].copy_from_slice(&2u64.to_le_bytes());
+        swapped[n - 8..].copy_from_slice(&1u64.to_le_bytes());
+        cases.push(swapped);
+        let mut repeated = db.clone();
+        repeated[n - 8..].copy_from_slice(&1u64.to_le_bytes());
+        cases.push(repeated);
         for bytes in cases {
-            assert_eq!(KState::decode(&bytes), Err(StateError::Malformed), "{bytes:?}");
+            assert_eq!(
+                State::decode(&bytes, HeapEnv).err(),
+                Some(StateError::Malformed),
+                "{bytes:?}"
+            );
         }
+        // states of different kinds do not merge
+        let mut a = KState::new(Acc::Distinct, 0, HeapEnv);
+        assert_eq!(a.merge(&capped(5, &[1])), Err(StateError::Mismatch));
     }
 }

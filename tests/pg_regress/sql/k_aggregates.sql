@@ -131,6 +131,57 @@ SELECT deident.k_sum(v, p)::text = sum(v)::text AS same_text, deident.k_avg(v, p
 SELECT deident.k_sum(v, p) AS exact_bigint_sum, sum(v)
   FROM (SELECT 9223372036854775807::bigint AS v, g::text AS p FROM generate_series(1, 5) g) s;
 
+-- numeric is read from its storage format, digit by digit: every special value as sum gives
+-- it (NaN wins; both infinities make NaN), and avg alike
+SELECT s AS inputs, deident.k_sum(v, p) AS k_sum, sum(v), deident.k_avg(v, p) AS k_avg, avg(v)
+  FROM (VALUES ('1, NaN, Infinity', '{1,NaN,Infinity}'::numeric[]),
+               ('-Infinity, 2', '{-Infinity,2}'),
+               ('Infinity, -Infinity', '{Infinity,-Infinity}'),
+               ('-Infinity, -Infinity', '{-Infinity,-Infinity}')) i(s, a),
+       LATERAL (SELECT x AS v, chr(96 + n::int) || n AS p
+                  FROM unnest(a || ARRAY[0, 0, 0, 0]::numeric[]) WITH ORDINALITY u(x, n)) t
+ GROUP BY s ORDER BY s;
+-- and exact against sum and avg, as text (so the display scale too), per group of a table:
+-- scales from 0 to 40, weights beyond 63 and scales beyond 63 (numeric's long header),
+-- tiny values (negative weights), negative values, zeros of several scales; values are read
+-- as stored, with one-byte varlena headers, and in group 7 as 8,000-digit values that TOAST
+-- has compressed
+CREATE TABLE regress_k_numeric (grp int, p text, v numeric);
+INSERT INTO regress_k_numeric
+SELECT g % 7, 'p' || g % 1000, CASE (g / 7) % 7
+    WHEN 0 THEN round(((g * 7919) % 100003)::numeric / 997, g % 41)
+    WHEN 1 THEN -(g::numeric * 1e300 + g::numeric / 1e30)
+    WHEN 2 THEN (g::numeric / 3)::numeric(90, 80)
+    WHEN 3 THEN ('0.' || repeat('0', g % 90) || g)::numeric
+    WHEN 4 THEN -((g % 13)::numeric)
+    WHEN 5 THEN round(0::numeric, g % 20)
+    ELSE ((g * 7919) % 100003)::numeric * 10000::numeric ^ (g % 12)
+  END
+  FROM generate_series(1, 7000) g;
+INSERT INTO regress_k_numeric
+SELECT 7, 'q' || g, (CASE WHEN g % 3 = 0 THEN '-' ELSE '' END || repeat('12345678', 1000) || '.' || g)::numeric
+  FROM generate_series(1, 10) g;
+SELECT count(*) FILTER (WHERE pg_column_compression(v) IS NOT NULL) AS compressed_values,
+       max(scale(v)) AS max_scale, min(v) < -1e300 AS has_huge, max(length(v::text)) AS longest
+  FROM regress_k_numeric;
+SELECT grp, count(*) AS rows,
+       deident.k_sum(v, p)::text = sum(v)::text AS sum_same_text,
+       deident.k_avg(v, p)::text = avg(v)::text AS avg_same_text,
+       scale(deident.k_sum(v, p)) AS scale, length(deident.k_sum(v, p)::text) AS length
+  FROM regress_k_numeric GROUP BY grp ORDER BY grp;
+-- the same through parallel workers' partial states
+SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+EXPLAIN (COSTS OFF) SELECT deident.k_sum(v, p) FROM regress_k_numeric;
+SELECT deident.k_sum(v, p)::text = sum(v)::text AS parallel_sum_same_text,
+       deident.k_avg(v, p)::text = avg(v)::text AS parallel_avg_same_text
+  FROM regress_k_numeric;
+RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
+-- fail (the sum leaves numeric's range, as sum's does)
+SELECT regress_error($$SELECT deident.k_sum(v, p) FROM (SELECT 9e131071 AS v, g::text AS p FROM generate_series(1, 5) g) s$$);
+SELECT regress_error($$SELECT sum(v) FROM (SELECT 9e131071 AS v FROM generate_series(1, 5) g) s$$);
+
 -- 6. floating point: overflow is an error, as for sum; real sums in single precision
 -- fail (double precision overflow)
 SELECT regress_error($$SELECT deident.k_sum(v, p) FROM (SELECT 1e308::float8 AS v, g::text AS p FROM generate_series(1, 5) g) s$$);
@@ -198,35 +249,106 @@ SELECT count(*) AS mismatches FROM regress_k_serial s
           FROM regress_k_big GROUP BY grp) slow USING (grp)
  WHERE (s.c, s.d, s.s, s.a) IS DISTINCT FROM (slow.c, slow.d, slow.sv, slow.a);
 
--- a hash aggregate that spills to disk (tiny work_mem): states of groups evicted and rebuilt
--- batch by batch give the same answers
-SET work_mem = '64kB'; SET enable_sort = off; SET max_parallel_workers_per_gather = 0;
-EXPLAIN (COSTS OFF) SELECT grp, deident.k_sum(v, person) FROM regress_k_big GROUP BY grp;
-CREATE FUNCTION pg_temp.hashagg_batches(q text) RETURNS int LANGUAGE plpgsql AS $$
+-- States live in the aggregate's memory context, so a hash aggregate sees them: EXPLAIN
+-- ANALYZE reports at least the 8 bytes per person that 997 k_count_distinct states of about
+-- 400 persons each hold (3,115 kB), where count(*) alone needs a few hundred kB
+CREATE FUNCTION pg_temp.hashagg(q text, OUT batches int, OUT peak_kb int) LANGUAGE plpgsql AS $$
 DECLARE j json;
 BEGIN
   EXECUTE 'EXPLAIN (ANALYZE, FORMAT JSON) ' || q INTO j;
-  RETURN (j -> 0 -> 'Plan' ->> 'HashAgg Batches')::int;
+  batches := (j -> 0 -> 'Plan' ->> 'HashAgg Batches')::int;
+  peak_kb := (j -> 0 -> 'Plan' ->> 'Peak Memory Usage')::int;
 END $$;
-SELECT pg_temp.hashagg_batches('SELECT grp, deident.k_count(person), deident.k_count_distinct(person),
-         deident.k_sum(v, person) FROM regress_k_big GROUP BY grp') > 1 AS spilled;
+SET work_mem = '64MB'; SET enable_sort = off; SET max_parallel_workers_per_gather = 0;
+SELECT c.batches AS count_batches, c.peak_kb < 1024 AS count_under_1mb,
+       k.batches AS k_batches, k.peak_kb >= 997 * 400 * 8 / 1024 AS k_states_counted
+  FROM pg_temp.hashagg('SELECT grp, count(*) FROM regress_k_big GROUP BY grp') c,
+       pg_temp.hashagg('SELECT grp, deident.k_count_distinct(person) FROM regress_k_big GROUP BY grp') k;
+
+-- A hash aggregate over many groups that spills to disk (tiny work_mem): states of groups
+-- evicted and rebuilt batch by batch give the answers of the slow way. 20,000 groups of 10
+-- rows, with 1 to 10 distinct persons (k = 5 is crossed), negative values, numeric values.
+CREATE TABLE regress_k_many AS
+  SELECT grp, (j % (1 + grp % 12))::bigint AS person, (g * 37) % 1000 - 300 AS v,
+         ((g * 37) % 1000 - 300) / 7.0 AS vn
+    FROM generate_series(0, 199999) g, LATERAL (SELECT g % 20000 AS grp, g / 20000 AS j) x;
+ANALYZE regress_k_many;
+SET work_mem = '64kB';
+EXPLAIN (COSTS OFF) SELECT grp, deident.k_count_distinct(person) FROM regress_k_many GROUP BY grp;
+SELECT batches > 1 AS spilled
+  FROM pg_temp.hashagg('SELECT grp, deident.k_count(person), deident.k_count_distinct(person),
+         deident.k_sum(v, person), deident.k_sum(vn, person), deident.k_avg(v, person)
+         FROM regress_k_many GROUP BY grp');
+CREATE TABLE regress_k_many_hashed AS
+  SELECT grp, deident.k_count(person) AS c, deident.k_count_distinct(person) AS d,
+         deident.k_sum(v, person) AS s, deident.k_sum(vn, person) AS sn, deident.k_avg(v, person) AS a
+    FROM regress_k_many GROUP BY grp;
+RESET work_mem;
+SELECT count(*) AS groups, count(h.d) AS answered,
+       count(*) FILTER (WHERE (h.c, h.d, h.s, h.sn::text, h.a) IS DISTINCT FROM (w.c, w.d, w.s, w.sn::text, w.a)) AS mismatches
+  FROM regress_k_many_hashed h
+  JOIN (SELECT grp,
+               CASE WHEN count(DISTINCT person) >= 5 THEN count(person) END AS c,
+               CASE WHEN count(DISTINCT person) >= 5 THEN count(DISTINCT person) END AS d,
+               CASE WHEN count(DISTINCT person) >= 5 THEN sum(v) END AS s,
+               CASE WHEN count(DISTINCT person) >= 5 THEN sum(vn) END AS sn,
+               CASE WHEN count(DISTINCT person) >= 5 THEN avg(v) END AS a
+          FROM regress_k_many GROUP BY grp) w USING (grp);
+-- and the 997 groups of regress_k_big, spilled, as the serial plan gave them
+SET work_mem = '64kB';
 SELECT count(*) AS groups, count(*) FILTER (WHERE (h.c, h.d, h.s) IS DISTINCT FROM (s.c, s.d, s.s)) AS mismatches
   FROM (SELECT grp, deident.k_count(person) AS c, deident.k_count_distinct(person) AS d,
                deident.k_sum(v, person) AS s FROM regress_k_big GROUP BY grp) h
   JOIN regress_k_serial s USING (grp);
 RESET work_mem; RESET enable_sort; RESET max_parallel_workers_per_gather;
 
--- 10. no SQL caller may touch a partial state: the support functions take and give
--- internal, which SQL cannot pass, and are not executable by PUBLIC
-SET ROLE regress_k_analyst;
+-- 10. no SQL caller may touch a partial state. The support functions take or give
+-- internal, which SQL cannot supply, and only an aggregate can call them.
+-- fail (a direct call cannot even be written: there is no value of type internal to pass)
 SELECT deident._k_serial(NULL);
-SELECT deident._k_deserial('\x01'::bytea, NULL::internal);
-SELECT deident._k_count_final(NULL::internal);
+-- none of them is executable by PUBLIC, nor so by the analyst
+SELECT count(*) AS support_functions,
+       count(*) FILTER (WHERE has_function_privilege('regress_k_analyst', p.oid, 'EXECUTE')) AS executable_by_analyst
+  FROM pg_proc p WHERE p.pronamespace = 'deident'::regnamespace AND p.proname LIKE '\_k\_%';
+-- fail (an aggregate over internal states is for superusers alone, aggregatecmds.c: not even
+-- in the analyst's own schema)
+CREATE SCHEMA regress_k_own AUTHORIZATION regress_k_analyst;
+SET ROLE regress_k_analyst;
+CREATE AGGREGATE regress_k_own.peek(text) (SFUNC = deident._k_distinct_trans, STYPE = internal,
+  FINALFUNC = deident._k_serial);
 RESET ROLE;
--- fail (not even a superuser can make an internal to pass; deserialize also refuses to run
--- outside an aggregate, and refuses bytes it did not write: src/aggregates/state.rs tests)
-SELECT deident._k_deserial('\x0103050000000100000000000000'::bytea, NULL::internal);
+DROP SCHEMA regress_k_own;
+-- OK: a superuser's aggregate may show a partial state: version 1, kind 2 (k_count_distinct),
+-- cap 0, 3 rows, then 2 persons' hashes, sorted
+CREATE AGGREGATE regress_k_peek(text) (SFUNC = deident._k_distinct_trans, STYPE = internal,
+  FINALFUNC = deident._k_serial);
+SELECT regress_k_peek(p) FROM (VALUES ('alice'), ('bob'), ('alice')) t(p);
+-- fail (42501: an aggregate runs its support functions with its owner's rights, nodeAgg.c,
+-- and an owner without EXECUTE on them gets nothing)
+ALTER AGGREGATE regress_k_peek(text) OWNER TO regress_k_analyst;
+SET ROLE regress_k_analyst;
+SELECT regress_error($$SELECT regress_k_peek(p) FROM (VALUES ('alice')) t(p)$$);
+RESET ROLE;
+DROP AGGREGATE regress_k_peek(text);
+-- fail (22P03: _k_deserial refuses bytes it did not write; here sum(numeric)'s partial
+-- states, serialized by its own function in parallel workers and handed to ours)
+CREATE AGGREGATE regress_k_forged(numeric) (SFUNC = numeric_avg_accum, STYPE = internal,
+  FINALFUNC = numeric_sum, COMBINEFUNC = deident._k_combine,
+  SERIALFUNC = numeric_avg_serialize, DESERIALFUNC = deident._k_deserial, PARALLEL = SAFE);
+SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+EXPLAIN (COSTS OFF) SELECT regress_k_forged(v) FROM regress_k_numeric;
+SELECT regress_error($$SELECT regress_k_forged(v) FROM regress_k_numeric$$);
+RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
+DROP AGGREGATE regress_k_forged(numeric);
+-- fail (42804: another aggregate's internal state handed to our final function)
+CREATE AGGREGATE regress_k_foreign(numeric) (SFUNC = numeric_avg_accum, STYPE = internal,
+  FINALFUNC = deident._k_count_final);
+SELECT regress_error($$SELECT regress_k_foreign(v) FROM (VALUES (1.5)) t(v)$$);
+DROP AGGREGATE regress_k_foreign(numeric);
 
-DROP TABLE regress_k, regress_k_big, regress_k_serial, regress_k_parallel;
+DROP TABLE regress_k, regress_k_big, regress_k_serial, regress_k_parallel, regress_k_numeric,
+  regress_k_many, regress_k_many_hashed;
 DROP FUNCTION regress_k_mismatches(int);
 DROP ROLE regress_k_analyst;

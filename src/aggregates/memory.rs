@@ -1,0 +1,186 @@
+//! Where aggregate states live: PostgreSQL memory, and nothing else.
+//!
+//! A group's state (`Group`) is palloc'd in the aggregate context that `AggCheckCallContext`
+//! returns, and so are all its arrays (`PgEnv`). PostgreSQL then owns the state's lifetime:
+//! the executor resets that context after each group of a sorted aggregate, after each batch
+//! of a hash aggregate, and at the end of the query, and nothing of ours needs to run then
+//! (no reset callback, no Rust heap). A hash aggregate sees the states' real size when it
+//! measures the context (nodeAgg.c, `hash_agg_check_limits` and `hash_agg_update_metrics`),
+//! so it spills on time and EXPLAIN ANALYZE reports their memory; and a failed allocation is
+//! palloc's ERROR ("out of memory", 53200), not an abort of the server process.
+//!
+//! Nothing here is ever dropped: the state is plain memory that the reset frees. Temporary
+//! arrays (sort scratch) are freed when they go out of scope, with pfree.
+
+use std::ptr::NonNull;
+
+use pgrx::pg_sys;
+
+use super::buf::Env;
+use super::state::{KState, StateError};
+use crate::error::DeidentError;
+use crate::fmgr;
+
+/// A memory context as the environment of a state (buf.rs).
+#[derive(Clone, Copy)]
+pub struct PgEnv(pub pg_sys::MemoryContext);
+
+impl Env for PgEnv {
+    /// MaxAllocSize (memutils.h): palloc refuses larger requests.
+    const MAX_BYTES: usize = 0x3fff_ffff;
+
+    fn alloc(self, bytes: usize) -> Result<NonNull<u8>, StateError> {
+        // SAFETY: the context is valid for the state's life (it is the state's own, or the
+        // current one for a temporary); MemoryContextAlloc raises an ERROR rather than return
+        // NULL.
+        let p = unsafe { pg_sys::MemoryContextAlloc(self.0, bytes) };
+        NonNull::new(p.cast()).ok_or(StateError::OutOfMemory)
+    }
+
+    unsafe fn realloc(
+        self,
+        ptr: NonNull<u8>,
+        _old: usize,
+        new: usize,
+    ) -> Result<NonNull<u8>, StateError> {
+        // SAFETY: ptr is a palloc'd chunk (the trait's contract); repalloc keeps it in its
+        // context and raises an ERROR rather than return NULL.
+        let p = unsafe { pg_sys::repalloc(ptr.as_ptr().cast(), new) };
+        NonNull::new(p.cast()).ok_or(StateError::OutOfMemory)
+    }
+
+    unsafe fn free(self, ptr: NonNull<u8>, _bytes: usize) {
+        // SAFETY: ptr is a palloc'd chunk, not used again (the trait's contract).
+        unsafe { pg_sys::pfree(ptr.as_ptr().cast()) }
+    }
+
+    /// CHECK_FOR_INTERRUPTS() (miscadmin.h): ProcessInterrupts raises the ERROR of a cancel or
+    /// statement_timeout, which pgrx turns into a Rust panic that unwinds to the entry point's
+    /// #[pg_guard] and is raised again there. The flag is read volatile, as the C macro does:
+    /// the loops calling this touch no other shared state, and a plain read could be hoisted
+    /// out of them.
+    #[inline]
+    fn check_interrupts(self) {
+        // SAFETY: a sig_atomic_t of postgres.c that signal handlers set; reading it is atomic.
+        let pending = unsafe { std::ptr::read_volatile(&raw const pg_sys::InterruptPending) };
+        if pending != 0 {
+            // SAFETY: called from a backend's own thread, outside any critical section.
+            unsafe { pg_sys::ProcessInterrupts() }
+        }
+    }
+}
+
+/// The types one group's transition calls need besides the state, looked up once, when the
+/// state is made.
+#[derive(Clone, Copy, PartialEq)]
+pub enum ValueType {
+    None,
+    Int2,
+    Int4,
+    Int8,
+    Float4,
+    Float8,
+    Numeric,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+pub enum PersonType {
+    Unknown,
+    Varlena,
+    Uuid,
+    Int8,
+    Int4,
+}
+
+/// "deidentK": the first word of every state we make. A superuser can declare an aggregate
+/// that hands our functions another extension's `internal` state (PostgreSQL allows internal
+/// transition types to superusers only, since wrong pairings can crash the server:
+/// aggregatecmds.c, `DefineAggregate`); the mark turns that into an ERROR.
+const MAGIC: u64 = u64::from_le_bytes(*b"deidentK");
+
+/// One group's state, in PostgreSQL memory.
+#[repr(C)]
+pub struct Group {
+    magic: u64,
+    pub value: ValueType,
+    pub person: PersonType,
+    pub state: KState<PgEnv>,
+}
+
+/// The aggregate's memory context; raises an ERROR outside an aggregate.
+///
+/// # Safety
+/// `fcinfo` is fmgr's call info.
+pub unsafe fn agg_context(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::MemoryContext {
+    let mut cx: pg_sys::MemoryContext = std::ptr::null_mut();
+    // SAFETY: AggCheckCallContext only reads fcinfo->context and writes cx.
+    if unsafe { pg_sys::AggCheckCallContext(fcinfo, &mut cx) } == 0 || cx.is_null() {
+        DeidentError::OutsideAggregate.report();
+    }
+    cx
+}
+
+/// Puts a group in `cx`. palloc aligns to MAXALIGN (8); a Group may need more (it holds an
+/// i128), so the chunk is a little larger and the group starts at the first aligned address.
+///
+/// # Safety
+/// `cx` is a valid memory context, and the state's arrays live in `cx` or a longer-lived one.
+pub unsafe fn new_group(
+    cx: pg_sys::MemoryContext,
+    value: ValueType,
+    person: PersonType,
+    state: KState<PgEnv>,
+) -> *mut Group {
+    let align = std::mem::align_of::<Group>();
+    let size = std::mem::size_of::<Group>() + align - 1;
+    // SAFETY: MemoryContextAlloc returns `size` bytes or raises an ERROR; the aligned group
+    // fits in them; writing initializes it.
+    unsafe {
+        let raw = pg_sys::MemoryContextAlloc(cx, size).cast::<u8>();
+        let group = raw.add(raw.align_offset(align)).cast::<Group>();
+        group.write(Group { magic: MAGIC, value, person, state });
+        group
+    }
+}
+
+/// Argument `n` as a group, None when NULL.
+///
+/// # Safety
+/// Argument `n` is an `internal` (a pointer to at least 8 readable bytes) or NULL.
+pub unsafe fn group_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<&'a mut Group> {
+    // SAFETY: per the contract; the mark is read through a u64 pointer before the memory is
+    // taken for a Group, and every pointer carrying the mark was made by `new_group`.
+    unsafe {
+        if fmgr::arg_is_null(fcinfo, n) {
+            return None;
+        }
+        let p = fmgr::arg(fcinfo, n).cast_mut_ptr::<u64>();
+        if p.is_null() {
+            return None;
+        }
+        if p.read() != MAGIC {
+            DeidentError::NotOurState.report();
+        }
+        p.cast::<Group>().as_mut()
+    }
+}
+
+pub fn return_group(group: *mut Group) -> pg_sys::Datum {
+    pg_sys::Datum::from(group)
+}
+
+/// A new varlena (bytea, numeric) of `len` data bytes in the current memory context, filled by
+/// `fill`.
+pub fn varlena_datum(len: usize, fill: impl FnOnce(&mut [u8])) -> pg_sys::Datum {
+    let total = pg_sys::VARHDRSZ + len;
+    // SAFETY: palloc returns `total` writable bytes (or raises an ERROR; a total above 1 GB is
+    // its "invalid memory alloc request size"); the header is set before the data is handed
+    // out, and the data slice is exactly the bytes after it.
+    unsafe {
+        let ptr = pg_sys::palloc(total).cast::<pg_sys::varlena>();
+        pgrx::varlena::set_varsize_4b(ptr, total as i32);
+        let data = pgrx::varlena::vardata_4b(ptr).cast::<u8>().cast_mut();
+        fill(std::slice::from_raw_parts_mut(data, len));
+        pg_sys::Datum::from(ptr)
+    }
+}
