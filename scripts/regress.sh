@@ -49,6 +49,21 @@ cluster_psql "$DIR" -q -d postgres -c "CREATE DATABASE deident_regress"
 status=0
 run_schedule schedule "$OUT" || status=1
 
+# The extended protocol (Parse, Bind, Execute), which pg_regress does not speak: a parallel
+# query's workers start under the statement timestamp of the Execute message, not of the Bind
+# that started the executor. Both pgbench modes must run the query without an error.
+cluster_psql "$DIR" -q -d deident_regress -c "CREATE TABLE regress_protocol AS
+  SELECT 'alice@contoso.com'::text AS v FROM generate_series(1, 20000); ANALYZE regress_protocol"
+for mode in extended prepared; do
+  if "$PGBIN/pgbench" -n -M "$mode" -t 5 -h "$DIR" -p 5432 -U postgres \
+       -f tests/protocol/parallel.pgbench deident_regress >"$OUT/pgbench-$mode.log" 2>&1; then
+    echo "test parallel_query_${mode}_protocol ... ok "
+  else
+    echo "test parallel_query_${mode}_protocol ... FAILED"; cat "$OUT/pgbench-$mode.log"; status=1
+  fi
+done
+cluster_psql "$DIR" -q -d deident_regress -c "DROP TABLE regress_protocol"
+
 # Dump and restore: every label survives pg_dump / pg_restore into a fresh database.
 dump=$DIR/regress.dump
 "$PGBIN/pg_dump" -h "$DIR" -p 5432 -U postgres -Fc -f "$dump" deident_regress

@@ -32,6 +32,9 @@ pub enum DeidentError {
     /// A parallel worker read another key ring than its leader: the file changed while the
     /// statement ran.
     KeyRingChanged,
+    /// A parallel worker of an operation whose leader published no key ring (a parallel index
+    /// build: it does not run through the executor).
+    KeyRingUnpublished,
     /// A `length` argument outside MIN_LENGTH..=MAX_LENGTH.
     InvalidLength(i32),
     /// A k-anonymity-checked aggregate failed.
@@ -121,6 +124,11 @@ fn file_problem_report(problem: &FileProblem) -> (PgSqlErrorCode, String, Option
                 _ => "Each line must be KEY_ID:HEX, the id 1 to 32 characters from A-Z, a-z, 0-9, \"_\" and \"-\", the key at least 64 hex digits; lines starting with # are comments.".into(),
             }),
         ),
+        FileProblem::ChangedWhileRead => (
+            ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "pseudonymization key file changed while it was read".into(),
+            Some("Replace the key file by writing a new file and renaming it over the old one (mv), which is atomic.".into()),
+        ),
         FileProblem::NoKeys => (
             ERRCODE_CONFIG_FILE_ERROR,
             "pseudonymization key file contains no keys".into(),
@@ -209,6 +217,12 @@ impl DeidentError {
                 "pseudonymization key ring changed while the statement ran".to_string(),
                 Some("A parallel worker read another key ring than the statement started with; no pseudonym of the statement was returned.".to_string()),
                 Some("Run the statement again.".to_string()),
+            ),
+            DeidentError::KeyRingUnpublished => (
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                "pseudonymization keys cannot be used by this parallel worker".to_string(),
+                Some("The parallel operation does not run through the executor, so its workers cannot check that they use the statement's key ring.".to_string()),
+                Some("Run it without parallel workers, for an index build with max_parallel_maintenance_workers = 0.".to_string()),
             ),
             DeidentError::InvalidLength(length) => (
                 ERRCODE_INVALID_PARAMETER_VALUE,
@@ -359,6 +373,7 @@ mod tests {
             DeidentError::UnknownActiveKey { id: "hidden_active".into() },
             DeidentError::UnknownKeyId { id: b"asked".to_vec() },
             DeidentError::KeyRingChanged,
+            DeidentError::KeyRingUnpublished,
             DeidentError::InvalidLength(99),
             DeidentError::Aggregate(StateError::OutOfMemory),
             DeidentError::Aggregate(StateError::TooLarge),
@@ -385,6 +400,7 @@ mod tests {
             FileProblem::Line(7, LineProblem::BadHex),
             FileProblem::Line(2, LineProblem::DuplicateKeyId),
             FileProblem::NoKeys,
+            FileProblem::ChangedWhileRead,
         ];
         for problem in problems {
             errors.push(DeidentError::KeyFile { path: path.clone(), problem });
@@ -458,6 +474,7 @@ mod tests {
                 ERRCODE_CONFIG_FILE_ERROR,
                 ERRCODE_UNDEFINED_OBJECT,
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                 ERRCODE_INVALID_PARAMETER_VALUE,
                 ERRCODE_OUT_OF_MEMORY,
                 ERRCODE_PROGRAM_LIMIT_EXCEEDED,
@@ -482,6 +499,7 @@ mod tests {
                 ERRCODE_CONFIG_FILE_ERROR,
                 ERRCODE_CONFIG_FILE_ERROR,
                 ERRCODE_CONFIG_FILE_ERROR,
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             ]
         );
     }

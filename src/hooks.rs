@@ -4,8 +4,9 @@
 //!
 //! - `shmem_request_hook` / `shmem_startup_hook`: the per-leader key ring slots
 //!   (`keycache::shared`).
-//! - `ExecutorStart_hook`: before a statement that may start parallel workers, settle the
-//!   statement's key ring and publish its identity for the workers (`keycache`).
+//! - `ExecutorStart_hook`, `ExecutorRun_hook`, `ExecutorFinish_hook`, `ExecutorEnd_hook`: follow
+//!   each query, so that it keeps one key ring for its whole life, and, just before a parallel
+//!   plan runs, publish that ring's identity for the workers (`keycache`).
 
 use pgrx::pg_guard;
 use pgrx::pg_sys;
@@ -13,6 +14,9 @@ use pgrx::pg_sys;
 use crate::keycache;
 
 static mut PREV_EXECUTOR_START: pg_sys::ExecutorStart_hook_type = None;
+static mut PREV_EXECUTOR_RUN: pg_sys::ExecutorRun_hook_type = None;
+static mut PREV_EXECUTOR_FINISH: pg_sys::ExecutorFinish_hook_type = None;
+static mut PREV_EXECUTOR_END: pg_sys::ExecutorEnd_hook_type = None;
 static mut PREV_SHMEM_STARTUP: pg_sys::shmem_startup_hook_type = None;
 #[cfg(not(any(feature = "pg13", feature = "pg14")))]
 static mut PREV_SHMEM_REQUEST: pg_sys::shmem_request_hook_type = None;
@@ -24,6 +28,12 @@ pub fn install() {
     unsafe {
         PREV_EXECUTOR_START = pg_sys::ExecutorStart_hook;
         pg_sys::ExecutorStart_hook = Some(executor_start);
+        PREV_EXECUTOR_RUN = pg_sys::ExecutorRun_hook;
+        pg_sys::ExecutorRun_hook = Some(executor_run);
+        PREV_EXECUTOR_FINISH = pg_sys::ExecutorFinish_hook;
+        pg_sys::ExecutorFinish_hook = Some(executor_finish);
+        PREV_EXECUTOR_END = pg_sys::ExecutorEnd_hook;
+        pg_sys::ExecutorEnd_hook = Some(executor_end);
         PREV_SHMEM_STARTUP = pg_sys::shmem_startup_hook;
         pg_sys::shmem_startup_hook = Some(shmem_startup);
         #[cfg(not(any(feature = "pg13", feature = "pg14")))]
@@ -60,19 +70,106 @@ unsafe extern "C-unwind" fn shmem_startup() {
     keycache::shared::startup();
 }
 
+// The executor hooks call the next hook (or the standard function) directly, not through
+// pgrx's guard: an ERROR raised below must reach PostgreSQL's handler as it was raised, with
+// its CONTEXT lines and every other field (pgrx's guard would catch it and raise a copy
+// without them, for every query on the server). So each hook is a plain frame with nothing to
+// drop while the executor runs below it (a longjmp over it is then sound: RFC 2945's "plain
+// old frames"), and its own Rust work runs in guarded helpers that return before the call.
+// What an error skips (popping the running query) is undone by the (sub)transaction abort
+// callbacks (`keycache`).
+unsafe extern "C-unwind" {
+    #[link_name = "standard_ExecutorStart"]
+    fn standard_executor_start(query_desc: *mut pg_sys::QueryDesc, eflags: i32);
+    #[link_name = "standard_ExecutorRun"]
+    fn standard_executor_run(
+        query_desc: *mut pg_sys::QueryDesc,
+        direction: pg_sys::ScanDirection::Type,
+        count: u64,
+        execute_once: bool,
+    );
+    #[link_name = "standard_ExecutorFinish"]
+    fn standard_executor_finish(query_desc: *mut pg_sys::QueryDesc);
+    #[link_name = "standard_ExecutorEnd"]
+    fn standard_executor_end(query_desc: *mut pg_sys::QueryDesc);
+}
+
 #[pg_guard]
+unsafe extern "C-unwind" fn query_started(query_desc: *mut pg_sys::QueryDesc) {
+    keycache::query_started(query_desc as usize);
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn query_ended(query_desc: *mut pg_sys::QueryDesc) {
+    keycache::query_ended(query_desc as usize);
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn query_running(
+    query_desc: *mut pg_sys::QueryDesc,
+    publish: bool,
+) -> usize {
+    keycache::query_running(query_desc as usize, publish)
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn query_stopped(depth: usize) {
+    keycache::query_stopped(depth);
+}
+
 unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, eflags: i32) {
-    // SAFETY: the executor passes a valid QueryDesc with its PlannedStmt. Workers start in
-    // ExecutorRun (ExecGather), after this: the ring is published before any worker reads it.
-    // EXPLAIN without ANALYZE starts no workers, but publishing costs only a stat.
+    // SAFETY: the executor passes a valid QueryDesc; the saved hook is a valid function or
+    // None. Nothing in this frame needs dropping (see above).
     unsafe {
-        let stmt = (*query_desc).plannedstmt;
-        if !stmt.is_null() && (*stmt).parallelModeNeeded {
-            keycache::begin_parallel_statement();
-        }
+        query_started(query_desc);
         match PREV_EXECUTOR_START {
             Some(prev) => prev(query_desc, eflags),
-            None => pg_sys::standard_ExecutorStart(query_desc, eflags),
+            None => standard_executor_start(query_desc, eflags),
         }
+    }
+}
+
+unsafe extern "C-unwind" fn executor_run(
+    query_desc: *mut pg_sys::QueryDesc,
+    direction: pg_sys::ScanDirection::Type,
+    count: u64,
+    execute_once: bool,
+) {
+    // SAFETY: as in executor_start. Workers start inside this call (ExecGather), with the
+    // statement timestamp current now: the ring is published under it before any worker can
+    // read it. (ExecutorStart can be long before: in the extended protocol it runs for Bind,
+    // and Execute sets a new statement timestamp.)
+    unsafe {
+        let stmt = (*query_desc).plannedstmt;
+        let parallel = !stmt.is_null() && (*stmt).parallelModeNeeded;
+        let depth = query_running(query_desc, parallel);
+        match PREV_EXECUTOR_RUN {
+            Some(prev) => prev(query_desc, direction, count, execute_once),
+            None => standard_executor_run(query_desc, direction, count, execute_once),
+        }
+        query_stopped(depth);
+    }
+}
+
+unsafe extern "C-unwind" fn executor_finish(query_desc: *mut pg_sys::QueryDesc) {
+    // SAFETY: as in executor_start. AFTER triggers run here: with the query's ring.
+    unsafe {
+        let depth = query_running(query_desc, false);
+        match PREV_EXECUTOR_FINISH {
+            Some(prev) => prev(query_desc),
+            None => standard_executor_finish(query_desc),
+        }
+        query_stopped(depth);
+    }
+}
+
+unsafe extern "C-unwind" fn executor_end(query_desc: *mut pg_sys::QueryDesc) {
+    // SAFETY: as in executor_start.
+    unsafe {
+        match PREV_EXECUTOR_END {
+            Some(prev) => prev(query_desc),
+            None => standard_executor_end(query_desc),
+        }
+        query_ended(query_desc);
     }
 }

@@ -71,6 +71,8 @@ pub enum FileProblem {
     GroupOrWorldAccess(u32),
     Line(usize, LineProblem),
     NoKeys,
+    /// Written to between the check and the end of the read.
+    ChangedWhileRead,
 }
 
 /// A parsed key file. Keys keep the file's order; the first is the default active key.
@@ -233,10 +235,15 @@ pub fn load(path: &Path, server_uid: u32) -> Result<(KeyRing, FileStamp), FilePr
     check_stamp(&st, server_uid)?;
     // One byte more than was checked, to notice a file that grew since the fstat.
     let mut content = Zeroizing::new(Vec::with_capacity(st.size as usize + 1));
-    file.take(st.size + 1).read_to_end(&mut content).map_err(io_problem)?;
-    if content.len() as u64 > st.size {
-        // Written to while we read: the next statement reads it again, whole.
-        return Err(FileProblem::Unreadable(io::ErrorKind::Interrupted));
+    let mut file = file;
+    (&mut file).take(st.size + 1).read_to_end(&mut content).map_err(io_problem)?;
+    // A file rewritten in place while we read (cp, an editor that does not rename) can give a
+    // short or torn read that still parses, as a wrong ring: the length must be what was
+    // checked and the file unchanged since (size, mtime, ctime). Otherwise this statement
+    // fails and the next one reads the file again. Replacing the file by a rename is atomic.
+    let after = FileStamp::of(&file.metadata().map_err(io_problem)?);
+    if content.len() as u64 != st.size || after != st {
+        return Err(FileProblem::ChangedWhileRead);
     }
     Ok((parse(&content)?, st))
 }

@@ -34,7 +34,7 @@ pub extern "C-unwind" fn _PG_init() {
     }
     guc::register();
     labels::register();
-    keycache::register_xact_callback();
+    keycache::register_xact_callbacks();
     hooks::install();
 }
 

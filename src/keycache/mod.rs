@@ -1,22 +1,30 @@
-//! The backend's key ring and the domain keys derived from it, fixed for each statement.
+//! The backend's key ring and the domain keys derived from it, fixed for each query.
 //!
-//! **One ring per statement.** The ring is re-checked (one `stat` of the key file, and a read
-//! only when the file, `deident.key_file` or `deident.active_key` changed) at most once per
-//! top-level statement and transaction (`Epoch`), the first time a statement needs a key; every
-//! later use in the statement, in any expression, function or nested query, uses that same
-//! ring. A reload or a rewritten key file therefore takes effect at the next statement and never
-//! in the middle of one. A parallel query's workers read the file themselves and must find the
-//! ring the leader published for the statement, or fail it (`shared`). A procedure that COMMITs
-//! is, for this, a series of statements: each of its transactions checks the ring anew.
+//! **One ring per query.** The ring a query uses is settled at its first use of a key and then
+//! kept for the query's whole life: every later row, every nested query it runs (SPI, PL/pgSQL,
+//! triggers, which share their outer query's ring), every FETCH of a cursor over it, every
+//! Execute message of a portal (the extended protocol, a JDBC fetch size), and its parallel
+//! workers. Settling checks the file (one `stat`, a read only when the file, `deident.key_file`
+//! or `deident.active_key` changed) at most once per top-level statement and transaction
+//! (`Epoch`); queries of one statement (the SQL of a DO block, say) share one ring, and so do
+//! expressions evaluated outside any query (PL/pgSQL assignments). A reload or a rewritten key
+//! file therefore takes effect at the next statement, and never in the middle of a query.
 //!
-//! **Per call site.** A call site (an FmgrInfo) keeps the domain key it resolved, for the
-//! epoch it resolved it in, in its `fn_extra` (`Site`), so a row costs an epoch comparison and
-//! the HMAC, with no lookup of the key id or the domain. Arguments that are constants in the
-//! query are not even compared.
+//! How a query is followed: the executor hooks (`hooks.rs`) give each QueryDesc a `Pin` when it
+//! starts (its outer query's, if it starts while another runs; otherwise the statement's) and
+//! make it the current pin while the query runs (ExecutorRun, ExecutorFinish).
 //!
-//! **Bounded memory.** Besides the ring, the backend keeps at most `MAX_DOMAINS` derived
+//! **Parallel queries**: workers read the file themselves and must find the ring the leader
+//! published just before running the query, or fail it (`shared`).
+//!
+//! **Per call site.** A call site (an FmgrInfo) keeps the domain key it resolved, with the
+//! serial number of the ring it came from, in its `fn_extra` (`Site`), so a row costs one
+//! comparison of that serial with the running query's and the HMAC, with no lookup of the key
+//! id or the domain. Arguments that are constants in the query are not even compared.
+//!
+//! **Bounded memory.** Besides the rings in use, the backend keeps at most `MAX_DOMAINS` derived
 //! domain keys, for domains of at most `MAX_CACHED_DOMAIN` bytes; nothing longer that a caller
-//! passes outlives its statement. Everything lives in a thread_local: a backend is
+//! passes outlives its statement. Everything lives in thread_locals: a backend is
 //! single-threaded, so no lock is needed.
 
 pub mod shared;
@@ -25,6 +33,7 @@ use std::cell::RefCell;
 use std::ffi::CStr;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use pgrx::pg_sys;
@@ -66,17 +75,31 @@ impl Epoch {
 
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn end_of_transaction(
-    _event: pg_sys::XactEvent::Type,
+    event: pg_sys::XactEvent::Type,
     _arg: *mut std::ffi::c_void,
 ) {
     XACT_EPOCH.fetch_add(1, Ordering::Relaxed);
+    use pg_sys::XactEvent::*;
+    if matches!(
+        event,
+        XACT_EVENT_COMMIT
+            | XACT_EVENT_ABORT
+            | XACT_EVENT_PREPARE
+            | XACT_EVENT_PARALLEL_COMMIT
+            | XACT_EVENT_PARALLEL_ABORT
+    ) {
+        forget_queries();
+    }
 }
 
-/// Registers the transaction callback; called once, from `_PG_init` during preload, so that
-/// every backend (forked from the postmaster) has it.
-pub fn register_xact_callback() {
-    // SAFETY: a guarded C callback with no state; registered once.
-    unsafe { pg_sys::RegisterXactCallback(Some(end_of_transaction), std::ptr::null_mut()) }
+/// Registers the transaction callbacks; called once, from `_PG_init` during preload, so that
+/// every backend (forked from the postmaster) has them.
+pub fn register_xact_callbacks() {
+    // SAFETY: guarded C callbacks with no state; registered once.
+    unsafe {
+        pg_sys::RegisterXactCallback(Some(end_of_transaction), std::ptr::null_mut());
+        pg_sys::RegisterSubXactCallback(Some(subtransaction_event), std::ptr::null_mut());
+    }
 }
 
 struct Ring {
@@ -88,19 +111,46 @@ struct Ring {
     id: RingId,
 }
 
+/// A ring, or why there is none, with its serial number: a new number for every ring read
+/// and every failure, so that a call site can tell the ring its key came from.
+#[derive(Clone)]
+struct Settled {
+    serial: u64,
+    ring: std::result::Result<Rc<Ring>, DeidentError>,
+}
+
+/// The ring of a query (and of the queries nested in it), settled at its first use.
+#[derive(Default)]
+pub struct Pin(RefCell<Option<Settled>>);
+
 #[derive(Default)]
 struct Cache {
-    /// The epoch the ring below was checked in.
+    /// The epoch `latest` was checked in.
     epoch: Option<Epoch>,
-    /// The statement's ring, or why there is none.
-    ring: Option<Result<Ring>>,
-    /// Derived domain keys: (key index, domain, DK), most recent last.
-    domains: Vec<(usize, Vec<u8>, DomainKey)>,
+    /// The ring as last checked.
+    latest: Option<Settled>,
+    /// The pin of the current statement, for queries started outside any other query and for
+    /// expressions outside queries.
+    statement: Option<(Epoch, Rc<Pin>)>,
+    /// Queries started and not yet ended, by QueryDesc address, with their pins.
+    queries: Vec<(usize, Rc<Pin>)>,
+    /// The pins of the queries running now (ExecutorRun, ExecutorFinish), innermost last.
+    running: Vec<Rc<Pin>>,
+    /// For each open subtransaction, how many queries were running when it started.
+    subxact_depths: Vec<usize>,
+    /// Derived domain keys: (ring serial, key index, domain, DK), most recent last.
+    domains: Vec<(u64, usize, Vec<u8>, DomainKey)>,
 }
 
 thread_local! {
     static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
 }
+
+/// Serial numbers of rings: 0 means none.
+static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
+/// The serial of the innermost running query's ring once settled, 0 otherwise: what a call
+/// site compares its key's serial with on every row (one load, no borrow of the cache).
+static RUNNING_SERIAL: AtomicU64 = AtomicU64::new(0);
 
 /// The uid the server runs as: PostgreSQL refuses to start unless it owns the data directory
 /// (miscinit.c, `checkDataDir`), so the directory's owner is that uid.
@@ -129,8 +179,8 @@ fn ring_id(keys: &KeyRing, active: usize) -> RingId {
     h.finalize().into()
 }
 
-/// Reads the settings and the file; keeps `old` when nothing changed.
-fn load(old: Option<Ring>) -> Result<Ring> {
+/// Reads the settings and the file; None when `old` is still current.
+fn load(old: Option<&Ring>) -> Result<Option<Ring>> {
     let path = guc::string_value(&guc::KEY_FILE);
     let active_setting = guc::string_value(&guc::ACTIVE_KEY);
     if path.is_empty() {
@@ -140,7 +190,7 @@ fn load(old: Option<Ring>) -> Result<Ring> {
     let stamp = keys::stamp(Path::new(&path)).map_err(file_error)?;
     if let Some(old) = old {
         if old.path == path && old.stamp == stamp && old.active_setting == active_setting {
-            return Ok(old);
+            return Ok(None);
         }
     }
     // Without a data directory (never in a running server) trust no owner but root.
@@ -153,45 +203,82 @@ fn load(old: Option<Ring>) -> Result<Ring> {
             .ok_or_else(|| DeidentError::UnknownActiveKey { id: active_setting.clone() })?
     };
     let id = ring_id(&keys, active);
-    Ok(Ring { path, active_setting, stamp, keys, active, id })
+    Ok(Some(Ring { path, active_setting, stamp, keys, active, id }))
 }
 
-/// Makes the cache hold the ring of `epoch`: checked once per epoch. In a parallel worker, a
-/// ring other than the one the leader published fails the statement.
-fn refresh(cache: &mut Cache, epoch: Epoch) {
+/// The ring as of `epoch`: checked once per epoch, kept (with its serial) while unchanged. In a
+/// parallel worker, a ring other than the one the leader published fails the query.
+fn latest(cache: &mut Cache, epoch: Epoch) -> Settled {
     if cache.epoch == Some(epoch) {
-        return;
-    }
-    cache.epoch = Some(epoch);
-    let old = cache.ring.take().and_then(|r| r.ok());
-    let old_id = old.as_ref().map(|r| r.id);
-    let mut ring = load(old);
-    // A worker that could not read the ring raises why; one that read another ring than its
-    // leader published (or the leader none) fails the statement.
-    if let Ok(r) = &ring {
-        if shared::in_parallel_worker() && !shared::agrees(Some(r.id)) {
-            ring = Err(DeidentError::KeyRingChanged);
+        if let Some(latest) = &cache.latest {
+            return latest.clone();
         }
     }
-    if ring.as_ref().ok().map(|r| r.id) != old_id {
-        // A failed or different ring: forget every key derived from the old one.
-        cache.domains.clear();
+    cache.epoch = Some(epoch);
+    let old = cache.latest.as_ref().and_then(|l| l.ring.as_ref().ok());
+    let mut ring = match load(old.map(|r| &**r)) {
+        // "Unchanged" comes only with an old ring, which is the latest.
+        Ok(None) => match &cache.latest {
+            Some(latest) => return latest.clone(),
+            None => Err(DeidentError::NoKeyFile),
+        },
+        Ok(Some(ring)) => Ok(Rc::new(ring)),
+        Err(e) => Err(e),
+    };
+    // A worker that could not read the ring raises why; one that read another ring than its
+    // leader published, or for which the leader published none, fails the query.
+    if let Ok(r) = &ring {
+        if shared::in_parallel_worker() {
+            match shared::agrees(r.id) {
+                shared::Agreement::Same => {}
+                shared::Agreement::Different => ring = Err(DeidentError::KeyRingChanged),
+                shared::Agreement::Unpublished => ring = Err(DeidentError::KeyRingUnpublished),
+            }
+        }
     }
-    cache.ring = Some(ring);
+    // Keys derived from an older ring are of no more use to new queries.
+    cache.domains.clear();
+    let settled = Settled { serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed), ring };
+    cache.latest = Some(settled.clone());
+    settled
 }
 
-/// The ring of `epoch`, checked once per epoch.
-fn current(cache: &mut Cache, epoch: Epoch) -> Result<&Ring> {
-    refresh(cache, epoch);
-    ring_of(&cache.ring)
+/// The pin of the current statement (a new one when the epoch changed).
+fn statement_pin(cache: &mut Cache) -> Rc<Pin> {
+    let epoch = Epoch::now();
+    if let Some((e, pin)) = &cache.statement {
+        if *e == epoch {
+            return pin.clone();
+        }
+    }
+    let pin = Rc::new(Pin::default());
+    cache.statement = Some((epoch, pin.clone()));
+    pin
 }
 
-fn ring_of(ring: &Option<Result<Ring>>) -> Result<&Ring> {
-    match ring {
-        Some(Ok(ring)) => Ok(ring),
-        Some(Err(e)) => Err(e.clone()),
-        None => Err(DeidentError::NoKeyFile),
+/// The pin in force: the innermost running query's, or the statement's.
+fn current_pin(cache: &mut Cache) -> Rc<Pin> {
+    match cache.running.last() {
+        Some(pin) => pin.clone(),
+        None => statement_pin(cache),
     }
+}
+
+/// The pin's ring, settling it now if this is its first use.
+fn settle(cache: &mut Cache, pin: &Pin) -> Settled {
+    if let Some(settled) = &*pin.0.borrow() {
+        return settled.clone();
+    }
+    let settled = latest(cache, Epoch::now());
+    *pin.0.borrow_mut() = Some(settled.clone());
+    if cache.running.last().is_some_and(|top| std::ptr::eq(&**top, pin)) {
+        RUNNING_SERIAL.store(settled.serial, Ordering::Relaxed);
+    }
+    settled
+}
+
+fn ring_of(settled: &Settled) -> Result<&Ring> {
+    settled.ring.as_deref().map_err(Clone::clone)
 }
 
 fn key_index(ring: &Ring, key_id: &[u8]) -> Result<usize> {
@@ -201,56 +288,144 @@ fn key_index(ring: &Ring, key_id: &[u8]) -> Result<usize> {
     ring.keys.find(key_id).ok_or_else(|| DeidentError::UnknownKeyId { id: key_id.to_vec() })
 }
 
-/// The domain key for (`key_id`, `domain`) in the ring of `epoch`; `key_id` '' is the active
-/// key, `domain` is UTF-8.
-pub fn domain_key(epoch: Epoch, key_id: &[u8], domain: &[u8]) -> Result<DomainKey> {
+/// The current ring's serial and the domain key for (`key_id`, `domain`) in it; `key_id` ''
+/// is the active key, `domain` is UTF-8.
+fn domain_key(key_id: &[u8], domain: &[u8]) -> Result<(u64, DomainKey)> {
     CACHE.with_borrow_mut(|cache| {
-        refresh(cache, epoch);
-        let Cache { ring, domains, .. } = cache;
-        let ring = ring_of(ring)?;
+        let pin = current_pin(cache);
+        let settled = settle(cache, &pin);
+        let ring = ring_of(&settled)?;
         let index = key_index(ring, key_id)?;
-        if let Some(hit) = domains.iter().find(|(i, d, _)| *i == index && d == domain) {
-            return Ok(hit.2.clone());
+        let serial = settled.serial;
+        let domains = &mut cache.domains;
+        if let Some(hit) =
+            domains.iter().find(|(s, i, d, _)| *s == serial && *i == index && d == domain)
+        {
+            return Ok((serial, hit.3.clone()));
         }
         let derived = DomainKey::derive(&ring.keys.keys[index].bytes, domain);
         if domain.len() <= MAX_CACHED_DOMAIN {
             if domains.len() >= MAX_DOMAINS {
                 domains.remove(0);
             }
-            domains.push((index, domain.to_vec(), derived.clone()));
+            domains.push((serial, index, domain.to_vec(), derived.clone()));
         }
-        Ok(derived)
+        Ok((serial, derived))
     })
 }
 
 /// What the backend keeps of callers' domains: (entries, bytes of domain text).
 #[cfg(any(test, feature = "pg_test"))]
 pub fn cached_domains() -> (usize, usize) {
-    CACHE.with_borrow(|c| (c.domains.len(), c.domains.iter().map(|(_, d, _)| d.len()).sum()))
+    CACHE.with_borrow(|c| (c.domains.len(), c.domains.iter().map(|(_, _, d, _)| d.len()).sum()))
 }
 
-/// Runs `f` with the raw bytes of the key `key_id` ('' for the active key) of this statement's
+/// Runs `f` with the raw bytes of the key `key_id` ('' for the active key) of the current
 /// ring.
 pub fn with_key<R>(key_id: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<R> {
     CACHE.with_borrow_mut(|cache| {
-        let ring = current(cache, Epoch::now())?;
+        let pin = current_pin(cache);
+        let settled = settle(cache, &pin);
+        let ring = ring_of(&settled)?;
         let index = key_index(ring, key_id)?;
         Ok(f(&ring.keys.keys[index].bytes))
     })
 }
 
-/// Called by the executor hook before a statement that may start parallel workers: settles
-/// this statement's ring (a failure is kept for the statement's calls to raise, not raised
-/// here: the statement may not need a key) and publishes its identity for the workers.
-pub fn begin_parallel_statement() {
-    if shared::in_parallel_worker() {
-        return;
-    }
-    let id = CACHE.with_borrow_mut(|cache| {
-        refresh(cache, Epoch::now());
-        cache.ring.as_ref().and_then(|r| r.as_ref().ok()).map(|r| r.id)
+/// ExecutorStart: the query gets its outer query's pin if it starts while another runs (a
+/// nested query), else the statement's.
+pub fn query_started(query: usize) {
+    CACHE.with_borrow_mut(|cache| {
+        let pin = current_pin(cache);
+        cache.queries.retain(|(q, _)| *q != query);
+        cache.queries.push((query, pin));
     });
-    shared::publish(id);
+}
+
+/// ExecutorEnd: the query's pin is no longer needed.
+pub fn query_ended(query: usize) {
+    CACHE.with_borrow_mut(|cache| cache.queries.retain(|(q, _)| *q != query));
+}
+
+/// Top-level transaction end: queries that failed never reached ExecutorEnd, nor popped their
+/// pin; none survives (a holdable cursor was run to completion before the commit's callbacks).
+fn forget_queries() {
+    CACHE.with_borrow_mut(|cache| {
+        cache.queries.clear();
+        cache.statement = None;
+        cache.running.clear();
+        cache.subxact_depths.clear();
+    });
+    RUNNING_SERIAL.store(0, Ordering::Relaxed);
+}
+
+/// Subtransactions: an ERROR skips the executor hooks' pop of the running query (they do not
+/// catch errors, see `hooks.rs`), and a PL/pgSQL EXCEPTION block (a subtransaction) may go on
+/// after it; aborting the subtransaction restores the running queries it started with.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn subtransaction_event(
+    event: pg_sys::SubXactEvent::Type,
+    _mine: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    use pg_sys::SubXactEvent::*;
+    CACHE.with_borrow_mut(|cache| match event {
+        SUBXACT_EVENT_START_SUB => {
+            let depth = cache.running.len();
+            cache.subxact_depths.push(depth);
+        }
+        SUBXACT_EVENT_COMMIT_SUB => {
+            cache.subxact_depths.pop();
+        }
+        SUBXACT_EVENT_ABORT_SUB => {
+            if let Some(depth) = cache.subxact_depths.pop() {
+                cache.running.truncate(depth);
+            }
+        }
+        _ => {}
+    });
+    if event == SUBXACT_EVENT_ABORT_SUB {
+        query_stopped(usize::MAX);
+    }
+}
+
+/// ExecutorRun, ExecutorFinish: the query's pin is the current one until `query_stopped`;
+/// returns the depth to restore. With `publish` (a leader about to run a parallel plan), the
+/// ring is settled now and its identity published for the workers, under the statement
+/// timestamp they will be started with (the Execute message's, in the extended protocol).
+pub fn query_running(query: usize, publish: bool) -> usize {
+    let (depth, id) = CACHE.with_borrow_mut(|cache| {
+        let pin = match cache.queries.iter().find(|(q, _)| *q == query) {
+            Some((_, pin)) => pin.clone(),
+            None => current_pin(cache),
+        };
+        let depth = cache.running.len();
+        let settled = pin.0.borrow().as_ref().map(|s| s.serial).unwrap_or(0);
+        cache.running.push(pin.clone());
+        RUNNING_SERIAL.store(settled, Ordering::Relaxed);
+        let id = (publish && !shared::in_parallel_worker())
+            .then(|| settle(cache, &pin).ring.ok().map(|r| r.id));
+        (depth, id)
+    });
+    if let Some(id) = id {
+        shared::publish(id);
+    }
+    depth
+}
+
+/// After ExecutorRun or ExecutorFinish: back to `depth` running queries (`usize::MAX`: as
+/// many as there are, after a subtransaction abort truncated them).
+pub fn query_stopped(depth: usize) {
+    CACHE.with_borrow_mut(|cache| {
+        cache.running.truncate(depth);
+        let serial = cache
+            .running
+            .last()
+            .and_then(|pin| pin.0.borrow().as_ref().map(|s| s.serial))
+            .unwrap_or(0);
+        RUNNING_SERIAL.store(serial, Ordering::Relaxed);
+    });
 }
 
 /// A non-constant argument's bytes as a call site last saw them; longer ones are not kept.
@@ -278,8 +453,8 @@ impl SiteArg {
 
 /// A call site's resolved domain key (kept in `fn_extra`, see `fmgr::call_site`).
 pub struct Site {
-    /// The epoch `dk` belongs to; None: nothing resolved.
-    epoch: Option<Epoch>,
+    /// The serial of the ring `dk` belongs to; 0: nothing resolved.
+    serial: u64,
     domain_const: bool,
     key_id_const: bool,
     domain: SiteArg,
@@ -299,12 +474,11 @@ pub struct Args<'a> {
 /// M = HMAC-SHA256(DK(key_id, domain), value) for one call, with `value` already in UTF-8
 /// (or bytea) and `domain` and `key_id` as the server stores them.
 pub fn mac(args: &Args, value: &[u8]) -> Result<[u8; 32]> {
-    let epoch = Epoch::now();
     // SAFETY: fcinfo is fmgr's call info of the entry point calling this; its fn_extra holds
     // a `Site` only (the pseudonym entry points use this function alone).
     let site = unsafe {
         fmgr::call_site(args.fcinfo, || Site {
-            epoch: None,
+            serial: 0,
             domain_const: fmgr::arg_is_const(args.fcinfo, args.domain_arg),
             key_id_const: fmgr::arg_is_const(args.fcinfo, args.key_id_arg),
             domain: SiteArg::EMPTY,
@@ -313,31 +487,34 @@ pub fn mac(args: &Args, value: &[u8]) -> Result<[u8; 32]> {
         })
     };
     let Some(site) = site else {
-        return Ok(resolve(epoch, args)?.mac_interruptible(value, check_for_interrupts));
+        return Ok(resolve(args)?.1.mac_interruptible(value, check_for_interrupts));
     };
-    if site.epoch == Some(epoch)
-        && (site.domain_const || site.domain.matches(args.domain))
-        && (site.key_id_const || site.key_id.matches(args.key_id))
-    {
-        if let Some(dk) = &site.dk {
-            return Ok(dk.mac_interruptible(value, check_for_interrupts));
+    let args_match = (site.domain_const || site.domain.matches(args.domain))
+        && (site.key_id_const || site.key_id.matches(args.key_id));
+    if args_match && site.serial != 0 {
+        // The common case: a running query whose ring is settled, and this call site resolved
+        // its key from that ring.
+        if site.serial == RUNNING_SERIAL.load(Ordering::Relaxed) {
+            if let Some(dk) = &site.dk {
+                return Ok(dk.mac_interruptible(value, check_for_interrupts));
+            }
         }
     }
-    let dk = resolve(epoch, args)?;
+    let (serial, dk) = resolve(args)?;
     let m = dk.mac_interruptible(value, check_for_interrupts);
-    site.epoch = None;
+    site.serial = 0;
     site.dk = None;
     if let (Some(domain), Some(key_id)) = (SiteArg::of(args.domain), SiteArg::of(args.key_id)) {
-        *site = Site { epoch: Some(epoch), domain, key_id, dk: Some(dk), ..*site };
+        *site = Site { serial, domain, key_id, dk: Some(dk), ..*site };
     } else if site.domain_const && site.key_id_const {
-        *site = Site { epoch: Some(epoch), dk: Some(dk), ..*site };
+        *site = Site { serial, dk: Some(dk), ..*site };
     }
     Ok(m)
 }
 
-fn resolve(epoch: Epoch, args: &Args) -> Result<DomainKey> {
+fn resolve(args: &Args) -> Result<(u64, DomainKey)> {
     let domain = crate::encoding::to_utf8(args.domain);
-    domain_key(epoch, args.key_id, &domain)
+    domain_key(args.key_id, &domain)
 }
 
 fn check_for_interrupts() {

@@ -61,8 +61,7 @@ impl Statement {
     }
 }
 
-/// The current statement's start timestamp, for the per-row check of the call sites (an
-/// unguarded call: a few nanoseconds).
+/// The current statement's start timestamp (an unguarded call: a few nanoseconds).
 #[inline]
 pub fn statement_start() -> i64 {
     // SAFETY: as above.
@@ -158,13 +157,31 @@ pub fn publish(ring: Option<RingId>) {
     }
 }
 
-/// A worker: is `ring` the one its leader published for this statement? False when the
-/// leader published another ring, none, or nothing for this statement (fail closed).
-pub fn agrees(ring: Option<RingId>) -> bool {
+/// What a worker finds in its leader's slot.
+pub enum Agreement {
+    /// The ring it read is the one the leader published for this statement.
+    Same,
+    /// The leader published another ring for this statement, or none (it could not read one).
+    Different,
+    /// The leader published nothing for this statement: a parallel operation that does not go
+    /// through the executor's ExecutorRun (a parallel index build), or no slot at all.
+    Unpublished,
+}
+
+/// A worker: is `ring` the one its leader published for this statement?
+pub fn agrees(ring: RingId) -> Agreement {
     let statement = Statement::current();
     match group_slot() {
-        Some(slot) => slot.with(|s, r| *s == statement && r.is_some() && *r == ring),
-        None => false,
+        Some(slot) => slot.with(|s, r| {
+            if *s != statement {
+                Agreement::Unpublished
+            } else if *r == Some(ring) {
+                Agreement::Same
+            } else {
+                Agreement::Different
+            }
+        }),
+        None => Agreement::Unpublished,
     }
 }
 

@@ -166,13 +166,56 @@ SELECT count(*) FILTER (WHERE deident.pseudonymize(v) = (SELECT regress_rotate(v
 -- fail (the key ring changed while the statement ran)
 SELECT count(*) FILTER (WHERE deident.pseudonymize(v) = (SELECT regress_rotate(v) FROM regress_same LIMIT 1))
   FROM regress_same;
--- OK: with the file left alone, workers and leader agree (5000 rows match)
+-- OK: with the file left alone, workers and leader agree (5000 rows match), and the workers
+-- did the hashing
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
 SELECT count(*) FILTER (WHERE deident.pseudonymize(v) = (SELECT deident.pseudonymize(v) FROM regress_same LIMIT 1))
   FROM regress_same;
+SELECT count(*) FILTER (WHERE deident.pseudonymize(v) = (SELECT deident.pseudonymize(v) FROM regress_same LIMIT 1))
+  FROM regress_same;
+-- a parallel index build does not run through the executor, so its workers cannot check the
+-- ring: refused with its own message (an IMMUTABLE wrapper is needed to index a pseudonym at
+-- all, and is wrong: the pseudonym changes with the key)
+CREATE FUNCTION regress_pz(v text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
+  AS $$ SELECT deident.pseudonymize(v) $$;
+ALTER TABLE regress_same SET (parallel_workers = 2);
+SET max_parallel_maintenance_workers = 2;
+-- fail (workers cannot check the ring)
+CREATE INDEX regress_same_pz ON regress_same (regress_pz(v));
+-- OK: without workers
+SET max_parallel_maintenance_workers = 0;
+CREATE INDEX regress_same_pz ON regress_same (regress_pz(v));
+RESET max_parallel_maintenance_workers;
+DROP INDEX regress_same_pz;
+DROP FUNCTION regress_pz(text);
 RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size;
 RESET max_parallel_workers_per_gather; RESET parallel_leader_participation;
 DROP TABLE regress_same;
 DROP FUNCTION regress_rotate(text);
+-- a cursor keeps the ring of its query across FETCHes (each a statement of its own), however
+-- the file changes between them; a new query in the same transaction takes the new ring
+COPY (SELECT) TO PROGRAM 'cp deident/regress.keys deident/rotate.keys';
+BEGIN;
+DECLARE regress_c CURSOR FOR
+  SELECT g, deident.pseudonymize('alice@contoso.com') FROM generate_series(1, 4) g;
+FETCH 2 FROM regress_c;
+COPY (SELECT) TO PROGRAM 'cp deident/k2only.keys deident/rotate.keys';
+FETCH 2 FROM regress_c;
+SELECT deident.pseudonymize('alice@contoso.com') AS new_query;
+COMMIT;
+-- a PL/pgSQL expression keeps its call site for the transaction: it takes each statement's
+-- ring, and a parameter (the domain) that changes from call to call is not mistaken for a
+-- constant
+CREATE FUNCTION regress_p(v text, d text) RETURNS text LANGUAGE plpgsql
+  AS $$ BEGIN RETURN deident.pseudonymize(v, d); END $$;
+COPY (SELECT) TO PROGRAM 'cp deident/regress.keys deident/rotate.keys';
+BEGIN;
+SELECT regress_p('alice@contoso.com', '') AS k1;
+COPY (SELECT) TO PROGRAM 'cp deident/k2only.keys deident/rotate.keys';
+SELECT regress_p('alice@contoso.com', '') AS k2, regress_p('alice@contoso.com', 'hr') AS k2_hr,
+       deident.pseudonymize('alice@contoso.com', 'hr', 22, 'k2') AS expected_k2_hr;
+COMMIT;
+DROP FUNCTION regress_p(text, text);
 COPY (SELECT) TO PROGRAM 'rm deident/rotate.keys';
 
 -- 8. the path and the active key id go only to a superuser at the prompt: the session user
