@@ -10,9 +10,9 @@
 //! tagged with the statement's start timestamps, which parallel.c copies to the workers
 //! (`SetParallelStartTimestamps`).
 //!
-//! Size: one slot (48 bytes) per backend slot (MaxBackends), requested while the library is
+//! Size: one slot (56 bytes) per backend slot (MaxBackends), requested while the library is
 //! preloaded. A slot is written by its leader and read by the leader's workers; a tiny
-//! spinlock (an atomic flag) makes the 40 bytes consistent. A process that dies holding it can
+//! spinlock (an atomic flag) makes its fields consistent. A process that dies holding it can
 //! only be a crash, which reinitializes shared memory.
 
 use std::cell::UnsafeCell;
@@ -32,13 +32,17 @@ pub struct Statement {
     stmt: i64,
 }
 
+/// All zero bytes (as shared memory starts) is a valid slot: unlocked, no statement, no ring.
 #[repr(C)]
 struct Slot {
     lock: AtomicU32,
+    /// False: the leader has no usable ring for the statement.
+    has_ring: UnsafeCell<bool>,
     statement: UnsafeCell<Statement>,
-    /// None: the leader has no usable ring for the statement.
-    ring: UnsafeCell<Option<RingId>>,
+    ring: UnsafeCell<RingId>,
 }
+
+const _: () = assert!(std::mem::size_of::<Slot>() == 56);
 
 static mut SLOTS: *mut Slot = std::ptr::null_mut();
 static mut NSLOTS: usize = 0;
@@ -101,7 +105,7 @@ pub fn startup() {
     let mut found = false;
     // SAFETY: AddinShmemInitLock (lwlocknames.txt: 21) serializes ShmemInitStruct, as the
     // shmem_startup_hook convention asks; the struct is `size` bytes of shared memory, and an
-    // all-zero Slot is valid (unlocked, no statement, no ring).
+    // all-zero Slot is valid (see `Slot`).
     unsafe {
         let lock = std::ptr::addr_of_mut!((*pg_sys::MainLWLockArray.add(21)).lock);
         pg_sys::LWLockAcquire(lock, pg_sys::LWLockMode::LW_EXCLUSIVE);
@@ -132,12 +136,14 @@ fn group_slot() -> Option<&'static Slot> {
 }
 
 impl Slot {
-    fn with<R>(&self, f: impl FnOnce(&mut Statement, &mut Option<RingId>) -> R) -> R {
+    fn with<R>(&self, f: impl FnOnce(&mut Statement, &mut bool, &mut RingId) -> R) -> R {
         while self.lock.compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
             std::hint::spin_loop();
         }
         // SAFETY: the lock is held: no other process touches the fields until it is released.
-        let result = unsafe { f(&mut *self.statement.get(), &mut *self.ring.get()) };
+        let result = unsafe {
+            f(&mut *self.statement.get(), &mut *self.has_ring.get(), &mut *self.ring.get())
+        };
         self.lock.store(0, Ordering::Release);
         result
     }
@@ -150,9 +156,10 @@ unsafe impl Sync for Slot {}
 pub fn publish(ring: Option<RingId>) {
     let statement = Statement::current();
     if let Some(slot) = group_slot() {
-        slot.with(|s, r| {
+        slot.with(|s, has, r| {
             *s = statement;
-            *r = ring;
+            *has = ring.is_some();
+            *r = ring.unwrap_or_default();
         });
     }
 }
@@ -172,10 +179,10 @@ pub enum Agreement {
 pub fn agrees(ring: RingId) -> Agreement {
     let statement = Statement::current();
     match group_slot() {
-        Some(slot) => slot.with(|s, r| {
+        Some(slot) => slot.with(|s, has, r| {
             if *s != statement {
                 Agreement::Unpublished
-            } else if *r == Some(ring) {
+            } else if *has && *r == ring {
                 Agreement::Same
             } else {
                 Agreement::Different
