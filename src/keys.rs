@@ -212,13 +212,6 @@ pub fn check_stamp(st: &FileStamp, server_uid: u32) -> Result<(), FileProblem> {
     Ok(())
 }
 
-/// O_NONBLOCK (Linux and the BSDs differ; std has no constant for it): opening a FIFO named
-/// as the key file must not wait for a writer; the mode check then refuses it.
-#[cfg(target_os = "linux")]
-const O_NONBLOCK: i32 = 0o4000;
-#[cfg(not(target_os = "linux"))]
-const O_NONBLOCK: i32 = 0x0004;
-
 /// Opens the file once, checks owner, mode, type and size on the open descriptor (`fstat`),
 /// and reads at most the size that was checked: there is no window between the check and the
 /// read in which the path could be pointed at another file. Returns the ring and the stamp
@@ -228,7 +221,9 @@ pub fn load(path: &Path, server_uid: u32) -> Result<(KeyRing, FileStamp), FilePr
     use std::os::unix::fs::OpenOptionsExt;
     let file = fs::OpenOptions::new()
         .read(true)
-        .custom_flags(O_NONBLOCK)
+        // O_NONBLOCK: opening a FIFO named as the key file must not wait for a writer; the type
+        // check then refuses it.
+        .custom_flags(libc::O_NONBLOCK)
         .open(path)
         .map_err(io_problem)?;
     let st = FileStamp::of(&file.metadata().map_err(io_problem)?);
