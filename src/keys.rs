@@ -178,6 +178,15 @@ impl FileStamp {
     }
 }
 
+impl FileStamp {
+    /// The same file with the same content as far as the inode tells: a write changes the
+    /// size or the mtime.
+    fn same_content(&self, other: &FileStamp) -> bool {
+        (self.dev, self.ino, self.size, self.mtime)
+            == (other.dev, other.ino, other.size, other.mtime)
+    }
+}
+
 /// The file's stamp by path (one `stat`): what the cache compares, once per statement, to
 /// decide whether to read the file again.
 pub fn stamp(path: &Path) -> Result<FileStamp, FileProblem> {
@@ -234,10 +243,12 @@ pub fn load(path: &Path, server_uid: u32) -> Result<(KeyRing, FileStamp), FilePr
     (&mut file).take(st.size + 1).read_to_end(&mut content).map_err(io_problem)?;
     // A file rewritten in place while we read (cp, an editor that does not rename) can give a
     // short or torn read that still parses, as a wrong ring: the length must be what was
-    // checked and the file unchanged since (size, mtime, ctime). Otherwise this statement
-    // fails and the next one reads the file again. Replacing the file by a rename is atomic.
+    // checked and the content unchanged since (size and mtime of the open file; not its ctime,
+    // which a rename over it or a chmod also changes, leaving what we read intact). Otherwise
+    // this statement fails and the next one reads the file again. Replacing the file by a
+    // rename is atomic.
     let after = FileStamp::of(&file.metadata().map_err(io_problem)?);
-    if content.len() as u64 != st.size || after != st {
+    if content.len() as u64 != st.size || !after.same_content(&st) {
         return Err(FileProblem::ChangedWhileRead);
     }
     Ok((parse(&content)?, st))
@@ -327,6 +338,28 @@ mod tests {
         let mut big = st(0o100600, 7);
         big.size = MAX_FILE_BYTES + 1;
         assert_eq!(check_stamp(&big, 7), Err(FileProblem::TooLarge));
+    }
+
+    /// What `load` compares after its read: a chmod or a rename over the file (ctime) leaves
+    /// what was read intact; a rewrite in place (mtime, size) does not.
+    #[test]
+    fn content_changes_are_told_from_metadata_changes() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("deident-stamp-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ring");
+        fs::write(&path, format!("k:{K0}\n")).unwrap();
+        let a = stamp(&path).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        let b = stamp(&path).unwrap();
+        assert_ne!(a, b, "a chmod is a change for the cache");
+        assert!(a.same_content(&b), "but not of the content");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::write(&path, format!("j:{K0}\n")).unwrap();
+        let c = stamp(&path).unwrap();
+        assert!(!b.same_content(&c), "a rewrite in place of the same length");
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
