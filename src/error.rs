@@ -29,8 +29,9 @@ pub enum DeidentError {
     UnknownActiveKey { id: String },
     /// A `key_id` argument names no key in the ring (its bytes as passed).
     UnknownKeyId { id: Vec<u8> },
-    /// A parallel worker read another key ring than its leader: the file changed while the
-    /// statement ran.
+    /// Part of a statement would use another key ring than the rest: a parallel worker read
+    /// another ring than its leader, or a cursor settled in an earlier statement is read
+    /// together with new pseudonyms.
     KeyRingChanged,
     /// A parallel worker of an operation whose leader published no key ring (a parallel index
     /// build: it does not run through the executor).
@@ -215,8 +216,8 @@ impl DeidentError {
             DeidentError::KeyRingChanged => (
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                 "pseudonymization key ring changed while the statement ran".to_string(),
-                Some("A parallel worker read another key ring than the statement started with; no pseudonym of the statement was returned.".to_string()),
-                Some("Run the statement again.".to_string()),
+                Some("Part of the statement (a parallel worker, or a cursor opened before the key file changed) used another key ring than the rest; no pseudonym of the statement was returned.".to_string()),
+                Some("Run the statement again; read a cursor opened before the change in statements of its own, or open it again.".to_string()),
             ),
             DeidentError::KeyRingUnpublished => (
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,

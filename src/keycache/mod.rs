@@ -138,6 +138,9 @@ struct Cache {
     running: Vec<Rc<Pin>>,
     /// For each open subtransaction, how many queries were running when it started.
     subxact_depths: Vec<usize>,
+    /// The ring serial used in an epoch: one statement uses one ring, also when it reads a
+    /// cursor opened (and settled) in an earlier statement (`note_use`).
+    used: Option<(Epoch, u64)>,
     /// Derived domain keys: (ring serial, key index, domain, DK), most recent last.
     domains: Vec<(u64, usize, Vec<u8>, DomainKey)>,
 }
@@ -271,10 +274,34 @@ fn settle(cache: &mut Cache, pin: &Pin) -> Settled {
     }
     let settled = latest(cache, Epoch::now());
     *pin.0.borrow_mut() = Some(settled.clone());
-    if cache.running.last().is_some_and(|top| std::ptr::eq(&**top, pin)) {
-        RUNNING_SERIAL.store(settled.serial, Ordering::Relaxed);
-    }
     settled
+}
+
+/// Notes that the current statement uses the ring `serial`: an error if it used another one
+/// already. Two pins of one statement can hold different rings: a cursor opened (and settled)
+/// in an earlier statement, then read by a statement that also pseudonymizes anew.
+fn note_use(cache: &mut Cache, serial: u64) -> Result<()> {
+    let epoch = Epoch::now();
+    match cache.used {
+        Some((e, used)) if e == epoch && used != serial => Err(DeidentError::KeyRingChanged),
+        _ => {
+            cache.used = Some((epoch, serial));
+            Ok(())
+        }
+    }
+}
+
+/// Sets `RUNNING_SERIAL` for the innermost running query: its ring's serial if it is settled
+/// and may be used by this statement, else 0 (the calls take the slow way, which raises the
+/// conflict).
+fn publish_running_serial(cache: &mut Cache) {
+    let serial = cache
+        .running
+        .last()
+        .and_then(|pin| pin.0.borrow().as_ref().map(|s| s.serial))
+        .filter(|&serial| note_use(cache, serial).is_ok())
+        .unwrap_or(0);
+    RUNNING_SERIAL.store(serial, Ordering::Relaxed);
 }
 
 fn ring_of(settled: &Settled) -> Result<&Ring> {
@@ -294,6 +321,10 @@ fn domain_key(key_id: &[u8], domain: &[u8]) -> Result<(u64, DomainKey)> {
     CACHE.with_borrow_mut(|cache| {
         let pin = current_pin(cache);
         let settled = settle(cache, &pin);
+        note_use(cache, settled.serial)?;
+        if cache.running.last().is_some_and(|top| Rc::ptr_eq(top, &pin)) {
+            RUNNING_SERIAL.store(settled.serial, Ordering::Relaxed);
+        }
         let ring = ring_of(&settled)?;
         let index = key_index(ring, key_id)?;
         let serial = settled.serial;
@@ -326,6 +357,7 @@ pub fn with_key<R>(key_id: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<R> {
     CACHE.with_borrow_mut(|cache| {
         let pin = current_pin(cache);
         let settled = settle(cache, &pin);
+        note_use(cache, settled.serial)?;
         let ring = ring_of(&settled)?;
         let index = key_index(ring, key_id)?;
         Ok(f(&ring.keys.keys[index].bytes))
@@ -401,11 +433,13 @@ pub fn query_running(query: usize, publish: bool) -> usize {
             None => current_pin(cache),
         };
         let depth = cache.running.len();
-        let settled = pin.0.borrow().as_ref().map(|s| s.serial).unwrap_or(0);
         cache.running.push(pin.clone());
-        RUNNING_SERIAL.store(settled, Ordering::Relaxed);
-        let id = (publish && !shared::in_parallel_worker())
-            .then(|| settle(cache, &pin).ring.ok().map(|r| r.id));
+        let id = (publish && !shared::in_parallel_worker()).then(|| {
+            let settled = settle(cache, &pin);
+            // A ring this statement may not use is published as none: workers fail.
+            note_use(cache, settled.serial).ok().and(settled.ring.ok()).map(|r| r.id)
+        });
+        publish_running_serial(cache);
         (depth, id)
     });
     if let Some(id) = id {
@@ -419,12 +453,7 @@ pub fn query_running(query: usize, publish: bool) -> usize {
 pub fn query_stopped(depth: usize) {
     CACHE.with_borrow_mut(|cache| {
         cache.running.truncate(depth);
-        let serial = cache
-            .running
-            .last()
-            .and_then(|pin| pin.0.borrow().as_ref().map(|s| s.serial))
-            .unwrap_or(0);
-        RUNNING_SERIAL.store(serial, Ordering::Relaxed);
+        publish_running_serial(cache);
     });
 }
 

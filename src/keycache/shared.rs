@@ -38,6 +38,8 @@ struct Slot {
     lock: AtomicU32,
     /// False: the leader has no usable ring for the statement.
     has_ring: UnsafeCell<bool>,
+    /// Two rings were published for the statement: no worker of it may go on.
+    poisoned: UnsafeCell<bool>,
     statement: UnsafeCell<Statement>,
     ring: UnsafeCell<RingId>,
 }
@@ -136,13 +138,18 @@ fn group_slot() -> Option<&'static Slot> {
 }
 
 impl Slot {
-    fn with<R>(&self, f: impl FnOnce(&mut Statement, &mut bool, &mut RingId) -> R) -> R {
+    fn with<R>(&self, f: impl FnOnce(&mut Statement, &mut bool, &mut bool, &mut RingId) -> R) -> R {
         while self.lock.compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
             std::hint::spin_loop();
         }
         // SAFETY: the lock is held: no other process touches the fields until it is released.
         let result = unsafe {
-            f(&mut *self.statement.get(), &mut *self.has_ring.get(), &mut *self.ring.get())
+            f(
+                &mut *self.statement.get(),
+                &mut *self.has_ring.get(),
+                &mut *self.poisoned.get(),
+                &mut *self.ring.get(),
+            )
         };
         self.lock.store(0, Ordering::Release);
         result
@@ -156,8 +163,16 @@ unsafe impl Sync for Slot {}
 pub fn publish(ring: Option<RingId>) {
     let statement = Statement::current();
     if let Some(slot) = group_slot() {
-        slot.with(|s, has, r| {
+        slot.with(|s, has, poisoned, r| {
+            if *s == statement && (*poisoned || (*has && Some(*r) != ring)) {
+                // Another ring published earlier in this statement (a nested parallel query
+                // of another pin): no worker of the statement may go on, early or late.
+                *poisoned = true;
+                *has = false;
+                return;
+            }
             *s = statement;
+            *poisoned = false;
             *has = ring.is_some();
             *r = ring.unwrap_or_default();
         });
@@ -179,7 +194,7 @@ pub enum Agreement {
 pub fn agrees(ring: RingId) -> Agreement {
     let statement = Statement::current();
     match group_slot() {
-        Some(slot) => slot.with(|s, has, r| {
+        Some(slot) => slot.with(|s, has, _, r| {
             if *s != statement {
                 Agreement::Unpublished
             } else if *has && *r == ring {

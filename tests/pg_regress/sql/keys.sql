@@ -203,6 +203,24 @@ COPY (SELECT) TO PROGRAM 'cp deident/k2only.keys deident/rotate.keys';
 FETCH 2 FROM regress_c;
 SELECT deident.pseudonymize('alice@contoso.com') AS new_query;
 COMMIT;
+-- but a statement that reads such a cursor and also pseudonymizes anew would use two rings:
+-- refused, whichever comes first
+CREATE FUNCTION regress_fetch() RETURNS text LANGUAGE plpgsql
+  AS $$ DECLARE c refcursor := 'regress_c2'; r text; BEGIN FETCH c INTO r; RETURN r; END $$;
+COPY (SELECT) TO PROGRAM 'cp deident/regress.keys deident/rotate.keys';
+BEGIN;
+DECLARE regress_c2 CURSOR FOR
+  SELECT deident.pseudonymize('alice@contoso.com') FROM generate_series(1, 4);
+FETCH 1 FROM regress_c2;
+COPY (SELECT) TO PROGRAM 'cp deident/k2only.keys deident/rotate.keys';
+SAVEPOINT s;
+-- fail (the cursor's ring, then the statement's)
+SELECT regress_fetch() AS from_cursor, deident.pseudonymize('alice@contoso.com') AS fresh;
+ROLLBACK TO s;
+-- fail (the statement's ring, then the cursor's)
+SELECT deident.pseudonymize('alice@contoso.com') AS fresh, regress_fetch() AS from_cursor;
+ROLLBACK;
+DROP FUNCTION regress_fetch();
 -- a PL/pgSQL expression keeps its call site for the transaction: it takes each statement's
 -- ring, and a parameter (the domain) that changes from call to call is not mistaken for a
 -- constant
