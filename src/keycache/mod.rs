@@ -138,9 +138,9 @@ struct Cache {
     running: Vec<Rc<Pin>>,
     /// For each open subtransaction, how many queries were running when it started.
     subxact_depths: Vec<usize>,
-    /// The ring serial used in an epoch: one statement uses one ring, also when it reads a
-    /// cursor opened (and settled) in an earlier statement (`note_use`).
-    used: Option<(Epoch, u64)>,
+    /// The ring used in an epoch: one statement uses one ring, also when it reads a cursor
+    /// opened (and settled) in an earlier statement (`note_use`).
+    used: Option<(Epoch, RingId)>,
     /// Derived domain keys: (ring serial, key index, domain, DK), most recent last.
     domains: Vec<(u64, usize, Vec<u8>, DomainKey)>,
 }
@@ -277,15 +277,19 @@ fn settle(cache: &mut Cache, pin: &Pin) -> Settled {
     settled
 }
 
-/// Notes that the current statement uses the ring `serial`: an error if it used another one
-/// already. Two pins of one statement can hold different rings: a cursor opened (and settled)
-/// in an earlier statement, then read by a statement that also pseudonymizes anew.
-fn note_use(cache: &mut Cache, serial: u64) -> Result<()> {
+/// Notes that the current statement uses the ring of `settled`: an error if it used another
+/// one already (compared by content, `RingId`). Two pins of one statement can hold different
+/// rings: a cursor opened (and settled) in an earlier statement, then read by a statement
+/// that also pseudonymizes anew. A pin without a ring raises its own error when used.
+fn note_use(cache: &mut Cache, settled: &Settled) -> Result<()> {
+    let Ok(ring) = &settled.ring else {
+        return Ok(());
+    };
     let epoch = Epoch::now();
     match cache.used {
-        Some((e, used)) if e == epoch && used != serial => Err(DeidentError::KeyRingChanged),
+        Some((e, used)) if e == epoch && used != ring.id => Err(DeidentError::KeyRingChanged),
         _ => {
-            cache.used = Some((epoch, serial));
+            cache.used = Some((epoch, ring.id));
             Ok(())
         }
     }
@@ -295,12 +299,10 @@ fn note_use(cache: &mut Cache, serial: u64) -> Result<()> {
 /// and may be used by this statement, else 0 (the calls take the slow way, which raises the
 /// conflict).
 fn publish_running_serial(cache: &mut Cache) {
-    let serial = cache
-        .running
-        .last()
-        .and_then(|pin| pin.0.borrow().as_ref().map(|s| s.serial))
-        .filter(|&serial| note_use(cache, serial).is_ok())
-        .unwrap_or(0);
+    let settled = cache.running.last().and_then(|pin| pin.0.borrow().clone());
+    let serial = settled
+        .filter(|settled| settled.ring.is_ok() && note_use(cache, settled).is_ok())
+        .map_or(0, |settled| settled.serial);
     RUNNING_SERIAL.store(serial, Ordering::Relaxed);
 }
 
@@ -321,7 +323,7 @@ fn domain_key(key_id: &[u8], domain: &[u8]) -> Result<(u64, DomainKey)> {
     CACHE.with_borrow_mut(|cache| {
         let pin = current_pin(cache);
         let settled = settle(cache, &pin);
-        note_use(cache, settled.serial)?;
+        note_use(cache, &settled)?;
         if cache.running.last().is_some_and(|top| Rc::ptr_eq(top, &pin)) {
             RUNNING_SERIAL.store(settled.serial, Ordering::Relaxed);
         }
@@ -357,7 +359,7 @@ pub fn with_key<R>(key_id: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<R> {
     CACHE.with_borrow_mut(|cache| {
         let pin = current_pin(cache);
         let settled = settle(cache, &pin);
-        note_use(cache, settled.serial)?;
+        note_use(cache, &settled)?;
         let ring = ring_of(&settled)?;
         let index = key_index(ring, key_id)?;
         Ok(f(&ring.keys.keys[index].bytes))
@@ -437,7 +439,7 @@ pub fn query_running(query: usize, publish: bool) -> usize {
         let id = (publish && !shared::in_parallel_worker()).then(|| {
             let settled = settle(cache, &pin);
             // A ring this statement may not use is published as none: workers fail.
-            note_use(cache, settled.serial).ok().and(settled.ring.ok()).map(|r| r.id)
+            note_use(cache, &settled).ok().and(settled.ring.ok()).map(|r| r.id)
         });
         publish_running_serial(cache);
         (depth, id)
