@@ -317,16 +317,21 @@ fn key_index(ring: &Ring, key_id: &[u8]) -> Result<usize> {
     ring.keys.find(key_id).ok_or_else(|| DeidentError::UnknownKeyId { id: key_id.to_vec() })
 }
 
+/// The ring in force (the innermost running query's, or the statement's), settled now if this
+/// is its first use, and noted as the statement's.
+fn usable_ring(cache: &mut Cache) -> Result<Settled> {
+    let pin = current_pin(cache);
+    let settled = settle(cache, &pin);
+    note_use(cache, &settled)?;
+    publish_running_serial(cache);
+    Ok(settled)
+}
+
 /// The current ring's serial and the domain key for (`key_id`, `domain`) in it; `key_id` ''
 /// is the active key, `domain` is UTF-8.
 fn domain_key(key_id: &[u8], domain: &[u8]) -> Result<(u64, DomainKey)> {
     CACHE.with_borrow_mut(|cache| {
-        let pin = current_pin(cache);
-        let settled = settle(cache, &pin);
-        note_use(cache, &settled)?;
-        if cache.running.last().is_some_and(|top| Rc::ptr_eq(top, &pin)) {
-            RUNNING_SERIAL.store(settled.serial, Ordering::Relaxed);
-        }
+        let settled = usable_ring(cache)?;
         let ring = ring_of(&settled)?;
         let index = key_index(ring, key_id)?;
         let serial = settled.serial;
@@ -357,9 +362,7 @@ pub fn cached_domains() -> (usize, usize) {
 /// ring.
 pub fn with_key<R>(key_id: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<R> {
     CACHE.with_borrow_mut(|cache| {
-        let pin = current_pin(cache);
-        let settled = settle(cache, &pin);
-        note_use(cache, &settled)?;
+        let settled = usable_ring(cache)?;
         let ring = ring_of(&settled)?;
         let index = key_index(ring, key_id)?;
         Ok(f(&ring.keys.keys[index].bytes))
@@ -522,13 +525,11 @@ pub fn mac(args: &Args, value: &[u8]) -> Result<[u8; 32]> {
     };
     let args_match = (site.domain_const || site.domain.matches(args.domain))
         && (site.key_id_const || site.key_id.matches(args.key_id));
-    if args_match && site.serial != 0 {
-        // The common case: a running query whose ring is settled, and this call site resolved
-        // its key from that ring.
-        if site.serial == RUNNING_SERIAL.load(Ordering::Relaxed) {
-            if let Some(dk) = &site.dk {
-                return Ok(dk.mac_interruptible(value, check_for_interrupts));
-            }
+    // The common case: a running query whose ring is settled, and this call site resolved its
+    // key from that ring (serial 0: none resolved, or no settled query running).
+    if args_match && site.serial != 0 && site.serial == RUNNING_SERIAL.load(Ordering::Relaxed) {
+        if let Some(dk) = &site.dk {
+            return Ok(dk.mac_interruptible(value, check_for_interrupts));
         }
     }
     let (serial, dk) = resolve(args)?;
