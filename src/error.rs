@@ -14,7 +14,7 @@ use pgrx::{PgLogLevel, PgSqlErrorCode};
 
 use crate::aggregates::state::StateError;
 use crate::keys::{FileProblem, LineProblem};
-use crate::labels::LabelError;
+use crate::policy::LabelError;
 use crate::pseudonym::{MAX_LENGTH, MIN_LENGTH};
 
 #[derive(Debug, Clone)]
@@ -47,6 +47,21 @@ pub enum DeidentError {
     NotOurState,
     /// A security label was refused.
     Label(LabelError),
+    /// A restricted role called a keyed function (testing guesses against pseudonyms).
+    RestrictedKeyedCall,
+    /// A restricted role would write to (or lock rows of, or truncate) a labelled relation.
+    RestrictedWrite { relation: String },
+    /// The fail-closed tripwire: a restricted role's plan reads an identifier column that the
+    /// rewrite did not mask (a path pg_deident does not cover, or a plan made for another role).
+    RestrictedRawRead { relation: String },
+    /// A restricted role fetches from a held cursor it did not open while restricted.
+    RestrictedHeldCursor,
+    /// A role that is not a superuser detaches a partition or drops an inheritance link that
+    /// carries labels (the child would stop being covered: the same as removing a label).
+    UnlinkLabelled { relation: String },
+    /// A restricted role reads a labelled relation, and the masking functions are missing (the
+    /// extension is not installed in this database).
+    MaskingUnavailable,
 }
 
 pub type Result<T> = std::result::Result<T, DeidentError>;
@@ -300,11 +315,53 @@ impl DeidentError {
                 None,
                 None,
             ),
-            DeidentError::Label(LabelError::RoleLabelNotYet) => (
-                ERRCODE_FEATURE_NOT_SUPPORTED,
-                "pg_deident does not label roles yet".to_string(),
-                Some("The role label restricted arrives together with its enforcement: a label that protects nothing would mislead.".to_string()),
-                Some("Until then, control access with GRANT and REVOKE.".to_string()),
+            DeidentError::Label(LabelError::UnknownRoleLabel(label)) => (
+                ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("\"{}\" is not a pg_deident role label", echo(label.as_bytes())),
+                None,
+                Some("The role label is restricted (in any case).".to_string()),
+            ),
+            DeidentError::Label(LabelError::RestrictedSuperuser) => (
+                ERRCODE_INVALID_PARAMETER_VALUE,
+                "a superuser cannot be restricted".to_string(),
+                Some("A superuser bypasses every check pg_deident makes.".to_string()),
+                Some("Restrict a role without SUPERUSER.".to_string()),
+            ),
+            DeidentError::RestrictedKeyedCall => (
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
+                "a restricted role cannot call pg_deident's keyed functions".to_string(),
+                Some("Comparing the pseudonym of a guess with a column would test guesses of raw values.".to_string()),
+                Some("Columns labelled identifier already read as pseudonyms: compare and join them as they are.".to_string()),
+            ),
+            DeidentError::RestrictedWrite { relation } => (
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("a restricted role cannot write to relation \"{}\"", echo(relation.as_bytes())),
+                Some("The relation has columns labelled as personal data; INSERT, UPDATE, DELETE, MERGE, COPY FROM, TRUNCATE and SELECT FOR UPDATE/SHARE are refused.".to_string()),
+                None,
+            ),
+            DeidentError::RestrictedRawRead { relation } => (
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("a restricted role cannot read identifier columns of relation \"{}\" this way", echo(relation.as_bytes())),
+                Some("The statement would read raw values that pg_deident did not replace by pseudonyms (for example a cursor or plan made for another role).".to_string()),
+                Some("Run the query again as this role; open cursors and prepare statements after SET ROLE.".to_string()),
+            ),
+            DeidentError::RestrictedHeldCursor => (
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
+                "a restricted role cannot fetch from a held cursor opened by another role".to_string(),
+                None,
+                Some("Declare the cursor again as this role.".to_string()),
+            ),
+            DeidentError::UnlinkLabelled { relation } => (
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("must be superuser to unlink a child of relation \"{}\"", echo(relation.as_bytes())),
+                Some("The relation's pg_deident labels cover its partitions and inheritance children; detaching one removes its labels.".to_string()),
+                None,
+            ),
+            DeidentError::MaskingUnavailable => (
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                "pg_deident is not installed in this database".to_string(),
+                Some("A restricted role reads a relation with identifier columns, and the functions that replace them by pseudonyms are missing.".to_string()),
+                Some("Run CREATE EXTENSION pg_deident in this database.".to_string()),
             ),
             DeidentError::Label(LabelError::NotAColumn) => (
                 ERRCODE_FEATURE_NOT_SUPPORTED,
@@ -387,7 +444,14 @@ mod tests {
             DeidentError::Label(LabelError::NotSuperuser),
             DeidentError::Label(LabelError::UnknownColumnLabel("secret".into())),
             DeidentError::Label(LabelError::ColumnOfUnsupportedRelation),
-            DeidentError::Label(LabelError::RoleLabelNotYet),
+            DeidentError::Label(LabelError::UnknownRoleLabel("x".into())),
+            DeidentError::Label(LabelError::RestrictedSuperuser),
+            DeidentError::RestrictedKeyedCall,
+            DeidentError::RestrictedWrite { relation: "t".into() },
+            DeidentError::RestrictedRawRead { relation: "t".into() },
+            DeidentError::RestrictedHeldCursor,
+            DeidentError::UnlinkLabelled { relation: "t".into() },
+            DeidentError::MaskingUnavailable,
             DeidentError::Label(LabelError::NotAColumn),
         ];
         let problems = [

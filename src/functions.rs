@@ -12,6 +12,7 @@ use std::borrow::Cow;
 use pgrx::prelude::*;
 
 use crate::encoding;
+use crate::enforcement;
 use crate::error::{DeidentError, OrReport, Result};
 use crate::fmgr::{self, pg_function_info_v1};
 use crate::keycache;
@@ -41,6 +42,8 @@ unsafe fn mac_of(
     raw: bool,
 ) -> [u8; 32] {
     preload::check().or_report();
+    // SAFETY: per the contract.
+    unsafe { enforcement::check_keyed_call(fcinfo) };
     // SAFETY: per the contract.
     let (v, d, k) = unsafe {
         (

@@ -6,11 +6,16 @@
 //!   (`keycache::shared`).
 //! - `ExecutorStart_hook`, `ExecutorRun_hook`, `ExecutorFinish_hook`, `ExecutorEnd_hook`: follow
 //!   each query, so that it keeps one key ring for its whole life, and, just before a parallel
-//!   plan runs, publish that ring's identity for the workers (`keycache`).
+//!   plan runs, publish that ring's identity for the workers (`keycache`); ExecutorRun also
+//!   stops a restricted role running a plan made for another role (`enforcement`).
+//! - `post_parse_analyze_hook`, `planner_hook`, `ProcessUtility_hook`,
+//!   `ExecutorCheckPerms_hook`, `needs_fmgr_hook` / `fmgr_hook`: restricted roles
+//!   (`enforcement`, which says what each does).
 
 use pgrx::pg_guard;
 use pgrx::pg_sys;
 
+use crate::enforcement;
 use crate::keycache;
 
 static mut PREV_EXECUTOR_START: pg_sys::ExecutorStart_hook_type = None;
@@ -18,6 +23,12 @@ static mut PREV_EXECUTOR_RUN: pg_sys::ExecutorRun_hook_type = None;
 static mut PREV_EXECUTOR_FINISH: pg_sys::ExecutorFinish_hook_type = None;
 static mut PREV_EXECUTOR_END: pg_sys::ExecutorEnd_hook_type = None;
 static mut PREV_SHMEM_STARTUP: pg_sys::shmem_startup_hook_type = None;
+static mut PREV_POST_PARSE_ANALYZE: pg_sys::post_parse_analyze_hook_type = None;
+static mut PREV_PLANNER: pg_sys::planner_hook_type = None;
+static mut PREV_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
+static mut PREV_EXECUTOR_CHECK_PERMS: pg_sys::ExecutorCheckPerms_hook_type = None;
+static mut PREV_NEEDS_FMGR: pg_sys::needs_fmgr_hook_type = None;
+static mut PREV_FMGR: pg_sys::fmgr_hook_type = None;
 #[cfg(not(any(feature = "pg13", feature = "pg14")))]
 static mut PREV_SHMEM_REQUEST: pg_sys::shmem_request_hook_type = None;
 
@@ -34,6 +45,18 @@ pub fn install() {
         pg_sys::ExecutorFinish_hook = Some(executor_finish);
         PREV_EXECUTOR_END = pg_sys::ExecutorEnd_hook;
         pg_sys::ExecutorEnd_hook = Some(executor_end);
+        PREV_POST_PARSE_ANALYZE = pg_sys::post_parse_analyze_hook;
+        pg_sys::post_parse_analyze_hook = Some(post_parse_analyze);
+        PREV_PLANNER = pg_sys::planner_hook;
+        pg_sys::planner_hook = Some(planner);
+        PREV_PROCESS_UTILITY = pg_sys::ProcessUtility_hook;
+        pg_sys::ProcessUtility_hook = Some(process_utility);
+        PREV_EXECUTOR_CHECK_PERMS = pg_sys::ExecutorCheckPerms_hook;
+        pg_sys::ExecutorCheckPerms_hook = Some(executor_check_perms);
+        PREV_NEEDS_FMGR = pg_sys::needs_fmgr_hook;
+        pg_sys::needs_fmgr_hook = Some(needs_fmgr);
+        PREV_FMGR = pg_sys::fmgr_hook;
+        pg_sys::fmgr_hook = Some(fmgr);
         PREV_SHMEM_STARTUP = pg_sys::shmem_startup_hook;
         pg_sys::shmem_startup_hook = Some(shmem_startup);
         #[cfg(not(any(feature = "pg13", feature = "pg14")))]
@@ -92,6 +115,23 @@ unsafe extern "C-unwind" {
     fn standard_executor_finish(query_desc: *mut pg_sys::QueryDesc);
     #[link_name = "standard_ExecutorEnd"]
     fn standard_executor_end(query_desc: *mut pg_sys::QueryDesc);
+    fn standard_planner(
+        parse: *mut pg_sys::Query,
+        query_string: *const std::ffi::c_char,
+        cursor_options: i32,
+        bound_params: pg_sys::ParamListInfo,
+    ) -> *mut pg_sys::PlannedStmt;
+    #[link_name = "standard_ProcessUtility"]
+    fn standard_process_utility(
+        pstmt: *mut pg_sys::PlannedStmt,
+        query_string: *const std::ffi::c_char,
+        read_only_tree: bool,
+        context: pg_sys::ProcessUtilityContext::Type,
+        params: pg_sys::ParamListInfo,
+        query_env: *mut pg_sys::QueryEnvironment,
+        dest: *mut pg_sys::DestReceiver,
+        qc: *mut pg_sys::QueryCompletion,
+    );
 }
 
 #[pg_guard]
@@ -142,6 +182,7 @@ unsafe extern "C-unwind" fn executor_run(
     unsafe {
         let stmt = (*query_desc).plannedstmt;
         let parallel = !stmt.is_null() && (*stmt).parallelModeNeeded;
+        check_before_run(stmt);
         let depth = query_running(query_desc, parallel);
         match PREV_EXECUTOR_RUN {
             Some(prev) => prev(query_desc, direction, count, execute_once),
@@ -171,5 +212,158 @@ unsafe extern "C-unwind" fn executor_end(query_desc: *mut pg_sys::QueryDesc) {
             None => standard_executor_end(query_desc),
         }
         query_ended(query_desc);
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn check_before_run(stmt: *mut pg_sys::PlannedStmt) {
+    // SAFETY: the running PlannedStmt or NULL.
+    unsafe { enforcement::check_before_run(stmt) }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn mark_role_dependent(query: *mut pg_sys::Query) {
+    // SAFETY: the analysed Query.
+    unsafe { enforcement::mark_role_dependent(query) }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn before_planning(query: *mut pg_sys::Query) {
+    // SAFETY: the planner's input Query.
+    unsafe { enforcement::before_planning(query) }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn before_utility(
+    pstmt: *mut pg_sys::PlannedStmt,
+) -> *mut pg_sys::PlannedStmt {
+    // SAFETY: the statement ProcessUtility received.
+    match unsafe { enforcement::before_utility(pstmt) } {
+        enforcement::Utility::AsIs => pstmt,
+        enforcement::Utility::Replace(other) => other,
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn after_utility(pstmt: *mut pg_sys::PlannedStmt) {
+    // SAFETY: the statement ProcessUtility ran.
+    unsafe { enforcement::after_utility(pstmt) }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn check_permissions(rtable: *mut pg_sys::List, abort: bool) -> bool {
+    // SAFETY: the range table ExecCheckRTPerms received.
+    unsafe { enforcement::check_permissions(rtable, abort) }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn keeps_sql_functions_whole(fn_oid: pg_sys::Oid) -> bool {
+    enforcement::keeps_sql_functions_whole(fn_oid)
+}
+
+unsafe extern "C-unwind" fn post_parse_analyze(
+    pstate: *mut pg_sys::ParseState,
+    query: *mut pg_sys::Query,
+    jstate: *mut pg_sys::JumbleState,
+) {
+    // SAFETY: as in executor_start.
+    unsafe {
+        if let Some(prev) = PREV_POST_PARSE_ANALYZE {
+            prev(pstate, query, jstate);
+        }
+        mark_role_dependent(query);
+    }
+}
+
+unsafe extern "C-unwind" fn planner(
+    parse: *mut pg_sys::Query,
+    query_string: *const std::ffi::c_char,
+    cursor_options: i32,
+    bound_params: pg_sys::ParamListInfo,
+) -> *mut pg_sys::PlannedStmt {
+    // SAFETY: as in executor_start. Every plan depends on the role: the plan cache makes a
+    // new one when another role runs it (plancache.c CheckCachedPlan).
+    unsafe {
+        before_planning(parse);
+        let stmt = match PREV_PLANNER {
+            Some(prev) => prev(parse, query_string, cursor_options, bound_params),
+            None => standard_planner(parse, query_string, cursor_options, bound_params),
+        };
+        if !stmt.is_null() {
+            (*stmt).dependsOnRole = true;
+        }
+        stmt
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C-unwind" fn process_utility(
+    pstmt: *mut pg_sys::PlannedStmt,
+    query_string: *const std::ffi::c_char,
+    read_only_tree: bool,
+    context: pg_sys::ProcessUtilityContext::Type,
+    params: pg_sys::ParamListInfo,
+    query_env: *mut pg_sys::QueryEnvironment,
+    dest: *mut pg_sys::DestReceiver,
+    qc: *mut pg_sys::QueryCompletion,
+) {
+    // SAFETY: as in executor_start. A replaced statement is a new tree of ours, which
+    // ProcessUtility may scribble on.
+    unsafe {
+        let run = before_utility(pstmt);
+        let read_only = read_only_tree && run == pstmt;
+        match PREV_PROCESS_UTILITY {
+            Some(prev) => prev(run, query_string, read_only, context, params, query_env, dest, qc),
+            None => standard_process_utility(
+                run,
+                query_string,
+                read_only,
+                context,
+                params,
+                query_env,
+                dest,
+                qc,
+            ),
+        }
+        after_utility(pstmt);
+    }
+}
+
+unsafe extern "C-unwind" fn executor_check_perms(rtable: *mut pg_sys::List, abort: bool) -> bool {
+    // SAFETY: as in executor_start.
+    unsafe {
+        if !check_permissions(rtable, abort) {
+            return false;
+        }
+        match PREV_EXECUTOR_CHECK_PERMS {
+            Some(prev) => prev(rtable, abort),
+            None => true,
+        }
+    }
+}
+
+unsafe extern "C-unwind" fn needs_fmgr(fn_oid: pg_sys::Oid) -> bool {
+    // SAFETY: as in executor_start.
+    unsafe {
+        if let Some(prev) = PREV_NEEDS_FMGR {
+            if prev(fn_oid) {
+                return true;
+            }
+        }
+        keeps_sql_functions_whole(fn_oid)
+    }
+}
+
+unsafe extern "C-unwind" fn fmgr(
+    event: pg_sys::FmgrHookEventType::Type,
+    flinfo: *mut pg_sys::FmgrInfo,
+    arg: *mut pg_sys::Datum,
+) {
+    // SAFETY: as in executor_start. pg_deident needs no work at function entry or exit: it
+    // asks for the hook only to keep SQL functions from being inlined.
+    unsafe {
+        if let Some(prev) = PREV_FMGR {
+            prev(event, flinfo, arg);
+        }
     }
 }

@@ -1,77 +1,27 @@
 //! The `deident` security-label provider (SPEC "Security labels"): which columns hold
-//! personal data, recorded in the catalog itself (pg_seclabel), so that it follows renames,
-//! goes away with the column, and survives pg_dump / pg_restore.
+//! personal data, and which roles see pseudonyms only, recorded in the catalog itself
+//! (pg_seclabel, pg_shseclabel), so that labels follow renames, go away with their object, and
+//! survive pg_dump / pg_restore.
 //!
-//! The relabel hook only sorts the object by class and hands it to a pure check, as
-//! PostgreSQL's own providers do (src/test/modules/dummy_seclabel, contrib/sepgsql/label.c).
+//! The relabel hook only sorts the object by class and hands it to the pure check in `policy`,
+//! as PostgreSQL's own providers do (src/test/modules/dummy_seclabel, contrib/sepgsql/label.c).
 //! Who may label: PostgreSQL already requires ownership of the table (seclabel.c,
-//! `ExecSecLabelStmt`); pg_deident also requires a superuser, because these labels are the
-//! DBA's statement of what is personal data and (with restricted roles) of what an analyst may
-//! see: a table owner must not be able to unlabel a column to read it in the clear.
+//! `ExecSecLabelStmt`); pg_deident requires a superuser (`policy::check` says why).
+//!
+//! SECURITY LABEL sends no cache invalidation of its own, and what a restricted role sees
+//! depends on the labels: so an accepted label invalidates the relation's relcache entry (a
+//! column label) or every relcache entry (a role label), at commit and in every backend. That
+//! re-plans cached plans built under the old labels (plancache.c listens to relcache
+//! invalidations) and clears the label caches of `enforcement`.
 
 use std::ffi::{c_char, CStr};
 
-use pgrx::pg_guard;
-use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::{pg_guard, pg_sys};
 
+use crate::enforcement::catalog;
 use crate::error::DeidentError;
-
-/// The column labels, in their canonical (lower-case) spelling.
-pub const COLUMN_LABELS: [&str; 3] = ["identifier", "quasi_identifier", "sensitive"];
-
-/// What a label statement asks for, as far as the pure check needs to know.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
-    /// A column of a relation of this relkind.
-    Column(u8),
-    /// A relation itself (objsubid 0).
-    Relation,
-    Role,
-    Other,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LabelError {
-    NotSuperuser,
-    UnknownColumnLabel(String),
-    ColumnOfUnsupportedRelation,
-    RoleLabelNotYet,
-    NotAColumn,
-}
-
-/// The canonical form of a column label, if it is one (case-insensitive, nothing else
-/// tolerated: ' identifier' is a typo to report, not to guess at).
-pub fn canonical_column_label(label: &str) -> Option<&'static str> {
-    COLUMN_LABELS.iter().copied().find(|l| l.eq_ignore_ascii_case(label))
-}
-
-/// The relation kinds whose columns can be labelled: tables, partitioned tables, foreign
-/// tables, views and materialized views (pg_class.h RELKIND_*).
-const LABELLED_RELKINDS: &[u8] = b"rpfvm";
-
-/// Decides whether `label` (None: removal) may be put on `target`.
-pub fn check(target: Target, label: Option<&str>, superuser: bool) -> Result<(), LabelError> {
-    if !superuser {
-        return Err(LabelError::NotSuperuser);
-    }
-    let Some(label) = label else {
-        // Removing a label is always allowed: it cannot make anything less protected than
-        // a label that was checked when it was set.
-        return Ok(());
-    };
-    match target {
-        Target::Column(relkind) => {
-            if !LABELLED_RELKINDS.contains(&relkind) {
-                return Err(LabelError::ColumnOfUnsupportedRelation);
-            }
-            canonical_column_label(label)
-                .map(|_| ())
-                .ok_or_else(|| LabelError::UnknownColumnLabel(label.to_string()))
-        }
-        Target::Role => Err(LabelError::RoleLabelNotYet),
-        Target::Relation | Target::Other => Err(LabelError::NotAColumn),
-    }
-}
+use crate::policy::{self, Target};
 
 /// The relabel hook, called by SECURITY LABEL FOR deident (and by pg_restore's replay of it).
 #[pg_guard]
@@ -96,15 +46,24 @@ unsafe extern "C-unwind" fn check_object_label(
             Target::Relation
         }
     } else if object.classId == pg_sys::AuthIdRelationId {
-        Target::Role
+        // SAFETY: a syscache lookup of the role ExecSecLabelStmt resolved.
+        Target::Role { superuser: unsafe { pg_sys::superuser_arg(object.objectId) } }
     } else {
         Target::Other
     };
     // SAFETY: superuser() checks the current user; we are inside a transaction.
     let superuser = unsafe { pg_sys::superuser() };
-    if let Err(e) = check(target, label.as_deref(), superuser) {
+    if let Err(e) = policy::check(target, label.as_deref(), superuser) {
         DeidentError::Label(e).report();
     }
+    // SAFETY: registering invalidations for the end of the command and the commit.
+    unsafe {
+        match target {
+            Target::Column(_) => pg_sys::CacheInvalidateRelcacheByRelid(object.objectId),
+            _ => pg_sys::CacheInvalidateRelcacheAll(),
+        }
+    }
+    catalog::forget();
 }
 
 /// Registers the provider; called once, from `_PG_init` during preload.
@@ -113,48 +72,21 @@ pub fn register() {
     unsafe { pg_sys::register_label_provider(c"deident".as_ptr(), Some(check_object_label)) }
 }
 
-pgrx::extension_sql_file!("../sql/labels.sql", name = "labels");
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn column_labels_are_case_insensitive_and_exact() {
-        for (given, canonical) in [
-            ("identifier", Some("identifier")),
-            ("IDENTIFIER", Some("identifier")),
-            ("Quasi_Identifier", Some("quasi_identifier")),
-            ("sensitive", Some("sensitive")),
-            (" identifier", None),
-            ("quasi-identifier", None),
-            ("restricted", None),
-            ("", None),
-        ] {
-            assert_eq!(canonical_column_label(given), canonical, "{given:?}");
-        }
-    }
-
-    #[test]
-    fn each_target_is_checked() {
-        let col = Target::Column(b'r');
-        assert_eq!(check(col, Some("Sensitive"), true), Ok(()));
-        assert_eq!(check(Target::Column(b'p'), Some("identifier"), true), Ok(()));
-        assert_eq!(check(Target::Column(b'v'), Some("identifier"), true), Ok(()));
-        assert_eq!(check(col, None, true), Ok(()));
-        assert_eq!(
-            check(col, Some("secret"), true),
-            Err(LabelError::UnknownColumnLabel("secret".into()))
-        );
-        assert_eq!(
-            check(Target::Column(b'i'), Some("identifier"), true),
-            Err(LabelError::ColumnOfUnsupportedRelation)
-        );
-        assert_eq!(check(Target::Relation, Some("identifier"), true), Err(LabelError::NotAColumn));
-        assert_eq!(check(Target::Other, Some("identifier"), true), Err(LabelError::NotAColumn));
-        assert_eq!(check(Target::Role, Some("restricted"), true), Err(LabelError::RoleLabelNotYet));
-        assert_eq!(check(Target::Role, None, true), Ok(()));
-        assert_eq!(check(col, Some("identifier"), false), Err(LabelError::NotSuperuser));
-        assert_eq!(check(col, None, false), Err(LabelError::NotSuperuser));
-    }
+/// `deident._column_labels(rel oid)`: the effective label of each labelled column of `rel`
+/// (its own, or its ancestors': partitions and inheritance children are covered by their
+/// parents' labels), in canonical lower case. The `personal_data` view and `k_anonymity` read
+/// the labels through it, so SQL and the enforcement hooks cannot disagree.
+#[pg_extern(stable, parallel_safe, strict)]
+fn _column_labels(
+    rel: pg_sys::Oid,
+) -> TableIterator<'static, (name!(column_name, String), name!(attnum, i16), name!(label, String))>
+{
+    crate::preload::check().unwrap_or_else(|e| e.report());
+    let rows: Vec<_> = catalog::column_labels(rel, false)
+        .iter()
+        .map(|c| (c.name.clone(), c.attnum, c.label.as_str().to_string()))
+        .collect();
+    TableIterator::new(rows)
 }
+
+pgrx::extension_sql_file!("../sql/labels.sql", name = "labels", requires = [_column_labels]);

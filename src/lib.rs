@@ -3,10 +3,12 @@
 //! SQL entry points live in `functions` (pseudonyms), `aggregates` (k-anonymity) and `labels`
 //! (the label provider); the pure algorithms (`pseudonym`, `keys`, `aggregates::state`) have
 //! no PostgreSQL types and run under `cargo test`. `keycache` holds the key ring per statement,
-//! `hooks` every PostgreSQL hook, `error` every SQLSTATE.
+//! `hooks` every PostgreSQL hook, `error` every SQLSTATE; `policy` the label rules and
+//! `enforcement` what a restricted role may see and do.
 
 mod aggregates;
 mod encoding;
+mod enforcement;
 mod error;
 mod fmgr;
 mod functions;
@@ -16,6 +18,7 @@ mod k_anonymity;
 mod keycache;
 mod keys;
 mod labels;
+mod policy;
 mod preload;
 mod pseudonym;
 #[cfg(any(test, feature = "pg_test"))]
@@ -35,6 +38,7 @@ pub extern "C-unwind" fn _PG_init() {
     guc::register();
     labels::register();
     keycache::register_xact_callbacks();
+    enforcement::register_callbacks();
     hooks::install();
 }
 

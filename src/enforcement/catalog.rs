@@ -1,0 +1,270 @@
+//! The labels of a relation as the catalog holds them, read without SQL (the planner hook must
+//! not re-enter the planner through SPI): pg_seclabel by index, pg_inherits for the relatives.
+//!
+//! A column's effective label is the strongest (`policy::Label`) of its own and those of the
+//! same-named column of every ancestor (partition parents and inheritance parents, to the
+//! root), and, for a scan that includes them (`with_descendants`: an RTE with `inh`), of every
+//! descendant: a parent whose partitions carry labels is read through them.
+//!
+//! **Caching.** pg_seclabel has no syscache. The result is kept for one transaction at most,
+//! and dropped earlier on any relcache invalidation: SECURITY LABEL FOR deident sends one for
+//! the labelled relation (`labels.rs`), and so do ATTACH / DETACH PARTITION, INHERIT / NO
+//! INHERIT, and column renames and drops. A label set in another session therefore applies
+//! to a restricted role's next statement that takes a lock (which processes invalidations),
+//! and to its next transaction at the latest.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::CStr;
+use std::rc::Rc;
+
+use pgrx::pg_sys;
+
+use crate::policy::{self, Label};
+
+/// pg_inherits_d.h.
+const INHERITS_RELATION_ID: pg_sys::Oid = pg_sys::Oid::from_u32(2611);
+const INHERITS_RELID_SEQNO_INDEX_ID: pg_sys::Oid = pg_sys::Oid::from_u32(2680);
+const ANUM_PG_INHERITS_INHRELID: i16 = 1;
+const ANUM_PG_INHERITS_INHPARENT: usize = 2;
+
+unsafe extern "C-unwind" {
+    /// pg_inherits.h (not in pgrx's bindings).
+    fn find_all_inheritors(
+        parent: pg_sys::Oid,
+        lockmode: pg_sys::LOCKMODE,
+        numparents: *mut *mut pg_sys::List,
+    ) -> *mut pg_sys::List;
+    fn has_subclass(relation: pg_sys::Oid) -> bool;
+}
+
+/// One labelled column of a relation.
+#[derive(Debug, Clone)]
+pub struct ColumnLabel {
+    pub attnum: i16,
+    pub name: String,
+    pub label: Label,
+}
+
+pub type Labels = Rc<Vec<ColumnLabel>>;
+
+thread_local! {
+    static CACHE: RefCell<HashMap<(u32, bool), Labels>> = RefCell::new(HashMap::new());
+}
+
+/// Drops every cached label (a relcache invalidation, the end of a transaction, a label set
+/// in this backend).
+pub fn forget() {
+    CACHE.with(|c| c.borrow_mut().clear());
+}
+
+/// The effective labels of `relid`'s columns, by attnum.
+pub fn column_labels(relid: pg_sys::Oid, with_descendants: bool) -> Labels {
+    let key = (relid.to_u32(), with_descendants);
+    if let Some(hit) = CACHE.with(|c| c.borrow().get(&key).cloned()) {
+        return hit;
+    }
+    let labels = Rc::new(read(relid, with_descendants));
+    CACHE.with(|c| c.borrow_mut().insert(key, labels.clone()));
+    labels
+}
+
+/// The attnums of `relid`'s identifier columns.
+pub fn identifiers(labels: &[ColumnLabel]) -> impl Iterator<Item = i16> + '_ {
+    labels.iter().filter(|c| c.label == Label::Identifier).map(|c| c.attnum)
+}
+
+fn read(relid: pg_sys::Oid, with_descendants: bool) -> Vec<ColumnLabel> {
+    let mut relatives = vec![relid];
+    let mut i = 0;
+    while i < relatives.len() {
+        for p in parents(relatives[i]) {
+            if !relatives.contains(&p) {
+                relatives.push(p);
+            }
+        }
+        i += 1;
+    }
+    // SAFETY: a syscache read of a relation the caller has open or locked.
+    if with_descendants && unsafe { has_subclass(relid) } {
+        for d in descendants(relid) {
+            if !relatives.contains(&d) {
+                relatives.push(d);
+            }
+        }
+    }
+    let mut found: Vec<(String, Label)> = Vec::new();
+    for rel in relatives {
+        for (attnum, label) in own_labels(rel) {
+            if let Some(name) = live_attname(rel, attnum) {
+                found.push((name, label));
+            }
+        }
+    }
+    let strongest = policy::strongest_by_name(found.iter().map(|(n, l)| (n.as_str(), *l)));
+    let mut out: Vec<ColumnLabel> = strongest
+        .into_iter()
+        .filter_map(|(name, label)| {
+            let attnum = attnum_of(relid, name)?;
+            Some(ColumnLabel { attnum, name: name.to_string(), label })
+        })
+        .collect();
+    out.sort_by_key(|c| c.attnum);
+    out
+}
+
+/// The name of a column that is not dropped.
+fn live_attname(rel: pg_sys::Oid, attnum: i16) -> Option<String> {
+    // SAFETY: syscache reads; get_attname with missing_ok returns NULL for no such column.
+    unsafe {
+        let name = pg_sys::get_attname(rel, attnum, true);
+        if name.is_null() {
+            return None;
+        }
+        // get_attnum ignores dropped columns, so a dropped one ("........pg.dropped.N........")
+        // does not come back as itself.
+        if pg_sys::get_attnum(rel, name) != attnum {
+            return None;
+        }
+        Some(CStr::from_ptr(name).to_string_lossy().into_owned())
+    }
+}
+
+fn attnum_of(rel: pg_sys::Oid, name: &str) -> Option<i16> {
+    let c = std::ffi::CString::new(name).ok()?;
+    // SAFETY: a syscache read; InvalidAttrNumber (0) for no such (or a dropped) column.
+    let attnum = unsafe { pg_sys::get_attnum(rel, c.as_ptr()) };
+    (attnum > 0).then_some(attnum)
+}
+
+/// The `deident` column labels stored on `rel` itself, by index scan of pg_seclabel.
+fn own_labels(rel: pg_sys::Oid) -> Vec<(i16, Label)> {
+    let mut out = Vec::new();
+    // SAFETY: a catalog scan in a transaction, as seclabel.c's GetSecurityLabel does it; every
+    // datum is read through the relation's own tuple descriptor.
+    unsafe {
+        let catalog = pg_sys::table_open(pg_sys::SecLabelRelationId, pg_sys::AccessShareLock as _);
+        let mut keys: [pg_sys::ScanKeyData; 2] = std::mem::zeroed();
+        pg_sys::ScanKeyInit(
+            &mut keys[0],
+            pg_sys::Anum_pg_seclabel_objoid as _,
+            pg_sys::BTEqualStrategyNumber as _,
+            pg_sys::F_OIDEQ.into(),
+            pg_sys::Datum::from(rel),
+        );
+        pg_sys::ScanKeyInit(
+            &mut keys[1],
+            pg_sys::Anum_pg_seclabel_classoid as _,
+            pg_sys::BTEqualStrategyNumber as _,
+            pg_sys::F_OIDEQ.into(),
+            pg_sys::Datum::from(pg_sys::RelationRelationId),
+        );
+        let scan = pg_sys::systable_beginscan(
+            catalog,
+            pg_sys::Oid::from_u32(pg_sys::SecLabelObjectIndexId),
+            true,
+            std::ptr::null_mut(),
+            2,
+            keys.as_mut_ptr(),
+        );
+        let desc = (*catalog).rd_att;
+        let mut values = [pg_sys::Datum::from(0usize); 5];
+        let mut nulls = [false; 5];
+        loop {
+            let tuple = pg_sys::systable_getnext(scan);
+            if tuple.is_null() {
+                break;
+            }
+            pg_sys::heap_deform_tuple(tuple, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
+            if nulls.iter().any(|&n| n) {
+                continue;
+            }
+            let subid = values[pg_sys::Anum_pg_seclabel_objsubid as usize - 1].value() as i32;
+            let provider = text_of(values[pg_sys::Anum_pg_seclabel_provider as usize - 1]);
+            if subid <= 0 || subid > i16::MAX as i32 || provider != "deident" {
+                continue;
+            }
+            // A label the provider did not accept cannot be here; one that is not a column
+            // label is ignored rather than guessed at.
+            let text = text_of(values[pg_sys::Anum_pg_seclabel_label as usize - 1]);
+            if let Some(label) = Label::parse(&text) {
+                out.push((subid as i16, label));
+            }
+        }
+        pg_sys::systable_endscan(scan);
+        pg_sys::table_close(catalog, pg_sys::AccessShareLock as _);
+    }
+    out
+}
+
+/// # Safety
+/// `d` is a text datum.
+pub unsafe fn text_of(d: pg_sys::Datum) -> String {
+    // SAFETY: text_to_cstring detoasts; the result is a palloc'd C string.
+    unsafe {
+        let s = pg_sys::text_to_cstring(d.cast_mut_ptr());
+        let out = CStr::from_ptr(s).to_string_lossy().into_owned();
+        pg_sys::pfree(s.cast());
+        out
+    }
+}
+
+/// The direct parents of `rel` (partition parent or inheritance parents), from pg_inherits.
+fn parents(rel: pg_sys::Oid) -> Vec<pg_sys::Oid> {
+    let mut out = Vec::new();
+    // SAFETY: as in own_labels.
+    unsafe {
+        let catalog = pg_sys::table_open(INHERITS_RELATION_ID, pg_sys::AccessShareLock as _);
+        let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
+        pg_sys::ScanKeyInit(
+            &mut key,
+            ANUM_PG_INHERITS_INHRELID,
+            pg_sys::BTEqualStrategyNumber as _,
+            pg_sys::F_OIDEQ.into(),
+            pg_sys::Datum::from(rel),
+        );
+        let scan = pg_sys::systable_beginscan(
+            catalog,
+            INHERITS_RELID_SEQNO_INDEX_ID,
+            true,
+            std::ptr::null_mut(),
+            1,
+            &mut key,
+        );
+        let desc = (*catalog).rd_att;
+        let mut values = [pg_sys::Datum::from(0usize); 4];
+        let mut nulls = [false; 4];
+        loop {
+            let tuple = pg_sys::systable_getnext(scan);
+            if tuple.is_null() {
+                break;
+            }
+            pg_sys::heap_deform_tuple(tuple, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
+            if !nulls[ANUM_PG_INHERITS_INHPARENT - 1] {
+                out.push(pg_sys::Oid::from(values[ANUM_PG_INHERITS_INHPARENT - 1].value() as u32));
+            }
+        }
+        pg_sys::systable_endscan(scan);
+        pg_sys::table_close(catalog, pg_sys::AccessShareLock as _);
+    }
+    out
+}
+
+/// Every descendant of `rel` (partitions and inheritance children, to the leaves).
+fn descendants(rel: pg_sys::Oid) -> Vec<pg_sys::Oid> {
+    let mut out = Vec::new();
+    // SAFETY: find_all_inheritors reads pg_inherits; NoLock, as the planner locks the children
+    // it scans itself. The list holds OIDs.
+    unsafe {
+        let list = find_all_inheritors(rel, pg_sys::NoLock as _, std::ptr::null_mut());
+        if !list.is_null() {
+            for i in 0..(*list).length as usize {
+                let oid = (*(*list).elements.add(i)).oid_value;
+                if oid != rel {
+                    out.push(oid);
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,415 @@
+//! Restricted roles (SPEC "Restricted roles"): a role labelled `restricted` reads every
+//! identifier column as pseudonyms, by every path, and cannot write to labelled relations, call
+//! the keyed functions, or set labels. The decisions live here; the hooks that call them are in
+//! `hooks.rs`, with every other hook. The design, with what PostgreSQL 15 does at each step,
+//! is in docs/restricted-roles.md.
+//!
+//! - `post_parse_analyze`: marks every analysed query as depending on the role
+//!   (`hasRowSecurity`), so the plan cache analyses it again when the role changes, as for
+//!   row security (plancache.c `RevalidateCachedQuery`): a statement prepared before SET ROLE
+//!   is rewritten for the new role.
+//! - `planner`: the rewrite (`rewrite`); every plan is marked `dependsOnRole`.
+//! - `keeps_sql_functions_whole`: for a restricted role, SQL functions are not inlined
+//!   (`needs_fmgr_hook`), so their bodies, `BEGIN ATOMIC` ones too, reach the planner as
+//!   queries of their own instead of hiding inside the caller's after the rewrite.
+//! - `utility`: COPY ... TO of a labelled table is turned into COPY (SELECT ...) TO; TRUNCATE,
+//!   FETCH from another role's held cursor, and unlinking labelled children are refused.
+//! - the tripwire (`tripwire`), at ExecutorCheckPerms and ExecutorRun.
+
+pub mod catalog;
+pub mod rewrite;
+pub mod roles;
+pub mod tripwire;
+
+use std::cell::RefCell;
+use std::ffi::CStr;
+
+use pgrx::pg_sys;
+
+use crate::error::DeidentError;
+
+pub use roles::current_is_restricted;
+
+/// Registers the cache invalidation callbacks; called once from `_PG_init`.
+pub fn register_callbacks() {
+    // SAFETY: registering guarded C callbacks with inval.c, once per backend (they are
+    // inherited from the postmaster).
+    unsafe {
+        pg_sys::CacheRegisterRelcacheCallback(Some(relcache_changed), pg_sys::Datum::from(0usize));
+        pg_sys::CacheRegisterSyscacheCallback(
+            pg_sys::SysCacheIdentifier::AUTHOID as i32,
+            Some(role_changed),
+            pg_sys::Datum::from(0usize),
+        );
+        pg_sys::CacheRegisterSyscacheCallback(
+            pg_sys::SysCacheIdentifier::AUTHMEMROLEMEM as i32,
+            Some(role_changed),
+            pg_sys::Datum::from(0usize),
+        );
+        pg_sys::RegisterXactCallback(Some(xact_ended), std::ptr::null_mut());
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn xact_ended(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
+    use pg_sys::XactEvent::*;
+    if matches!(
+        event,
+        XACT_EVENT_COMMIT
+            | XACT_EVENT_ABORT
+            | XACT_EVENT_PARALLEL_COMMIT
+            | XACT_EVENT_PARALLEL_ABORT
+            | XACT_EVENT_PREPARE
+    ) {
+        end_of_transaction();
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn relcache_changed(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    catalog::forget();
+    if relid == pg_sys::InvalidOid {
+        roles::forget_labels();
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn role_changed(_arg: pg_sys::Datum, _cacheid: i32, _hash: u32) {
+    roles::forget_answers();
+}
+
+/// The end of a transaction: labels are cached for one transaction at most.
+pub fn end_of_transaction() {
+    catalog::forget();
+}
+
+/// Marks an analysed query (and the query inside a utility statement: DECLARE CURSOR,
+/// CREATE TABLE AS, EXPLAIN) as depending on the role.
+///
+/// # Safety
+/// `query` is a valid Query.
+pub unsafe fn mark_role_dependent(query: *mut pg_sys::Query) {
+    // SAFETY: per the contract.
+    unsafe {
+        (*query).hasRowSecurity = true;
+        if (*query).commandType == pg_sys::CmdType::CMD_UTILITY && !(*query).utilityStmt.is_null() {
+            let inner = pg_sys::UtilityContainsQuery((*query).utilityStmt);
+            if !inner.is_null() {
+                (*inner).hasRowSecurity = true;
+            }
+        }
+    }
+}
+
+/// The planner's first step: the rewrite, for a restricted role.
+///
+/// # Safety
+/// `query` is the planner's input.
+pub unsafe fn before_planning(query: *mut pg_sys::Query) {
+    if current_is_restricted() {
+        // SAFETY: per the contract.
+        unsafe {
+            rewrite::rewrite(query);
+        }
+    }
+}
+
+/// ExecutorCheckPerms: the tripwire. Returns false (refused) only when `abort` is false.
+///
+/// # Safety
+/// `rtable` is the range table being checked.
+pub unsafe fn check_permissions(rtable: *mut pg_sys::List, abort: bool) -> bool {
+    if !current_is_restricted() {
+        return true;
+    }
+    // SAFETY: per the contract.
+    match unsafe { tripwire::check(rtable) } {
+        Ok(()) => true,
+        Err(v) if abort => v.report(),
+        Err(_) => false,
+    }
+}
+
+/// ExecutorRun: a plan that reaches a restricted role to run (a cursor or portal started by
+/// another role before SET ROLE) must be one that reads no raw identifier.
+///
+/// # Safety
+/// `stmt` is NULL or the running PlannedStmt.
+pub unsafe fn check_before_run(stmt: *mut pg_sys::PlannedStmt) {
+    if stmt.is_null() || !current_is_restricted() {
+        return;
+    }
+    // SAFETY: per the contract.
+    if let Err(v) = unsafe { tripwire::check((*stmt).rtable) } {
+        v.report();
+    }
+}
+
+/// `needs_fmgr_hook`: true for a SQL function while the role is restricted, which keeps the
+/// planner from inlining it (clauses.c `inline_function`, `inline_set_returning_function`
+/// test `FmgrHookIsNeeded`).
+pub fn keeps_sql_functions_whole(fn_oid: pg_sys::Oid) -> bool {
+    /// pg_language_d.h.
+    const SQL_LANGUAGE_ID: pg_sys::Oid = pg_sys::Oid::from_u32(14);
+    if !current_is_restricted() {
+        return false;
+    }
+    // SAFETY: a syscache read in a transaction (current_is_restricted checked that).
+    unsafe {
+        let tuple = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::PROCOID as i32,
+            pg_sys::Datum::from(fn_oid),
+        );
+        if tuple.is_null() {
+            return false;
+        }
+        let form = pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_proc>(tuple);
+        let sql = (*form).prolang == SQL_LANGUAGE_ID;
+        pg_sys::ReleaseSysCache(tuple);
+        sql
+    }
+}
+
+/// A keyed function's guard: a restricted role may call it only through the rewrite.
+///
+/// # Safety
+/// `fcinfo` is fmgr's call info.
+pub unsafe fn check_keyed_call(fcinfo: pg_sys::FunctionCallInfo) {
+    // SAFETY: per the contract.
+    if current_is_restricted() && !unsafe { rewrite::is_mask_call(fcinfo) } {
+        DeidentError::RestrictedKeyedCall.report();
+    }
+}
+
+thread_local! {
+    /// Held cursors declared while restricted, by name (a held cursor's rows are read from a
+    /// store, without the executor, so the tripwire cannot see them).
+    static HELD: RefCell<Vec<(String, i64)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// What ProcessUtility should run instead of the statement, if anything.
+pub enum Utility {
+    AsIs,
+    Replace(*mut pg_sys::PlannedStmt),
+}
+
+/// ProcessUtility's checks and rewrites.
+///
+/// # Safety
+/// `pstmt` is the utility statement ProcessUtility received.
+pub unsafe fn before_utility(pstmt: *mut pg_sys::PlannedStmt) -> Utility {
+    // SAFETY: per the contract; node types are checked before each cast.
+    unsafe {
+        let stmt = (*pstmt).utilityStmt;
+        if stmt.is_null() {
+            return Utility::AsIs;
+        }
+        match (*stmt).type_ {
+            pg_sys::NodeTag::T_AlterTableStmt => {
+                check_unlink(stmt.cast());
+                Utility::AsIs
+            }
+            pg_sys::NodeTag::T_TruncateStmt if current_is_restricted() => {
+                let rels = (*stmt.cast::<pg_sys::TruncateStmt>()).relations;
+                for rv in list_ptrs::<pg_sys::RangeVar>(rels) {
+                    let relid = pg_sys::RangeVarGetRelidExtended(
+                        rv,
+                        pg_sys::NoLock as _,
+                        1,
+                        None,
+                        std::ptr::null_mut(),
+                    );
+                    if relid != pg_sys::InvalidOid
+                        && !catalog::column_labels(relid, true).is_empty()
+                    {
+                        DeidentError::RestrictedWrite { relation: rewrite::rel_name(relid) }
+                            .report();
+                    }
+                }
+                Utility::AsIs
+            }
+            pg_sys::NodeTag::T_FetchStmt if current_is_restricted() => {
+                let name = (*stmt.cast::<pg_sys::FetchStmt>()).portalname;
+                check_fetch(name);
+                Utility::AsIs
+            }
+            pg_sys::NodeTag::T_CopyStmt if current_is_restricted() => copy_to(pstmt),
+            _ => Utility::AsIs,
+        }
+    }
+}
+
+/// After ProcessUtility: note held cursors declared while restricted.
+///
+/// # Safety
+/// `pstmt` is the utility statement ProcessUtility ran.
+pub unsafe fn after_utility(pstmt: *mut pg_sys::PlannedStmt) {
+    // SAFETY: per the contract.
+    unsafe {
+        let stmt = (*pstmt).utilityStmt;
+        if stmt.is_null() || (*stmt).type_ != pg_sys::NodeTag::T_DeclareCursorStmt {
+            return;
+        }
+        let decl = stmt.cast::<pg_sys::DeclareCursorStmt>();
+        if (*decl).options & pg_sys::CURSOR_OPT_HOLD as i32 == 0 || !current_is_restricted() {
+            return;
+        }
+        let portal = pg_sys::GetPortalByName((*decl).portalname);
+        if portal.is_null() {
+            return;
+        }
+        let name = CStr::from_ptr((*decl).portalname).to_string_lossy().into_owned();
+        let created = (*portal).creation_time;
+        HELD.with(|h| {
+            let mut h = h.borrow_mut();
+            h.retain(|(n, _)| *n != name);
+            if h.len() >= 256 {
+                h.remove(0);
+            }
+            h.push((name, created));
+        });
+    }
+}
+
+/// FETCH or MOVE by a restricted role: a held cursor must have been declared while restricted
+/// (an open, unheld one runs the executor, where the tripwire checks its plan).
+unsafe fn check_fetch(name: *const std::ffi::c_char) {
+    // SAFETY: a portal lookup by name; NULL when none (PostgreSQL then reports it).
+    unsafe {
+        if name.is_null() {
+            return;
+        }
+        let portal = pg_sys::GetPortalByName(name);
+        if portal.is_null() || (*portal).holdStore.is_null() {
+            return;
+        }
+        let name = CStr::from_ptr(name).to_string_lossy().into_owned();
+        let created = (*portal).creation_time;
+        let ours = HELD.with(|h| h.borrow().iter().any(|(n, c)| *n == name && *c == created));
+        if !ours {
+            DeidentError::RestrictedHeldCursor.report();
+        }
+    }
+}
+
+/// DETACH PARTITION and NO INHERIT remove the parent's labels from the child: like removing a
+/// label, only a superuser may do that to a labelled parent.
+unsafe fn check_unlink(stmt: *mut pg_sys::AlterTableStmt) {
+    // SAFETY: the commands of an AlterTableStmt, each an AlterTableCmd.
+    unsafe {
+        for cmd in list_ptrs::<pg_sys::AlterTableCmd>((*stmt).cmds) {
+            let parent_rv = match (*cmd).subtype {
+                pg_sys::AlterTableType::AT_DetachPartition
+                | pg_sys::AlterTableType::AT_DetachPartitionFinalize => (*stmt).relation,
+                pg_sys::AlterTableType::AT_DropInherit => (*cmd).def.cast::<pg_sys::RangeVar>(),
+                _ => continue,
+            };
+            if parent_rv.is_null() || pg_sys::superuser() {
+                continue;
+            }
+            let parent = pg_sys::RangeVarGetRelidExtended(
+                parent_rv,
+                pg_sys::NoLock as _,
+                1,
+                None,
+                std::ptr::null_mut(),
+            );
+            if parent != pg_sys::InvalidOid && !catalog::column_labels(parent, false).is_empty() {
+                DeidentError::UnlinkLabelled { relation: rewrite::rel_name(parent) }.report();
+            }
+        }
+    }
+}
+
+/// COPY table TO by a restricted role, from a table with identifier columns: the same as
+/// COPY (SELECT columns FROM ONLY schema.table) TO, which the planner hook rewrites. The query
+/// is built as a raw parse tree with the schema-qualified name of the relation COPY itself
+/// resolved, so no search_path is involved. COPY FROM is left to the tripwire (DoCopy checks
+/// INSERT permission through ExecutorCheckPerms).
+unsafe fn copy_to(pstmt: *mut pg_sys::PlannedStmt) -> Utility {
+    // SAFETY: the statement is a CopyStmt; everything new is palloc'd in the current context.
+    unsafe {
+        let copy = (*pstmt).utilityStmt.cast::<pg_sys::CopyStmt>();
+        if (*copy).relation.is_null() || (*copy).is_from {
+            return Utility::AsIs;
+        }
+        let relid = pg_sys::RangeVarGetRelidExtended(
+            (*copy).relation,
+            pg_sys::AccessShareLock as _,
+            1,
+            None,
+            std::ptr::null_mut(),
+        );
+        if relid == pg_sys::InvalidOid
+            || pg_sys::get_rel_relkind(relid) as u8 != b'r'
+                && pg_sys::get_rel_relkind(relid) as u8 != b'm'
+                && pg_sys::get_rel_relkind(relid) as u8 != b'f'
+        {
+            return Utility::AsIs;
+        }
+        let labels = catalog::column_labels(relid, false);
+        if catalog::identifiers(&labels).next().is_none() {
+            return Utility::AsIs;
+        }
+        let rv = pg_sys::makeRangeVar(
+            pg_sys::get_namespace_name(pg_sys::get_rel_namespace(relid)),
+            pg_sys::get_rel_name(relid),
+            -1,
+        );
+        (*rv).inh = false;
+        let mut targets: *mut pg_sys::List = std::ptr::null_mut();
+        let names: Vec<*mut std::ffi::c_char> = if (*copy).attlist.is_null() {
+            let rel = pg_sys::relation_open(relid, pg_sys::NoLock as _);
+            let desc = (*rel).rd_att;
+            let names = (*desc)
+                .attrs
+                .as_slice((*desc).natts as usize)
+                .iter()
+                .filter(|a| !a.attisdropped)
+                .map(|a| pg_sys::pstrdup(a.attname.data.as_ptr()))
+                .collect();
+            pg_sys::relation_close(rel, pg_sys::NoLock as _);
+            names
+        } else {
+            list_ptrs::<pg_sys::String>((*copy).attlist).map(|s| (*s).sval).collect()
+        };
+        for name in names {
+            let col = pg_sys::palloc0(std::mem::size_of::<pg_sys::ColumnRef>())
+                .cast::<pg_sys::ColumnRef>();
+            (*col).type_ = pg_sys::NodeTag::T_ColumnRef;
+            (*col).fields = pg_sys::lappend(std::ptr::null_mut(), pg_sys::makeString(name).cast());
+            (*col).location = -1;
+            let target = pg_sys::palloc0(std::mem::size_of::<pg_sys::ResTarget>())
+                .cast::<pg_sys::ResTarget>();
+            (*target).type_ = pg_sys::NodeTag::T_ResTarget;
+            (*target).val = col.cast();
+            (*target).location = -1;
+            targets = pg_sys::lappend(targets, target.cast());
+        }
+        let select =
+            pg_sys::palloc0(std::mem::size_of::<pg_sys::SelectStmt>()).cast::<pg_sys::SelectStmt>();
+        (*select).type_ = pg_sys::NodeTag::T_SelectStmt;
+        (*select).targetList = targets;
+        (*select).fromClause = pg_sys::lappend(std::ptr::null_mut(), rv.cast());
+        (*select).limitOption = pg_sys::LimitOption::LIMIT_OPTION_DEFAULT;
+        (*select).op = pg_sys::SetOperation::SETOP_NONE;
+
+        let new_copy = pg_sys::copyObjectImpl(copy.cast()).cast::<pg_sys::CopyStmt>();
+        (*new_copy).relation = std::ptr::null_mut();
+        (*new_copy).attlist = std::ptr::null_mut();
+        (*new_copy).query = select.cast();
+        let new_pstmt = pg_sys::copyObjectImpl(pstmt.cast()).cast::<pg_sys::PlannedStmt>();
+        (*new_pstmt).utilityStmt = new_copy.cast();
+        Utility::Replace(new_pstmt)
+    }
+}
+
+/// The pointers of a List.
+unsafe fn list_ptrs<T>(list: *mut pg_sys::List) -> impl Iterator<Item = *mut T> {
+    let len = if list.is_null() { 0 } else { unsafe { (*list).length as usize } };
+    // SAFETY: a pointer List of `len` cells.
+    (0..len).map(move |i| unsafe { (*(*list).elements.add(i)).ptr_value.cast::<T>() })
+}

@@ -1,0 +1,547 @@
+//! The rewrite for a restricted role, run by the planner hook on the query as the rewriter left
+//! it (views expanded, row security applied), so that owner views, rules, DECLARE CURSOR,
+//! CREATE TABLE AS, materialized views and the bodies of SQL functions (which reach the
+//! planner as queries of their own: `enforcement::keeps_sql_functions_whole`) are all seen.
+//!
+//! Every relation with identifier columns, wherever it appears (FROM, JOIN, subqueries, CTEs,
+//! sublinks, set operations, LATERAL, row-security quals), becomes a subquery over itself
+//! that has one output column per attribute, in attnum order: the column itself, or its
+//! pseudonym in the column's own type, or (a dropped column) a NULL, as expandRTE has it. So
+//! every outer reference, whole-row references included (`t.*`, `row_to_json(t)`: pullup
+//! builds a ROW() of the outputs), reads pseudonyms, and no outer expression (a cast that
+//! fails, a division by zero, a comparison) ever sees a raw value. The pseudonyms come from
+//! the C functions of the extension's schema, found by qualified name and argument types and
+//! checked to be C functions (only a superuser can create one): no search_path, and no
+//! function a user created, can stand in for them. Their calls carry a mark SQL cannot write
+//! (`COERCE_SQL_SYNTAX`, which the grammar gives only to functions of pg_catalog), and the
+//! keyed functions refuse a restricted role's calls without it (`is_mask_call`).
+//!
+//! The inner range-table entry keeps everything of the original (inh, TABLESAMPLE, lock mode,
+//! permissions, checkAsUser, row-security quals, renumbered to the subquery); its identifier
+//! columns' SELECT privilege is checked here, as the executor would, and their bits are then
+//! cleared, so the tripwire (`tripwire`) can tell a masked read from a raw one. pg_statistic
+//! and pg_statistic_ext_data (behind pg_stats, pg_stats_ext) become empty.
+
+use std::ffi::CString;
+
+use pgrx::pg_sys;
+use pgrx::pg_sys::{Oid, Query, RangeTblEntry};
+
+use super::catalog;
+use crate::error::DeidentError;
+
+struct Ctx {
+    funcs: Option<Funcs>,
+}
+
+#[derive(Clone, Copy)]
+struct Funcs {
+    text: Oid,
+    uuid: Oid,
+    bigint: Oid,
+    int: Oid,
+}
+
+/// pg_statistic_ext_data (pg_statistic_ext_data_d.h).
+const STATISTIC_EXT_DATA_RELATION_ID: Oid = Oid::from_u32(3429);
+/// pg_language_d.h.
+const C_LANGUAGE_ID: Oid = Oid::from_u32(13);
+/// The length of the text pseudonym a masked column gets (SPEC's default).
+const MASK_LENGTH: i32 = 22;
+
+/// Rewrites `query` (and everything below it) for a restricted role.
+///
+/// # Safety
+/// `query` is a valid, rewritten Query that the caller may modify (the planner's input).
+pub unsafe fn rewrite(query: *mut Query) {
+    let mut ctx = Ctx { funcs: None };
+    // SAFETY: per the contract; the walker is a guarded C callback.
+    unsafe {
+        walker(query.cast(), (&raw mut ctx).cast());
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, ctx: *mut std::ffi::c_void) -> bool {
+    if node.is_null() {
+        return false;
+    }
+    // SAFETY: node is a valid Node; ctx is the Ctx that `rewrite` passed.
+    unsafe {
+        if (*node).type_ == pg_sys::NodeTag::T_Query {
+            let query = node.cast::<Query>();
+            // Children first (subqueries in FROM, CTEs, sublinks, row-security quals), so
+            // that the subqueries built below are never walked themselves.
+            pg_sys::query_tree_walker(query, Some(walker), ctx, 0);
+            rewrite_rtable(query, &mut *ctx.cast::<Ctx>());
+            return false;
+        }
+        pg_sys::expression_tree_walker(node, Some(walker), ctx)
+    }
+}
+
+/// # Safety
+/// `query` is a valid Query.
+unsafe fn rewrite_rtable(query: *mut Query, ctx: &mut Ctx) {
+    // SAFETY: per the contract; the range table is a List of RangeTblEntry.
+    unsafe {
+        let rtable = (*query).rtable;
+        if rtable.is_null() {
+            return;
+        }
+        for i in 0..(*rtable).length as usize {
+            let rte = (*(*rtable).elements.add(i)).ptr_value.cast::<RangeTblEntry>();
+            if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION {
+                continue;
+            }
+            let relid = (*rte).relid;
+            if relid == pg_sys::StatisticRelationId || relid == STATISTIC_EXT_DATA_RELATION_ID {
+                empty_statistics(rte);
+                continue;
+            }
+            let labels = catalog::column_labels(relid, (*rte).inh);
+            if labels.is_empty() {
+                continue;
+            }
+            let rti = i as i32 + 1;
+            if is_written(query, rte, rti) {
+                DeidentError::RestrictedWrite { relation: rel_name(relid) }.report();
+            }
+            let identifiers: Vec<i16> = catalog::identifiers(&labels).collect();
+            if identifiers.is_empty() {
+                continue;
+            }
+            // A view's own entry (the OLD entry ApplyRetrieveRule leaves, for permissions)
+            // is not scanned: its rows come from the view's query, rewritten here too. A
+            // label on a view column is documentation; the tripwire still sees its bits.
+            if (*rte).relkind as u8 == b'v' {
+                continue;
+            }
+            let funcs = match ctx.funcs {
+                Some(f) => f,
+                None => {
+                    let f = lookup_funcs();
+                    ctx.funcs = Some(f);
+                    f
+                }
+            };
+            mask_relation(rte, rti, &identifiers, &funcs);
+        }
+    }
+}
+
+/// Is the relation at `rti` written or locked by the query (result relation, INSERT/UPDATE/
+/// DELETE permissions, or a FOR UPDATE/SHARE row mark)?
+///
+/// # Safety
+/// `query` and `rte` are valid; `rte` is entry `rti` of `query`.
+unsafe fn is_written(query: *mut Query, rte: *mut RangeTblEntry, rti: i32) -> bool {
+    const WRITE: u64 = (pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE | pg_sys::ACL_DELETE) as u64;
+    // SAFETY: per the contract; rowMarks is a List of RowMarkClause.
+    unsafe {
+        if (*query).resultRelation == rti || ((*rte).requiredPerms as u64 & WRITE) != 0 {
+            return true;
+        }
+        let marks = (*query).rowMarks;
+        if !marks.is_null() {
+            for j in 0..(*marks).length as usize {
+                let rc = (*(*marks).elements.add(j)).ptr_value.cast::<pg_sys::RowMarkClause>();
+                if (*rc).rti as i32 == rti {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+/// The relation's name, for messages.
+pub fn rel_name(relid: Oid) -> String {
+    // SAFETY: a syscache read; NULL for a relation that does not exist.
+    unsafe {
+        let name = pg_sys::get_rel_name(relid);
+        if name.is_null() {
+            format!("{}", relid.to_u32())
+        } else {
+            std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned()
+        }
+    }
+}
+
+fn lookup_funcs() -> Funcs {
+    let found = (|| {
+        Some(Funcs {
+            text: lookup_func(
+                "pseudonymize",
+                &[pg_sys::TEXTOID, pg_sys::TEXTOID, pg_sys::INT4OID, pg_sys::TEXTOID],
+            )?,
+            uuid: lookup_func(
+                "pseudonymize_uuid",
+                &[pg_sys::TEXTOID, pg_sys::TEXTOID, pg_sys::TEXTOID],
+            )?,
+            bigint: lookup_func(
+                "pseudonymize_bigint",
+                &[pg_sys::TEXTOID, pg_sys::TEXTOID, pg_sys::TEXTOID],
+            )?,
+            int: lookup_func(
+                "pseudonymize_int",
+                &[pg_sys::INT4OID, pg_sys::TEXTOID, pg_sys::TEXTOID],
+            )
+            .unwrap_or(pg_sys::InvalidOid),
+        })
+    })();
+    found.unwrap_or_else(|| DeidentError::MaskingUnavailable.report())
+}
+
+/// `deident.<name>(<args>)`, if it exists and is a C function (only a superuser can create
+/// one, and the extension's schema admits no one else's objects: `preload.rs`).
+fn lookup_func(name: &str, args: &[Oid]) -> Option<Oid> {
+    let name = CString::new(name).ok()?;
+    // SAFETY: catalog lookups in a transaction; the name list is built of String nodes.
+    unsafe {
+        let schema = pg_sys::makeString(pg_sys::pstrdup(c"deident".as_ptr()));
+        let func = pg_sys::makeString(pg_sys::pstrdup(name.as_ptr()));
+        let mut names = pg_sys::lappend(std::ptr::null_mut(), schema.cast());
+        names = pg_sys::lappend(names, func.cast());
+        let oid = pg_sys::LookupFuncName(names, args.len() as i32, args.as_ptr(), true);
+        if oid == pg_sys::InvalidOid {
+            return None;
+        }
+        let tuple = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::PROCOID as i32,
+            pg_sys::Datum::from(oid),
+        );
+        if tuple.is_null() {
+            return None;
+        }
+        let form = pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_proc>(tuple);
+        let is_c = (*form).prolang == C_LANGUAGE_ID;
+        pg_sys::ReleaseSysCache(tuple);
+        is_c.then_some(oid)
+    }
+}
+
+fn bit(attnum: i32) -> i32 {
+    attnum - pg_sys::FirstLowInvalidHeapAttributeNumber
+}
+
+/// Replaces the relation entry `rte` (number `rti`) by a subquery that masks `identifiers`.
+///
+/// # Safety
+/// `rte` is a valid RTE_RELATION entry of the query being planned.
+unsafe fn mask_relation(rte: *mut RangeTblEntry, rti: i32, identifiers: &[i16], funcs: &Funcs) {
+    // SAFETY: per the contract; every node is built in the planner's memory context.
+    unsafe {
+        let relid = (*rte).relid;
+        let inner = pg_sys::copyObjectImpl(rte.cast()).cast::<RangeTblEntry>();
+        if !(*inner).securityQuals.is_null() {
+            pg_sys::ChangeVarNodes((*inner).securityQuals.cast(), rti, 1, 0);
+        }
+        (*inner).inFromCl = true;
+        (*inner).lateral = false;
+
+        let rel = pg_sys::relation_open(relid, pg_sys::NoLock as _);
+        let desc = (*rel).rd_att;
+        let natts = (*desc).natts;
+        let attrs = (*desc).attrs.as_slice(natts as usize);
+
+        // The privileges the executor would check on the identifier columns, checked now:
+        // their bits go away below. Whole-row (bit of attnum 0) reads every column.
+        let selected = (*rte).selectedCols;
+        let whole_row = pg_sys::bms_is_member(bit(0), selected);
+        if (*rte).requiredPerms as u64 & pg_sys::ACL_SELECT as u64 != 0 {
+            let user = if (*rte).checkAsUser != pg_sys::InvalidOid {
+                (*rte).checkAsUser
+            } else {
+                pg_sys::GetUserId()
+            };
+            let table_ok = pg_sys::pg_class_aclcheck(relid, user, pg_sys::ACL_SELECT as _)
+                == pg_sys::AclResult::ACLCHECK_OK;
+            if !table_ok {
+                for &a in identifiers {
+                    if (whole_row || pg_sys::bms_is_member(bit(a as i32), selected))
+                        && pg_sys::pg_attribute_aclcheck(relid, a, user, pg_sys::ACL_SELECT as _)
+                            != pg_sys::AclResult::ACLCHECK_OK
+                    {
+                        pg_sys::aclcheck_error(
+                            pg_sys::AclResult::ACLCHECK_NO_PRIV,
+                            pg_sys::get_relkind_objtype((*rte).relkind),
+                            pg_sys::get_rel_name(relid),
+                        );
+                    }
+                }
+            }
+        }
+        let mut cols = pg_sys::bms_copy(selected);
+        if whole_row {
+            cols = pg_sys::bms_del_member(cols, bit(0));
+            for (i, att) in attrs.iter().enumerate() {
+                if !att.attisdropped {
+                    cols = pg_sys::bms_add_member(cols, bit(i as i32 + 1));
+                }
+            }
+        }
+        for &a in identifiers {
+            cols = pg_sys::bms_del_member(cols, bit(a as i32));
+        }
+        (*inner).selectedCols = cols;
+
+        let mut tlist: *mut pg_sys::List = std::ptr::null_mut();
+        for (i, att) in attrs.iter().enumerate() {
+            let attnum = i as i16 + 1;
+            let expr: *mut pg_sys::Expr = if att.attisdropped {
+                pg_sys::makeNullConst(pg_sys::INT4OID, -1, pg_sys::InvalidOid).cast()
+            } else {
+                let var =
+                    pg_sys::makeVar(1, attnum, att.atttypid, att.atttypmod, att.attcollation, 0);
+                if identifiers.contains(&attnum) {
+                    mask_expr(var, att.atttypid, att.atttypmod, att.attcollation, funcs)
+                } else {
+                    var.cast()
+                }
+            };
+            let name = if att.attisdropped {
+                std::ptr::null_mut()
+            } else {
+                pg_sys::pstrdup(att.attname.data.as_ptr())
+            };
+            let tle = pg_sys::makeTargetEntry(expr, attnum, name, false);
+            tlist = pg_sys::lappend(tlist, tle.cast());
+        }
+        pg_sys::relation_close(rel, pg_sys::NoLock as _);
+
+        let sub = new_select();
+        (*sub).rtable = pg_sys::lappend(std::ptr::null_mut(), inner.cast());
+        let rtr = pg_sys::palloc0(std::mem::size_of::<pg_sys::RangeTblRef>())
+            .cast::<pg_sys::RangeTblRef>();
+        (*rtr).type_ = pg_sys::NodeTag::T_RangeTblRef;
+        (*rtr).rtindex = 1;
+        (*sub).jointree = pg_sys::makeFromExpr(
+            pg_sys::lappend(std::ptr::null_mut(), rtr.cast()),
+            std::ptr::null_mut(),
+        );
+        (*sub).targetList = tlist;
+        (*sub).hasSubLinks = !(*inner).securityQuals.is_null()
+            && pg_sys::checkExprHasSubLink((*inner).securityQuals.cast());
+        (*sub).hasRowSecurity = true;
+
+        // The outer entry becomes the subquery, as ApplyRetrieveRule turns a view's entry
+        // into one: the fields a subquery entry must not have are cleared.
+        (*rte).rtekind = pg_sys::RTEKind::RTE_SUBQUERY;
+        (*rte).subquery = sub;
+        (*rte).security_barrier = false;
+        (*rte).relid = pg_sys::InvalidOid;
+        (*rte).relkind = 0;
+        (*rte).rellockmode = 0;
+        (*rte).tablesample = std::ptr::null_mut();
+        (*rte).inh = false;
+        (*rte).requiredPerms = 0;
+        (*rte).checkAsUser = pg_sys::InvalidOid;
+        (*rte).selectedCols = std::ptr::null_mut();
+        (*rte).insertedCols = std::ptr::null_mut();
+        (*rte).updatedCols = std::ptr::null_mut();
+        (*rte).extraUpdatedCols = std::ptr::null_mut();
+        (*rte).securityQuals = std::ptr::null_mut();
+    }
+}
+
+/// A new, empty SELECT.
+unsafe fn new_select() -> *mut Query {
+    // SAFETY: palloc0 gives zeroed memory, a valid empty Query once tagged.
+    unsafe {
+        let q = pg_sys::palloc0(std::mem::size_of::<Query>()).cast::<Query>();
+        (*q).type_ = pg_sys::NodeTag::T_Query;
+        (*q).commandType = pg_sys::CmdType::CMD_SELECT;
+        (*q).querySource = pg_sys::QuerySource::QSRC_ORIGINAL;
+        (*q).canSetTag = true;
+        (*q).stmt_location = -1;
+        q
+    }
+}
+
+/// Replaces a statistics catalog's entry by an empty subquery of the same columns: a
+/// restricted role sees no statistics (pg_stats, pg_stats_ext and their kin show no rows), so
+/// no most-common value or histogram bound of an identifier column.
+///
+/// # Safety
+/// `rte` is a valid RTE_RELATION entry of a catalog.
+unsafe fn empty_statistics(rte: *mut RangeTblEntry) {
+    // SAFETY: per the contract.
+    unsafe {
+        let rel = pg_sys::relation_open((*rte).relid, pg_sys::NoLock as _);
+        let desc = (*rel).rd_att;
+        let natts = (*desc).natts;
+        let attrs = (*desc).attrs.as_slice(natts as usize);
+        let mut tlist: *mut pg_sys::List = std::ptr::null_mut();
+        for (i, att) in attrs.iter().enumerate() {
+            let expr = pg_sys::makeNullConst(att.atttypid, att.atttypmod, att.attcollation);
+            let tle = pg_sys::makeTargetEntry(
+                expr.cast(),
+                i as i16 + 1,
+                pg_sys::pstrdup(att.attname.data.as_ptr()),
+                false,
+            );
+            tlist = pg_sys::lappend(tlist, tle.cast());
+        }
+        pg_sys::relation_close(rel, pg_sys::NoLock as _);
+        let sub = new_select();
+        let never = pg_sys::makeBoolConst(false, false);
+        (*sub).jointree = pg_sys::makeFromExpr(std::ptr::null_mut(), never);
+        (*sub).targetList = tlist;
+        (*rte).rtekind = pg_sys::RTEKind::RTE_SUBQUERY;
+        (*rte).subquery = sub;
+        (*rte).relid = pg_sys::InvalidOid;
+        (*rte).relkind = 0;
+        (*rte).rellockmode = 0;
+        (*rte).tablesample = std::ptr::null_mut();
+        (*rte).inh = false;
+        (*rte).requiredPerms = 0;
+        (*rte).checkAsUser = pg_sys::InvalidOid;
+        (*rte).selectedCols = std::ptr::null_mut();
+        (*rte).securityQuals = std::ptr::null_mut();
+    }
+}
+
+/// The pseudonym of `var` in its own type (SPEC "Restricted roles"): text-like types (the
+/// string category: text, varchar, char, name, citext, domains over them) the text pseudonym;
+/// uuid, bigint and integer their own; anything else NULL.
+///
+/// # Safety
+/// `var` is a valid Var of type `typid`.
+unsafe fn mask_expr(
+    var: *mut pg_sys::Var,
+    typid: Oid,
+    typmod: i32,
+    collation: Oid,
+    funcs: &Funcs,
+) -> *mut pg_sys::Expr {
+    // SAFETY: per the contract; the coercions are found in pg_cast by type OIDs only.
+    unsafe {
+        let base = pg_sys::getBaseType(typid);
+        let empty = text_const("");
+        let (func, rettype, value, mut args) = if base == pg_sys::UUIDOID {
+            (
+                funcs.uuid,
+                pg_sys::UUIDOID,
+                to_type(var.cast(), typid, pg_sys::TEXTOID),
+                vec![empty, text_const("")],
+            )
+        } else if base == pg_sys::INT8OID {
+            (
+                funcs.bigint,
+                pg_sys::INT8OID,
+                to_type(var.cast(), typid, pg_sys::TEXTOID),
+                vec![empty, text_const("")],
+            )
+        } else if base == pg_sys::INT4OID {
+            if funcs.int == pg_sys::InvalidOid {
+                DeidentError::MaskingUnavailable.report();
+            }
+            (
+                funcs.int,
+                pg_sys::INT4OID,
+                to_type(var.cast(), typid, pg_sys::INT4OID),
+                vec![empty, text_const("")],
+            )
+        } else if pg_sys::TypeCategory(base) as u8 == pg_sys::TYPCATEGORY_STRING {
+            let length = pg_sys::makeConst(
+                pg_sys::INT4OID,
+                -1,
+                pg_sys::InvalidOid,
+                4,
+                pg_sys::Datum::from(MASK_LENGTH),
+                false,
+                true,
+            );
+            (
+                funcs.text,
+                pg_sys::TEXTOID,
+                to_type(var.cast(), typid, pg_sys::TEXTOID),
+                vec![empty, length.cast(), text_const("")],
+            )
+        } else {
+            return pg_sys::makeNullConst(typid, typmod, collation).cast();
+        };
+        if value.is_null() {
+            return pg_sys::makeNullConst(typid, typmod, collation).cast();
+        }
+        args.insert(0, value);
+        let mut list: *mut pg_sys::List = std::ptr::null_mut();
+        for a in args {
+            list = pg_sys::lappend(list, a.cast());
+        }
+        let call = pg_sys::makeFuncExpr(
+            func,
+            rettype,
+            list,
+            pg_sys::InvalidOid,
+            pg_sys::InvalidOid,
+            pg_sys::CoercionForm::COERCE_SQL_SYNTAX,
+        );
+        let back = to_type(call.cast(), rettype, typid);
+        if back.is_null() {
+            return pg_sys::makeNullConst(typid, typmod, collation).cast();
+        }
+        pg_sys::assign_expr_collations(std::ptr::null_mut(), back.cast());
+        back
+    }
+}
+
+/// `expr` (of type `from`) cast to `to` as `expr::to` would, or NULL when no cast exists.
+unsafe fn to_type(expr: *mut pg_sys::Node, from: Oid, to: Oid) -> *mut pg_sys::Expr {
+    if from == to {
+        return expr.cast();
+    }
+    // SAFETY: a parser routine that needs no ParseState.
+    unsafe {
+        pg_sys::coerce_to_target_type(
+            std::ptr::null_mut(),
+            expr,
+            from,
+            to,
+            -1,
+            pg_sys::CoercionContext::COERCION_EXPLICIT,
+            pg_sys::CoercionForm::COERCE_IMPLICIT_CAST,
+            -1,
+        )
+        .cast()
+    }
+}
+
+fn text_const(s: &str) -> *mut pg_sys::Expr {
+    let c = CString::new(s).unwrap_or_default();
+    // SAFETY: a palloc'd text datum in a new Const.
+    unsafe {
+        let t = pg_sys::cstring_to_text(c.as_ptr());
+        pg_sys::makeConst(
+            pg_sys::TEXTOID,
+            -1,
+            pg_sys::DEFAULT_COLLATION_OID,
+            -1,
+            pg_sys::Datum::from(t),
+            false,
+            false,
+        )
+        .cast()
+    }
+}
+
+/// Is this call of a keyed function one the rewrite built? Its expression carries the
+/// `COERCE_SQL_SYNTAX` mark, which SQL cannot put on a function outside pg_catalog.
+///
+/// # Safety
+/// `fcinfo` is fmgr's call info.
+pub unsafe fn is_mask_call(fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    // SAFETY: per the contract; fn_expr is NULL or a valid node.
+    unsafe {
+        let flinfo = (*fcinfo).flinfo;
+        if flinfo.is_null() {
+            return false;
+        }
+        let expr = (*flinfo).fn_expr;
+        !expr.is_null()
+            && (*expr).type_ == pg_sys::NodeTag::T_FuncExpr
+            && (*expr.cast::<pg_sys::FuncExpr>()).funcformat
+                == pg_sys::CoercionForm::COERCE_SQL_SYNTAX
+    }
+}

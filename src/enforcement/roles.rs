@@ -1,0 +1,138 @@
+//! Is the current role restricted?
+//!
+//! A role is restricted when it carries the role label `restricted`, or has the privileges of
+//! a role that does (`has_privs_of_role`: a member that inherits): a DBA labels a group such as
+//! `analysts` and its members are covered. A superuser is never restricted (SPEC). The answer
+//! is asked on every statement, so it is cached: the list of labelled roles (read from
+//! pg_shseclabel) until a relcache-wide invalidation, which a role label sends (`labels.rs`),
+//! and the answer per role until pg_authid or pg_auth_members change (syscache callbacks).
+//! With no labelled role at all, the answer costs one comparison.
+
+use pgrx::pg_sys;
+use std::cell::RefCell;
+
+use super::catalog::text_of;
+use crate::policy;
+
+/// pg_shseclabel_d.h.
+const SHARED_SEC_LABEL_RELATION_ID: pg_sys::Oid = pg_sys::Oid::from_u32(3592);
+const ANUM_PG_SHSECLABEL_OBJOID: usize = 1;
+const ANUM_PG_SHSECLABEL_CLASSOID: usize = 2;
+const ANUM_PG_SHSECLABEL_PROVIDER: usize = 3;
+const ANUM_PG_SHSECLABEL_LABEL: usize = 4;
+
+#[derive(Default)]
+struct Roles {
+    /// The roles labelled restricted; None until read.
+    labelled: Option<Vec<pg_sys::Oid>>,
+    /// Answers already given, per role.
+    answers: Vec<(pg_sys::Oid, bool)>,
+}
+
+thread_local! {
+    static ROLES: RefCell<Roles> = RefCell::new(Roles::default());
+}
+
+/// Forgets the labelled roles (a role label changed: relcache-wide invalidation).
+pub fn forget_labels() {
+    ROLES.with(|r| *r.borrow_mut() = Roles::default());
+}
+
+/// Forgets the answers (a role or a membership changed).
+pub fn forget_answers() {
+    ROLES.with(|r| r.borrow_mut().answers.clear());
+}
+
+/// Is the current user restricted? False outside a transaction (nothing to read the
+/// catalog with, and no query to protect).
+pub fn current_is_restricted() -> bool {
+    // SAFETY: plain reads of xact.c's and miscinit.c's state.
+    let user = unsafe {
+        if !pg_sys::IsTransactionState() {
+            return false;
+        }
+        pg_sys::GetUserId()
+    };
+    is_restricted(user)
+}
+
+pub fn is_restricted(user: pg_sys::Oid) -> bool {
+    if user == pg_sys::InvalidOid {
+        return false;
+    }
+    let known = ROLES.with(|r| {
+        let r = r.borrow();
+        match &r.labelled {
+            Some(l) if l.is_empty() => Some(false),
+            Some(_) => r.answers.iter().find(|(u, _)| *u == user).map(|(_, a)| *a),
+            None => None,
+        }
+    });
+    if let Some(answer) = known {
+        return answer;
+    }
+    let labelled = ROLES.with(|r| r.borrow().labelled.clone());
+    let labelled = match labelled {
+        Some(l) => l,
+        None => {
+            let l = read_labelled();
+            ROLES.with(|r| r.borrow_mut().labelled = Some(l.clone()));
+            l
+        }
+    };
+    // SAFETY: syscache and acl.c's role-membership cache, inside a transaction.
+    let answer = !labelled.is_empty()
+        && unsafe { !pg_sys::superuser_arg(user) }
+        && labelled.iter().any(|&r| unsafe { pg_sys::has_privs_of_role(user, r) });
+    ROLES.with(|r| {
+        let mut r = r.borrow_mut();
+        if r.answers.len() >= 64 {
+            r.answers.clear();
+        }
+        r.answers.push((user, answer));
+    });
+    answer
+}
+
+/// The roles labelled `restricted` by the deident provider. pg_shseclabel is small (one row
+/// per labelled shared object): a full scan.
+fn read_labelled() -> Vec<pg_sys::Oid> {
+    let mut out = Vec::new();
+    // SAFETY: a catalog scan in a transaction; datums read through the catalog's descriptor.
+    unsafe {
+        let catalog =
+            pg_sys::table_open(SHARED_SEC_LABEL_RELATION_ID, pg_sys::AccessShareLock as _);
+        let scan = pg_sys::systable_beginscan(
+            catalog,
+            pg_sys::InvalidOid,
+            false,
+            std::ptr::null_mut(),
+            0,
+            std::ptr::null_mut(),
+        );
+        let desc = (*catalog).rd_att;
+        let mut values = [pg_sys::Datum::from(0usize); 4];
+        let mut nulls = [false; 4];
+        loop {
+            let tuple = pg_sys::systable_getnext(scan);
+            if tuple.is_null() {
+                break;
+            }
+            pg_sys::heap_deform_tuple(tuple, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
+            if nulls.iter().any(|&n| n) {
+                continue;
+            }
+            let class = pg_sys::Oid::from(values[ANUM_PG_SHSECLABEL_CLASSOID - 1].value() as u32);
+            if class != pg_sys::AuthIdRelationId
+                || text_of(values[ANUM_PG_SHSECLABEL_PROVIDER - 1]) != "deident"
+                || !policy::is_restricted_label(&text_of(values[ANUM_PG_SHSECLABEL_LABEL - 1]))
+            {
+                continue;
+            }
+            out.push(pg_sys::Oid::from(values[ANUM_PG_SHSECLABEL_OBJOID - 1].value() as u32));
+        }
+        pg_sys::systable_endscan(scan);
+        pg_sys::table_close(catalog, pg_sys::AccessShareLock as _);
+    }
+    out
+}

@@ -1,0 +1,84 @@
+//! The fail-closed tripwire: whatever the rewrite missed, a restricted role's plan that still
+//! reads an identifier column raw, or writes to a labelled relation, is stopped before it runs.
+//!
+//! It looks at what the executor checks permissions on: each RTE_RELATION's selected columns
+//! (bit of attnum 0: the whole row). The rewrite clears the identifier columns' bits of the
+//! entries it masked (after checking their privileges), and SQL has no way to clear them, so a
+//! raw read cannot pass for a masked one. Called from ExecutorCheckPerms_hook (every plan's
+//! start, and COPY, which scans a table without a plan) and from ExecutorRun (a cursor or a
+//! portal planned for another role and run after SET ROLE).
+
+use pgrx::pg_sys;
+use pgrx::pg_sys::RangeTblEntry;
+
+use super::catalog;
+use super::rewrite::rel_name;
+use crate::error::DeidentError;
+
+/// pg_statistic_ext_data.
+const STATISTIC_EXT_DATA_RELATION_ID: pg_sys::Oid = pg_sys::Oid::from_u32(3429);
+
+pub enum Violation {
+    Write(pg_sys::Oid),
+    RawRead(pg_sys::Oid),
+}
+
+impl Violation {
+    pub fn report(self) -> ! {
+        match self {
+            Violation::Write(r) => DeidentError::RestrictedWrite { relation: rel_name(r) }.report(),
+            Violation::RawRead(r) => {
+                DeidentError::RestrictedRawRead { relation: rel_name(r) }.report()
+            }
+        }
+    }
+}
+
+fn bit(attnum: i32) -> i32 {
+    attnum - pg_sys::FirstLowInvalidHeapAttributeNumber
+}
+
+/// Checks a range table for a restricted role.
+///
+/// # Safety
+/// `rtable` is NULL or a valid List of RangeTblEntry.
+pub unsafe fn check(rtable: *mut pg_sys::List) -> Result<(), Violation> {
+    const WRITE: u64 = (pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE | pg_sys::ACL_DELETE) as u64;
+    if rtable.is_null() {
+        return Ok(());
+    }
+    // SAFETY: per the contract.
+    unsafe {
+        for i in 0..(*rtable).length as usize {
+            let rte = (*(*rtable).elements.add(i)).ptr_value.cast::<RangeTblEntry>();
+            if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION {
+                continue;
+            }
+            let relid = (*rte).relid;
+            let selected = (*rte).selectedCols;
+            if relid == pg_sys::StatisticRelationId || relid == STATISTIC_EXT_DATA_RELATION_ID {
+                if !selected.is_null() {
+                    return Err(Violation::RawRead(relid));
+                }
+                continue;
+            }
+            let labels = catalog::column_labels(relid, (*rte).inh);
+            if labels.is_empty() {
+                continue;
+            }
+            if (*rte).requiredPerms as u64 & WRITE != 0 {
+                return Err(Violation::Write(relid));
+            }
+            if selected.is_null() {
+                continue;
+            }
+            let whole_row = pg_sys::bms_is_member(bit(0), selected);
+            for a in catalog::identifiers(&labels) {
+                if whole_row || pg_sys::bms_is_member(bit(a as i32), selected) {
+                    return Err(Violation::RawRead(relid));
+                }
+            }
+        }
+    }
+    Ok(())
+}
