@@ -54,6 +54,9 @@ pub enum DeidentError {
     /// The fail-closed tripwire: a restricted role's plan reads an identifier column that the
     /// rewrite did not mask (a path pg_deident does not cover, or a plan made for another role).
     RestrictedRawRead { relation: String },
+    /// A restricted role makes a foreign key to a relation with identifier columns (its checks
+    /// compare raw values: an existence oracle).
+    RestrictedReference { relation: String },
     /// A restricted role fetches from a held cursor it did not open while restricted.
     RestrictedHeldCursor,
     /// A role that is not a superuser detaches a partition or drops an inheritance link that
@@ -345,6 +348,12 @@ impl DeidentError {
                 Some("The statement would read raw values that pg_deident did not replace by pseudonyms (for example a cursor or plan made for another role).".to_string()),
                 Some("Run the query again as this role; open cursors and prepare statements after SET ROLE.".to_string()),
             ),
+            DeidentError::RestrictedReference { relation } => (
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("a restricted role cannot make a foreign key to relation \"{}\"", echo(relation.as_bytes())),
+                Some("The relation has identifier columns; checking the key compares raw values, which would test guesses of them.".to_string()),
+                None,
+            ),
             DeidentError::RestrictedHeldCursor => (
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 "a restricted role cannot fetch from a held cursor opened by another role".to_string(),
@@ -450,6 +459,7 @@ mod tests {
             DeidentError::RestrictedWrite { relation: "t".into() },
             DeidentError::RestrictedRawRead { relation: "t".into() },
             DeidentError::RestrictedHeldCursor,
+            DeidentError::RestrictedReference { relation: "t".into() },
             DeidentError::UnlinkLabelled { relation: "t".into() },
             DeidentError::MaskingUnavailable,
             DeidentError::Label(LabelError::NotAColumn),

@@ -228,6 +228,12 @@ unsafe extern "C-unwind" fn mark_role_dependent(query: *mut pg_sys::Query) {
 }
 
 #[pg_guard]
+unsafe extern "C-unwind" fn plan_reads_relations(stmt: *mut pg_sys::PlannedStmt) -> bool {
+    // SAFETY: the planner's output.
+    unsafe { enforcement::plan_reads_relations(stmt) }
+}
+
+#[pg_guard]
 unsafe extern "C-unwind" fn before_planning(query: *mut pg_sys::Query) {
     // SAFETY: the planner's input Query.
     unsafe { enforcement::before_planning(query) }
@@ -281,15 +287,15 @@ unsafe extern "C-unwind" fn planner(
     cursor_options: i32,
     bound_params: pg_sys::ParamListInfo,
 ) -> *mut pg_sys::PlannedStmt {
-    // SAFETY: as in executor_start. Every plan depends on the role: the plan cache makes a
-    // new one when another role runs it (plancache.c CheckCachedPlan).
+    // SAFETY: as in executor_start. A plan that reads a relation depends on the role: the
+    // plan cache makes a new one when another role runs it (plancache.c CheckCachedPlan).
     unsafe {
         before_planning(parse);
         let stmt = match PREV_PLANNER {
             Some(prev) => prev(parse, query_string, cursor_options, bound_params),
             None => standard_planner(parse, query_string, cursor_options, bound_params),
         };
-        if !stmt.is_null() {
+        if !stmt.is_null() && plan_reads_relations(stmt) {
             (*stmt).dependsOnRole = true;
         }
         stmt

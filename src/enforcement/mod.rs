@@ -87,20 +87,43 @@ pub fn end_of_transaction() {
 }
 
 /// Marks an analysed query (and the query inside a utility statement: DECLARE CURSOR,
-/// CREATE TABLE AS, EXPLAIN) as depending on the role.
+/// CREATE TABLE AS, EXPLAIN) as depending on the role, when it reads anything at all. A query
+/// with no range table, sublink or CTE (PL/pgSQL's simple expressions, `SELECT 1 + 1`) reads no
+/// relation, also through an inlined SQL function (clauses.c `inline_function` inlines only
+/// bodies without FROM or sublinks), and stays role-independent: the plan cache then keeps its
+/// fast path for it (plancache.c `CachedPlanAllowsSimpleValidityCheck` refuses role-dependent
+/// plans).
 ///
 /// # Safety
 /// `query` is a valid Query.
 pub unsafe fn mark_role_dependent(query: *mut pg_sys::Query) {
     // SAFETY: per the contract.
     unsafe {
-        (*query).hasRowSecurity = true;
-        if (*query).commandType == pg_sys::CmdType::CMD_UTILITY && !(*query).utilityStmt.is_null() {
-            let inner = pg_sys::UtilityContainsQuery((*query).utilityStmt);
-            if !inner.is_null() {
-                (*inner).hasRowSecurity = true;
+        if (*query).commandType == pg_sys::CmdType::CMD_UTILITY {
+            (*query).hasRowSecurity = true;
+            if !(*query).utilityStmt.is_null() {
+                let inner = pg_sys::UtilityContainsQuery((*query).utilityStmt);
+                if !inner.is_null() {
+                    (*inner).hasRowSecurity = true;
+                }
             }
+        } else if !(*query).rtable.is_null() || (*query).hasSubLinks || !(*query).cteList.is_null()
+        {
+            (*query).hasRowSecurity = true;
         }
+    }
+}
+
+/// Does a plan read anything, so that it must be planned again for another role? Only a plan
+/// with no range table entry but the planner's empty-FROM placeholder (RTE_RESULT) does not.
+///
+/// # Safety
+/// `stmt` is a valid PlannedStmt.
+pub unsafe fn plan_reads_relations(stmt: *mut pg_sys::PlannedStmt) -> bool {
+    // SAFETY: per the contract.
+    unsafe {
+        list_ptrs::<pg_sys::RangeTblEntry>((*stmt).rtable)
+            .any(|rte| (*rte).rtekind != pg_sys::RTEKind::RTE_RESULT)
     }
 }
 
@@ -210,6 +233,23 @@ pub unsafe fn before_utility(pstmt: *mut pg_sys::PlannedStmt) -> Utility {
         match (*stmt).type_ {
             pg_sys::NodeTag::T_AlterTableStmt => {
                 check_unlink(stmt.cast());
+                if current_is_restricted() {
+                    for cmd in list_ptrs::<pg_sys::AlterTableCmd>(
+                        (*stmt.cast::<pg_sys::AlterTableStmt>()).cmds,
+                    ) {
+                        check_references((*cmd).def);
+                    }
+                }
+                Utility::AsIs
+            }
+            pg_sys::NodeTag::T_CreateStmt if current_is_restricted() => {
+                let create = stmt.cast::<pg_sys::CreateStmt>();
+                for element in list_ptrs::<pg_sys::Node>((*create).tableElts) {
+                    check_references(element);
+                }
+                for c in list_ptrs::<pg_sys::Node>((*create).constraints) {
+                    check_references(c);
+                }
                 Utility::AsIs
             }
             pg_sys::NodeTag::T_TruncateStmt if current_is_restricted() => {
@@ -291,6 +331,46 @@ unsafe fn check_fetch(name: *const std::ffi::c_char) {
         let ours = HELD.with(|h| h.borrow().iter().any(|(n, c)| *n == name && *c == created));
         if !ours {
             DeidentError::RestrictedHeldCursor.report();
+        }
+    }
+}
+
+/// A restricted role's foreign keys (a table constraint, a column's REFERENCES, one added by
+/// ALTER TABLE) must not reference a relation with identifier columns: the checks run as the
+/// referenced table's owner and compare raw values, so inserting a guess would tell whether it
+/// exists.
+unsafe fn check_references(node: *mut pg_sys::Node) {
+    // SAFETY: node types are checked before each cast.
+    unsafe {
+        if node.is_null() {
+            return;
+        }
+        match (*node).type_ {
+            pg_sys::NodeTag::T_ColumnDef => {
+                for c in list_ptrs::<pg_sys::Node>((*node.cast::<pg_sys::ColumnDef>()).constraints) {
+                    check_references(c);
+                }
+            }
+            pg_sys::NodeTag::T_Constraint => {
+                let c = node.cast::<pg_sys::Constraint>();
+                if (*c).contype != pg_sys::ConstrType::CONSTR_FOREIGN || (*c).pktable.is_null() {
+                    return;
+                }
+                let relid = pg_sys::RangeVarGetRelidExtended(
+                    (*c).pktable,
+                    pg_sys::NoLock as _,
+                    1,
+                    None,
+                    std::ptr::null_mut(),
+                );
+                if relid != pg_sys::InvalidOid
+                    && catalog::identifiers(&catalog::column_labels(relid, true)).next().is_some()
+                {
+                    DeidentError::RestrictedReference { relation: rewrite::rel_name(relid) }
+                        .report();
+                }
+            }
+            _ => {}
         }
     }
 }
