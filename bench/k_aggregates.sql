@@ -43,7 +43,7 @@ SELECT count(*) AS groups_compared,
 -- The same with work_mem = 256MB (no plan spills).
 DROP VIEW bench_medians;
 DROP TABLE bench_runs;
-DROP FUNCTION pg_temp.time_query(text);
+DROP FUNCTION pg_temp.time_query(text, name);
 SET work_mem = '256MB';
 \set settings 'work_mem = 256MB'
 \ir lib/harness.sql

@@ -3,6 +3,7 @@
 # BENCH_RUNS sets the number of interleaved runs (default 7); BENCH_FILES the files to run
 # (default bench/*.sql). The server runs with PostgreSQL's defaults but for shared_buffers
 # (the tables stay cached) and max_wal_size; a benchmark file sets anything else it needs.
+# Then, unless BENCH_OVERHEAD=0, the cost of the preload itself (scripts/bench-overhead.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/cluster.sh
@@ -22,3 +23,6 @@ for f in ${BENCH_FILES:-bench/*.sql}; do
   cluster_psql "$DIR" -d postgres -q -c "ALTER DATABASE postgres SET bench.runs = '${BENCH_RUNS:-7}'"
   cluster_psql "$DIR" -d postgres -q -f "$f"
 done
+if [ "${BENCH_OVERHEAD:-1}" != 0 ]; then
+  scripts/bench-overhead.sh "$DIR"
+fi

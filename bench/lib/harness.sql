@@ -1,21 +1,28 @@
 -- The benchmarks' timing harness, included (\ir) by each bench/*.sql after it has filled
 -- bench_queries (name, sql, ord): one warm-up pass, then bench.runs passes, each running every
 -- query once in ord order (interleaved, so that drift hits all alike), then the medians.
+-- A query runs as the role in bench_queries.role, if the file gave that column a value (SET
+-- ROLE before the clock starts, RESET after it stops). EXECUTE runs a query to its end and
+-- discards its rows, as a client that reads them all would see, less the transfer.
 CREATE TEMP TABLE bench_runs (query text, run int, ms float8);
-CREATE FUNCTION pg_temp.time_query(sql text) RETURNS float8 LANGUAGE plpgsql AS $$
-DECLARE t0 timestamptz; BEGIN
+ALTER TABLE bench_queries ADD COLUMN IF NOT EXISTS role name;
+CREATE FUNCTION pg_temp.time_query(sql text, role name) RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE t0 timestamptz; ms float8; BEGIN
+  IF role IS NOT NULL THEN EXECUTE format('SET ROLE %I', role); END IF;
   t0 := clock_timestamp();
   EXECUTE sql;
-  RETURN 1000 * extract(epoch FROM clock_timestamp() - t0);
+  ms := 1000 * extract(epoch FROM clock_timestamp() - t0);
+  IF role IS NOT NULL THEN RESET ROLE; END IF;
+  RETURN ms;
 END $$;
 
-SELECT count(pg_temp.time_query(sql)) AS warm_up_queries FROM bench_queries;
+SELECT count(pg_temp.time_query(sql, role)) AS warm_up_queries FROM bench_queries;
 DO $$
 DECLARE r int; q record;
 BEGIN
   FOR r IN 1..current_setting('bench.runs')::int LOOP
     FOR q IN SELECT * FROM bench_queries ORDER BY ord LOOP
-      INSERT INTO bench_runs VALUES (q.name, r, pg_temp.time_query(q.sql));
+      INSERT INTO bench_runs VALUES (q.name, r, pg_temp.time_query(q.sql, q.role));
     END LOOP;
   END LOOP;
 END $$;
