@@ -8,6 +8,7 @@
 mod aggregates;
 mod encoding;
 mod error;
+mod ff1;
 mod fmgr;
 mod functions;
 mod guc;
