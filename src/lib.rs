@@ -1,9 +1,9 @@
 //! pg_deident: de-identification of personal data inside PostgreSQL.
 //!
 //! SQL entry points live in `functions` (pseudonyms), `aggregates` (k-anonymity) and `labels`
-//! (the label provider); the pure algorithms (`pseudonym`, `keys`, `aggregates::state`) have
-//! no PostgreSQL types and run under `cargo test`. `keycache` holds the key ring per statement,
-//! `hooks` every PostgreSQL hook, `error` every SQLSTATE.
+//! (the label provider); the pure algorithms (`pseudonym`, `ff1`, `keys`,
+//! `aggregates::state`) have no PostgreSQL types and run under `cargo test`. `keycache` holds
+//! the key ring per statement, `hooks` every PostgreSQL hook, `error` every SQLSTATE.
 
 mod aggregates;
 mod encoding;
