@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """An independent FF1 (NIST SP 800-38G, section 6.2, Algorithm 7), written from the standard
 with Python's integers and the `cryptography` package's AES, to check pg_deident's
-pseudonymize_int (SPEC "Pseudonymization"), which uses the Rust `fpe` crate.
+pseudonymize_int (SPEC "Pseudonymization"), whose FF1 (src/ff1.rs, radix 2 only) is ours.
 
 It first reproduces NIST's published FF1 samples 1 to 9 (AES-128, -192 and -256; radix 10
 and 36), then prints SPEC's four pseudonymize_int vectors for the test key (bytes 0x00..0x1f).
