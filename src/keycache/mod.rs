@@ -598,7 +598,8 @@ pub unsafe fn with_derived_key<T, R>(
         })
     };
     let Some(site) = site else {
-        return in_ring(key_id, |k| f(&derive(k))).map(|(_, r)| r);
+        // No FmgrInfo (DirectFunctionCall): derive for this call; `f` runs outside the cache.
+        return in_ring(key_id, derive).map(|(_, derived)| f(&derived));
     };
     // As in `mac`: a running query whose ring is settled, and this site derived from it.
     let key_id_matches = site.key_id_const || site.key_id.matches(key_id);
