@@ -1,15 +1,16 @@
 //! pg_deident: de-identification of personal data inside PostgreSQL.
 //!
 //! SQL entry points live in `functions` (pseudonyms), `aggregates` (k-anonymity) and `labels`
-//! (the label provider); the pure algorithms (`pseudonym`, `keys`, `aggregates::state`) have
-//! no PostgreSQL types and run under `cargo test`. `keycache` holds the key ring per statement,
-//! `hooks` every PostgreSQL hook, `error` every SQLSTATE; `policy` the label rules and
-//! `enforcement` what a restricted role may see and do.
+//! (the label provider); the pure algorithms (`pseudonym`, `ff1`, `keys`,
+//! `aggregates::state`, `policy`) have no PostgreSQL types and run under `cargo test`.
+//! `keycache` holds the key ring per statement, `hooks` every PostgreSQL hook, `error` every
+//! SQLSTATE, and `enforcement` decides what a restricted role may see and do.
 
 mod aggregates;
 mod encoding;
 mod enforcement;
 mod error;
+mod ff1;
 mod fmgr;
 mod functions;
 mod guc;

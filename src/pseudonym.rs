@@ -54,7 +54,7 @@ const SHA256_IV: [u32; 8] = [
     0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
 ];
 
-fn keyed(key: &[u8]) -> HmacSha256 {
+pub(crate) fn keyed(key: &[u8]) -> HmacSha256 {
     // HMAC accepts keys of any length (RFC 2104 section 2: longer keys are hashed first), so
     // `new_from_slice` cannot fail for it; the error arm exists only for other MACs.
     match HmacSha256::new_from_slice(key) {

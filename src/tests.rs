@@ -58,6 +58,14 @@ mod tests {
             Spi::get_one::<i64>("SELECT deident.pseudonymize_bigint('alice@contoso.com')"),
             Ok(Some(8031121206449541807))
         );
+        for (sql, expected) in [
+            ("SELECT deident.pseudonymize_int(0)", -532415753),
+            ("SELECT deident.pseudonymize_int(1001)", 1813204751),
+            ("SELECT deident.pseudonymize_int(1001, 'hr')", -1331595961),
+            ("SELECT deident.pseudonymize_int(-2147483648)", -1891228647),
+        ] {
+            assert_eq!(Spi::get_one::<i32>(sql), Ok(Some(expected)), "{sql}");
+        }
     }
 
     fn hex_key(hex: &str) -> Vec<u8> {
@@ -173,6 +181,10 @@ mod tests {
         ));
         assert!(sqlstate_of(
             "SELECT deident.pseudonymize_uuid('a', '', 'nokey')",
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT
+        ));
+        assert!(sqlstate_of(
+            "SELECT deident.pseudonymize_int(1, '', 'nokey')",
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT
         ));
         assert!(sqlstate_of(

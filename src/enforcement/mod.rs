@@ -347,7 +347,8 @@ unsafe fn check_references(node: *mut pg_sys::Node) {
         }
         match (*node).type_ {
             pg_sys::NodeTag::T_ColumnDef => {
-                for c in list_ptrs::<pg_sys::Node>((*node.cast::<pg_sys::ColumnDef>()).constraints) {
+                for c in list_ptrs::<pg_sys::Node>((*node.cast::<pg_sys::ColumnDef>()).constraints)
+                {
                     check_references(c);
                 }
             }

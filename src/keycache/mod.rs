@@ -20,7 +20,9 @@
 //! **Per call site.** A call site (an FmgrInfo) keeps the domain key it resolved, with the
 //! serial number of the ring it came from, in its `fn_extra` (`Site`), so a row costs one
 //! comparison of that serial with the running query's and the HMAC, with no lookup of the key
-//! id or the domain. Arguments that are constants in the query are not even compared.
+//! id or the domain. Arguments that are constants in the query are not even compared. Key
+//! material derived from the raw key instead (`pseudonymize_int`'s AES key schedule) is kept
+//! the same way (`KeySite`).
 //!
 //! **Bounded memory.** Besides the rings in use, the backend keeps at most `MAX_DOMAINS` derived
 //! domain keys, for domains of at most `MAX_CACHED_DOMAIN` bytes; nothing longer that a caller
@@ -361,11 +363,17 @@ pub fn cached_domains() -> (usize, usize) {
 /// Runs `f` with the raw bytes of the key `key_id` ('' for the active key) of the current
 /// ring.
 pub fn with_key<R>(key_id: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+    in_ring(key_id, f).map(|(_, r)| r)
+}
+
+/// `f` of the raw bytes of the key `key_id` ('' for the active key) of the current ring, with
+/// that ring's serial.
+fn in_ring<R>(key_id: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<(u64, R)> {
     CACHE.with_borrow_mut(|cache| {
         let settled = usable_ring(cache)?;
         let ring = ring_of(&settled)?;
         let index = key_index(ring, key_id)?;
-        Ok(f(&ring.keys.keys[index].bytes))
+        Ok((settled.serial, f(&ring.keys.keys[index].bytes)))
     })
 }
 
@@ -551,4 +559,63 @@ fn resolve(args: &Args) -> Result<(u64, DomainKey)> {
 
 fn check_for_interrupts() {
     pg_sys::check_for_interrupts!();
+}
+
+/// A call site's key material derived from a raw ring key rather than a domain key (the FF1
+/// cipher of `pseudonymize_int`), kept in `fn_extra` as `Site` keeps a domain key: valid while
+/// `serial` is the running query's ring and the key id argument is unchanged. Boxed: `fn_extra`
+/// memory is 8-byte aligned, and an expanded AES key may want more (`fmgr::call_site`).
+pub struct KeySite<T> {
+    /// The serial of the ring `derived` belongs to; 0: nothing derived.
+    serial: u64,
+    key_id_const: bool,
+    key_id: SiteArg,
+    derived: Option<Box<T>>,
+}
+
+/// Runs `f` with `derive(K)`, K the raw bytes of the key `key_id` ('' for the active key) of
+/// the ring in force. The derived value is kept at the call site and derived again only for
+/// another ring or another key id, under the same rules as `mac`'s domain keys: a row costs one
+/// comparison of serials. `key_id_arg` is the key id's argument position.
+///
+/// # Safety
+/// `fcinfo` is fmgr's call info of the entry point calling this, and that entry point's
+/// `fn_extra` is used by this function alone, always with the same `T`.
+pub unsafe fn with_derived_key<T, R>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    key_id: &[u8],
+    key_id_arg: usize,
+    derive: impl FnOnce(&[u8]) -> T,
+    f: impl FnOnce(&T) -> R,
+) -> Result<R> {
+    // SAFETY: per the contract, fn_extra holds a `KeySite<T>` or nothing.
+    let site = unsafe {
+        fmgr::call_site(fcinfo, || KeySite::<T> {
+            serial: 0,
+            key_id_const: fmgr::arg_is_const(fcinfo, key_id_arg),
+            key_id: SiteArg::EMPTY,
+            derived: None,
+        })
+    };
+    let Some(site) = site else {
+        // No FmgrInfo (DirectFunctionCall): derive for this call; `f` runs outside the cache.
+        return in_ring(key_id, derive).map(|(_, derived)| f(&derived));
+    };
+    // As in `mac`: a running query whose ring is settled, and this site derived from it.
+    let key_id_matches = site.key_id_const || site.key_id.matches(key_id);
+    if key_id_matches && site.serial != 0 && site.serial == RUNNING_SERIAL.load(Ordering::Relaxed) {
+        if let Some(derived) = &site.derived {
+            return Ok(f(derived));
+        }
+    }
+    let (serial, derived) = in_ring(key_id, |k| Box::new(derive(k)))?;
+    let r = f(&derived);
+    site.serial = 0;
+    site.derived = None;
+    if let Some(arg) = SiteArg::of(key_id) {
+        *site = KeySite { serial, key_id: arg, derived: Some(derived), ..*site };
+    } else if site.key_id_const {
+        *site = KeySite { serial, derived: Some(derived), ..*site };
+    }
+    Ok(r)
 }

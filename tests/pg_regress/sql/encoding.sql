@@ -6,7 +6,8 @@
 SELECT deident.pseudonymize('José.Müller@exämple.org') AS utf8_vector,
        deident.pseudonymize('alice@contoso.com', 'Büro') AS utf8_domain,
        deident.pseudonymize_uuid('José.Müller@exämple.org', 'Büro') AS utf8_uuid,
-       deident.pseudonymize_bigint('José.Müller@exämple.org') AS utf8_bigint;
+       deident.pseudonymize_bigint('José.Müller@exämple.org') AS utf8_bigint,
+       deident.pseudonymize_int(1001, 'Büro') AS utf8_int_domain;
 CREATE DATABASE regress_latin1 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;
 CREATE DATABASE regress_sqlascii ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;
 
@@ -20,7 +21,8 @@ SELECT v, octet_length(v) AS stored_bytes, deident.pseudonymize(v)
 -- the domain is converted too, and every variant gives what the UTF-8 database gave
 SELECT deident.pseudonymize('alice@contoso.com', 'Büro') AS latin1_domain,
        deident.pseudonymize_uuid('José.Müller@exämple.org', 'Büro') AS latin1_uuid,
-       deident.pseudonymize_bigint('José.Müller@exämple.org') AS latin1_bigint;
+       deident.pseudonymize_bigint('José.Müller@exämple.org') AS latin1_bigint,
+       deident.pseudonymize_int(1001, 'Büro') AS latin1_int_domain;
 -- a column of the database's own text, and a constant: one pseudonym per person
 CREATE TABLE people (email text);
 INSERT INTO people VALUES ('José.Müller@exämple.org'), ('zoë@contoso.com');
