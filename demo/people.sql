@@ -63,3 +63,13 @@ SECURITY LABEL FOR deident ON COLUMN people.org IS 'quasi_identifier';
 SECURITY LABEL FOR deident ON COLUMN people.region IS 'quasi_identifier';
 SECURITY LABEL FOR deident ON COLUMN people.after_hours IS 'sensitive';
 SECURITY LABEL FOR deident ON COLUMN people.email_hours IS 'sensitive';
+
+-- The analyst: a restricted role (SECURITY LABEL ... ON ROLE ... IS 'restricted') that reads
+-- the same table with plain SQL and sees only pseudonyms of the identifier column.
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'demo_analyst') THEN
+    CREATE ROLE demo_analyst LOGIN;
+  END IF;
+END $$;
+GRANT SELECT ON people TO demo_analyst;
+SECURITY LABEL FOR deident ON ROLE demo_analyst IS 'restricted';

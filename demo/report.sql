@@ -67,3 +67,29 @@ SELECT 'the labels: function, title, org, region', *
   FROM deident.k_anonymity('people');
 \echo 'With all four attributes, many people are alone in their class: the seed''s point that'
 \echo 'function, title, org and region are personal data in combination.'
+
+\echo
+\echo '== The analyst''s view. demo_analyst is a restricted role (SECURITY LABEL FOR deident ON'
+\echo '   ROLE demo_analyst IS ''restricted''). It runs plain SQL on the same table, and every'
+\echo '   value of the identifier column reaches it as that value''s pseudonym; nobody rewrote'
+\echo '   the query. The same query, first as the DBA:'
+SELECT email, function, title, org, after_hours FROM people ORDER BY org, title, after_hours, email_hours LIMIT 5;
+SELECT min(email) AS known_email FROM people \gset
+SET ROLE demo_analyst;
+\echo '... then as demo_analyst:'
+SELECT email, function, title, org, after_hours FROM people ORDER BY org, title, after_hours, email_hours LIMIT 5;
+\echo 'The seed''s people report, as the analyst writes it (no pseudonymize call: the column'
+\echo 'already reads as the pseudonym; the k-aggregates work on it as before):'
+SELECT email AS "Person Identifier", after_hours AS "After Hours", email_hours AS "Email Hours",
+       function AS "Function", title AS "Title", org AS "Org", region AS "Region"
+  FROM people ORDER BY 1 LIMIT 5;
+SELECT org AS "Org", deident.k_count_distinct(email) AS "People",
+       round(deident.k_avg(after_hours, email), 1) AS "Avg After Hours"
+  FROM people GROUP BY org ORDER BY org LIMIT 4;
+\echo 'Looking up a known e-mail,' :known_email ', finds nothing (the predicate sees the'
+\echo 'pseudonym), and the keyed function that would test a guess is refused:'
+SELECT count(*) AS rows_with_that_email FROM people WHERE email = :'known_email';
+\set ON_ERROR_STOP 0
+SELECT deident.pseudonymize(:'known_email');
+\set ON_ERROR_STOP 1
+RESET ROLE;

@@ -4,7 +4,11 @@
 # planned, so every hook runs) against one server, restarted alternately with and without
 # shared_preload_libraries = 'pg_deident' (A B B A ..., so that drift hits both alike),
 # BENCH_OVERHEAD_RUNS pairs (default 7) of BENCH_OVERHEAD_SECONDS (default 10) each, one
-# client. The database has the extension, a labelled table and a restricted role, so the
+# client. Two figures per run: transactions per second, and the server's CPU time per
+# transaction (the backend's utime + stime from /proc over the middle of the run, divided by
+# the transactions committed meanwhile). The second is the library's cost; the first also
+# carries the scheduling of one client and one backend ping-ponging on two cores, which moves
+# by far more than 3% from one restart to the next on this kind of machine. The database has the extension, a labelled table and a restricted role, so the
 # caches the hooks consult are not trivially empty; pgbench runs as the superuser, which is
 # not restricted. Called by scripts/bench.sh with the cluster directory; the cluster is
 # stopped when this returns.
@@ -33,24 +37,47 @@ restart() { # PRELOAD ('pg_deident' or '')
   # warm the cache and the backend-independent state
   "$PGBIN/pgbench" -n -S -T 2 -h "$DIR" -p 5432 -U postgres bench_pgbench >/dev/null 2>&1
 }
-tps() {
-  "$PGBIN/pgbench" -n -S -T "$SECS" -c 1 -h "$DIR" -p 5432 -U postgres bench_pgbench 2>/dev/null |
-    sed -n 's/^tps = \([0-9.]*\).*/\1/p'
+# Prints "TPS CPU_US_PER_XACT" for one run.
+run() {
+  local out pid c0 c1 x0 x1 tick
+  out=$(mktemp)
+  "$PGBIN/pgbench" -n -S -T "$SECS" -c 1 -h "$DIR" -p 5432 -U postgres bench_pgbench >"$out" 2>&1 &
+  sleep 1
+  pid=$(cluster_psql "$DIR" -At -d bench_pgbench -c \
+        "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgbench' LIMIT 1")
+  xacts() { cluster_psql "$DIR" -At -d bench_pgbench -c \
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"; }
+  c0=$(awk '{print $14 + $15}' "/proc/$pid/stat"); x0=$(xacts)
+  sleep $((SECS - 3))
+  c1=$(awk '{print $14 + $15}' "/proc/$pid/stat"); x1=$(xacts)
+  wait
+  tick=$(getconf CLK_TCK)
+  # the two counting queries commit a transaction each
+  awk -v t="$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$out")" -v c=$((c1 - c0)) \
+      -v x=$((x1 - x0 - 1)) -v hz="$tick" 'BEGIN { printf "%.0f %.2f\n", t, c / hz * 1e6 / x }'
+  rm -f "$out"
 }
-with=(); without=()
+with=(); without=(); cpu_with=(); cpu_without=()
 for i in $(seq 1 "$RUNS"); do
   if [ $((i % 2)) = 1 ]; then order="pg_deident none"; else order="none pg_deident"; fi
   for lib in $order; do
-    if [ "$lib" = pg_deident ]; then restart pg_deident; with+=("$(tps)")
-    else restart ''; without+=("$(tps)"); fi
+    if [ "$lib" = pg_deident ]; then
+      restart pg_deident; read -r t c < <(run); with+=("$t"); cpu_with+=("$c")
+    else
+      restart ''; read -r t c < <(run); without+=("$t"); cpu_without+=("$c")
+    fi
   done
 done
 restart pg_deident
 cluster_psql "$DIR" -q -d bench_pgbench -c "DROP ROLE bench_overhead_analyst" >/dev/null 2>&1 || true
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 mw=$(median "${with[@]}"); mo=$(median "${without[@]}")
+cw=$(median "${cpu_with[@]}"); co=$(median "${cpu_without[@]}")
 echo
 echo "preload overhead: pgbench -S (scale 10, 1 client, simple protocol), $RUNS interleaved pairs of ${SECS}s"
-echo "  tps with pg_deident preloaded:    ${with[*]}  (median $mw)"
-echo "  tps without:                      ${without[*]}  (median $mo)"
-awk -v w="$mw" -v o="$mo" 'BEGIN { printf "  cost of the preload: %.1f%% (target: under 3%%)\n", 100 * (o - w) / o }'
+echo "  server CPU us/transaction, preloaded: ${cpu_with[*]}  (median $cw)"
+echo "  server CPU us/transaction, without:   ${cpu_without[*]}  (median $co)"
+echo "  tps, preloaded: ${with[*]}  (median $mw)"
+echo "  tps, without:   ${without[*]}  (median $mo)"
+awk -v w="$cw" -v o="$co" 'BEGIN { printf "  cost of the preload in server CPU per transaction: %+.1f%% (target: under 3%%)\n", 100 * (w - o) / o }'
+awk -v w="$mw" -v o="$mo" 'BEGIN { printf "  tps difference: %+.1f%% (scheduling noise included)\n", 100 * (o - w) / o }'
