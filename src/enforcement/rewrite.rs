@@ -89,6 +89,8 @@ unsafe fn rewrite_rtable(query: *mut Query, ctx: &mut Ctx) {
         if rtable.is_null() {
             return;
         }
+        let mut replaced: Vec<(i32, Vec<i16>)> = Vec::new();
+        let mut view: Option<(*mut RangeTblEntry, Vec<i16>)> = None;
         for i in 0..(*rtable).length as usize {
             let rte = (*(*rtable).elements.add(i)).ptr_value.cast::<RangeTblEntry>();
             if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION {
@@ -111,21 +113,81 @@ unsafe fn rewrite_rtable(query: *mut Query, ctx: &mut Ctx) {
             if identifiers.is_empty() {
                 continue;
             }
-            // A view's own entry (the OLD entry ApplyRetrieveRule leaves, for permissions)
-            // is not scanned: its rows come from the view's query, rewritten here too. A
-            // label on a view column is documentation; the tripwire still sees its bits.
+            // A view's own entry: the OLD entry that ApplyRetrieveRule leaves as the first of
+            // the view's query, for permissions; it is not scanned. Its labelled columns are
+            // the query's outputs, masked below once the relations it reads are.
             if (*rte).relkind as u8 == b'v' {
+                if i == 0 {
+                    view = Some((rte, identifiers));
+                }
                 continue;
             }
-            let funcs = match ctx.funcs {
-                Some(f) => f,
-                None => {
-                    let f = lookup_funcs();
-                    ctx.funcs = Some(f);
-                    f
-                }
-            };
+            let funcs = ctx.funcs();
             mask_relation(rte, rti, &identifiers, &funcs);
+            replaced.push((rti, identifiers));
+        }
+        if let Some((rte, identifiers)) = view {
+            let funcs = ctx.funcs();
+            mask_view_outputs(query, rte, &identifiers, &replaced, &funcs);
+        }
+    }
+}
+
+impl Ctx {
+    fn funcs(&mut self) -> Funcs {
+        *self.funcs.get_or_insert_with(lookup_funcs)
+    }
+}
+
+/// The outputs of a view's query for the view's columns labelled identifier: each becomes its
+/// pseudonym, unless it already reads one (a column of a relation masked above). Outer
+/// references, pushed-down quals included, then see only the pseudonym. A view over a set
+/// operation (UNION ...) keeps its outputs as they are, and the tripwire refuses reading
+/// them: the outputs of a set operation must stay plain references.
+///
+/// # Safety
+/// `query` is a view's query as the rewriter expanded it, and `rte` its first entry (OLD).
+unsafe fn mask_view_outputs(
+    query: *mut Query,
+    rte: *mut RangeTblEntry,
+    identifiers: &[i16],
+    replaced: &[(i32, Vec<i16>)],
+    funcs: &Funcs,
+) {
+    // SAFETY: per the contract; the target list is a List of TargetEntry.
+    unsafe {
+        if !(*query).setOperations.is_null() {
+            return;
+        }
+        let rel = pg_sys::relation_open((*rte).relid, pg_sys::NoLock as _);
+        let desc = (*rel).rd_att;
+        take_identifier_bits(rte, identifiers, (*desc).attrs.as_slice((*desc).natts as usize));
+        pg_sys::relation_close(rel, pg_sys::NoLock as _);
+        let tlist = (*query).targetList;
+        for i in 0..if tlist.is_null() { 0 } else { (*tlist).length as usize } {
+            let tle = (*(*tlist).elements.add(i)).ptr_value.cast::<pg_sys::TargetEntry>();
+            if (*tle).resjunk || !identifiers.contains(&(*tle).resno) {
+                continue;
+            }
+            let expr = (*tle).expr;
+            if (*expr).type_ == pg_sys::NodeTag::T_Var {
+                let var = expr.cast::<pg_sys::Var>();
+                let masked = (*var).varlevelsup == 0
+                    && replaced.iter().any(|(rti, ids)| {
+                        *rti == (*var).varno as i32 && ids.contains(&(*var).varattno)
+                    });
+                if masked {
+                    continue;
+                }
+            }
+            let node = expr.cast::<pg_sys::Node>();
+            (*tle).expr = mask_expr(
+                expr,
+                pg_sys::exprType(node),
+                pg_sys::exprTypmod(node),
+                pg_sys::exprCollation(node),
+                funcs,
+            );
         }
     }
 }
@@ -245,46 +307,7 @@ unsafe fn mask_relation(rte: *mut RangeTblEntry, rti: i32, identifiers: &[i16], 
         let natts = (*desc).natts;
         let attrs = (*desc).attrs.as_slice(natts as usize);
 
-        // The privileges the executor would check on the identifier columns, checked now:
-        // their bits go away below. Whole-row (bit of attnum 0) reads every column.
-        let selected = (*rte).selectedCols;
-        let whole_row = pg_sys::bms_is_member(bit(0), selected);
-        if (*rte).requiredPerms as u64 & pg_sys::ACL_SELECT as u64 != 0 {
-            let user = if (*rte).checkAsUser != pg_sys::InvalidOid {
-                (*rte).checkAsUser
-            } else {
-                pg_sys::GetUserId()
-            };
-            let table_ok = pg_sys::pg_class_aclcheck(relid, user, pg_sys::ACL_SELECT as _)
-                == pg_sys::AclResult::ACLCHECK_OK;
-            if !table_ok {
-                for &a in identifiers {
-                    if (whole_row || pg_sys::bms_is_member(bit(a as i32), selected))
-                        && pg_sys::pg_attribute_aclcheck(relid, a, user, pg_sys::ACL_SELECT as _)
-                            != pg_sys::AclResult::ACLCHECK_OK
-                    {
-                        pg_sys::aclcheck_error(
-                            pg_sys::AclResult::ACLCHECK_NO_PRIV,
-                            pg_sys::get_relkind_objtype((*rte).relkind),
-                            pg_sys::get_rel_name(relid),
-                        );
-                    }
-                }
-            }
-        }
-        let mut cols = pg_sys::bms_copy(selected);
-        if whole_row {
-            cols = pg_sys::bms_del_member(cols, bit(0));
-            for (i, att) in attrs.iter().enumerate() {
-                if !att.attisdropped {
-                    cols = pg_sys::bms_add_member(cols, bit(i as i32 + 1));
-                }
-            }
-        }
-        for &a in identifiers {
-            cols = pg_sys::bms_del_member(cols, bit(a as i32));
-        }
-        (*inner).selectedCols = cols;
+        take_identifier_bits(inner, identifiers, attrs);
 
         let mut tlist: *mut pg_sys::List = std::ptr::null_mut();
         for (i, att) in attrs.iter().enumerate() {
@@ -295,7 +318,7 @@ unsafe fn mask_relation(rte: *mut RangeTblEntry, rti: i32, identifiers: &[i16], 
                 let var =
                     pg_sys::makeVar(1, attnum, att.atttypid, att.atttypmod, att.attcollation, 0);
                 if identifiers.contains(&attnum) {
-                    mask_expr(var, att.atttypid, att.atttypmod, att.attcollation, funcs)
+                    mask_expr(var.cast(), att.atttypid, att.atttypmod, att.attcollation, funcs)
                 } else {
                     var.cast()
                 }
@@ -342,6 +365,62 @@ unsafe fn mask_relation(rte: *mut RangeTblEntry, rti: i32, identifiers: &[i16], 
         (*rte).updatedCols = std::ptr::null_mut();
         (*rte).extraUpdatedCols = std::ptr::null_mut();
         (*rte).securityQuals = std::ptr::null_mut();
+    }
+}
+
+/// Checks the SELECT privilege that the executor would check on the identifier columns of
+/// `rte` (as `ExecCheckRTEPerms` does: the table's, else each column's, as `checkAsUser` or the
+/// current user), then takes their bits out of its selected columns, and the whole-row bit,
+/// which becomes the bits of every other live column. The tripwire then sees no raw read.
+///
+/// # Safety
+/// `rte` is a valid RTE_RELATION entry, and `attrs` its relation's attributes.
+unsafe fn take_identifier_bits(
+    rte: *mut RangeTblEntry,
+    identifiers: &[i16],
+    attrs: &[pg_sys::FormData_pg_attribute],
+) {
+    // SAFETY: per the contract.
+    unsafe {
+        let relid = (*rte).relid;
+        let selected = (*rte).selectedCols;
+        let whole_row = pg_sys::bms_is_member(bit(0), selected);
+        if (*rte).requiredPerms as u64 & pg_sys::ACL_SELECT as u64 != 0 {
+            let user = if (*rte).checkAsUser != pg_sys::InvalidOid {
+                (*rte).checkAsUser
+            } else {
+                pg_sys::GetUserId()
+            };
+            let table_ok = pg_sys::pg_class_aclcheck(relid, user, pg_sys::ACL_SELECT as _)
+                == pg_sys::AclResult::ACLCHECK_OK;
+            if !table_ok {
+                for &a in identifiers {
+                    if (whole_row || pg_sys::bms_is_member(bit(a as i32), selected))
+                        && pg_sys::pg_attribute_aclcheck(relid, a, user, pg_sys::ACL_SELECT as _)
+                            != pg_sys::AclResult::ACLCHECK_OK
+                    {
+                        pg_sys::aclcheck_error(
+                            pg_sys::AclResult::ACLCHECK_NO_PRIV,
+                            pg_sys::get_relkind_objtype((*rte).relkind),
+                            pg_sys::get_rel_name(relid),
+                        );
+                    }
+                }
+            }
+        }
+        let mut cols = pg_sys::bms_copy(selected);
+        if whole_row {
+            cols = pg_sys::bms_del_member(cols, bit(0));
+            for (i, att) in attrs.iter().enumerate() {
+                if !att.attisdropped {
+                    cols = pg_sys::bms_add_member(cols, bit(i as i32 + 1));
+                }
+            }
+        }
+        for &a in identifiers {
+            cols = pg_sys::bms_del_member(cols, bit(a as i32));
+        }
+        (*rte).selectedCols = cols;
     }
 }
 
@@ -407,9 +486,9 @@ unsafe fn empty_statistics(rte: *mut RangeTblEntry) {
 /// uuid, bigint and integer their own; anything else NULL.
 ///
 /// # Safety
-/// `var` is a valid Var of type `typid`.
+/// `var` is a valid expression of type `typid`.
 unsafe fn mask_expr(
-    var: *mut pg_sys::Var,
+    var: *mut pg_sys::Expr,
     typid: Oid,
     typmod: i32,
     collation: Oid,
