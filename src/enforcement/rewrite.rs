@@ -173,9 +173,9 @@ unsafe fn mask_view_outputs(
             if (*expr).type_ == pg_sys::NodeTag::T_Var {
                 let var = expr.cast::<pg_sys::Var>();
                 let masked = (*var).varlevelsup == 0
-                    && replaced.iter().any(|(rti, ids)| {
-                        *rti == (*var).varno as i32 && ids.contains(&(*var).varattno)
-                    });
+                    && replaced
+                        .iter()
+                        .any(|(rti, ids)| *rti == (*var).varno && ids.contains(&(*var).varattno));
                 if masked {
                     continue;
                 }
