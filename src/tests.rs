@@ -241,4 +241,83 @@ mod tests {
             Ok(Some(5))
         );
     }
+
+    /// Is `role` restricted, as the hooks see it after SET ROLE?
+    fn restricted_as(role: &str) -> bool {
+        Spi::run(&format!("SET ROLE {role}")).unwrap();
+        let restricted = crate::enforcement::current_is_restricted();
+        Spi::run("RESET ROLE").unwrap();
+        restricted
+    }
+
+    #[pg_test]
+    fn restriction_follows_the_label_and_membership_at_once() {
+        Spi::run("CREATE ROLE rr_group").unwrap();
+        Spi::run("CREATE ROLE rr_member IN ROLE rr_group").unwrap();
+        Spi::run("CREATE ROLE rr_noinherit NOINHERIT IN ROLE rr_group").unwrap();
+        assert!(!restricted_as("rr_group"));
+        Spi::run("SECURITY LABEL FOR deident ON ROLE rr_group IS 'restricted'").unwrap();
+        // the label's invalidation reaches this backend's caches at the end of the command
+        assert!(restricted_as("rr_group"));
+        assert!(restricted_as("rr_member"), "a member that inherits is restricted");
+        assert!(!restricted_as("rr_noinherit"), "a NOINHERIT member is not, until SET ROLE");
+        Spi::run("REVOKE rr_group FROM rr_member").unwrap();
+        assert!(!restricted_as("rr_member"), "a membership change is seen at once");
+        Spi::run("SECURITY LABEL FOR deident ON ROLE rr_group IS NULL").unwrap();
+        assert!(!restricted_as("rr_group"));
+        assert!(!crate::enforcement::current_is_restricted(), "a superuser never is");
+        Spi::run("CREATE ROLE rr_super SUPERUSER").unwrap();
+        assert!(sqlstate_of(
+            "SECURITY LABEL FOR deident ON ROLE rr_super IS 'restricted'",
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
+        ));
+    }
+
+    fn labels_of(rel: &str, with_descendants: bool) -> Vec<(String, &'static str)> {
+        let oid = Spi::get_one::<pg_sys::Oid>(&format!("SELECT '{rel}'::regclass::oid"))
+            .unwrap()
+            .unwrap();
+        crate::enforcement::catalog::column_labels(oid, with_descendants)
+            .iter()
+            .map(|c| (c.name.clone(), c.label.as_str()))
+            .collect()
+    }
+
+    #[pg_test]
+    fn labels_cover_children_and_parents_read_through_children() {
+        for sql in [
+            "CREATE TABLE cl_p (id int, email text, org text) PARTITION BY LIST (id)",
+            "CREATE TABLE cl_p1 PARTITION OF cl_p FOR VALUES IN (1)",
+            "CREATE TABLE cl_i (email text, org text)",
+            "CREATE TABLE cl_c (extra int) INHERITS (cl_i)",
+            "CREATE TABLE cl_u (id int, email text) PARTITION BY LIST (id)",
+            "CREATE TABLE cl_u1 PARTITION OF cl_u FOR VALUES IN (1)",
+            "SECURITY LABEL FOR deident ON COLUMN cl_p.email IS 'identifier'",
+            "SECURITY LABEL FOR deident ON COLUMN cl_p1.email IS 'sensitive'",
+            "SECURITY LABEL FOR deident ON COLUMN cl_p1.org IS 'quasi_identifier'",
+            "SECURITY LABEL FOR deident ON COLUMN cl_i.email IS 'identifier'",
+            "SECURITY LABEL FOR deident ON COLUMN cl_u1.email IS 'identifier'",
+        ] {
+            Spi::run(sql).unwrap();
+        }
+        let id = |c: &str| (c.to_string(), "identifier");
+        // a child's own label adds protection, never removes its parent's
+        assert_eq!(
+            labels_of("cl_p1", false),
+            vec![id("email"), ("org".to_string(), "quasi_identifier")]
+        );
+        assert_eq!(labels_of("cl_c", false), vec![id("email")], "classic inheritance");
+        // a parent is read through its children only when the scan includes them
+        assert_eq!(labels_of("cl_u", false), vec![]);
+        assert_eq!(labels_of("cl_u", true), vec![id("email")]);
+        // detaching takes the parent's labels away at once
+        Spi::run("ALTER TABLE cl_p DETACH PARTITION cl_p1").unwrap();
+        assert_eq!(
+            labels_of("cl_p1", false),
+            vec![("email".to_string(), "sensitive"), ("org".to_string(), "quasi_identifier")]
+        );
+        // and a renamed column keeps its label
+        Spi::run("ALTER TABLE cl_i RENAME COLUMN email TO mail").unwrap();
+        assert_eq!(labels_of("cl_c", false), vec![id("mail")]);
+    }
 }
