@@ -54,6 +54,9 @@ pub enum DeidentError {
     /// The fail-closed tripwire: a restricted role's plan reads an identifier column that the
     /// rewrite did not mask (a path pg_deident does not cover, or a plan made for another role).
     RestrictedRawRead { relation: String },
+    /// A restricted role changes a labelled relation (its columns, indexes, policies, rules,
+    /// triggers, statistics): as the relation's owner, it could copy or test raw values.
+    RestrictedDdl { relation: String },
     /// A restricted role makes a foreign key to a relation with identifier columns (its checks
     /// compare raw values: an existence oracle).
     RestrictedReference { relation: String },
@@ -348,6 +351,12 @@ impl DeidentError {
                 Some("The statement would read raw values that pg_deident did not replace by pseudonyms (for example a cursor or plan made for another role).".to_string()),
                 Some("Run the query again as this role; open cursors and prepare statements after SET ROLE.".to_string()),
             ),
+            DeidentError::RestrictedDdl { relation } => (
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("a restricted role cannot change relation \"{}\"", echo(relation.as_bytes())),
+                Some("The relation has columns labelled as personal data; changing its columns, indexes, policies, rules, triggers or statistics could copy raw values or test guesses of them.".to_string()),
+                Some("Ask a role that is not restricted to make the change.".to_string()),
+            ),
             DeidentError::RestrictedReference { relation } => (
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 format!("a restricted role cannot make a foreign key to relation \"{}\"", echo(relation.as_bytes())),
@@ -460,6 +469,7 @@ mod tests {
             DeidentError::RestrictedRawRead { relation: "t".into() },
             DeidentError::RestrictedHeldCursor,
             DeidentError::RestrictedReference { relation: "t".into() },
+            DeidentError::RestrictedDdl { relation: "t".into() },
             DeidentError::UnlinkLabelled { relation: "t".into() },
             DeidentError::MaskingUnavailable,
             DeidentError::Label(LabelError::NotAColumn),
@@ -564,6 +574,7 @@ mod tests {
                 ERRCODE_WRONG_OBJECT_TYPE,
                 ERRCODE_INVALID_PARAMETER_VALUE,
                 ERRCODE_INVALID_PARAMETER_VALUE,
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,

@@ -234,10 +234,46 @@ pub unsafe fn before_utility(pstmt: *mut pg_sys::PlannedStmt) -> Utility {
             pg_sys::NodeTag::T_AlterTableStmt => {
                 check_unlink(stmt.cast());
                 if current_is_restricted() {
-                    for cmd in list_ptrs::<pg_sys::AlterTableCmd>(
-                        (*stmt.cast::<pg_sys::AlterTableStmt>()).cmds,
-                    ) {
+                    let alter = stmt.cast::<pg_sys::AlterTableStmt>();
+                    check_ddl((*alter).relation);
+                    for cmd in list_ptrs::<pg_sys::AlterTableCmd>((*alter).cmds) {
                         check_references((*cmd).def);
+                        let def = (*cmd).def;
+                        if !def.is_null() && (*def).type_ == pg_sys::NodeTag::T_PartitionCmd {
+                            check_ddl((*def.cast::<pg_sys::PartitionCmd>()).name);
+                        } else if !def.is_null() && (*def).type_ == pg_sys::NodeTag::T_RangeVar {
+                            check_ddl(def.cast());
+                        }
+                    }
+                }
+                Utility::AsIs
+            }
+            pg_sys::NodeTag::T_IndexStmt if current_is_restricted() => {
+                check_ddl((*stmt.cast::<pg_sys::IndexStmt>()).relation);
+                Utility::AsIs
+            }
+            pg_sys::NodeTag::T_CreatePolicyStmt if current_is_restricted() => {
+                check_ddl((*stmt.cast::<pg_sys::CreatePolicyStmt>()).table);
+                Utility::AsIs
+            }
+            pg_sys::NodeTag::T_AlterPolicyStmt if current_is_restricted() => {
+                check_ddl((*stmt.cast::<pg_sys::AlterPolicyStmt>()).table);
+                Utility::AsIs
+            }
+            pg_sys::NodeTag::T_RuleStmt if current_is_restricted() => {
+                check_ddl((*stmt.cast::<pg_sys::RuleStmt>()).relation);
+                Utility::AsIs
+            }
+            pg_sys::NodeTag::T_CreateTrigStmt if current_is_restricted() => {
+                check_ddl((*stmt.cast::<pg_sys::CreateTrigStmt>()).relation);
+                Utility::AsIs
+            }
+            pg_sys::NodeTag::T_CreateStatsStmt if current_is_restricted() => {
+                for rv in
+                    list_ptrs::<pg_sys::Node>((*stmt.cast::<pg_sys::CreateStatsStmt>()).relations)
+                {
+                    if (*rv).type_ == pg_sys::NodeTag::T_RangeVar {
+                        check_ddl(rv.cast());
                     }
                 }
                 Utility::AsIs
@@ -331,6 +367,30 @@ unsafe fn check_fetch(name: *const std::ffi::c_char) {
         let ours = HELD.with(|h| h.borrow().iter().any(|(n, c)| *n == name && *c == created));
         if !ours {
             DeidentError::RestrictedHeldCursor.report();
+        }
+    }
+}
+
+/// DDL by a restricted role (which must own the relation for it) on a relation with any
+/// deident label, or whose children carry one: refused. An owner could otherwise copy raw values
+/// into a visible column (a generated column, `ALTER COLUMN org TYPE text USING (email)`), or
+/// test guesses (a row-security policy `USING (email = 'guess')`, the size of a partial index
+/// `WHERE email = 'guess'`, a partition bound checked when attaching).
+unsafe fn check_ddl(rv: *mut pg_sys::RangeVar) {
+    // SAFETY: a relation lookup by name, NULL-tolerant.
+    unsafe {
+        if rv.is_null() {
+            return;
+        }
+        let relid = pg_sys::RangeVarGetRelidExtended(
+            rv,
+            pg_sys::NoLock as _,
+            1,
+            None,
+            std::ptr::null_mut(),
+        );
+        if relid != pg_sys::InvalidOid && !catalog::column_labels(relid, true).is_empty() {
+            DeidentError::RestrictedDdl { relation: rewrite::rel_name(relid) }.report();
         }
     }
 }
