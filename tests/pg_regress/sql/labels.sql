@@ -32,9 +32,15 @@ SECURITY LABEL FOR deident ON COLUMN regress_hr.people.email IS '';
 SECURITY LABEL FOR deident ON TABLE regress_hr.people IS 'identifier';
 SECURITY LABEL FOR deident ON SCHEMA regress_hr IS 'identifier';
 SECURITY LABEL FOR deident ON FUNCTION deident.pseudonymize(text, text, integer, text) IS 'identifier';
--- fail (a role: the label restricted arrives with its enforcement)
+-- OK: a role that is not a superuser can be restricted, in any case (restricted.sql tests
+-- what that does)
 CREATE ROLE regress_label_role;
-SECURITY LABEL FOR deident ON ROLE regress_label_role IS 'restricted';
+SECURITY LABEL FOR deident ON ROLE regress_label_role IS 'Restricted';
+-- fail (a superuser cannot be restricted; a role label other than restricted)
+CREATE ROLE regress_label_super SUPERUSER;
+SECURITY LABEL FOR deident ON ROLE regress_label_super IS 'restricted';
+SECURITY LABEL FOR deident ON ROLE regress_label_role IS 'identifier';
+DROP ROLE regress_label_super;
 -- fail (a column of a composite type or an index is not a column of a table)
 CREATE TYPE regress_hr.pair AS (a int, b text);
 SECURITY LABEL FOR deident ON COLUMN regress_hr.pair.a IS 'identifier';
