@@ -365,9 +365,9 @@ impl DeidentError {
             ),
             DeidentError::RestrictedHeldCursor => (
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
-                "a restricted role cannot fetch from a held cursor opened by another role".to_string(),
-                None,
-                Some("Declare the cursor again as this role.".to_string()),
+                "a restricted role cannot read a held cursor opened by another role".to_string(),
+                Some("A cursor declared WITH HOLD by a role that is not restricted is open in this session; its rows are stored unmasked.".to_string()),
+                Some("CLOSE the cursor (or CLOSE ALL); declare it again as this role if needed.".to_string()),
             ),
             DeidentError::UnlinkLabelled { relation } => (
                 ERRCODE_INSUFFICIENT_PRIVILEGE,

@@ -148,6 +148,7 @@ pub unsafe fn check_permissions(rtable: *mut pg_sys::List, abort: bool) -> bool 
     if !current_is_restricted() {
         return true;
     }
+    check_foreign_held_cursors();
     // SAFETY: per the contract.
     match unsafe { tripwire::check(rtable) } {
         Ok(()) => true,
@@ -207,10 +208,48 @@ pub unsafe fn check_keyed_call(fcinfo: pg_sys::FunctionCallInfo) {
     }
 }
 
+/// A held cursor (DECLARE ... WITH HOLD) as declared: its name, its portal's creation time
+/// (which tells it from a later cursor of the same name), and whether it was declared while
+/// restricted. At commit a held cursor's rows are stored, and FETCH, PL/pgSQL's FETCH and
+/// cursor_to_xml() then read them from the store (pquery.c `RunFromStore`) without the
+/// executor: the tripwire cannot see them. Only DECLARE (through ProcessUtility, also from SPI)
+/// makes a held cursor, so these records know them all.
+struct Held {
+    name: String,
+    created: i64,
+    restricted: bool,
+}
+
 thread_local! {
-    /// Held cursors declared while restricted, by name (a held cursor's rows are read from a
-    /// store, without the executor, so the tripwire cannot see them).
-    static HELD: RefCell<Vec<(String, i64)>> = const { RefCell::new(Vec::new()) };
+    static HELD: RefCell<Vec<Held>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Does the portal of a held cursor record still exist?
+unsafe fn held_portal(h: &Held) -> bool {
+    let Ok(name) = std::ffi::CString::new(h.name.as_str()) else {
+        return false;
+    };
+    // SAFETY: a portal lookup by name.
+    unsafe {
+        let portal = pg_sys::GetPortalByName(name.as_ptr());
+        !portal.is_null() && (*portal).creation_time == h.created
+    }
+}
+
+/// A restricted role's query, DO block or CALL may not start while a held cursor that a role
+/// not restricted declared is open in the session (a superuser's cursor, before SET ROLE): it
+/// could be read through SPI without the executor. CLOSE, transaction control and SET stay
+/// allowed, so the cursor can be closed. Records of closed cursors go.
+fn check_foreign_held_cursors() {
+    let open_foreign = HELD.with(|h| {
+        let mut h = h.borrow_mut();
+        // SAFETY: portal lookups in a transaction.
+        h.retain(|c| unsafe { held_portal(c) });
+        h.iter().any(|c| !c.restricted)
+    });
+    if open_foreign {
+        DeidentError::RestrictedHeldCursor.report();
+    }
 }
 
 /// What ProcessUtility should run instead of the statement, if anything.
@@ -229,6 +268,13 @@ pub unsafe fn before_utility(pstmt: *mut pg_sys::PlannedStmt) -> Utility {
         let stmt = (*pstmt).utilityStmt;
         if stmt.is_null() {
             return Utility::AsIs;
+        }
+        // A DO block or a procedure can FETCH from a cursor without starting any query.
+        if matches!((*stmt).type_, pg_sys::NodeTag::T_DoStmt | pg_sys::NodeTag::T_CallStmt)
+            && !HELD.with(|h| h.borrow().is_empty())
+            && current_is_restricted()
+        {
+            check_foreign_held_cursors();
         }
         match (*stmt).type_ {
             pg_sys::NodeTag::T_AlterTableStmt => {
@@ -330,22 +376,22 @@ pub unsafe fn after_utility(pstmt: *mut pg_sys::PlannedStmt) {
             return;
         }
         let decl = stmt.cast::<pg_sys::DeclareCursorStmt>();
-        if (*decl).options & pg_sys::CURSOR_OPT_HOLD as i32 == 0 || !current_is_restricted() {
+        if (*decl).options & pg_sys::CURSOR_OPT_HOLD as i32 == 0 {
             return;
         }
         let portal = pg_sys::GetPortalByName((*decl).portalname);
         if portal.is_null() {
             return;
         }
-        let name = CStr::from_ptr((*decl).portalname).to_string_lossy().into_owned();
-        let created = (*portal).creation_time;
+        let held = Held {
+            name: CStr::from_ptr((*decl).portalname).to_string_lossy().into_owned(),
+            created: (*portal).creation_time,
+            restricted: current_is_restricted(),
+        };
         HELD.with(|h| {
             let mut h = h.borrow_mut();
-            h.retain(|(n, _)| *n != name);
-            if h.len() >= 256 {
-                h.remove(0);
-            }
-            h.push((name, created));
+            h.retain(|c| c.name != held.name && held_portal(c));
+            h.push(held);
         });
     }
 }
@@ -364,7 +410,9 @@ unsafe fn check_fetch(name: *const std::ffi::c_char) {
         }
         let name = CStr::from_ptr(name).to_string_lossy().into_owned();
         let created = (*portal).creation_time;
-        let ours = HELD.with(|h| h.borrow().iter().any(|(n, c)| *n == name && *c == created));
+        let ours = HELD.with(|h| {
+            h.borrow().iter().any(|c| c.name == name && c.created == created && c.restricted)
+        });
         if !ours {
             DeidentError::RestrictedHeldCursor.report();
         }

@@ -123,7 +123,7 @@ unsafe fn rewrite_rtable(query: *mut Query, ctx: &mut Ctx) {
                 continue;
             }
             let funcs = ctx.funcs();
-            mask_relation(rte, rti, &identifiers, &funcs);
+            mask_relation(query, rte, rti, &identifiers, &funcs);
             replaced.push((rti, identifiers));
         }
         if let Some((rte, identifiers)) = view {
@@ -291,7 +291,13 @@ fn bit(attnum: i32) -> i32 {
 ///
 /// # Safety
 /// `rte` is a valid RTE_RELATION entry of the query being planned.
-unsafe fn mask_relation(rte: *mut RangeTblEntry, rti: i32, identifiers: &[i16], funcs: &Funcs) {
+unsafe fn mask_relation(
+    query: *mut Query,
+    rte: *mut RangeTblEntry,
+    rti: i32,
+    identifiers: &[i16],
+    funcs: &Funcs,
+) {
     // SAFETY: per the contract; every node is built in the planner's memory context.
     unsafe {
         let relid = (*rte).relid;
@@ -332,6 +338,17 @@ unsafe fn mask_relation(rte: *mut RangeTblEntry, rti: i32, identifiers: &[i16], 
             tlist = pg_sys::lappend(tlist, tle.cast());
         }
         pg_sys::relation_close(rel, pg_sys::NoLock as _);
+        // System columns (ctid, tableoid, ...) a subquery does not have: each one the query
+        // reads becomes a junk output after the attributes (junk, so that whole-row
+        // references do not see it), and the query's references move there.
+        let mut system = SystemColumns { rti, depth: 0, next: natts as i16 + 1, moved: Vec::new() };
+        system_columns(query.cast(), (&raw mut system).cast());
+        for (attnum, resno, var) in system.moved {
+            let v =
+                pg_sys::makeVar(1, attnum, (*var).vartype, (*var).vartypmod, (*var).varcollid, 0);
+            let tle = pg_sys::makeTargetEntry(v.cast(), resno, std::ptr::null_mut(), true);
+            tlist = pg_sys::lappend(tlist, tle.cast());
+        }
 
         let sub = new_select();
         (*sub).rtable = pg_sys::lappend(std::ptr::null_mut(), inner.cast());
@@ -421,6 +438,62 @@ unsafe fn take_identifier_bits(
             cols = pg_sys::bms_del_member(cols, bit(a as i32));
         }
         (*rte).selectedCols = cols;
+    }
+}
+
+/// The walk that moves a query's references to the system columns of entry `rti`.
+struct SystemColumns {
+    rti: i32,
+    /// How many query levels below the one that holds the entry the walk is.
+    depth: u32,
+    next: i16,
+    /// (system attnum, output number, a Var of it) for each system column read.
+    moved: Vec<(i16, i16, *mut pg_sys::Var)>,
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn system_columns(
+    node: *mut pg_sys::Node,
+    ctx: *mut std::ffi::c_void,
+) -> bool {
+    if node.is_null() {
+        return false;
+    }
+    // SAFETY: node is a valid Node; ctx is the SystemColumns that mask_relation passed. The
+    // Vars are the query's own, changed in place (the planner's input is ours to change).
+    unsafe {
+        let ctx_ref = &mut *ctx.cast::<SystemColumns>();
+        match (*node).type_ {
+            pg_sys::NodeTag::T_Query => {
+                ctx_ref.depth += 1;
+                let r = pg_sys::query_tree_walker(node.cast(), Some(system_columns), ctx, 0);
+                (*ctx.cast::<SystemColumns>()).depth -= 1;
+                r
+            }
+            pg_sys::NodeTag::T_Var => {
+                let var = node.cast::<pg_sys::Var>();
+                // depth counts the Query nodes entered, the holder itself being the first
+                if (*var).varno == ctx_ref.rti
+                    && (*var).varlevelsup + 1 == ctx_ref.depth
+                    && (*var).varattno < 0
+                {
+                    let attnum = (*var).varattno;
+                    let resno = match ctx_ref.moved.iter().find(|(a, _, _)| *a == attnum) {
+                        Some((_, r, _)) => *r,
+                        None => {
+                            let r = ctx_ref.next;
+                            ctx_ref.next += 1;
+                            ctx_ref.moved.push((attnum, r, var));
+                            r
+                        }
+                    };
+                    (*var).varattno = resno;
+                    (*var).varattnosyn = resno;
+                }
+                false
+            }
+            _ => pg_sys::expression_tree_walker(node, Some(system_columns), ctx),
+        }
     }
 }
 

@@ -43,17 +43,27 @@ pub fn forget_answers() {
     ROLES.with(|r| r.borrow_mut().answers.clear());
 }
 
-/// Is the current user restricted? False outside a transaction (nothing to read the
-/// catalog with, and no query to protect).
+/// Is the current user restricted? It is when it is restricted itself, and also when the
+/// session user is restricted and the current user is a role the session user is a member of:
+/// a restricted login that runs SET ROLE to another of its roles, or a SECURITY DEFINER function
+/// owned by one of them (which it could have made or given away itself), stays restricted. A
+/// SECURITY DEFINER function owned by a role the session user is not a member of (the DBA's,
+/// a deliberate exception) runs with its owner's rights, as PostgreSQL defines.
+///
+/// False outside a transaction (nothing to read the catalog with, and no query to protect).
 pub fn current_is_restricted() -> bool {
     // SAFETY: plain reads of xact.c's and miscinit.c's state.
-    let user = unsafe {
+    let (user, session) = unsafe {
         if !pg_sys::IsTransactionState() {
             return false;
         }
-        pg_sys::GetUserId()
+        (pg_sys::GetUserId(), pg_sys::GetSessionUserId())
     };
-    is_restricted(user)
+    if is_restricted(user) {
+        return true;
+    }
+    // SAFETY: acl.c's role-membership cache, inside a transaction.
+    session != user && is_restricted(session) && unsafe { pg_sys::is_member_of_role(session, user) }
 }
 
 pub fn is_restricted(user: pg_sys::Oid) -> bool {
