@@ -60,6 +60,8 @@ pub enum DeidentError {
     /// A restricted role makes a foreign key to a relation with identifier columns (its checks
     /// compare raw values: an existence oracle).
     RestrictedReference { relation: String },
+    /// A restricted role runs a query (a cursor, a portal) that another role started.
+    RestrictedForeignQuery,
     /// A restricted role fetches from a held cursor it did not open while restricted.
     RestrictedHeldCursor,
     /// A role that is not a superuser detaches a partition or drops an inheritance link that
@@ -363,6 +365,12 @@ impl DeidentError {
                 Some("The relation has identifier columns; checking the key compares raw values, which would test guesses of them.".to_string()),
                 None,
             ),
+            DeidentError::RestrictedForeignQuery => (
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
+                "a restricted role cannot run a query that another role started".to_string(),
+                Some("The cursor or portal was opened by another role, before SET ROLE or SET SESSION AUTHORIZATION; its plan was made for that role.".to_string()),
+                Some("Open it again as this role.".to_string()),
+            ),
             DeidentError::RestrictedHeldCursor => (
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 "a restricted role cannot read a held cursor opened by another role".to_string(),
@@ -467,6 +475,7 @@ mod tests {
             DeidentError::RestrictedKeyedCall,
             DeidentError::RestrictedWrite { relation: "t".into() },
             DeidentError::RestrictedRawRead { relation: "t".into() },
+            DeidentError::RestrictedForeignQuery,
             DeidentError::RestrictedHeldCursor,
             DeidentError::RestrictedReference { relation: "t".into() },
             DeidentError::RestrictedDdl { relation: "t".into() },
@@ -574,6 +583,7 @@ mod tests {
                 ERRCODE_WRONG_OBJECT_TYPE,
                 ERRCODE_INVALID_PARAMETER_VALUE,
                 ERRCODE_INVALID_PARAMETER_VALUE,
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,

@@ -137,11 +137,13 @@ unsafe extern "C-unwind" {
 #[pg_guard]
 unsafe extern "C-unwind" fn query_started(query_desc: *mut pg_sys::QueryDesc) {
     keycache::query_started(query_desc as usize);
+    enforcement::query_started(query_desc as usize);
 }
 
 #[pg_guard]
 unsafe extern "C-unwind" fn query_ended(query_desc: *mut pg_sys::QueryDesc) {
     keycache::query_ended(query_desc as usize);
+    enforcement::query_ended(query_desc as usize);
 }
 
 #[pg_guard]
@@ -182,7 +184,7 @@ unsafe extern "C-unwind" fn executor_run(
     unsafe {
         let stmt = (*query_desc).plannedstmt;
         let parallel = !stmt.is_null() && (*stmt).parallelModeNeeded;
-        check_before_run(stmt);
+        check_before_run(query_desc, stmt);
         let depth = query_running(query_desc, parallel);
         match PREV_EXECUTOR_RUN {
             Some(prev) => prev(query_desc, direction, count, execute_once),
@@ -216,9 +218,12 @@ unsafe extern "C-unwind" fn executor_end(query_desc: *mut pg_sys::QueryDesc) {
 }
 
 #[pg_guard]
-unsafe extern "C-unwind" fn check_before_run(stmt: *mut pg_sys::PlannedStmt) {
-    // SAFETY: the running PlannedStmt or NULL.
-    unsafe { enforcement::check_before_run(stmt) }
+unsafe extern "C-unwind" fn check_before_run(
+    query_desc: *mut pg_sys::QueryDesc,
+    stmt: *mut pg_sys::PlannedStmt,
+) {
+    // SAFETY: the QueryDesc about to run, and its PlannedStmt or NULL.
+    unsafe { enforcement::check_before_run(query_desc as usize, stmt) }
 }
 
 #[pg_guard]

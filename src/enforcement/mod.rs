@@ -84,6 +84,7 @@ unsafe extern "C-unwind" fn role_changed(_arg: pg_sys::Datum, _cacheid: i32, _ha
 /// The end of a transaction: labels are cached for one transaction at most.
 pub fn end_of_transaction() {
     catalog::forget();
+    STARTED_BY.with(|s| s.borrow_mut().clear());
 }
 
 /// Marks an analysed query (and the query inside a utility statement: DECLARE CURSOR,
@@ -157,13 +158,46 @@ pub unsafe fn check_permissions(rtable: *mut pg_sys::List, abort: bool) -> bool 
     }
 }
 
-/// ExecutorRun: a plan that reaches a restricted role to run (a cursor or portal started by
-/// another role before SET ROLE) must be one that reads no raw identifier.
+thread_local! {
+    /// The role that started each query that has not ended (QueryDesc address, role). Queries
+    /// that fail never reach ExecutorEnd; the list is cleared at the end of the transaction
+    /// (a cursor that outlives it has been run to completion and is read from its store).
+    static STARTED_BY: RefCell<Vec<(usize, pg_sys::Oid)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// ExecutorStart: note who started the query.
+pub fn query_started(query: usize) {
+    // SAFETY: miscinit.c's current user, inside a transaction.
+    let user = unsafe { pg_sys::GetUserId() };
+    STARTED_BY.with(|s| {
+        let mut s = s.borrow_mut();
+        s.retain(|(q, _)| *q != query);
+        s.push((query, user));
+    });
+}
+
+/// ExecutorEnd.
+pub fn query_ended(query: usize) {
+    STARTED_BY.with(|s| s.borrow_mut().retain(|(q, _)| *q != query));
+}
+
+/// ExecutorRun: a restricted role runs only queries it started itself. A cursor or a portal
+/// (the extended protocol's Bind) started by another role before SET ROLE has a plan made for
+/// that role; it is refused, whatever it reads. And the plan must read no raw identifier.
 ///
 /// # Safety
-/// `stmt` is NULL or the running PlannedStmt.
-pub unsafe fn check_before_run(stmt: *mut pg_sys::PlannedStmt) {
-    if stmt.is_null() || !current_is_restricted() {
+/// `query` is the QueryDesc about to run, `stmt` NULL or its PlannedStmt.
+pub unsafe fn check_before_run(query: usize, stmt: *mut pg_sys::PlannedStmt) {
+    if !current_is_restricted() {
+        return;
+    }
+    // SAFETY: miscinit.c's current user.
+    let user = unsafe { pg_sys::GetUserId() };
+    let foreign = STARTED_BY.with(|s| s.borrow().iter().any(|(q, u)| *q == query && *u != user));
+    if foreign {
+        DeidentError::RestrictedForeignQuery.report();
+    }
+    if stmt.is_null() {
         return;
     }
     // SAFETY: per the contract.

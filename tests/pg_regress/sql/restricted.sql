@@ -398,6 +398,13 @@ SET LOCAL ROLE regress_masked;
 SELECT regress_raw($$SELECT regress_fetch('pc3')$$);
 SELECT regress_raw($$SELECT cursor_to_xml('pc4', 1, false, false, '')$$);
 ROLLBACK;
+-- fail (a cursor of postgres over no labelled column: its plan was made for postgres, and a
+-- restricted role runs only queries it started itself)
+BEGIN;
+DECLARE pc5 CURSOR FOR SELECT id, org FROM regress_r.people ORDER BY id;
+SET LOCAL ROLE regress_masked;
+FETCH 1 FROM pc5;
+ROLLBACK;
 
 -- 11. prepared statements: prepared by postgres before SET ROLE, and by the analyst
 PREPARE pp(int) AS SELECT id, email, uid FROM regress_r.people WHERE id = $1;
