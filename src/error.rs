@@ -350,8 +350,8 @@ impl DeidentError {
             DeidentError::RestrictedRawRead { relation } => (
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 format!("a restricted role cannot read identifier columns of relation \"{}\" this way", echo(relation.as_bytes())),
-                Some("The statement would read raw values that pg_deident did not replace by pseudonyms (for example a cursor or plan made for another role).".to_string()),
-                Some("Run the query again as this role; open cursors and prepare statements after SET ROLE.".to_string()),
+                Some("The statement would read raw values that pg_deident cannot replace by pseudonyms on this path (for example a labelled column of a view over UNION); it is refused rather than answered.".to_string()),
+                Some("Label the identifier columns of the tables that the view reads, or ask a role that is not restricted.".to_string()),
             ),
             DeidentError::RestrictedDdl { relation } => (
                 ERRCODE_INSUFFICIENT_PRIVILEGE,

@@ -181,7 +181,14 @@ CREATE VIEW regress_r.people_v AS SELECT id, email, uid, org FROM regress_r.peop
 CREATE VIEW regress_r.people_inv WITH (security_invoker) AS SELECT id, email FROM regress_r.people;
 CREATE VIEW regress_r.people_labelled AS SELECT id, email AS mail FROM regress_r.people;
 SECURITY LABEL FOR deident ON COLUMN regress_r.people_labelled.mail IS 'identifier';
-GRANT SELECT ON regress_r.people_v, regress_r.people_inv, regress_r.people_labelled TO regress_masked;
+-- a view that computes raw values itself: its labelled column is what protects them
+CREATE VIEW regress_r.computed AS SELECT 'alice@contoso.com'::text AS mail, 1 AS n;
+SECURITY LABEL FOR deident ON COLUMN regress_r.computed.mail IS 'identifier';
+CREATE VIEW regress_r.unioned AS
+  SELECT 'alice@contoso.com'::text AS mail UNION ALL SELECT 'bob@contoso.com';
+SECURITY LABEL FOR deident ON COLUMN regress_r.unioned.mail IS 'identifier';
+GRANT SELECT ON regress_r.people_v, regress_r.people_inv, regress_r.people_labelled,
+                regress_r.computed, regress_r.unioned TO regress_masked;
 SET ROLE regress_masked;
 -- OK
 SELECT * FROM regress_r.people_v ORDER BY id;
@@ -191,6 +198,14 @@ SELECT id FROM regress_r.people_labelled ORDER BY id;
 -- OK: a view column labelled identifier reads as the pseudonym of what the view computes
 SELECT mail FROM regress_r.people_labelled;
 SELECT p FROM regress_r.people_labelled p;
+SELECT mail, n FROM regress_r.computed;
+SELECT count(*) FROM regress_r.computed WHERE mail = 'alice@contoso.com';
+-- fail (the tripwire: the outputs of a UNION cannot be wrapped, so the labelled column of a view
+-- over a set operation is refused rather than returned raw)
+SELECT mail FROM regress_r.unioned;
+SELECT count(*) FROM regress_r.unioned WHERE mail LIKE 'alice%';
+-- OK: its other columns, none here: a count reads no column
+SELECT count(*) FROM regress_r.unioned;
 -- OK: the analyst's own view, and a view on a view
 CREATE VIEW regress_mine.v AS SELECT id, email, name FROM regress_r.people;
 CREATE VIEW regress_mine.vv AS SELECT * FROM regress_mine.v WHERE email <> 'alice@contoso.com';
