@@ -28,7 +28,7 @@ use pgrx::pg_sys;
 
 use crate::error::DeidentError;
 
-pub use roles::current_is_restricted;
+pub use roles::{current_is_restricted, surely_unrestricted};
 
 /// Registers the cache invalidation callbacks; called once from `_PG_init`.
 pub fn register_callbacks() {
@@ -87,6 +87,13 @@ pub fn end_of_transaction() {
     STARTED_BY.with(|s| s.borrow_mut().clear());
 }
 
+unsafe extern "C-unwind" {
+    /// utility.c: a switch on the node tag, which never raises an error; called unguarded
+    /// from the post-parse-analysis hook.
+    #[link_name = "UtilityContainsQuery"]
+    fn utility_contains_query(parsetree: *mut pg_sys::Node) -> *mut pg_sys::Query;
+}
+
 /// Marks an analysed query (and the query inside a utility statement: DECLARE CURSOR,
 /// CREATE TABLE AS, EXPLAIN) as depending on the role, when it reads anything at all. A query
 /// with no range table, sublink or CTE (PL/pgSQL's simple expressions, `SELECT 1 + 1`) reads no
@@ -94,6 +101,8 @@ pub fn end_of_transaction() {
 /// bodies without FROM or sublinks), and stays role-independent: the plan cache then keeps its
 /// fast path for it (plancache.c `CachedPlanAllowsSimpleValidityCheck` refuses role-dependent
 /// plans).
+///
+/// Runs unguarded: nothing in it can raise an error or panic.
 ///
 /// # Safety
 /// `query` is a valid Query.
@@ -103,7 +112,7 @@ pub unsafe fn mark_role_dependent(query: *mut pg_sys::Query) {
         if (*query).commandType == pg_sys::CmdType::CMD_UTILITY {
             (*query).hasRowSecurity = true;
             if !(*query).utilityStmt.is_null() {
-                let inner = pg_sys::UtilityContainsQuery((*query).utilityStmt);
+                let inner = utility_contains_query((*query).utilityStmt);
                 if !inner.is_null() {
                     (*inner).hasRowSecurity = true;
                 }

@@ -21,6 +21,17 @@ const ANUM_PG_SHSECLABEL_CLASSOID: usize = 2;
 const ANUM_PG_SHSECLABEL_PROVIDER: usize = 3;
 const ANUM_PG_SHSECLABEL_LABEL: usize = 4;
 
+// Plain reads of xact.c's and miscinit.c's state, which never raise an error: called without
+// pgrx's guard (a sigsetjmp per call), since they run several times for every statement.
+unsafe extern "C-unwind" {
+    #[link_name = "IsTransactionState"]
+    fn is_transaction_state() -> bool;
+    #[link_name = "GetUserId"]
+    fn get_user_id() -> pg_sys::Oid;
+    #[link_name = "GetSessionUserId"]
+    fn get_session_user_id() -> pg_sys::Oid;
+}
+
 #[derive(Default)]
 struct Roles {
     /// The roles labelled restricted; None until read.
@@ -54,16 +65,41 @@ pub fn forget_answers() {
 pub fn current_is_restricted() -> bool {
     // SAFETY: plain reads of xact.c's and miscinit.c's state.
     let (user, session) = unsafe {
-        if !pg_sys::IsTransactionState() {
+        if !is_transaction_state() {
             return false;
         }
-        (pg_sys::GetUserId(), pg_sys::GetSessionUserId())
+        (get_user_id(), get_session_user_id())
     };
     if is_restricted(user) {
         return true;
     }
     // SAFETY: acl.c's role-membership cache, inside a transaction.
     session != user && is_restricted(session) && unsafe { pg_sys::is_member_of_role(session, user) }
+}
+
+/// True when the current role is surely not restricted, from the caches alone: no role is
+/// labelled, or the answer for the current role (also the session user) is known to be no. It
+/// calls nothing that can raise an error, so the hooks ask it before entering guarded code;
+/// false means "ask `current_is_restricted`".
+pub fn surely_unrestricted() -> bool {
+    // SAFETY: as in current_is_restricted.
+    let (user, session) = unsafe {
+        if !is_transaction_state() {
+            return true;
+        }
+        (get_user_id(), get_session_user_id())
+    };
+    ROLES.with(|r| {
+        let Ok(r) = r.try_borrow() else { return false };
+        match &r.labelled {
+            Some(l) if l.is_empty() => true,
+            Some(_) => {
+                let known_no = |u: pg_sys::Oid| r.answers.iter().any(|&(a, ans)| a == u && !ans);
+                known_no(user) && (session == user || known_no(session))
+            }
+            None => false,
+        }
+    })
 }
 
 pub fn is_restricted(user: pg_sys::Oid) -> bool {
