@@ -8,7 +8,10 @@
 # transaction (the backend's utime + stime from /proc over the middle of the run, divided by
 # the transactions committed meanwhile). The second is the library's cost; the first also
 # carries the scheduling of one client and one backend ping-ponging on two cores, which moves
-# by far more than 3% from one restart to the next on this kind of machine. The database has the extension, a labelled table and a restricted role, so the
+# by far more than 3% from one restart to the next on this kind of machine. A third figure
+# leaves the network and the scheduler out: pgbench -S's statement run 100,000 times by a DO
+# block through dynamic SQL (each time parsed, analysed, planned and executed, so every hook
+# runs), in microseconds per statement. The database has the extension, a labelled table and a restricted role, so the
 # caches the hooks consult are not trivially empty; pgbench runs as the superuser, which is
 # not restricted. Called by scripts/bench.sh with the cluster directory; the cluster is
 # stopped when this returns.
@@ -57,14 +60,32 @@ run() {
       -v x=$((x1 - x0 - 1)) -v hz="$tick" 'BEGIN { printf "%.0f %.2f\n", t, c / hz * 1e6 / x }'
   rm -f "$out"
 }
-with=(); without=(); cpu_with=(); cpu_without=()
+# Prints microseconds per statement of pgbench -S's SELECT, run in the server.
+in_server() {
+  cluster_psql "$DIR" -At -d bench_pgbench <<'SQL'
+DO $$
+DECLARE t0 timestamptz; b int; n int := 100000;
+BEGIN
+  t0 := clock_timestamp();
+  FOR i IN 1..n LOOP
+    EXECUTE 'SELECT abalance FROM pgbench_accounts WHERE aid = $1' INTO b USING 1 + (i * 7919) % 1000000;
+  END LOOP;
+  RAISE NOTICE '%', round((1e6 * extract(epoch FROM clock_timestamp() - t0) / n)::numeric, 3);
+END $$;
+SQL
+}
+in_server_us() { in_server 2>&1 | sed -n 's/.*NOTICE: *//p'; }
+
+with=(); without=(); cpu_with=(); cpu_without=(); srv_with=(); srv_without=()
 for i in $(seq 1 "$RUNS"); do
   if [ $((i % 2)) = 1 ]; then order="pg_deident none"; else order="none pg_deident"; fi
   for lib in $order; do
     if [ "$lib" = pg_deident ]; then
       restart pg_deident; read -r t c < <(run); with+=("$t"); cpu_with+=("$c")
+      srv_with+=("$(in_server_us)")
     else
       restart ''; read -r t c < <(run); without+=("$t"); cpu_without+=("$c")
+      srv_without+=("$(in_server_us)")
     fi
   done
 done
@@ -73,11 +94,15 @@ cluster_psql "$DIR" -q -d bench_pgbench -c "DROP ROLE bench_overhead_analyst" >/
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 mw=$(median "${with[@]}"); mo=$(median "${without[@]}")
 cw=$(median "${cpu_with[@]}"); co=$(median "${cpu_without[@]}")
+sw=$(median "${srv_with[@]}"); so=$(median "${srv_without[@]}")
 echo
 echo "preload overhead: pgbench -S (scale 10, 1 client, simple protocol), $RUNS interleaved pairs of ${SECS}s"
 echo "  server CPU us/transaction, preloaded: ${cpu_with[*]}  (median $cw)"
 echo "  server CPU us/transaction, without:   ${cpu_without[*]}  (median $co)"
 echo "  tps, preloaded: ${with[*]}  (median $mw)"
 echo "  tps, without:   ${without[*]}  (median $mo)"
+echo "  in the server, us/statement, preloaded: ${srv_with[*]}  (median $sw)"
+echo "  in the server, us/statement, without:   ${srv_without[*]}  (median $so)"
 awk -v w="$cw" -v o="$co" 'BEGIN { printf "  cost of the preload in server CPU per transaction: %+.1f%% (target: under 3%%)\n", 100 * (w - o) / o }'
+awk -v w="$sw" -v o="$so" -v c="$co" 'BEGIN { printf "  in the server: %+.3f us per statement, %+.1f%% of the statement, %+.1f%% of a pgbench -S transaction'"'"'s server CPU\n", w - o, 100 * (w - o) / o, 100 * (w - o) / c }'
 awk -v w="$mw" -v o="$mo" 'BEGIN { printf "  tps difference: %+.1f%% (scheduling noise included)\n", 100 * (o - w) / o }'
