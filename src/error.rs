@@ -60,6 +60,9 @@ pub enum DeidentError {
     /// A restricted role makes a foreign key to a relation with identifier columns (its checks
     /// compare raw values: an existence oracle).
     RestrictedReference { relation: String },
+    /// A restricted role writes to a relation whose foreign key references an identifier
+    /// column (the key's check compares raw values: an existence oracle).
+    RestrictedKeyedWrite { relation: String, referenced: String },
     /// A restricted role fetches from a held cursor it did not open while restricted.
     RestrictedHeldCursor,
     /// A role that is not a superuser detaches a partition or drops an inheritance link that
@@ -363,6 +366,12 @@ impl DeidentError {
                 Some("The relation has identifier columns; checking the key compares raw values, which would test guesses of them.".to_string()),
                 None,
             ),
+            DeidentError::RestrictedKeyedWrite { relation, referenced } => (
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("a restricted role cannot write to relation \"{}\"", echo(relation.as_bytes())),
+                Some(format!("A foreign key of the relation references identifier columns of \"{}\"; checking it compares raw values, which would test guesses of them.", echo(referenced.as_bytes()))),
+                None,
+            ),
             DeidentError::RestrictedHeldCursor => (
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 "a restricted role cannot read a held cursor opened by another role".to_string(),
@@ -469,6 +478,7 @@ mod tests {
             DeidentError::RestrictedRawRead { relation: "t".into() },
             DeidentError::RestrictedHeldCursor,
             DeidentError::RestrictedReference { relation: "t".into() },
+            DeidentError::RestrictedKeyedWrite { relation: "t".into(), referenced: "u".into() },
             DeidentError::RestrictedDdl { relation: "t".into() },
             DeidentError::UnlinkLabelled { relation: "t".into() },
             DeidentError::MaskingUnavailable,
