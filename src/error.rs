@@ -62,6 +62,9 @@ pub enum DeidentError {
     RestrictedReference { relation: String },
     /// A restricted role runs a query (a cursor, a portal) that another role started.
     RestrictedForeignQuery,
+    /// A restricted role writes to a relation whose foreign key references an identifier
+    /// column (the key's check compares raw values: an existence oracle).
+    RestrictedKeyedWrite { relation: String, referenced: String },
     /// A restricted role fetches from a held cursor it did not open while restricted.
     RestrictedHeldCursor,
     /// A role that is not a superuser detaches a partition or drops an inheritance link that
@@ -371,6 +374,12 @@ impl DeidentError {
                 Some("The cursor or portal was opened by another role, before SET ROLE or SET SESSION AUTHORIZATION; its plan was made for that role.".to_string()),
                 Some("Open it again as this role.".to_string()),
             ),
+            DeidentError::RestrictedKeyedWrite { relation, referenced } => (
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("a restricted role cannot write to relation \"{}\"", echo(relation.as_bytes())),
+                Some(format!("A foreign key of the relation references identifier columns of \"{}\"; checking it compares raw values, which would test guesses of them.", echo(referenced.as_bytes()))),
+                None,
+            ),
             DeidentError::RestrictedHeldCursor => (
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 "a restricted role cannot read a held cursor opened by another role".to_string(),
@@ -478,6 +487,7 @@ mod tests {
             DeidentError::RestrictedForeignQuery,
             DeidentError::RestrictedHeldCursor,
             DeidentError::RestrictedReference { relation: "t".into() },
+            DeidentError::RestrictedKeyedWrite { relation: "t".into(), referenced: "u".into() },
             DeidentError::RestrictedDdl { relation: "t".into() },
             DeidentError::UnlinkLabelled { relation: "t".into() },
             DeidentError::MaskingUnavailable,
@@ -583,6 +593,7 @@ mod tests {
                 ERRCODE_WRONG_OBJECT_TYPE,
                 ERRCODE_INVALID_PARAMETER_VALUE,
                 ERRCODE_INVALID_PARAMETER_VALUE,
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,

@@ -59,7 +59,15 @@ unsafe extern "C-unwind" fn check_object_label(
     // SAFETY: registering invalidations for the end of the command and the commit.
     unsafe {
         match target {
-            Target::Column(_) => pg_sys::CacheInvalidateRelcacheByRelid(object.objectId),
+            Target::Column(_) => {
+                // A column's label covers the same-named column of every descendant
+                // (`catalog`): plans made for a child read directly depend on it too.
+                pg_sys::CacheInvalidateRelcacheByRelid(object.objectId);
+                let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
+                for d in catalog::descendants_locked(object.objectId, lock) {
+                    pg_sys::CacheInvalidateRelcacheByRelid(d);
+                }
+            }
             _ => pg_sys::CacheInvalidateRelcacheAll(),
         }
     }

@@ -252,11 +252,17 @@ fn parents(rel: pg_sys::Oid) -> Vec<pg_sys::Oid> {
 
 /// Every descendant of `rel` (partitions and inheritance children, to the leaves).
 fn descendants(rel: pg_sys::Oid) -> Vec<pg_sys::Oid> {
+    // NoLock, as the planner locks the children it scans itself.
+    descendants_locked(rel, pg_sys::NoLock as _)
+}
+
+/// Every descendant of `rel`, each locked in `lockmode` (one dropped meanwhile is left out,
+/// unless `lockmode` is NoLock).
+pub fn descendants_locked(rel: pg_sys::Oid, lockmode: pg_sys::LOCKMODE) -> Vec<pg_sys::Oid> {
     let mut out = Vec::new();
-    // SAFETY: find_all_inheritors reads pg_inherits; NoLock, as the planner locks the children
-    // it scans itself. The list holds OIDs.
+    // SAFETY: find_all_inheritors reads pg_inherits. The list holds OIDs.
     unsafe {
-        let list = find_all_inheritors(rel, pg_sys::NoLock as _, std::ptr::null_mut());
+        let list = find_all_inheritors(rel, lockmode, std::ptr::null_mut());
         if !list.is_null() {
             for i in 0..(*list).length as usize {
                 let oid = (*(*list).elements.add(i)).oid_value;
@@ -267,4 +273,75 @@ fn descendants(rel: pg_sys::Oid) -> Vec<pg_sys::Oid> {
         }
     }
     out
+}
+
+/// A relation that one of `relid`'s foreign keys references on an identifier column, if any.
+/// Writing a row checks its key against the referenced table as that table's owner (ri_triggers.c
+/// `ri_PerformCheck`), raw values against the written value: a restricted role's INSERT or
+/// UPDATE there would confirm or refute a guess. `updated`: None for an INSERT (every key is
+/// checked), or the updated columns (RangeTblEntry.updatedCols): only a key with an updated
+/// column is checked.
+///
+/// # Safety
+/// `updated`, when given, is a valid Bitmapset or NULL.
+pub unsafe fn referenced_identifiers(
+    relid: pg_sys::Oid,
+    updated: Option<*mut pg_sys::Bitmapset>,
+) -> Option<pg_sys::Oid> {
+    // SAFETY: the relation is open for the statement that writes it; the foreign-key list is
+    // the relcache's own (not to be freed), a List of ForeignKeyCacheInfo.
+    unsafe {
+        let rel = pg_sys::relation_open(relid, pg_sys::AccessShareLock as _);
+        let list = pg_sys::RelationGetFKeyList(rel);
+        let mut found = None;
+        let len = if list.is_null() { 0 } else { (*list).length as usize };
+        for i in 0..len {
+            let fk = &*(*(*list).elements.add(i)).ptr_value.cast::<pg_sys::ForeignKeyCacheInfo>();
+            let n = fk.nkeys.clamp(0, 32) as usize;
+            let checked = match updated {
+                None => true,
+                Some(cols) => fk.conkey[..n].iter().any(|&a| {
+                    pg_sys::bms_is_member(
+                        a as i32 - pg_sys::FirstLowInvalidHeapAttributeNumber,
+                        cols,
+                    )
+                }),
+            };
+            if !checked {
+                continue;
+            }
+            let labels = column_labels(fk.confrelid, true);
+            let keys = &fk.confkey[..n];
+            if identifiers(&labels).any(|a| keys.contains(&a)) {
+                found = Some(fk.confrelid);
+                break;
+            }
+        }
+        pg_sys::relation_close(rel, pg_sys::AccessShareLock as _);
+        found
+    }
+}
+
+/// Does any relation of `relid`'s inheritance tree (from each root down to every leaf) carry a
+/// label? A row written anywhere in such a tree is read back through the root, masked by a
+/// label that sits on another branch (a sibling partition's): for a restricted role, a write
+/// there would hand out the pseudonym of a guess, and an INSERT into a parent is routed to
+/// its partitions, labelled ones included.
+pub fn tree_labelled(relid: pg_sys::Oid) -> bool {
+    let mut seen = Vec::new();
+    let mut stack = vec![relid];
+    let mut roots = Vec::new();
+    while let Some(rel) = stack.pop() {
+        if seen.contains(&rel) {
+            continue;
+        }
+        seen.push(rel);
+        let up = parents(rel);
+        if up.is_empty() {
+            roots.push(rel);
+        } else {
+            stack.extend(up);
+        }
+    }
+    roots.into_iter().any(|root| !column_labels(root, true).is_empty())
 }

@@ -600,7 +600,8 @@ unsafe fn copy_to(pstmt: *mut pg_sys::PlannedStmt) -> Utility {
                 .attrs
                 .as_slice((*desc).natts as usize)
                 .iter()
-                .filter(|a| !a.attisdropped)
+                // as COPY's own column list (copy.c CopyGetAttnums): no generated columns
+                .filter(|a| !a.attisdropped && a.attgenerated == 0)
                 .map(|a| pg_sys::pstrdup(a.attname.data.as_ptr()))
                 .collect();
             pg_sys::relation_close(rel, pg_sys::NoLock as _);

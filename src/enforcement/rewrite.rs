@@ -49,6 +49,9 @@ const C_LANGUAGE_ID: Oid = Oid::from_u32(13);
 /// The length of the text pseudonym a masked column gets (SPEC's default).
 const MASK_LENGTH: i32 = 22;
 
+/// The writes that check a row's foreign keys.
+const KEYED_WRITE: u64 = (pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE) as u64;
+
 /// Rewrites `query` (and everything below it) for a restricted role.
 ///
 /// # Safety
@@ -101,13 +104,30 @@ unsafe fn rewrite_rtable(query: *mut Query, ctx: &mut Ctx) {
                 empty_statistics(rte);
                 continue;
             }
+            let rti = i as i32 + 1;
+            // A write counts the labels of the relation's whole inheritance tree, whatever the
+            // entry's inh (catalog::tree_labelled): a guess written to an unlabelled partition
+            // would be read back as its pseudonym through the parent.
+            if is_written(query, rte, rti) && catalog::tree_labelled(relid) {
+                DeidentError::RestrictedWrite { relation: rel_name(relid) }.report();
+            }
+            if (*rte).requiredPerms as u64 & KEYED_WRITE != 0 {
+                let updated = if (*rte).requiredPerms as u64 & pg_sys::ACL_INSERT as u64 != 0 {
+                    None
+                } else {
+                    Some((*rte).updatedCols)
+                };
+                if let Some(referenced) = catalog::referenced_identifiers(relid, updated) {
+                    DeidentError::RestrictedKeyedWrite {
+                        relation: rel_name(relid),
+                        referenced: rel_name(referenced),
+                    }
+                    .report();
+                }
+            }
             let labels = catalog::column_labels(relid, (*rte).inh);
             if labels.is_empty() {
                 continue;
-            }
-            let rti = i as i32 + 1;
-            if is_written(query, rte, rti) {
-                DeidentError::RestrictedWrite { relation: rel_name(relid) }.report();
             }
             let identifiers: Vec<i16> = catalog::identifiers(&labels).collect();
             if identifiers.is_empty() {

@@ -20,6 +20,8 @@ const STATISTIC_EXT_DATA_RELATION_ID: pg_sys::Oid = pg_sys::Oid::from_u32(3429);
 
 pub enum Violation {
     Write(pg_sys::Oid),
+    /// (the written relation, the one its foreign key references)
+    KeyedWrite(pg_sys::Oid, pg_sys::Oid),
     RawRead(pg_sys::Oid),
 }
 
@@ -27,6 +29,11 @@ impl Violation {
     pub fn report(self) -> ! {
         match self {
             Violation::Write(r) => DeidentError::RestrictedWrite { relation: rel_name(r) }.report(),
+            Violation::KeyedWrite(r, f) => DeidentError::RestrictedKeyedWrite {
+                relation: rel_name(r),
+                referenced: rel_name(f),
+            }
+            .report(),
             Violation::RawRead(r) => {
                 DeidentError::RestrictedRawRead { relation: rel_name(r) }.report()
             }
@@ -44,6 +51,7 @@ fn bit(attnum: i32) -> i32 {
 /// `rtable` is NULL or a valid List of RangeTblEntry.
 pub unsafe fn check(rtable: *mut pg_sys::List) -> Result<(), Violation> {
     const WRITE: u64 = (pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE | pg_sys::ACL_DELETE) as u64;
+    const KEYED_WRITE: u64 = (pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE) as u64;
     if rtable.is_null() {
         return Ok(());
     }
@@ -62,12 +70,23 @@ pub unsafe fn check(rtable: *mut pg_sys::List) -> Result<(), Violation> {
                 }
                 continue;
             }
+            // Writes count the labels of the whole inheritance tree (catalog::tree_labelled).
+            if (*rte).requiredPerms as u64 & WRITE != 0 && catalog::tree_labelled(relid) {
+                return Err(Violation::Write(relid));
+            }
+            if (*rte).requiredPerms as u64 & KEYED_WRITE != 0 {
+                let updated = if (*rte).requiredPerms as u64 & pg_sys::ACL_INSERT as u64 != 0 {
+                    None
+                } else {
+                    Some((*rte).updatedCols)
+                };
+                if let Some(referenced) = catalog::referenced_identifiers(relid, updated) {
+                    return Err(Violation::KeyedWrite(relid, referenced));
+                }
+            }
             let labels = catalog::column_labels(relid, (*rte).inh);
             if labels.is_empty() {
                 continue;
-            }
-            if (*rte).requiredPerms as u64 & WRITE != 0 {
-                return Err(Violation::Write(relid));
             }
             if selected.is_null() {
                 continue;
