@@ -65,6 +65,8 @@ pub enum DeidentError {
     /// A restricted role writes to a relation whose foreign key references an identifier
     /// column (the key's check compares raw values: an existence oracle).
     RestrictedKeyedWrite { relation: String, referenced: String },
+    /// A restricted role creates, alters, drops or grants roles.
+    RestrictedRoleChange,
     /// A restricted role fetches from a held cursor it did not open while restricted.
     RestrictedHeldCursor,
     /// A role that is not a superuser detaches a partition or drops an inheritance link that
@@ -380,6 +382,12 @@ impl DeidentError {
                 Some(format!("A foreign key of the relation references identifier columns of \"{}\"; checking it compares raw values, which would test guesses of them.", echo(referenced.as_bytes()))),
                 None,
             ),
+            DeidentError::RestrictedRoleChange => (
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
+                "a restricted role cannot create, alter, drop or grant roles".to_string(),
+                Some("Changing role memberships could lift the restriction.".to_string()),
+                Some("Ask a role that is not restricted to make the change.".to_string()),
+            ),
             DeidentError::RestrictedHeldCursor => (
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 "a restricted role cannot read a held cursor opened by another role".to_string(),
@@ -485,6 +493,7 @@ mod tests {
             DeidentError::RestrictedWrite { relation: "t".into() },
             DeidentError::RestrictedRawRead { relation: "t".into() },
             DeidentError::RestrictedForeignQuery,
+            DeidentError::RestrictedRoleChange,
             DeidentError::RestrictedHeldCursor,
             DeidentError::RestrictedReference { relation: "t".into() },
             DeidentError::RestrictedKeyedWrite { relation: "t".into(), referenced: "u".into() },
@@ -593,6 +602,7 @@ mod tests {
                 ERRCODE_WRONG_OBJECT_TYPE,
                 ERRCODE_INVALID_PARAMETER_VALUE,
                 ERRCODE_INVALID_PARAMETER_VALUE,
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,

@@ -396,6 +396,18 @@ pub unsafe fn before_utility(pstmt: *mut pg_sys::PlannedStmt) -> Utility {
                 }
                 Utility::AsIs
             }
+            pg_sys::NodeTag::T_GrantRoleStmt
+            | pg_sys::NodeTag::T_CreateRoleStmt
+            | pg_sys::NodeTag::T_AlterRoleStmt
+            | pg_sys::NodeTag::T_AlterRoleSetStmt
+            | pg_sys::NodeTag::T_DropRoleStmt
+                if current_is_restricted() =>
+            {
+                // With CREATEROLE (or ADMIN OPTION) a restricted role could revoke its own
+                // membership in the labelled group, or grant itself pg_read_all_data and
+                // other roles to SET ROLE to.
+                DeidentError::RestrictedRoleChange.report();
+            }
             pg_sys::NodeTag::T_FetchStmt if current_is_restricted() => {
                 let name = (*stmt.cast::<pg_sys::FetchStmt>()).portalname;
                 check_fetch(name);
@@ -641,7 +653,7 @@ unsafe fn copy_to(pstmt: *mut pg_sys::PlannedStmt) -> Utility {
 }
 
 /// The pointers of a List.
-unsafe fn list_ptrs<T>(list: *mut pg_sys::List) -> impl Iterator<Item = *mut T> {
+pub(crate) unsafe fn list_ptrs<T>(list: *mut pg_sys::List) -> impl Iterator<Item = *mut T> {
     let len = if list.is_null() { 0 } else { unsafe { (*list).length as usize } };
     // SAFETY: a pointer List of `len` cells.
     (0..len).map(move |i| unsafe { (*(*list).elements.add(i)).ptr_value.cast::<T>() })

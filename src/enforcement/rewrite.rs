@@ -28,6 +28,7 @@ use pgrx::pg_sys;
 use pgrx::pg_sys::{Oid, Query, RangeTblEntry};
 
 use super::catalog;
+use super::list_ptrs;
 use crate::error::DeidentError;
 
 struct Ctx {
@@ -73,19 +74,165 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, ctx: *mut std::ffi::
     unsafe {
         if (*node).type_ == pg_sys::NodeTag::T_Query {
             let query = node.cast::<Query>();
+            // Row-security policies of a relation whose owner is not restricted are the DBA's:
+            // their conditions see raw values, as their author wrote them (a policy
+            // `email NOT IN (SELECT email FROM blocked)` must keep hiding the same rows), and
+            // nothing of them reaches the role but which rows pass. They are set aside from
+            // the rewrite; the relations they read keep raw columns (`allow_raw`). A policy a
+            // restricted owner wrote is rewritten like the role's own queries: it could test
+            // guesses.
+            let mut set_aside: Vec<(*mut RangeTblEntry, *mut pg_sys::List)> = Vec::new();
+            for rte in list_ptrs::<RangeTblEntry>((*query).rtable) {
+                if (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION
+                    && !(*rte).securityQuals.is_null()
+                    && !owner_is_restricted((*rte).relid)
+                {
+                    set_aside.push((rte, (*rte).securityQuals));
+                    (*rte).securityQuals = std::ptr::null_mut();
+                }
+            }
+            // Likewise the conditions of a DBA's view (WHERE, JOIN ... ON, HAVING): a security
+            // barrier view `WHERE email NOT LIKE '%@secret.com'` must hide the same rows from a
+            // restricted role. They read raw values (`mask_relation`), and only decide which
+            // rows pass; what the view returns is masked.
+            let slots = if is_trusted_view_body(query) { qual_slots(query) } else { Vec::new() };
+            let quals: Vec<*mut pg_sys::Node> = slots.iter().map(|&slot| *slot).collect();
+            for &slot in &slots {
+                *slot = std::ptr::null_mut();
+            }
             // Children first (subqueries in FROM, CTEs, sublinks, row-security quals), so
             // that the subqueries built below are never walked themselves.
             pg_sys::query_tree_walker(query, Some(walker), ctx, 0);
-            rewrite_rtable(query, &mut *ctx.cast::<Ctx>());
+            for (rte, quals) in set_aside {
+                (*rte).securityQuals = quals;
+                allow_raw(quals.cast(), std::ptr::null_mut());
+            }
+            for (&slot, &qual) in slots.iter().zip(&quals) {
+                *slot = qual;
+                allow_raw(qual, std::ptr::null_mut());
+            }
+            let raw_quals: Vec<*mut pg_sys::Node> =
+                quals.into_iter().filter(|q| !q.is_null()).collect();
+            rewrite_rtable(query, &mut *ctx.cast::<Ctx>(), &raw_quals);
             return false;
         }
         pg_sys::expression_tree_walker(node, Some(walker), ctx)
     }
 }
 
+/// Is `query` the body of a view whose owner is not restricted (a DBA's)? A view's query, as
+/// ApplyRetrieveRule expands it, has the view's own entry (OLD, for permissions: not in FROM,
+/// only SELECT) first.
+unsafe fn is_trusted_view_body(query: *mut Query) -> bool {
+    // SAFETY: a valid Query; its range table holds RangeTblEntry nodes.
+    unsafe {
+        if (*query).commandType != pg_sys::CmdType::CMD_SELECT {
+            return false;
+        }
+        let Some(first) = list_ptrs::<RangeTblEntry>((*query).rtable).next() else {
+            return false;
+        };
+        (*first).rtekind == pg_sys::RTEKind::RTE_RELATION
+            && (*first).relkind as u8 == b'v'
+            && !(*first).inFromCl
+            && (*first).requiredPerms as u64 & !(pg_sys::ACL_SELECT as u64) == 0
+            && !owner_is_restricted((*first).relid)
+    }
+}
+
+/// The places that hold a query's row conditions: WHERE, each JOIN's ON, HAVING.
+unsafe fn qual_slots(query: *mut Query) -> Vec<*mut *mut pg_sys::Node> {
+    unsafe fn joins(node: *mut pg_sys::Node, out: &mut Vec<*mut *mut pg_sys::Node>) {
+        // SAFETY: a jointree node: a FromExpr, JoinExpr or RangeTblRef.
+        unsafe {
+            if node.is_null() {
+                return;
+            }
+            match (*node).type_ {
+                pg_sys::NodeTag::T_JoinExpr => {
+                    let j = node.cast::<pg_sys::JoinExpr>();
+                    out.push(&raw mut (*j).quals);
+                    joins((*j).larg, out);
+                    joins((*j).rarg, out);
+                }
+                pg_sys::NodeTag::T_FromExpr => {
+                    let f = node.cast::<pg_sys::FromExpr>();
+                    out.push(&raw mut (*f).quals);
+                    for n in list_ptrs::<pg_sys::Node>((*f).fromlist) {
+                        joins(n, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    // SAFETY: a valid Query.
+    unsafe {
+        joins((*query).jointree.cast(), &mut out);
+        out.push(&raw mut (*query).havingQual);
+    }
+    out
+}
+
+/// Is the owner of a relation restricted?
+fn owner_is_restricted(relid: Oid) -> bool {
+    // SAFETY: a syscache read of a relation the query has locked.
+    let owner = unsafe {
+        let tuple = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::RELOID as i32,
+            pg_sys::Datum::from(relid),
+        );
+        if tuple.is_null() {
+            return true;
+        }
+        let owner = (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_class>(tuple)).relowner;
+        pg_sys::ReleaseSysCache(tuple);
+        owner
+    };
+    super::roles::is_restricted(owner)
+}
+
+/// Walks a DBA's row-security condition: every relation it reads keeps its raw columns; their
+/// SELECT privilege is checked here and their bits taken away, so the tripwire knows these
+/// reads are the policy's.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn allow_raw(node: *mut pg_sys::Node, ctx: *mut std::ffi::c_void) -> bool {
+    if node.is_null() {
+        return false;
+    }
+    // SAFETY: node is a valid Node of the policy's expression.
+    unsafe {
+        if (*node).type_ == pg_sys::NodeTag::T_Query {
+            let query = node.cast::<Query>();
+            pg_sys::query_tree_walker(query, Some(allow_raw), ctx, 0);
+            for rte in list_ptrs::<RangeTblEntry>((*query).rtable) {
+                if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION {
+                    continue;
+                }
+                let labels = catalog::column_labels((*rte).relid, (*rte).inh);
+                let identifiers: Vec<i16> = catalog::identifiers(&labels).collect();
+                if identifiers.is_empty() {
+                    continue;
+                }
+                let rel = pg_sys::relation_open((*rte).relid, pg_sys::NoLock as _);
+                let desc = (*rel).rd_att;
+                take_identifier_bits(
+                    rte,
+                    &identifiers,
+                    (*desc).attrs.as_slice((*desc).natts as usize),
+                );
+                pg_sys::relation_close(rel, pg_sys::NoLock as _);
+            }
+            return false;
+        }
+        pg_sys::expression_tree_walker(node, Some(allow_raw), ctx)
+    }
+}
+
 /// # Safety
 /// `query` is a valid Query.
-unsafe fn rewrite_rtable(query: *mut Query, ctx: &mut Ctx) {
+unsafe fn rewrite_rtable(query: *mut Query, ctx: &mut Ctx, raw_quals: &[*mut pg_sys::Node]) {
     // SAFETY: per the contract; the range table is a List of RangeTblEntry.
     unsafe {
         let rtable = (*query).rtable;
@@ -143,7 +290,7 @@ unsafe fn rewrite_rtable(query: *mut Query, ctx: &mut Ctx) {
                 continue;
             }
             let funcs = ctx.funcs();
-            mask_relation(query, rte, rti, &identifiers, &funcs);
+            mask_relation(query, rte, rti, &identifiers, &funcs, raw_quals);
             replaced.push((rti, identifiers));
         }
         if let Some((rte, identifiers)) = view {
@@ -317,6 +464,7 @@ unsafe fn mask_relation(
     rti: i32,
     identifiers: &[i16],
     funcs: &Funcs,
+    raw_quals: &[*mut pg_sys::Node],
 ) {
     // SAFETY: per the contract; every node is built in the planner's memory context.
     unsafe {
@@ -361,9 +509,19 @@ unsafe fn mask_relation(
         // System columns (ctid, tableoid, ...) a subquery does not have: each one the query
         // reads becomes a junk output after the attributes (junk, so that whole-row
         // references do not see it), and the query's references move there.
-        let mut system = SystemColumns { rti, depth: 0, next: natts as i16 + 1, moved: Vec::new() };
-        system_columns(query.cast(), (&raw mut system).cast());
-        for (attnum, resno, var) in system.moved {
+        let mut junk =
+            JunkColumns { rti, depth: 0, next: natts as i16 + 1, raw: None, moved: Vec::new() };
+        system_columns(query.cast(), (&raw mut junk).cast());
+        // A DBA's view filters on raw values (`raw_quals`, set aside by the walker): its
+        // conditions read the identifier columns from junk outputs too.
+        if !raw_quals.is_empty() {
+            junk.raw = Some(identifiers.to_vec());
+            for &qual in raw_quals {
+                junk.depth = 1;
+                system_columns(qual, (&raw mut junk).cast());
+            }
+        }
+        for (attnum, resno, var) in junk.moved {
             let v =
                 pg_sys::makeVar(1, attnum, (*var).vartype, (*var).vartypmod, (*var).varcollid, 0);
             let tle = pg_sys::makeTargetEntry(v.cast(), resno, std::ptr::null_mut(), true);
@@ -461,13 +619,17 @@ unsafe fn take_identifier_bits(
     }
 }
 
-/// The walk that moves a query's references to the system columns of entry `rti`.
-struct SystemColumns {
+/// The walk that moves references to columns of entry `rti` to junk outputs of its subquery:
+/// its system columns (the whole query), or the raw identifier columns (a DBA's view's
+/// conditions).
+struct JunkColumns {
     rti: i32,
-    /// How many query levels below the one that holds the entry the walk is.
+    /// Query levels entered: the one that holds the entry is 1.
     depth: u32,
     next: i16,
-    /// (system attnum, output number, a Var of it) for each system column read.
+    /// The attnums to move: system columns (None), or these.
+    raw: Option<Vec<i16>>,
+    /// (attnum, output number, a Var of it) for each column moved.
     moved: Vec<(i16, i16, *mut pg_sys::Var)>,
 }
 
@@ -479,23 +641,25 @@ unsafe extern "C-unwind" fn system_columns(
     if node.is_null() {
         return false;
     }
-    // SAFETY: node is a valid Node; ctx is the SystemColumns that mask_relation passed. The
+    // SAFETY: node is a valid Node; ctx is the JunkColumns that mask_relation passed. The
     // Vars are the query's own, changed in place (the planner's input is ours to change).
     unsafe {
-        let ctx_ref = &mut *ctx.cast::<SystemColumns>();
+        let ctx_ref = &mut *ctx.cast::<JunkColumns>();
         match (*node).type_ {
             pg_sys::NodeTag::T_Query => {
                 ctx_ref.depth += 1;
                 let r = pg_sys::query_tree_walker(node.cast(), Some(system_columns), ctx, 0);
-                (*ctx.cast::<SystemColumns>()).depth -= 1;
+                (*ctx.cast::<JunkColumns>()).depth -= 1;
                 r
             }
             pg_sys::NodeTag::T_Var => {
                 let var = node.cast::<pg_sys::Var>();
                 // depth counts the Query nodes entered, the holder itself being the first
-                if (*var).varno == ctx_ref.rti
-                    && (*var).varlevelsup + 1 == ctx_ref.depth
-                    && (*var).varattno < 0
+                let wanted = match &ctx_ref.raw {
+                    None => (*var).varattno < 0,
+                    Some(ids) => ids.contains(&(*var).varattno),
+                };
+                if (*var).varno == ctx_ref.rti && (*var).varlevelsup + 1 == ctx_ref.depth && wanted
                 {
                     let attnum = (*var).varattno;
                     let resno = match ctx_ref.moved.iter().find(|(a, _, _)| *a == attnum) {

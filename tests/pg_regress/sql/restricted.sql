@@ -260,6 +260,55 @@ SELECT email FROM regress_r.colpriv;
 SELECT c FROM regress_r.colpriv c;
 COPY regress_r.colpriv TO STDOUT;
 RESET ROLE;
+-- A DBA's conditions on identifier columns see raw values, so they hide the same rows from a
+-- restricted role as from anyone: a policy with a subquery over a labelled table, a security
+-- barrier view's WHERE, a JOIN ... ON, a HAVING. What passes is returned masked.
+CREATE TABLE regress_r.acc (id int, email text, org text);
+INSERT INTO regress_r.acc VALUES (1, 'alice@contoso.com', 'Sales'), (2, 'bob@secret.com', 'R&D'),
+  (3, 'carol@contoso.com', 'R&D');
+CREATE TABLE regress_r.blocked (email text);
+INSERT INTO regress_r.blocked VALUES ('carol@contoso.com');
+SECURITY LABEL FOR deident ON COLUMN regress_r.acc.email IS 'identifier';
+SECURITY LABEL FOR deident ON COLUMN regress_r.blocked.email IS 'identifier';
+ALTER TABLE regress_r.acc ENABLE ROW LEVEL SECURITY;
+CREATE POLICY not_blocked ON regress_r.acc
+  USING (email NOT IN (SELECT b.email FROM regress_r.blocked b));
+CREATE VIEW regress_r.public_acc WITH (security_barrier) AS
+  SELECT id, email, org FROM regress_r.acc WHERE email NOT LIKE '%@secret.com';
+CREATE VIEW regress_r.joined AS
+  SELECT a.id, a.email FROM regress_r.acc a JOIN regress_r.people p
+    ON p.id = a.id AND a.email <> 'bob@secret.com';
+CREATE VIEW regress_r.by_org AS
+  SELECT org, count(*) AS n FROM regress_r.acc GROUP BY org HAVING max(email) <> 'bob@secret.com';
+GRANT SELECT ON regress_r.acc, regress_r.blocked, regress_r.public_acc, regress_r.joined,
+  regress_r.by_org TO regress_masked, regress_plain;
+-- as a role that is not restricted: the rows to hide
+SET ROLE regress_plain;
+SELECT id, email FROM regress_r.acc ORDER BY id;
+SELECT id, email FROM regress_r.public_acc ORDER BY id;
+RESET ROLE;
+SET ROLE regress_masked;
+-- OK: the same rows, masked
+SELECT id, email FROM regress_r.acc ORDER BY id;
+SELECT id, email, org FROM regress_r.public_acc ORDER BY id;
+SELECT id, email FROM regress_r.joined ORDER BY id;
+SELECT org, n FROM regress_r.by_org ORDER BY org;
+-- OK: the analyst's own outer conditions still see only pseudonyms
+SELECT count(*) FROM regress_r.public_acc WHERE email = 'alice@contoso.com';
+-- OK: the analyst's own view's conditions, and own policies, see only pseudonyms (they could test guesses)
+CREATE VIEW regress_mine.guess AS SELECT id FROM regress_r.acc WHERE email = 'alice@contoso.com';
+SELECT count(*) FROM regress_mine.guess;
+CREATE TABLE regress_mine.probe (n int);
+INSERT INTO regress_mine.probe VALUES (1);
+ALTER TABLE regress_mine.probe ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY probe ON regress_mine.probe
+  USING (EXISTS (SELECT FROM regress_r.acc WHERE email = 'alice@contoso.com'));
+SELECT count(*) FROM regress_mine.probe;
+-- fail (role management could lift the restriction)
+CREATE ROLE regress_made_by_analyst;
+GRANT regress_masked TO regress_plain;
+ALTER ROLE regress_masked NOINHERIT;
+RESET ROLE;
 
 -- 8. functions and DO blocks running as the analyst
 CREATE FUNCTION regress_r.email_of(i int) RETURNS text LANGUAGE sql STABLE
