@@ -19,7 +19,7 @@ use std::ffi::{c_char, CStr};
 use pgrx::prelude::*;
 use pgrx::{pg_guard, pg_sys};
 
-use crate::enforcement::catalog;
+use crate::enforcement::{self, catalog};
 use crate::error::DeidentError;
 use crate::policy::{self, Target};
 
@@ -56,6 +56,20 @@ unsafe extern "C-unwind" fn check_object_label(
     if let Err(e) = policy::check(target, label.as_deref(), superuser) {
         DeidentError::Label(e).report();
     }
+    // A restricted role must own no labelled relation: as its owner it could change it in ways
+    // no query shows (REINDEX with its own index function, ALTER DOMAIN, the functions its
+    // policies call). Refused both ways a label can bring the two together.
+    if label.is_some() {
+        match target {
+            Target::Column(_) if enforcement::roles::is_restricted(rel_owner(object.objectId)) => {
+                DeidentError::Label(policy::LabelError::OwnerRestricted).report()
+            }
+            Target::Role { .. } if owns_labelled(object.objectId) => {
+                DeidentError::Label(policy::LabelError::RestrictedOwner).report()
+            }
+            _ => {}
+        }
+    }
     // SAFETY: registering invalidations for the end of the command and the commit.
     unsafe {
         match target {
@@ -72,6 +86,34 @@ unsafe extern "C-unwind" fn check_object_label(
         }
     }
     catalog::forget();
+}
+
+fn rel_owner(relid: pg_sys::Oid) -> pg_sys::Oid {
+    // SAFETY: a syscache read of a relation ExecSecLabelStmt has locked.
+    unsafe {
+        let tuple = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::RELOID as i32,
+            pg_sys::Datum::from(relid),
+        );
+        if tuple.is_null() {
+            return pg_sys::InvalidOid;
+        }
+        let owner = (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_class>(tuple)).relowner;
+        pg_sys::ReleaseSysCache(tuple);
+        owner
+    }
+}
+
+/// Does `role`, or a role that has its privileges (which the label would restrict too), own a
+/// relation with a deident column label?
+fn owns_labelled(role: pg_sys::Oid) -> bool {
+    catalog::labelled_relations().into_iter().any(|relid| {
+        let owner = rel_owner(relid);
+        // SAFETY: syscache and acl.c's role-membership cache, inside a transaction. A
+        // superuser "has the privileges" of every role, and is never restricted.
+        owner != pg_sys::InvalidOid
+            && unsafe { !pg_sys::superuser_arg(owner) && pg_sys::has_privs_of_role(owner, role) }
+    })
 }
 
 /// Registers the provider; called once, from `_PG_init` during preload.

@@ -71,6 +71,11 @@ pub enum LabelError {
     UnknownRoleLabel(String),
     ColumnOfUnsupportedRelation,
     RestrictedSuperuser,
+    /// A column of a relation whose owner is restricted: an owner can change a relation in
+    /// ways no query shows (its indexes, policies, the functions they call).
+    OwnerRestricted,
+    /// The role label on a role that owns (or inherits from an owner of) a labelled relation.
+    RestrictedOwner,
     NotAColumn,
 }
 

@@ -209,6 +209,52 @@ pub unsafe fn text_of(d: pg_sys::Datum) -> String {
     }
 }
 
+/// Every relation that has a deident column label of its own (a full scan of pg_seclabel,
+/// which holds one row per labelled object).
+pub fn labelled_relations() -> Vec<pg_sys::Oid> {
+    let mut out = Vec::new();
+    // SAFETY: as in own_labels.
+    unsafe {
+        let catalog = pg_sys::table_open(pg_sys::SecLabelRelationId, pg_sys::AccessShareLock as _);
+        let scan = pg_sys::systable_beginscan(
+            catalog,
+            pg_sys::InvalidOid,
+            false,
+            std::ptr::null_mut(),
+            0,
+            std::ptr::null_mut(),
+        );
+        let desc = (*catalog).rd_att;
+        let mut values = [pg_sys::Datum::from(0usize); 5];
+        let mut nulls = [false; 5];
+        loop {
+            let tuple = pg_sys::systable_getnext(scan);
+            if tuple.is_null() {
+                break;
+            }
+            pg_sys::heap_deform_tuple(tuple, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
+            if nulls.iter().any(|&n| n) {
+                continue;
+            }
+            let class = pg_sys::Oid::from(
+                values[pg_sys::Anum_pg_seclabel_classoid as usize - 1].value() as u32,
+            );
+            let relid = pg_sys::Oid::from(
+                values[pg_sys::Anum_pg_seclabel_objoid as usize - 1].value() as u32,
+            );
+            if class == pg_sys::RelationRelationId
+                && text_of(values[pg_sys::Anum_pg_seclabel_provider as usize - 1]) == "deident"
+                && !out.contains(&relid)
+            {
+                out.push(relid);
+            }
+        }
+        pg_sys::systable_endscan(scan);
+        pg_sys::table_close(catalog, pg_sys::AccessShareLock as _);
+    }
+    out
+}
+
 /// The direct parents of `rel` (partition parent or inheritance parents), from pg_inherits.
 fn parents(rel: pg_sys::Oid) -> Vec<pg_sys::Oid> {
     let mut out = Vec::new();
