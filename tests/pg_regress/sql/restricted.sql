@@ -680,6 +680,21 @@ CREATE ROLE regress_super SUPERUSER;
 SECURITY LABEL FOR deident ON ROLE regress_super IS 'restricted';
 SECURITY LABEL FOR deident ON ROLE regress_masked IS 'identifier';
 DROP ROLE regress_super, regress_label_admin;
+-- fail (a restricted role must own no labelled relation: labelling a column of its table, or
+-- restricting the owner of a labelled table, is refused)
+CREATE TABLE regress_mine.its_own (email text);
+ALTER TABLE regress_mine.its_own OWNER TO regress_masked;
+SECURITY LABEL FOR deident ON COLUMN regress_mine.its_own.email IS 'identifier';
+CREATE ROLE regress_owner;
+CREATE TABLE regress_r.owners (email text);
+SECURITY LABEL FOR deident ON COLUMN regress_r.owners.email IS 'identifier';
+ALTER TABLE regress_r.owners OWNER TO regress_owner;
+SECURITY LABEL FOR deident ON ROLE regress_owner IS 'restricted';
+-- OK once the table has another owner
+ALTER TABLE regress_r.owners OWNER TO postgres;
+SECURITY LABEL FOR deident ON ROLE regress_owner IS 'restricted';
+DROP TABLE regress_r.owners, regress_mine.its_own;
+DROP ROLE regress_owner;
 
 -- 21. foreign keys to identifier tables; DETACH PARTITION and NO INHERIT of labelled parents
 SET ROLE regress_masked;
@@ -703,7 +718,8 @@ ALTER TABLE regress_r.parted DETACH PARTITION regress_r.parted_25;
 ALTER TABLE regress_r.inh_child NO INHERIT regress_r.inh_parent;
 RESET ROLE;
 
--- 22. a restricted role that owns a labelled table (in its own schema)
+-- 22. a restricted role that owns a labelled table (in its own schema): ownership given after
+-- the label, which the label checks of section 20 cannot see
 CREATE TABLE regress_mine.owned (id int, email text);
 INSERT INTO regress_mine.owned VALUES (1, 'alice@contoso.com'), (2, 'bob@contoso.com');
 SECURITY LABEL FOR deident ON COLUMN regress_mine.owned.email IS 'identifier';
