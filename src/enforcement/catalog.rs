@@ -137,63 +137,83 @@ fn attnum_of(rel: pg_sys::Oid, name: &str) -> Option<i16> {
     (attnum > 0).then_some(attnum)
 }
 
-/// The `deident` column labels stored on `rel` itself, by index scan of pg_seclabel.
-fn own_labels(rel: pg_sys::Oid) -> Vec<(i16, Label)> {
-    let mut out = Vec::new();
-    // SAFETY: a catalog scan in a transaction, as seclabel.c's GetSecurityLabel does it; every
-    // datum is read through the relation's own tuple descriptor.
+/// Scans a catalog: by index `index` with equality keys `(attnum, oid)` on oid columns, or the
+/// whole table (`index` None, no keys), and hands each tuple's columns (those without a NULL)
+/// to `f`. Reads at most `N` columns.
+pub fn scan<const N: usize>(
+    catalog: pg_sys::Oid,
+    index: Option<pg_sys::Oid>,
+    keys: &[(i16, pg_sys::Oid)],
+    mut f: impl FnMut(&[pg_sys::Datum; N]),
+) {
+    // SAFETY: a catalog scan in a transaction, as seclabel.c's GetSecurityLabel does it; each
+    // tuple is deformed through the catalog's own descriptor (of at most N columns).
     unsafe {
-        let catalog = pg_sys::table_open(pg_sys::SecLabelRelationId, pg_sys::AccessShareLock as _);
-        let mut keys: [pg_sys::ScanKeyData; 2] = std::mem::zeroed();
-        pg_sys::ScanKeyInit(
-            &mut keys[0],
-            pg_sys::Anum_pg_seclabel_objoid as _,
-            pg_sys::BTEqualStrategyNumber as _,
-            pg_sys::F_OIDEQ.into(),
-            pg_sys::Datum::from(rel),
-        );
-        pg_sys::ScanKeyInit(
-            &mut keys[1],
-            pg_sys::Anum_pg_seclabel_classoid as _,
-            pg_sys::BTEqualStrategyNumber as _,
-            pg_sys::F_OIDEQ.into(),
-            pg_sys::Datum::from(pg_sys::RelationRelationId),
-        );
+        let rel = pg_sys::table_open(catalog, pg_sys::AccessShareLock as _);
+        let mut scan_keys: Vec<pg_sys::ScanKeyData> = Vec::with_capacity(keys.len());
+        for &(attnum, value) in keys {
+            let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
+            pg_sys::ScanKeyInit(
+                &mut key,
+                attnum,
+                pg_sys::BTEqualStrategyNumber as _,
+                pg_sys::F_OIDEQ.into(),
+                pg_sys::Datum::from(value),
+            );
+            scan_keys.push(key);
+        }
         let scan = pg_sys::systable_beginscan(
-            catalog,
-            pg_sys::Oid::from_u32(pg_sys::SecLabelObjectIndexId),
-            true,
+            rel,
+            index.unwrap_or(pg_sys::InvalidOid),
+            index.is_some(),
             std::ptr::null_mut(),
-            2,
-            keys.as_mut_ptr(),
+            scan_keys.len() as i32,
+            if scan_keys.is_empty() { std::ptr::null_mut() } else { scan_keys.as_mut_ptr() },
         );
-        let desc = (*catalog).rd_att;
-        let mut values = [pg_sys::Datum::from(0usize); 5];
-        let mut nulls = [false; 5];
+        let desc = (*rel).rd_att;
+        let mut values = [pg_sys::Datum::from(0usize); N];
+        let mut nulls = [false; N];
         loop {
             let tuple = pg_sys::systable_getnext(scan);
             if tuple.is_null() {
                 break;
             }
             pg_sys::heap_deform_tuple(tuple, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
-            if nulls.iter().any(|&n| n) {
-                continue;
-            }
-            let subid = values[pg_sys::Anum_pg_seclabel_objsubid as usize - 1].value() as i32;
-            let provider = text_of(values[pg_sys::Anum_pg_seclabel_provider as usize - 1]);
-            if subid <= 0 || subid > i16::MAX as i32 || provider != "deident" {
-                continue;
-            }
-            // A label the provider did not accept cannot be here; one that is not a column
-            // label is ignored rather than guessed at.
-            let text = text_of(values[pg_sys::Anum_pg_seclabel_label as usize - 1]);
-            if let Some(label) = Label::parse(&text) {
-                out.push((subid as i16, label));
+            if !nulls.iter().any(|&n| n) {
+                f(&values);
             }
         }
         pg_sys::systable_endscan(scan);
-        pg_sys::table_close(catalog, pg_sys::AccessShareLock as _);
+        pg_sys::table_close(rel, pg_sys::AccessShareLock as _);
     }
+}
+
+/// The `deident` column labels stored on `rel` itself, by index scan of pg_seclabel.
+fn own_labels(rel: pg_sys::Oid) -> Vec<(i16, Label)> {
+    let mut out = Vec::new();
+    let col = |anum: u32| anum as usize - 1;
+    scan::<5>(
+        pg_sys::SecLabelRelationId,
+        Some(pg_sys::Oid::from_u32(pg_sys::SecLabelObjectIndexId)),
+        &[
+            (pg_sys::Anum_pg_seclabel_objoid as i16, rel),
+            (pg_sys::Anum_pg_seclabel_classoid as i16, pg_sys::RelationRelationId),
+        ],
+        |values| {
+            let subid = values[col(pg_sys::Anum_pg_seclabel_objsubid)].value() as i32;
+            // SAFETY: provider and label are text columns.
+            let provider = unsafe { text_of(values[col(pg_sys::Anum_pg_seclabel_provider)]) };
+            if subid <= 0 || subid > i16::MAX as i32 || provider != "deident" {
+                return;
+            }
+            // A label the provider did not accept cannot be here; one that is not a column
+            // label is ignored rather than guessed at.
+            let text = unsafe { text_of(values[col(pg_sys::Anum_pg_seclabel_label)]) };
+            if let Some(label) = Label::parse(&text) {
+                out.push((subid as i16, label));
+            }
+        },
+    );
     out
 }
 
@@ -213,86 +233,29 @@ pub unsafe fn text_of(d: pg_sys::Datum) -> String {
 /// which holds one row per labelled object).
 pub fn labelled_relations() -> Vec<pg_sys::Oid> {
     let mut out = Vec::new();
-    // SAFETY: as in own_labels.
-    unsafe {
-        let catalog = pg_sys::table_open(pg_sys::SecLabelRelationId, pg_sys::AccessShareLock as _);
-        let scan = pg_sys::systable_beginscan(
-            catalog,
-            pg_sys::InvalidOid,
-            false,
-            std::ptr::null_mut(),
-            0,
-            std::ptr::null_mut(),
-        );
-        let desc = (*catalog).rd_att;
-        let mut values = [pg_sys::Datum::from(0usize); 5];
-        let mut nulls = [false; 5];
-        loop {
-            let tuple = pg_sys::systable_getnext(scan);
-            if tuple.is_null() {
-                break;
-            }
-            pg_sys::heap_deform_tuple(tuple, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
-            if nulls.iter().any(|&n| n) {
-                continue;
-            }
-            let class = pg_sys::Oid::from(
-                values[pg_sys::Anum_pg_seclabel_classoid as usize - 1].value() as u32,
-            );
-            let relid = pg_sys::Oid::from(
-                values[pg_sys::Anum_pg_seclabel_objoid as usize - 1].value() as u32,
-            );
-            if class == pg_sys::RelationRelationId
-                && text_of(values[pg_sys::Anum_pg_seclabel_provider as usize - 1]) == "deident"
-                && !out.contains(&relid)
-            {
-                out.push(relid);
-            }
+    let col = |anum: u32| anum as usize - 1;
+    scan::<5>(pg_sys::SecLabelRelationId, None, &[], |values| {
+        let class =
+            pg_sys::Oid::from(values[col(pg_sys::Anum_pg_seclabel_classoid)].value() as u32);
+        let relid = pg_sys::Oid::from(values[col(pg_sys::Anum_pg_seclabel_objoid)].value() as u32);
+        // SAFETY: the provider column is text.
+        let provider = unsafe { text_of(values[col(pg_sys::Anum_pg_seclabel_provider)]) };
+        if class == pg_sys::RelationRelationId && provider == "deident" && !out.contains(&relid) {
+            out.push(relid);
         }
-        pg_sys::systable_endscan(scan);
-        pg_sys::table_close(catalog, pg_sys::AccessShareLock as _);
-    }
+    });
     out
 }
 
 /// The direct parents of `rel` (partition parent or inheritance parents), from pg_inherits.
 fn parents(rel: pg_sys::Oid) -> Vec<pg_sys::Oid> {
     let mut out = Vec::new();
-    // SAFETY: as in own_labels.
-    unsafe {
-        let catalog = pg_sys::table_open(INHERITS_RELATION_ID, pg_sys::AccessShareLock as _);
-        let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
-        pg_sys::ScanKeyInit(
-            &mut key,
-            ANUM_PG_INHERITS_INHRELID,
-            pg_sys::BTEqualStrategyNumber as _,
-            pg_sys::F_OIDEQ.into(),
-            pg_sys::Datum::from(rel),
-        );
-        let scan = pg_sys::systable_beginscan(
-            catalog,
-            INHERITS_RELID_SEQNO_INDEX_ID,
-            true,
-            std::ptr::null_mut(),
-            1,
-            &mut key,
-        );
-        let desc = (*catalog).rd_att;
-        let mut values = [pg_sys::Datum::from(0usize); 4];
-        let mut nulls = [false; 4];
-        loop {
-            let tuple = pg_sys::systable_getnext(scan);
-            if tuple.is_null() {
-                break;
-            }
-            pg_sys::heap_deform_tuple(tuple, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
-            if !nulls[ANUM_PG_INHERITS_INHPARENT - 1] {
-                out.push(pg_sys::Oid::from(values[ANUM_PG_INHERITS_INHPARENT - 1].value() as u32));
-            }
-        }
-        pg_sys::systable_endscan(scan);
-        pg_sys::table_close(catalog, pg_sys::AccessShareLock as _);
-    }
+    scan::<4>(
+        INHERITS_RELATION_ID,
+        Some(INHERITS_RELID_SEQNO_INDEX_ID),
+        &[(ANUM_PG_INHERITS_INHRELID, rel)],
+        |values| out.push(pg_sys::Oid::from(values[ANUM_PG_INHERITS_INHPARENT - 1].value() as u32)),
+    );
     out
 }
 

@@ -215,14 +215,7 @@ unsafe extern "C-unwind" fn allow_raw(node: *mut pg_sys::Node, ctx: *mut std::ff
                 if identifiers.is_empty() {
                     continue;
                 }
-                let rel = pg_sys::relation_open((*rte).relid, pg_sys::NoLock as _);
-                let desc = (*rel).rd_att;
-                take_identifier_bits(
-                    rte,
-                    &identifiers,
-                    (*desc).attrs.as_slice((*desc).natts as usize),
-                );
-                pg_sys::relation_close(rel, pg_sys::NoLock as _);
+                take_identifier_bits_of(rte, &identifiers);
             }
             return false;
         }
@@ -326,10 +319,7 @@ unsafe fn mask_view_outputs(
         if !(*query).setOperations.is_null() {
             return;
         }
-        let rel = pg_sys::relation_open((*rte).relid, pg_sys::NoLock as _);
-        let desc = (*rel).rd_att;
-        take_identifier_bits(rte, identifiers, (*desc).attrs.as_slice((*desc).natts as usize));
-        pg_sys::relation_close(rel, pg_sys::NoLock as _);
+        take_identifier_bits_of(rte, identifiers);
         let tlist = (*query).targetList;
         for i in 0..if tlist.is_null() { 0 } else { (*tlist).length as usize } {
             let tle = (*(*tlist).elements.add(i)).ptr_value.cast::<pg_sys::TargetEntry>();
@@ -543,8 +533,18 @@ unsafe fn mask_relation(
             && pg_sys::checkExprHasSubLink((*inner).securityQuals.cast());
         (*sub).hasRowSecurity = true;
 
-        // The outer entry becomes the subquery, as ApplyRetrieveRule turns a view's entry
-        // into one: the fields a subquery entry must not have are cleared.
+        become_subquery(rte, sub);
+    }
+}
+
+/// The entry becomes the subquery `sub`, as ApplyRetrieveRule turns a view's entry into one:
+/// the fields a subquery entry must not have are cleared.
+///
+/// # Safety
+/// `rte` is a valid RTE_RELATION entry; `sub` a valid SELECT.
+unsafe fn become_subquery(rte: *mut RangeTblEntry, sub: *mut Query) {
+    // SAFETY: per the contract.
+    unsafe {
         (*rte).rtekind = pg_sys::RTEKind::RTE_SUBQUERY;
         (*rte).subquery = sub;
         (*rte).security_barrier = false;
@@ -681,6 +681,20 @@ unsafe extern "C-unwind" fn system_columns(
     }
 }
 
+/// `take_identifier_bits` for an entry whose relation is not open yet.
+///
+/// # Safety
+/// `rte` is a valid RTE_RELATION entry of a relation the query has locked.
+unsafe fn take_identifier_bits_of(rte: *mut RangeTblEntry, identifiers: &[i16]) {
+    // SAFETY: per the contract.
+    unsafe {
+        let rel = pg_sys::relation_open((*rte).relid, pg_sys::NoLock as _);
+        let desc = (*rel).rd_att;
+        take_identifier_bits(rte, identifiers, (*desc).attrs.as_slice((*desc).natts as usize));
+        pg_sys::relation_close(rel, pg_sys::NoLock as _);
+    }
+}
+
 /// A new, empty SELECT.
 unsafe fn new_select() -> *mut Query {
     // SAFETY: palloc0 gives zeroed memory, a valid empty Query once tagged.
@@ -724,17 +738,7 @@ unsafe fn empty_statistics(rte: *mut RangeTblEntry) {
         let never = pg_sys::makeBoolConst(false, false);
         (*sub).jointree = pg_sys::makeFromExpr(std::ptr::null_mut(), never);
         (*sub).targetList = tlist;
-        (*rte).rtekind = pg_sys::RTEKind::RTE_SUBQUERY;
-        (*rte).subquery = sub;
-        (*rte).relid = pg_sys::InvalidOid;
-        (*rte).relkind = 0;
-        (*rte).rellockmode = 0;
-        (*rte).tablesample = std::ptr::null_mut();
-        (*rte).inh = false;
-        (*rte).requiredPerms = 0;
-        (*rte).checkAsUser = pg_sys::InvalidOid;
-        (*rte).selectedCols = std::ptr::null_mut();
-        (*rte).securityQuals = std::ptr::null_mut();
+        become_subquery(rte, sub);
     }
 }
 

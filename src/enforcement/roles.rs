@@ -11,7 +11,7 @@
 use pgrx::pg_sys;
 use std::cell::RefCell;
 
-use super::catalog::text_of;
+use super::catalog::{self, text_of};
 use crate::policy;
 
 /// pg_shseclabel_d.h.
@@ -144,41 +144,16 @@ pub fn is_restricted(user: pg_sys::Oid) -> bool {
 /// per labelled shared object): a full scan.
 fn read_labelled() -> Vec<pg_sys::Oid> {
     let mut out = Vec::new();
-    // SAFETY: a catalog scan in a transaction; datums read through the catalog's descriptor.
-    unsafe {
-        let catalog =
-            pg_sys::table_open(SHARED_SEC_LABEL_RELATION_ID, pg_sys::AccessShareLock as _);
-        let scan = pg_sys::systable_beginscan(
-            catalog,
-            pg_sys::InvalidOid,
-            false,
-            std::ptr::null_mut(),
-            0,
-            std::ptr::null_mut(),
-        );
-        let desc = (*catalog).rd_att;
-        let mut values = [pg_sys::Datum::from(0usize); 4];
-        let mut nulls = [false; 4];
-        loop {
-            let tuple = pg_sys::systable_getnext(scan);
-            if tuple.is_null() {
-                break;
-            }
-            pg_sys::heap_deform_tuple(tuple, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
-            if nulls.iter().any(|&n| n) {
-                continue;
-            }
-            let class = pg_sys::Oid::from(values[ANUM_PG_SHSECLABEL_CLASSOID - 1].value() as u32);
-            if class != pg_sys::AuthIdRelationId
-                || text_of(values[ANUM_PG_SHSECLABEL_PROVIDER - 1]) != "deident"
-                || !policy::is_restricted_label(&text_of(values[ANUM_PG_SHSECLABEL_LABEL - 1]))
-            {
-                continue;
-            }
+    catalog::scan::<4>(SHARED_SEC_LABEL_RELATION_ID, None, &[], |values| {
+        let class = pg_sys::Oid::from(values[ANUM_PG_SHSECLABEL_CLASSOID - 1].value() as u32);
+        // SAFETY: provider and label are text columns.
+        let ours = unsafe {
+            text_of(values[ANUM_PG_SHSECLABEL_PROVIDER - 1]) == "deident"
+                && policy::is_restricted_label(&text_of(values[ANUM_PG_SHSECLABEL_LABEL - 1]))
+        };
+        if class == pg_sys::AuthIdRelationId && ours {
             out.push(pg_sys::Oid::from(values[ANUM_PG_SHSECLABEL_OBJOID - 1].value() as u32));
         }
-        pg_sys::systable_endscan(scan);
-        pg_sys::table_close(catalog, pg_sys::AccessShareLock as _);
-    }
+    });
     out
 }
