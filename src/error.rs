@@ -57,6 +57,9 @@ pub enum DeidentError {
     /// A restricted role changes a labelled relation (its columns, indexes, policies, rules,
     /// triggers, statistics): as the relation's owner, it could copy or test raw values.
     RestrictedDdl { relation: String },
+    /// A restricted role runs a command that would evaluate expressions over the stored values
+    /// of every relation it owns, or of the columns of a domain's type (the command's name).
+    RestrictedCommand(&'static str),
     /// A restricted role makes a foreign key to a relation with identifier columns (its checks
     /// compare raw values: an existence oracle).
     RestrictedReference { relation: String },
@@ -376,6 +379,12 @@ impl DeidentError {
                 Some("The relation has columns labelled as personal data; changing its columns, indexes, policies, rules, triggers or statistics could copy raw values or test guesses of them.".to_string()),
                 Some("Ask a role that is not restricted to make the change.".to_string()),
             ),
+            DeidentError::RestrictedCommand(command) => (
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("a restricted role cannot run {command}"),
+                Some("The command would evaluate expressions over the stored values of relations that may hold personal data.".to_string()),
+                Some("Name the relations, none of them labelled; or ask a role that is not restricted.".to_string()),
+            ),
             DeidentError::RestrictedReference { relation } => (
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 format!("a restricted role cannot make a foreign key to relation \"{}\"", echo(relation.as_bytes())),
@@ -512,6 +521,7 @@ mod tests {
             DeidentError::RestrictedReference { relation: "t".into() },
             DeidentError::RestrictedKeyedWrite { relation: "t".into(), referenced: "u".into() },
             DeidentError::RestrictedDdl { relation: "t".into() },
+            DeidentError::RestrictedCommand("ALTER DOMAIN"),
             DeidentError::UnlinkLabelled { relation: "t".into() },
             DeidentError::MaskingUnavailable,
             DeidentError::Label(LabelError::NotAColumn),
@@ -618,6 +628,7 @@ mod tests {
                 ERRCODE_INVALID_PARAMETER_VALUE,
                 ERRCODE_INVALID_PARAMETER_VALUE,
                 ERRCODE_INVALID_PARAMETER_VALUE,
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,

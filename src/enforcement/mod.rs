@@ -337,6 +337,45 @@ pub unsafe fn before_utility(pstmt: *mut pg_sys::PlannedStmt) -> Utility {
                 }
                 Utility::AsIs
             }
+            // Rebuilding a labelled relation or its indexes evaluates its index expressions
+            // over raw values (with whatever functions they call, which the owner may have
+            // replaced), and ALTER DOMAIN ... ADD CONSTRAINT checks every stored value: refused
+            // to a restricted role, and so are their forms without a relation (every relation
+            // it owns).
+            pg_sys::NodeTag::T_ReindexStmt if current_is_restricted() => {
+                let reindex = stmt.cast::<pg_sys::ReindexStmt>();
+                if (*reindex).relation.is_null() {
+                    DeidentError::RestrictedCommand("REINDEX SCHEMA, DATABASE or SYSTEM").report();
+                }
+                check_ddl((*reindex).relation);
+                Utility::AsIs
+            }
+            pg_sys::NodeTag::T_ClusterStmt if current_is_restricted() => {
+                let cluster = stmt.cast::<pg_sys::ClusterStmt>();
+                if (*cluster).relation.is_null() {
+                    DeidentError::RestrictedCommand("CLUSTER without a table").report();
+                }
+                check_ddl((*cluster).relation);
+                Utility::AsIs
+            }
+            pg_sys::NodeTag::T_VacuumStmt if current_is_restricted() => {
+                let vacuum = stmt.cast::<pg_sys::VacuumStmt>();
+                let full = list_ptrs::<pg_sys::DefElem>((*vacuum).options).any(|d| {
+                    !(*d).defname.is_null() && CStr::from_ptr((*d).defname).to_bytes() == b"full"
+                });
+                if full {
+                    if (*vacuum).rels.is_null() {
+                        DeidentError::RestrictedCommand("VACUUM FULL without a table").report();
+                    }
+                    for rel in list_ptrs::<pg_sys::VacuumRelation>((*vacuum).rels) {
+                        check_ddl((*rel).relation);
+                    }
+                }
+                Utility::AsIs
+            }
+            pg_sys::NodeTag::T_AlterDomainStmt if current_is_restricted() => {
+                DeidentError::RestrictedCommand("ALTER DOMAIN").report();
+            }
             pg_sys::NodeTag::T_IndexStmt if current_is_restricted() => {
                 check_ddl((*stmt.cast::<pg_sys::IndexStmt>()).relation);
                 Utility::AsIs
@@ -369,6 +408,11 @@ pub unsafe fn before_utility(pstmt: *mut pg_sys::PlannedStmt) -> Utility {
             }
             pg_sys::NodeTag::T_CreateStmt if current_is_restricted() => {
                 let create = stmt.cast::<pg_sys::CreateStmt>();
+                // a new partition or child of a labelled parent: attaching it checks the
+                // partition constraint (a default partition's: against raw rows)
+                for parent in list_ptrs::<pg_sys::RangeVar>((*create).inhRelations) {
+                    check_ddl(parent);
+                }
                 for element in list_ptrs::<pg_sys::Node>((*create).tableElts) {
                     check_references(element);
                 }
