@@ -47,6 +47,8 @@ pub enum DeidentError {
     NotOurState,
     /// A security label was refused.
     Label(LabelError),
+    /// Text has a character without a UTF-8 form (its bytes are not shown).
+    UnconvertibleText,
     /// A restricted role called a keyed function (testing guesses against pseudonyms).
     RestrictedKeyedCall,
     /// A restricted role would write to (or lock rows of, or truncate) a labelled relation.
@@ -202,6 +204,12 @@ impl DeidentError {
     pub fn parts(&self, privileged: bool) -> Report {
         use PgSqlErrorCode::*;
         let (code, message, detail, hint) = match self {
+            DeidentError::UnconvertibleText => (
+                ERRCODE_UNTRANSLATABLE_CHARACTER,
+                "text to pseudonymize has a character with no equivalent in UTF8".to_string(),
+                Some("Pseudonyms hash text as UTF-8; the character is not shown, since the text may be personal data.".to_string()),
+                Some("Pseudonymize the value as bytea to hash its bytes as stored.".to_string()),
+            ),
             DeidentError::NotPreloaded => (
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                 "pg_deident must be loaded via shared_preload_libraries".to_string(),
@@ -490,6 +498,7 @@ mod tests {
     fn all_errors() -> Vec<DeidentError> {
         let path = "/secret/place/pg_deident.keys".to_string();
         let mut errors = vec![
+            DeidentError::UnconvertibleText,
             DeidentError::NotPreloaded,
             DeidentError::NoKeyFile,
             DeidentError::UnknownActiveKey { id: "hidden_active".into() },
@@ -606,6 +615,7 @@ mod tests {
         assert_eq!(
             codes,
             vec![
+                ERRCODE_UNTRANSLATABLE_CHARACTER,
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                 ERRCODE_CONFIG_FILE_ERROR,

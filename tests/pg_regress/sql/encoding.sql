@@ -10,6 +10,7 @@ SELECT deident.pseudonymize('José.Müller@exämple.org') AS utf8_vector,
        deident.pseudonymize_int(1001, 'Büro') AS utf8_int_domain;
 CREATE DATABASE regress_latin1 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;
 CREATE DATABASE regress_sqlascii ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;
+CREATE DATABASE regress_win1252 ENCODING 'WIN1252' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;
 
 \c regress_latin1
 SET client_encoding = 'UTF8';
@@ -42,6 +43,31 @@ SHOW server_encoding;
 -- so the vector holds; a client sending LATIN1 bytes would get other pseudonyms
 SELECT deident.pseudonymize('José.Müller@exämple.org') AS stored_as_sent;
 
+\c regress_win1252
+SET client_encoding = 'UTF8';
+CREATE EXTENSION pg_deident;
+SHOW server_encoding;
+-- WIN1252 leaves byte 0x81 undefined: a value can hold it (single-byte encodings accept every
+-- byte), and it has no UTF-8 form. PostgreSQL's conversion error would show the byte:
+SELECT octet_length(convert_from('\x41815a'::bytea, 'WIN1252')) AS stored_bytes;
+-- fail (pg_deident's own error, which shows no byte of the value)
+SELECT deident.pseudonymize(convert_from('\x41815a'::bytea, 'WIN1252'));
+-- and the same for a restricted role reading such a value in an identifier column
+CREATE TABLE odd (email text);
+INSERT INTO odd VALUES (convert_from('\x41815a'::bytea, 'WIN1252'));
+SECURITY LABEL FOR deident ON COLUMN odd.email IS 'identifier';
+CREATE ROLE regress_win_analyst;
+GRANT SELECT ON odd TO regress_win_analyst;
+SECURITY LABEL FOR deident ON ROLE regress_win_analyst IS 'restricted';
+SET ROLE regress_win_analyst;
+SELECT email FROM odd;
+RESET ROLE;
+-- OK: its bytes can be pseudonymized as bytea
+SELECT deident.pseudonymize(convert_to(email, 'WIN1252')) FROM odd;
+DROP TABLE odd;
+DROP ROLE regress_win_analyst;
+
 \c deident_regress
 DROP DATABASE regress_latin1;
 DROP DATABASE regress_sqlascii;
+DROP DATABASE regress_win1252;
