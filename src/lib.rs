@@ -7,6 +7,7 @@
 //! SQLSTATE, and `enforcement` decides what a restricted role may see and do.
 
 mod aggregates;
+mod dp;
 mod encoding;
 mod enforcement;
 mod error;
