@@ -165,6 +165,63 @@ pub fn discrete_laplace(rng: &mut impl RandomSource, scale: Scale) -> Result<i64
     }
 }
 
+/// The release threshold: a group is answered only if its noisy distinct-person count (its
+/// count plus discrete Laplace noise of scale `scale`) is at least this. It is the smallest τ
+/// with P[1 + X ≥ τ] ≤ δ for the noise X: a group of one person, whose existence depends on
+/// that person alone, is released with probability at most δ. For X discrete Laplace of scale b,
+/// with q = exp(−1/b), P[X ≥ k] = q^k / (1 + q) for k ≥ 1 (the geometric tail of
+/// P[X = x] = (1 − q)/(1 + q) · q^|x|), so τ = 1 + ⌈ln(δ(1 + q)) / ln q⌉. The parameters are
+/// public, so floating point is harmless here; the ceiling is taken after a tiny upward nudge
+/// so that rounding can only raise τ. None for δ outside (0, 1).
+pub fn release_threshold(scale: Scale, delta: f64) -> Option<i64> {
+    if !(delta > 0.0 && delta < 1.0) {
+        return None;
+    }
+    let b = scale.as_f64();
+    let q = (-1.0 / b).exp();
+    if !(q > 0.0 && q < 1.0) {
+        // a scale so small that q underflows: any count of 1 is released only without noise
+        return Some(2);
+    }
+    let k = ((delta * (1.0 + q)).ln() / q.ln() * (1.0 + 1e-12)).ceil();
+    let k = if k.is_finite() { k.max(1.0) } else { return None };
+    // i64 range: b ≤ MAX_SCALE and δ ≥ f64::MIN_POSITIVE keep k below 1e15
+    Some(1 + k as i64)
+}
+
+/// Noise for a real-valued sum, on a published grid (SPEC: non-integer sums need a mechanism
+/// that floating point cannot betray). The grid step g is a power of two fixed by the
+/// sensitivity alone, 2^(⌊log2 Δ⌋ − 20), so it says nothing about the data. The sum is rounded
+/// to the nearest multiple of g, which moves two neighbouring sums apart by at most Δ + g, that
+/// is `Δ/g + 1` grid units at most (Δ/g is a power of two times at most 2); discrete Laplace
+/// noise in grid units, of scale (Δ/g + 1)/ε, is added; and the result, an integer times a power
+/// of two, is exact in a double. Every possible output is a grid point: there are no low-order
+/// bits for an attacker to read. None when the parameters are not finite and positive, or the
+/// sum is too large for the grid (beyond 2^52 grid units: about 4·10^9 times Δ).
+pub fn noisy_real_sum(
+    rng: &mut impl RandomSource,
+    sum: f64,
+    sensitivity: f64,
+    epsilon: f64,
+) -> Option<Result<f64, RandomError>> {
+    let usable = sum.is_finite()
+        && sensitivity.is_finite()
+        && sensitivity > 0.0
+        && epsilon.is_finite()
+        && epsilon > 0.0;
+    if !usable {
+        return None;
+    }
+    let g = (sensitivity.log2().floor() - 20.0).exp2();
+    let units = (sum / g).round();
+    if units.abs() >= (1u64 << 52) as f64 {
+        return None;
+    }
+    let scale = Scale::at_least((sensitivity / g).ceil() + 1.0)
+        .and_then(|s| Scale::at_least(s.as_f64() / epsilon))?;
+    Some(discrete_laplace(rng, scale).map(|noise| (units + noise as f64) * g))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,6 +318,80 @@ mod tests {
         let (_, var, _) = moments(2.0 * 0.9, 200_000, &mut rng);
         let (var_t, _) = theory(2.0);
         assert!((var / var_t - 1.0).abs() >= 0.04, "{var} vs {var_t}");
+    }
+
+    /// P[X ≥ k] for discrete Laplace of scale b, k ≥ 1.
+    fn tail(b: f64, k: i64) -> f64 {
+        let q = (-1.0 / b).exp();
+        q.powi(k as i32) / (1.0 + q)
+    }
+
+    #[test]
+    fn the_release_threshold_is_the_smallest_that_keeps_one_person_below_delta() {
+        for b in [0.5, 1.0, 2.0, 4.0, 10.0] {
+            for delta in [1e-3, 1e-6, 1e-9] {
+                let scale = Scale::at_least(b).unwrap();
+                let tau = release_threshold(scale, delta).unwrap();
+                let b = scale.as_f64();
+                // a one-person group passes when 1 + X ≥ τ, i.e. X ≥ τ − 1
+                assert!(tail(b, tau - 1) <= delta, "b={b} δ={delta}: τ={tau}");
+                assert!(
+                    tau - 2 < 1 || tail(b, tau - 2) > delta,
+                    "b={b} δ={delta}: τ={tau} not tight"
+                );
+            }
+        }
+        // at ε = 0.5 for the count (b = 2) and δ = 1e-6: q = e^−0.5, ln(δ(1 + q)) / ln q =
+        // −13.34 / −0.5 = 26.7, so τ = 1 + 27
+        assert_eq!(release_threshold(Scale::at_least(2.0).unwrap(), 1e-6), Some(28));
+        for bad in [0.0, 1.0, -1.0, f64::NAN] {
+            assert_eq!(release_threshold(Scale::at_least(2.0).unwrap(), bad), None);
+        }
+    }
+
+    #[test]
+    fn a_one_person_group_is_released_about_delta_of_the_time() {
+        // empirical check of the threshold with the sampler itself: b = 1, δ = 1e-2 (large, to
+        // be measurable), 200,000 one-person groups
+        let scale = Scale::at_least(1.0).unwrap();
+        let tau = release_threshold(scale, 1e-2).unwrap();
+        let mut rng = Seeded(9);
+        let draws = 200_000;
+        let released =
+            (0..draws).filter(|_| 1 + discrete_laplace(&mut rng, scale).unwrap() >= tau).count();
+        let p = tail(scale.as_f64(), tau - 1);
+        let observed = released as f64 / draws as f64;
+        assert!(p <= 1e-2);
+        assert!((observed - p).abs() <= 5.0 * (p / draws as f64).sqrt(), "{observed} vs {p}");
+    }
+
+    #[test]
+    fn real_sums_get_grid_noise_of_the_right_spread() {
+        let mut rng = Seeded(10);
+        let (sum, delta, epsilon) = (1234.5678f64, 100.0f64, 0.5f64);
+        let g = (delta.log2().floor() - 20.0).exp2();
+        let draws = 100_000;
+        let mut total = 0f64;
+        let mut total_sq = 0f64;
+        for _ in 0..draws {
+            let out = noisy_real_sum(&mut rng, sum, delta, epsilon).unwrap().unwrap();
+            // every output is a grid point
+            assert_eq!(out / g, (out / g).round(), "{out}");
+            total += out - sum;
+            total_sq += (out - sum).powi(2);
+        }
+        let mean = total / draws as f64;
+        let var = total_sq / draws as f64 - mean * mean;
+        // the noise's scale in value units is about Δ/ε = 200: variance ≈ 2b² = 80,000
+        let b = (delta / g + 1.0) / epsilon * g;
+        let expected = 2.0 * b * b;
+        assert!(mean.abs() < 5.0 * (expected / draws as f64).sqrt(), "mean {mean}");
+        assert!((var / expected - 1.0).abs() < 0.05, "variance {var} vs {expected}");
+        // refused parameters
+        assert!(noisy_real_sum(&mut rng, f64::NAN, 1.0, 1.0).is_none());
+        assert!(noisy_real_sum(&mut rng, 1.0, 0.0, 1.0).is_none());
+        assert!(noisy_real_sum(&mut rng, 1.0, 1.0, 0.0).is_none());
+        assert!(noisy_real_sum(&mut rng, 1e300, 1.0, 1.0).is_none());
     }
 
     #[test]
