@@ -61,7 +61,9 @@ unsafe extern "C-unwind" fn check_object_label(
     // policies call). Refused both ways a label can bring the two together.
     if label.is_some() {
         match target {
-            Target::Column(_) if enforcement::roles::is_restricted(rel_owner(object.objectId)) => {
+            Target::Column(_)
+                if enforcement::roles::is_restricted(catalog::rel_owner(object.objectId)) =>
+            {
                 DeidentError::Label(policy::LabelError::OwnerRestricted).report()
             }
             Target::Role { .. } if owns_labelled(object.objectId) => {
@@ -88,27 +90,11 @@ unsafe extern "C-unwind" fn check_object_label(
     catalog::forget();
 }
 
-fn rel_owner(relid: pg_sys::Oid) -> pg_sys::Oid {
-    // SAFETY: a syscache read of a relation ExecSecLabelStmt has locked.
-    unsafe {
-        let tuple = pg_sys::SearchSysCache1(
-            pg_sys::SysCacheIdentifier::RELOID as i32,
-            pg_sys::Datum::from(relid),
-        );
-        if tuple.is_null() {
-            return pg_sys::InvalidOid;
-        }
-        let owner = (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_class>(tuple)).relowner;
-        pg_sys::ReleaseSysCache(tuple);
-        owner
-    }
-}
-
 /// Does `role`, or a role that has its privileges (which the label would restrict too), own a
 /// relation with a deident column label?
 fn owns_labelled(role: pg_sys::Oid) -> bool {
     catalog::labelled_relations().into_iter().any(|relid| {
-        let owner = rel_owner(relid);
+        let owner = catalog::rel_owner(relid);
         // SAFETY: syscache and acl.c's role-membership cache, inside a transaction. A
         // superuser "has the privileges" of every role, and is never restricted.
         owner != pg_sys::InvalidOid

@@ -247,6 +247,40 @@ pub fn labelled_relations() -> Vec<pg_sys::Oid> {
     out
 }
 
+/// The owner of a relation (InvalidOid if there is none such).
+pub fn rel_owner(relid: pg_sys::Oid) -> pg_sys::Oid {
+    // SAFETY: a syscache read in a transaction.
+    unsafe {
+        let tuple = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::RELOID as i32,
+            pg_sys::Datum::from(relid),
+        );
+        if tuple.is_null() {
+            return pg_sys::InvalidOid;
+        }
+        let owner = (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_class>(tuple)).relowner;
+        pg_sys::ReleaseSysCache(tuple);
+        owner
+    }
+}
+
+/// The language of a function (pg_language OID), if the function exists.
+pub fn func_language(func: pg_sys::Oid) -> Option<pg_sys::Oid> {
+    // SAFETY: a syscache read in a transaction.
+    unsafe {
+        let tuple = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::PROCOID as i32,
+            pg_sys::Datum::from(func),
+        );
+        if tuple.is_null() {
+            return None;
+        }
+        let language = (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_proc>(tuple)).prolang;
+        pg_sys::ReleaseSysCache(tuple);
+        Some(language)
+    }
+}
+
 /// The direct parents of `rel` (partition parent or inheritance parents), from pg_inherits.
 fn parents(rel: pg_sys::Oid) -> Vec<pg_sys::Oid> {
     let mut out = Vec::new();
@@ -303,9 +337,8 @@ pub unsafe fn referenced_identifiers(
         let rel = pg_sys::relation_open(relid, pg_sys::AccessShareLock as _);
         let list = pg_sys::RelationGetFKeyList(rel);
         let mut found = None;
-        let len = if list.is_null() { 0 } else { (*list).length as usize };
-        for i in 0..len {
-            let fk = &*(*(*list).elements.add(i)).ptr_value.cast::<pg_sys::ForeignKeyCacheInfo>();
+        for fk in super::list_ptrs::<pg_sys::ForeignKeyCacheInfo>(list) {
+            let fk = &*fk;
             let n = fk.nkeys.clamp(0, 32) as usize;
             let checked = match updated {
                 None => true,

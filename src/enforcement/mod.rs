@@ -30,6 +30,16 @@ use crate::error::DeidentError;
 
 pub use roles::{current_is_restricted, surely_unrestricted};
 
+/// pg_statistic_ext_data (pg_statistic_ext_data_d.h), read behind pg_stats_ext.
+const STATISTIC_EXT_DATA_RELATION_ID: pg_sys::Oid = pg_sys::Oid::from_u32(3429);
+/// The permissions of an entry that writes its relation.
+const WRITE: u64 = (pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE | pg_sys::ACL_DELETE) as u64;
+
+/// The bit of column `attnum` in an entry's selectedCols (attnum 0: the whole row).
+fn bit(attnum: i32) -> i32 {
+    attnum - pg_sys::FirstLowInvalidHeapAttributeNumber
+}
+
 /// Registers the cache invalidation callbacks; called once from `_PG_init`.
 pub fn register_callbacks() {
     // SAFETY: registering guarded C callbacks with inval.c, once per backend (they are
@@ -221,23 +231,7 @@ pub unsafe fn check_before_run(query: usize, stmt: *mut pg_sys::PlannedStmt) {
 pub fn keeps_sql_functions_whole(fn_oid: pg_sys::Oid) -> bool {
     /// pg_language_d.h.
     const SQL_LANGUAGE_ID: pg_sys::Oid = pg_sys::Oid::from_u32(14);
-    if !current_is_restricted() {
-        return false;
-    }
-    // SAFETY: a syscache read in a transaction (current_is_restricted checked that).
-    unsafe {
-        let tuple = pg_sys::SearchSysCache1(
-            pg_sys::SysCacheIdentifier::PROCOID as i32,
-            pg_sys::Datum::from(fn_oid),
-        );
-        if tuple.is_null() {
-            return false;
-        }
-        let form = pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_proc>(tuple);
-        let sql = (*form).prolang == SQL_LANGUAGE_ID;
-        pg_sys::ReleaseSysCache(tuple);
-        sql
-    }
+    current_is_restricted() && catalog::func_language(fn_oid) == Some(SQL_LANGUAGE_ID)
 }
 
 /// A keyed function's guard: a restricted role may call it only through the rewrite.
@@ -376,24 +370,26 @@ pub unsafe fn before_utility(pstmt: *mut pg_sys::PlannedStmt) -> Utility {
             pg_sys::NodeTag::T_AlterDomainStmt if current_is_restricted() => {
                 DeidentError::RestrictedCommand("ALTER DOMAIN").report();
             }
-            pg_sys::NodeTag::T_IndexStmt if current_is_restricted() => {
-                check_ddl((*stmt.cast::<pg_sys::IndexStmt>()).relation);
-                Utility::AsIs
-            }
-            pg_sys::NodeTag::T_CreatePolicyStmt if current_is_restricted() => {
-                check_ddl((*stmt.cast::<pg_sys::CreatePolicyStmt>()).table);
-                Utility::AsIs
-            }
-            pg_sys::NodeTag::T_AlterPolicyStmt if current_is_restricted() => {
-                check_ddl((*stmt.cast::<pg_sys::AlterPolicyStmt>()).table);
-                Utility::AsIs
-            }
-            pg_sys::NodeTag::T_RuleStmt if current_is_restricted() => {
-                check_ddl((*stmt.cast::<pg_sys::RuleStmt>()).relation);
-                Utility::AsIs
-            }
-            pg_sys::NodeTag::T_CreateTrigStmt if current_is_restricted() => {
-                check_ddl((*stmt.cast::<pg_sys::CreateTrigStmt>()).relation);
+            // DDL on one relation, which its owner may run
+            pg_sys::NodeTag::T_IndexStmt
+            | pg_sys::NodeTag::T_CreatePolicyStmt
+            | pg_sys::NodeTag::T_AlterPolicyStmt
+            | pg_sys::NodeTag::T_RuleStmt
+            | pg_sys::NodeTag::T_CreateTrigStmt
+                if current_is_restricted() =>
+            {
+                let relation = match (*stmt).type_ {
+                    pg_sys::NodeTag::T_IndexStmt => (*stmt.cast::<pg_sys::IndexStmt>()).relation,
+                    pg_sys::NodeTag::T_CreatePolicyStmt => {
+                        (*stmt.cast::<pg_sys::CreatePolicyStmt>()).table
+                    }
+                    pg_sys::NodeTag::T_AlterPolicyStmt => {
+                        (*stmt.cast::<pg_sys::AlterPolicyStmt>()).table
+                    }
+                    pg_sys::NodeTag::T_RuleStmt => (*stmt.cast::<pg_sys::RuleStmt>()).relation,
+                    _ => (*stmt.cast::<pg_sys::CreateTrigStmt>()).relation,
+                };
+                check_ddl(relation);
                 Utility::AsIs
             }
             pg_sys::NodeTag::T_CreateStatsStmt if current_is_restricted() => {

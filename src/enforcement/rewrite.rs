@@ -27,8 +27,8 @@ use std::ffi::CString;
 use pgrx::pg_sys;
 use pgrx::pg_sys::{Oid, Query, RangeTblEntry};
 
-use super::catalog;
 use super::list_ptrs;
+use super::{bit, catalog, tripwire, STATISTIC_EXT_DATA_RELATION_ID, WRITE};
 use crate::error::DeidentError;
 
 struct Ctx {
@@ -43,15 +43,10 @@ struct Funcs {
     int: Oid,
 }
 
-/// pg_statistic_ext_data (pg_statistic_ext_data_d.h).
-const STATISTIC_EXT_DATA_RELATION_ID: Oid = Oid::from_u32(3429);
 /// pg_language_d.h.
 const C_LANGUAGE_ID: Oid = Oid::from_u32(13);
 /// The length of the text pseudonym a masked column gets (SPEC's default).
 const MASK_LENGTH: i32 = 22;
-
-/// The writes that check a row's foreign keys.
-const KEYED_WRITE: u64 = (pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE) as u64;
 
 /// Rewrites `query` (and everything below it) for a restricted role.
 ///
@@ -175,22 +170,10 @@ unsafe fn qual_slots(query: *mut Query) -> Vec<*mut *mut pg_sys::Node> {
     out
 }
 
-/// Is the owner of a relation restricted?
+/// Is the owner of a relation restricted? (A relation without one is treated as if it were.)
 fn owner_is_restricted(relid: Oid) -> bool {
-    // SAFETY: a syscache read of a relation the query has locked.
-    let owner = unsafe {
-        let tuple = pg_sys::SearchSysCache1(
-            pg_sys::SysCacheIdentifier::RELOID as i32,
-            pg_sys::Datum::from(relid),
-        );
-        if tuple.is_null() {
-            return true;
-        }
-        let owner = (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_class>(tuple)).relowner;
-        pg_sys::ReleaseSysCache(tuple);
-        owner
-    };
-    super::roles::is_restricted(owner)
+    let owner = catalog::rel_owner(relid);
+    owner == pg_sys::InvalidOid || super::roles::is_restricted(owner)
 }
 
 /// Walks a DBA's row-security condition: every relation it reads keeps its raw columns; their
@@ -228,14 +211,9 @@ unsafe extern "C-unwind" fn allow_raw(node: *mut pg_sys::Node, ctx: *mut std::ff
 unsafe fn rewrite_rtable(query: *mut Query, ctx: &mut Ctx, raw_quals: &[*mut pg_sys::Node]) {
     // SAFETY: per the contract; the range table is a List of RangeTblEntry.
     unsafe {
-        let rtable = (*query).rtable;
-        if rtable.is_null() {
-            return;
-        }
         let mut replaced: Vec<(i32, Vec<i16>)> = Vec::new();
         let mut view: Option<(*mut RangeTblEntry, Vec<i16>)> = None;
-        for i in 0..(*rtable).length as usize {
-            let rte = (*(*rtable).elements.add(i)).ptr_value.cast::<RangeTblEntry>();
+        for (i, rte) in list_ptrs::<RangeTblEntry>((*query).rtable).enumerate() {
             if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION {
                 continue;
             }
@@ -251,19 +229,8 @@ unsafe fn rewrite_rtable(query: *mut Query, ctx: &mut Ctx, raw_quals: &[*mut pg_
             if is_written(query, rte, rti) && catalog::tree_labelled(relid) {
                 DeidentError::RestrictedWrite { relation: rel_name(relid) }.report();
             }
-            if (*rte).requiredPerms as u64 & KEYED_WRITE != 0 {
-                let updated = if (*rte).requiredPerms as u64 & pg_sys::ACL_INSERT as u64 != 0 {
-                    None
-                } else {
-                    Some((*rte).updatedCols)
-                };
-                if let Some(referenced) = catalog::referenced_identifiers(relid, updated) {
-                    DeidentError::RestrictedKeyedWrite {
-                        relation: rel_name(relid),
-                        referenced: rel_name(referenced),
-                    }
-                    .report();
-                }
+            if let Some(referenced) = tripwire::keyed_write(rte) {
+                tripwire::Violation::KeyedWrite(relid, referenced).report();
             }
             let labels = catalog::column_labels(relid, (*rte).inh);
             if labels.is_empty() {
@@ -320,9 +287,7 @@ unsafe fn mask_view_outputs(
             return;
         }
         take_identifier_bits_of(rte, identifiers);
-        let tlist = (*query).targetList;
-        for i in 0..if tlist.is_null() { 0 } else { (*tlist).length as usize } {
-            let tle = (*(*tlist).elements.add(i)).ptr_value.cast::<pg_sys::TargetEntry>();
+        for tle in list_ptrs::<pg_sys::TargetEntry>((*query).targetList) {
             if (*tle).resjunk || !identifiers.contains(&(*tle).resno) {
                 continue;
             }
@@ -355,20 +320,13 @@ unsafe fn mask_view_outputs(
 /// # Safety
 /// `query` and `rte` are valid; `rte` is entry `rti` of `query`.
 unsafe fn is_written(query: *mut Query, rte: *mut RangeTblEntry, rti: i32) -> bool {
-    const WRITE: u64 = (pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE | pg_sys::ACL_DELETE) as u64;
     // SAFETY: per the contract; rowMarks is a List of RowMarkClause.
     unsafe {
         if (*query).resultRelation == rti || ((*rte).requiredPerms as u64 & WRITE) != 0 {
             return true;
         }
-        let marks = (*query).rowMarks;
-        if !marks.is_null() {
-            for j in 0..(*marks).length as usize {
-                let rc = (*(*marks).elements.add(j)).ptr_value.cast::<pg_sys::RowMarkClause>();
-                if (*rc).rti as i32 == rti {
-                    return true;
-                }
-            }
+        if list_ptrs::<pg_sys::RowMarkClause>((*query).rowMarks).any(|rc| (*rc).rti as i32 == rti) {
+            return true;
         }
     }
     false
@@ -426,22 +384,8 @@ fn lookup_func(name: &str, args: &[Oid]) -> Option<Oid> {
         if oid == pg_sys::InvalidOid {
             return None;
         }
-        let tuple = pg_sys::SearchSysCache1(
-            pg_sys::SysCacheIdentifier::PROCOID as i32,
-            pg_sys::Datum::from(oid),
-        );
-        if tuple.is_null() {
-            return None;
-        }
-        let form = pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_proc>(tuple);
-        let is_c = (*form).prolang == C_LANGUAGE_ID;
-        pg_sys::ReleaseSysCache(tuple);
-        is_c.then_some(oid)
+        (catalog::func_language(oid) == Some(C_LANGUAGE_ID)).then_some(oid)
     }
-}
-
-fn bit(attnum: i32) -> i32 {
-    attnum - pg_sys::FirstLowInvalidHeapAttributeNumber
 }
 
 /// Replaces the relation entry `rte` (number `rti`) by a subquery that masks `identifiers`.

@@ -11,12 +11,9 @@
 use pgrx::pg_sys;
 use pgrx::pg_sys::RangeTblEntry;
 
-use super::catalog;
 use super::rewrite::rel_name;
+use super::{bit, catalog, list_ptrs, STATISTIC_EXT_DATA_RELATION_ID, WRITE};
 use crate::error::DeidentError;
-
-/// pg_statistic_ext_data.
-const STATISTIC_EXT_DATA_RELATION_ID: pg_sys::Oid = pg_sys::Oid::from_u32(3429);
 
 pub enum Violation {
     Write(pg_sys::Oid),
@@ -41,8 +38,24 @@ impl Violation {
     }
 }
 
-fn bit(attnum: i32) -> i32 {
-    attnum - pg_sys::FirstLowInvalidHeapAttributeNumber
+/// The relation with identifier columns that a foreign key of `rte`'s relation references, if
+/// `rte` inserts rows, or updates a column of such a key: the key's check, run as the
+/// referenced table's owner, would compare raw values.
+///
+/// # Safety
+/// `rte` is a valid RTE_RELATION entry.
+pub unsafe fn keyed_write(rte: *mut RangeTblEntry) -> Option<pg_sys::Oid> {
+    const KEYED_WRITE: u64 = (pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE) as u64;
+    // SAFETY: per the contract.
+    unsafe {
+        let perms = (*rte).requiredPerms as u64;
+        if perms & KEYED_WRITE == 0 {
+            return None;
+        }
+        let updated =
+            if perms & pg_sys::ACL_INSERT as u64 != 0 { None } else { Some((*rte).updatedCols) };
+        catalog::referenced_identifiers((*rte).relid, updated)
+    }
 }
 
 /// Checks a range table for a restricted role.
@@ -50,15 +63,9 @@ fn bit(attnum: i32) -> i32 {
 /// # Safety
 /// `rtable` is NULL or a valid List of RangeTblEntry.
 pub unsafe fn check(rtable: *mut pg_sys::List) -> Result<(), Violation> {
-    const WRITE: u64 = (pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE | pg_sys::ACL_DELETE) as u64;
-    const KEYED_WRITE: u64 = (pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE) as u64;
-    if rtable.is_null() {
-        return Ok(());
-    }
     // SAFETY: per the contract.
     unsafe {
-        for i in 0..(*rtable).length as usize {
-            let rte = (*(*rtable).elements.add(i)).ptr_value.cast::<RangeTblEntry>();
+        for rte in list_ptrs::<RangeTblEntry>(rtable) {
             if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION {
                 continue;
             }
@@ -74,15 +81,8 @@ pub unsafe fn check(rtable: *mut pg_sys::List) -> Result<(), Violation> {
             if (*rte).requiredPerms as u64 & WRITE != 0 && catalog::tree_labelled(relid) {
                 return Err(Violation::Write(relid));
             }
-            if (*rte).requiredPerms as u64 & KEYED_WRITE != 0 {
-                let updated = if (*rte).requiredPerms as u64 & pg_sys::ACL_INSERT as u64 != 0 {
-                    None
-                } else {
-                    Some((*rte).updatedCols)
-                };
-                if let Some(referenced) = catalog::referenced_identifiers(relid, updated) {
-                    return Err(Violation::KeyedWrite(relid, referenced));
-                }
+            if let Some(referenced) = keyed_write(rte) {
+                return Err(Violation::KeyedWrite(relid, referenced));
             }
             let labels = catalog::column_labels(relid, (*rte).inh);
             if labels.is_empty() {
