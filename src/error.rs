@@ -13,6 +13,7 @@ use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::{PgLogLevel, PgSqlErrorCode};
 
 use crate::aggregates::state::StateError;
+use crate::dp::state::BoundsError;
 use crate::keys::{FileProblem, LineProblem};
 use crate::policy::LabelError;
 use crate::pseudonym::{MAX_LENGTH, MIN_LENGTH};
@@ -49,6 +50,36 @@ pub enum DeidentError {
     Label(LabelError),
     /// Text has a character without a UTF-8 form (its bytes are not shown).
     UnconvertibleText,
+    /// The clamping bounds of dp_sum or dp_avg cannot be used.
+    DpBounds(BoundsError),
+    /// A noise scale out of the sampler's range (the settings' ranges exclude it).
+    DpNoiseScale,
+    /// The operating system gave no random bytes.
+    DpRandom,
+    /// A limited role without a privacy budget ran a dp aggregate.
+    NoPrivacyBudget { role: String },
+    /// A charge would take a role past its privacy budget.
+    PrivacyBudgetExhausted { role: String, asked: f64, remaining: f64 },
+    /// A charge or budget change during recovery (a hot standby).
+    BudgetOnStandby,
+    /// ε that is not a chargeable amount (the setting's range excludes it).
+    InvalidEpsilon,
+    /// The ledger file was written on another timeline.
+    LedgerTimeline { file: u32, server: u32 },
+    /// The ledger file could not be read at startup.
+    LedgerUnreadable,
+    /// Every account of the ledger is taken.
+    LedgerFull,
+    /// The ledger file could not be written (the I/O error's text).
+    LedgerWrite(String),
+    /// set_privacy_budget got a NULL.
+    BudgetNull,
+    /// set_privacy_budget by a role that is not a superuser.
+    BudgetNotSuperuser,
+    /// set_privacy_budget for a superuser, who is never limited.
+    BudgetForSuperuser,
+    /// A budget that is not finite and non-negative.
+    InvalidBudget,
     /// A restricted role called a keyed function (testing guesses against pseudonyms).
     RestrictedKeyedCall,
     /// A restricted role would write to (or lock rows of, or truncate) a labelled relation.
@@ -435,6 +466,100 @@ impl DeidentError {
                 Some("A restricted role reads a relation with identifier columns, and the functions that replace them by pseudonyms are missing.".to_string()),
                 Some("Run CREATE EXTENSION pg_deident in this database.".to_string()),
             ),
+            DeidentError::DpBounds(problem) => {
+                let (message, hint) = match problem {
+                    BoundsError::NotFinite => ("the bounds of a dp aggregate must be finite", "Give lower and upper as finite numbers."),
+                    BoundsError::Reversed => ("the lower bound of a dp aggregate must not exceed its upper bound", "Give the bounds as lower, upper."),
+                    BoundsError::TooLarge => ("the bounds of a dp aggregate must lie between -2^52 and 2^52", "Each person's total is clamped to the bounds; bounds that wide would need noise beyond any use."),
+                    BoundsError::Null => ("the bounds of a dp aggregate must not be NULL", "Give lower and upper as constants."),
+                    BoundsError::NotConstant => ("the bounds of a dp aggregate must be constants", "Bounds that could change from row to row would not bound what one person contributes; give constants or query parameters."),
+                };
+                (ERRCODE_INVALID_PARAMETER_VALUE, message.to_string(), None, Some(hint.to_string()))
+            }
+            DeidentError::DpNoiseScale => (
+                ERRCODE_INVALID_PARAMETER_VALUE,
+                "the noise scale of a dp aggregate is out of range".to_string(),
+                None,
+                Some("Raise deident.dp_epsilon or narrow the bounds.".to_string()),
+            ),
+            DeidentError::DpRandom => (
+                ERRCODE_SYSTEM_ERROR,
+                "could not obtain random bytes from the operating system".to_string(),
+                None,
+                None,
+            ),
+            DeidentError::NoPrivacyBudget { role } => (
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("role \"{}\" has no privacy budget", echo(role.as_bytes())),
+                Some("Every group a dp aggregate answers is charged to the session's role and to the current role, unless they are superusers.".to_string()),
+                Some("A superuser sets one with deident.set_privacy_budget(role, epsilon).".to_string()),
+            ),
+            DeidentError::PrivacyBudgetExhausted { role, asked, remaining } => (
+                ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+                format!("privacy budget of role \"{}\" is exhausted", echo(role.as_bytes())),
+                Some(format!("The group needs epsilon {asked}; {remaining} remains. Charges made before this one in the statement stay spent.")),
+                Some("Lower deident.dp_epsilon, evaluate fewer groups, or ask a superuser to raise the budget.".to_string()),
+            ),
+            DeidentError::BudgetOnStandby => (
+                ERRCODE_READ_ONLY_SQL_TRANSACTION,
+                "privacy budgets cannot be charged or changed during recovery".to_string(),
+                Some("A hot standby cannot record what is spent; a budget per replica could be spent once on each.".to_string()),
+                Some("Run dp aggregates on the primary.".to_string()),
+            ),
+            DeidentError::InvalidEpsilon => (
+                ERRCODE_INVALID_PARAMETER_VALUE,
+                "deident.dp_epsilon is not a chargeable amount".to_string(),
+                None,
+                None,
+            ),
+            DeidentError::LedgerTimeline { file, server } => (
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                "the privacy ledger was written on another timeline".to_string(),
+                Some(format!("The ledger file is from timeline {file}, this server is on timeline {server}: after a promotion or a point-in-time recovery it may be older than what was spent.")),
+                Some("A superuser checks deident.privacy_budget and confirms it by calling deident.set_privacy_budget.".to_string()),
+            ),
+            DeidentError::LedgerUnreadable => (
+                ERRCODE_DATA_CORRUPTED,
+                "the privacy ledger could not be read when the server started".to_string(),
+                Some("Every privacy budget charge is refused until it can; the server log has the reason.".to_string()),
+                None,
+            ),
+            DeidentError::LedgerFull => (
+                ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                format!("at most {} roles can have a privacy budget", crate::dp::budget::MAX_ACCOUNTS),
+                None,
+                Some("Give budgets to group roles rather than to each login.".to_string()),
+            ),
+            DeidentError::LedgerWrite(e) => (
+                ERRCODE_IO_ERROR,
+                "could not write the privacy ledger".to_string(),
+                Some(if privileged { format!("File \"pg_deident_privacy_ledger\" in the data directory: {e}.") } else { "The server log has the reason.".to_string() }),
+                None,
+            ),
+            DeidentError::BudgetNull => (
+                ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                "role and epsilon of a privacy budget must not be NULL".to_string(),
+                None,
+                None,
+            ),
+            DeidentError::BudgetNotSuperuser => (
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
+                "must be superuser to set a privacy budget".to_string(),
+                None,
+                None,
+            ),
+            DeidentError::BudgetForSuperuser => (
+                ERRCODE_INVALID_PARAMETER_VALUE,
+                "superusers have no privacy budget".to_string(),
+                Some("Superusers are never limited.".to_string()),
+                None,
+            ),
+            DeidentError::InvalidBudget => (
+                ERRCODE_INVALID_PARAMETER_VALUE,
+                "a privacy budget must be a finite, non-negative epsilon".to_string(),
+                None,
+                None,
+            ),
             DeidentError::Label(LabelError::NotAColumn) => (
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 "pg_deident labels columns only".to_string(),
@@ -534,6 +659,29 @@ mod tests {
             DeidentError::UnlinkLabelled { relation: "t".into() },
             DeidentError::MaskingUnavailable,
             DeidentError::Label(LabelError::NotAColumn),
+            DeidentError::DpBounds(BoundsError::NotFinite),
+            DeidentError::DpBounds(BoundsError::Reversed),
+            DeidentError::DpBounds(BoundsError::TooLarge),
+            DeidentError::DpBounds(BoundsError::Null),
+            DeidentError::DpBounds(BoundsError::NotConstant),
+            DeidentError::DpNoiseScale,
+            DeidentError::DpRandom,
+            DeidentError::NoPrivacyBudget { role: "analyst".into() },
+            DeidentError::PrivacyBudgetExhausted {
+                role: "analyst".into(),
+                asked: 0.5,
+                remaining: 0.25,
+            },
+            DeidentError::BudgetOnStandby,
+            DeidentError::InvalidEpsilon,
+            DeidentError::LedgerTimeline { file: 1, server: 2 },
+            DeidentError::LedgerUnreadable,
+            DeidentError::LedgerFull,
+            DeidentError::LedgerWrite("No space left on device".into()),
+            DeidentError::BudgetNull,
+            DeidentError::BudgetNotSuperuser,
+            DeidentError::BudgetForSuperuser,
+            DeidentError::InvalidBudget,
         ];
         let problems = [
             FileProblem::Missing,
@@ -651,6 +799,25 @@ mod tests {
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                 ERRCODE_FEATURE_NOT_SUPPORTED,
+                ERRCODE_INVALID_PARAMETER_VALUE,
+                ERRCODE_INVALID_PARAMETER_VALUE,
+                ERRCODE_INVALID_PARAMETER_VALUE,
+                ERRCODE_INVALID_PARAMETER_VALUE,
+                ERRCODE_INVALID_PARAMETER_VALUE,
+                ERRCODE_INVALID_PARAMETER_VALUE,
+                ERRCODE_SYSTEM_ERROR,
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
+                ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+                ERRCODE_READ_ONLY_SQL_TRANSACTION,
+                ERRCODE_INVALID_PARAMETER_VALUE,
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                ERRCODE_DATA_CORRUPTED,
+                ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                ERRCODE_IO_ERROR,
+                ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
+                ERRCODE_INVALID_PARAMETER_VALUE,
+                ERRCODE_INVALID_PARAMETER_VALUE,
                 ERRCODE_UNDEFINED_FILE,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_IO_ERROR,

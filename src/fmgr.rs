@@ -68,9 +68,19 @@ pub unsafe fn return_null(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
 /// As `arg`, and argument `n` is a varlena.
 #[inline]
 pub unsafe fn arg_bytes<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'a [u8] {
-    // SAFETY: per the contract the datum points at a varlena that lives through the call.
+    // SAFETY: per the contract.
+    unsafe { datum_bytes(arg(fcinfo, n)) }
+}
+
+/// A varlena datum's bytes, as `arg_bytes`.
+///
+/// # Safety
+/// `d` points at a varlena that lives through the caller's use of the bytes.
+#[inline]
+pub unsafe fn datum_bytes<'a>(d: pg_sys::Datum) -> &'a [u8] {
+    // SAFETY: per the contract.
     unsafe {
-        let mut ptr = arg(fcinfo, n).cast_mut_ptr::<pg_sys::varlena>();
+        let mut ptr = d.cast_mut_ptr::<pg_sys::varlena>();
         if varlena::varatt_is_1b_e(ptr) || varlena::varatt_is_4b_c(ptr) {
             ptr = pg_sys::pg_detoast_datum_packed(ptr);
         }

@@ -17,6 +17,11 @@ pub static ACTIVE_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString
 /// Workplace Analytics' default minimum group size.
 pub static MIN_GROUP_SIZE: GucSetting<i32> = GucSetting::<i32>::new(5);
 
+/// ε per group and dp aggregate (SPEC "Differentially private aggregates").
+pub static DP_EPSILON: GucSetting<f64> = GucSetting::<f64>::new(0.5);
+/// The probability bound of releasing a group whose existence depends on one person.
+pub static DP_DELTA: GucSetting<f64> = GucSetting::<f64>::new(1e-6);
+
 /// Registers the settings; called once, from `_PG_init` during preload.
 pub fn register() {
     let secret = GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL;
@@ -52,6 +57,30 @@ pub fn register() {
         GucContext::Suset,
         GucFlags::NO_RESET_ALL,
     );
+    // PGC_USERSET: the analyst chooses how much of the budget each answer spends. The range
+    // keeps every noise scale within the sampler's (noise.rs MAX_SCALE: ε ≥ 0.01 with bounds
+    // within ±2^52); ε above 100 is no protection worth charging for.
+    GucRegistry::define_float_guc(
+        c"deident.dp_epsilon",
+        c"Privacy loss ε that each dp aggregate spends on each group it answers.",
+        c"Charged to the role's privacy budget for every group evaluated; smaller is more private and noisier.",
+        &DP_EPSILON,
+        0.01,
+        100.0,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    // PGC_SUSET, as min_group_size, and kept through RESET ALL for the same reason.
+    GucRegistry::define_float_guc(
+        c"deident.dp_delta",
+        c"Largest probability with which a dp aggregate answers a group whose existence depends on one person.",
+        c"Sets the release threshold of the noisy distinct-person count.",
+        &DP_DELTA,
+        1e-12,
+        0.01,
+        GucContext::Suset,
+        GucFlags::NO_RESET_ALL,
+    );
     reserve_prefix();
 }
 
@@ -78,4 +107,12 @@ pub fn min_group_size() -> u32 {
 /// settings only when it checks the ring (once per statement and transaction), not per row.
 pub fn string_value(setting: &GucSetting<Option<CString>>) -> String {
     setting.get().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+pub fn dp_epsilon() -> f64 {
+    DP_EPSILON.get()
+}
+
+pub fn dp_delta() -> f64 {
+    DP_DELTA.get()
 }

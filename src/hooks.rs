@@ -3,14 +3,15 @@
 //! Installed from `_PG_init` during preload only.
 //!
 //! - `shmem_request_hook` / `shmem_startup_hook`: the per-leader key ring slots
-//!   (`keycache::shared`).
+//!   (`keycache::shared`) and the privacy ledger (`dp::budget`).
 //! - `ExecutorStart_hook`, `ExecutorRun_hook`, `ExecutorFinish_hook`, `ExecutorEnd_hook`: follow
 //!   each query, so that it keeps one key ring for its whole life, and, just before a parallel
 //!   plan runs, publish that ring's identity for the workers (`keycache`); ExecutorRun also
 //!   stops a restricted role running a plan made for another role (`enforcement`).
 //! - `post_parse_analyze_hook`, `planner_hook`, `ProcessUtility_hook`,
 //!   `ExecutorCheckPerms_hook`, `needs_fmgr_hook` / `fmgr_hook`: restricted roles
-//!   (`enforcement`, which says what each does).
+//!   (`enforcement`, which says what each does); the planner hook also checks the bounds of
+//!   dp aggregates (`dp::plan`).
 
 use pgrx::pg_guard;
 use pgrx::pg_sys;
@@ -67,7 +68,10 @@ pub fn install() {
     }
     // Before 15, shared memory is requested from _PG_init itself.
     #[cfg(any(feature = "pg13", feature = "pg14"))]
-    keycache::shared::request();
+    {
+        keycache::shared::request();
+        crate::dp::budget::request();
+    }
 }
 
 #[cfg(not(any(feature = "pg13", feature = "pg14")))]
@@ -80,6 +84,7 @@ unsafe extern "C-unwind" fn shmem_request() {
         }
     }
     keycache::shared::request();
+    crate::dp::budget::request();
 }
 
 #[pg_guard]
@@ -91,6 +96,7 @@ unsafe extern "C-unwind" fn shmem_startup() {
         }
     }
     keycache::shared::startup();
+    crate::dp::budget::startup();
 }
 
 // The executor hooks call the next hook (or the standard function) directly, not through
@@ -288,6 +294,10 @@ unsafe extern "C-unwind" fn planner(
     unsafe {
         if !enforcement::surely_unrestricted() {
             before_planning(parse);
+        }
+        // the bounds of dp aggregates: checked whatever the data (dp/plan.rs)
+        if crate::dp::plan::worth_checking(parse) {
+            crate::dp::plan::check_query(parse, bound_params);
         }
         let stmt = match PREV_PLANNER {
             Some(prev) => prev(parse, query_string, cursor_options, bound_params),

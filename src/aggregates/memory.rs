@@ -120,8 +120,26 @@ pub unsafe fn agg_context(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::MemoryCon
     cx
 }
 
-/// Puts a group in `cx`. palloc aligns to MAXALIGN (8); a Group may need more (it holds an
-/// i128), so the chunk is a little larger and the group starts at the first aligned address.
+/// Puts `value` in `cx`. palloc aligns to MAXALIGN (8); a state may need more (it holds an
+/// i128), so the chunk is a little larger and the value starts at the first aligned address.
+///
+/// # Safety
+/// `cx` is a valid memory context, and whatever `value` points to lives in `cx` or a
+/// longer-lived one.
+pub unsafe fn palloc_value<T>(cx: pg_sys::MemoryContext, value: T) -> *mut T {
+    let align = std::mem::align_of::<T>();
+    let size = std::mem::size_of::<T>() + align - 1;
+    // SAFETY: MemoryContextAlloc returns `size` bytes or raises an ERROR; the aligned value
+    // fits in them; writing initializes it.
+    unsafe {
+        let raw = pg_sys::MemoryContextAlloc(cx, size).cast::<u8>();
+        let p = raw.add(raw.align_offset(align)).cast::<T>();
+        p.write(value);
+        p
+    }
+}
+
+/// Puts a group in `cx`.
 ///
 /// # Safety
 /// `cx` is a valid memory context, and the state's arrays live in `cx` or a longer-lived one.
@@ -131,16 +149,8 @@ pub unsafe fn new_group(
     person: PersonType,
     state: KState<PgEnv>,
 ) -> *mut Group {
-    let align = std::mem::align_of::<Group>();
-    let size = std::mem::size_of::<Group>() + align - 1;
-    // SAFETY: MemoryContextAlloc returns `size` bytes or raises an ERROR; the aligned group
-    // fits in them; writing initializes it.
-    unsafe {
-        let raw = pg_sys::MemoryContextAlloc(cx, size).cast::<u8>();
-        let group = raw.add(raw.align_offset(align)).cast::<Group>();
-        group.write(Group { magic: MAGIC, value, person, state });
-        group
-    }
+    // SAFETY: per the contract.
+    unsafe { palloc_value(cx, Group { magic: MAGIC, value, person, state }) }
 }
 
 /// Argument `n` as a group, None when NULL.

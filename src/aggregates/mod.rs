@@ -21,10 +21,10 @@
 pub mod buf;
 pub mod decimal;
 mod finals;
-mod memory;
+pub(crate) mod memory;
 pub mod numeric;
 pub mod state;
-mod support;
+pub(crate) mod support;
 
 pgrx::extension_sql_file!("../../sql/k_aggregates.sql", name = "k_aggregates");
 #[cfg(any(test, feature = "pg_test"))]

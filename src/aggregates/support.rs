@@ -22,7 +22,7 @@ pub fn state_error(e: StateError) -> ! {
     DeidentError::Aggregate(e).report()
 }
 
-fn value_type(oid: pg_sys::Oid) -> ValueType {
+pub(crate) fn value_type(oid: pg_sys::Oid) -> ValueType {
     match oid {
         o if o == BuiltinOid::INT2OID.value() => ValueType::Int2,
         o if o == BuiltinOid::INT4OID.value() => ValueType::Int4,
@@ -34,7 +34,7 @@ fn value_type(oid: pg_sys::Oid) -> ValueType {
     }
 }
 
-fn person_type(oid: pg_sys::Oid) -> PersonType {
+pub(crate) fn person_type(oid: pg_sys::Oid) -> PersonType {
     match oid {
         o if o == BuiltinOid::TEXTOID.value() => PersonType::Varlena,
         o if o == BuiltinOid::UUIDOID.value() => PersonType::Uuid,
@@ -82,7 +82,11 @@ unsafe fn group_for<'a>(
 /// # Safety
 /// Argument `n` is a non-NULL value of the type `person` says.
 #[inline]
-unsafe fn person_of(fcinfo: pg_sys::FunctionCallInfo, n: usize, person: PersonType) -> u64 {
+pub(crate) unsafe fn person_of(
+    fcinfo: pg_sys::FunctionCallInfo,
+    n: usize,
+    person: PersonType,
+) -> u64 {
     // SAFETY: per the contract, the datum is of the given type.
     unsafe {
         match person {

@@ -1,8 +1,25 @@
-//! Differentially private aggregates (SPEC "Differentially private aggregates", issue 10): so
-//! far only the noise, a pure module with its own statistical tests. The aggregates, the
-//! release rule and the privacy budget build on it.
+//! Differentially private aggregates (SPEC "Differentially private aggregates"): dp_count,
+//! dp_sum and dp_avg, with each person's contribution bounded inside the aggregate, a release
+//! rule for groups, noise from the OS CSPRNG, and a privacy budget that nothing refunds.
+//!
+//! - `noise`, `state`, `release`, `ledger`: the pure core (`cargo test`): the samplers, the
+//!   per-person totals, the release threshold and ε split, the ledger's rules and file.
+//! - `aggregates`: the aggregates' functions in the server; `plan`: their bounds, checked
+//!   when a query is planned; `budget`: the ledger in shared memory and its SQL functions.
+//!
+//! docs/differential-privacy.md has the parameters, the accounting argument and the ledger's
+//! design.
 
-// Nothing calls the sampler yet: the dp aggregates that will are the rest of issue 10. The
-// allowance goes with them.
-#[allow(dead_code)]
+mod aggregates;
+pub mod budget;
+pub mod ledger;
 pub mod noise;
+pub mod plan;
+pub mod release;
+pub mod state;
+
+pgrx::extension_sql_file!(
+    "../../sql/dp.sql",
+    name = "dp",
+    requires = ["k_aggregates", budget::_privacy_budgets]
+);

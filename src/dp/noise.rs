@@ -111,25 +111,27 @@ pub struct Scale {
     pub t: u64,
 }
 
-/// The resolution of scales given as reals: 2^-20.
+/// The resolution of scales given as reals: 2^-20 (whole numbers above 2^43, where that
+/// resolution would overflow the numerator).
 const SCALE_DENOMINATOR: u64 = 1 << 20;
-/// The largest scale accepted (noise of a trillion is already meaningless).
-pub const MAX_SCALE: f64 = 1e12;
+/// The largest scale accepted: at the smallest ε (0.01, `deident.dp_epsilon`'s range) and half
+/// of it for a sum, bounds within ±2^52 (dp/plan.rs) need 200·2^52 < 10^18.
+pub const MAX_SCALE: f64 = 1e18;
 
 impl Scale {
-    /// The smallest scale of the form s/2^20 that is at least `scale`; None for a scale that
-    /// is not finite and positive, or above MAX_SCALE.
+    /// The smallest scale of the form s/2^20 (or s/1 for scales above 2^43) that is at least
+    /// `scale`; None for a scale that is not finite and positive, or above MAX_SCALE.
     pub fn at_least(scale: f64) -> Option<Scale> {
         if !(scale.is_finite() && scale > 0.0 && scale <= MAX_SCALE) {
             return None;
         }
-        let s = (scale * SCALE_DENOMINATOR as f64).ceil();
-        // exact in f64 up to 2^53; MAX_SCALE·2^20 < 2^60 is rounded up again below if needed
-        let mut s = s as u64;
-        while (s as f64) / (SCALE_DENOMINATOR as f64) < scale {
+        let t = if scale < (1u64 << 43) as f64 { SCALE_DENOMINATOR } else { 1 };
+        // exact in f64 up to 2^53; rounded up again below if the product was rounded down
+        let mut s = (scale * t as f64).ceil() as u64;
+        while (s as f64) / (t as f64) < scale {
             s += 1;
         }
-        Some(Scale { s: s.max(1), t: SCALE_DENOMINATOR })
+        Some(Scale { s: s.max(1), t })
     }
 
     pub fn as_f64(self) -> f64 {
@@ -185,41 +187,50 @@ pub fn release_threshold(scale: Scale, delta: f64) -> Option<i64> {
     }
     let k = ((delta * (1.0 + q)).ln() / q.ln() * (1.0 + 1e-12)).ceil();
     let k = if k.is_finite() { k.max(1.0) } else { return None };
-    // i64 range: b ≤ MAX_SCALE and δ ≥ f64::MIN_POSITIVE keep k below 1e15
+    // the cast saturates; release counts have scales of at most 200 (ε ≥ 0.01, halved)
     Some(1 + k as i64)
 }
 
-/// Noise for a real-valued sum, on a published grid (SPEC: non-integer sums need a mechanism
-/// that floating point cannot betray). The grid step g is a power of two fixed by the
-/// sensitivity alone, 2^(⌊log2 Δ⌋ − 20), so it says nothing about the data. The sum is rounded
-/// to the nearest multiple of g, which moves two neighbouring sums apart by at most Δ + g, that
-/// is `Δ/g + 1` grid units at most (Δ/g is a power of two times at most 2); discrete Laplace
-/// noise in grid units, of scale (Δ/g + 1)/ε, is added; and the result, an integer times a power
-/// of two, is exact in a double. Every possible output is a grid point: there are no low-order
-/// bits for an attacker to read. None when the parameters are not finite and positive, or the
-/// sum is too large for the grid (beyond 2^52 grid units: about 4·10^9 times Δ).
-pub fn noisy_real_sum(
+/// An exact answer plus discrete Laplace noise of scale `sensitivity/epsilon`, in the answer's
+/// own integer units: a count (sensitivity 1), a clamped integer sum (sensitivity Δ), or a
+/// clamped real sum counted in grid units (`grid_step`). None when the scale is not finite and
+/// positive or above MAX_SCALE; the sum saturates at the i128 range.
+pub fn noisy_integer(
     rng: &mut impl RandomSource,
-    sum: f64,
+    exact: i128,
     sensitivity: f64,
     epsilon: f64,
-) -> Option<Result<f64, RandomError>> {
-    let usable = sum.is_finite()
-        && sensitivity.is_finite()
-        && sensitivity > 0.0
-        && epsilon.is_finite()
-        && epsilon > 0.0;
-    if !usable {
+) -> Option<Result<i128, RandomError>> {
+    if !(epsilon.is_finite() && epsilon > 0.0) {
         return None;
     }
-    let g = (sensitivity.log2().floor() - 20.0).exp2();
-    let units = (sum / g).round();
-    if units.abs() >= (1u64 << 52) as f64 {
-        return None;
-    }
-    let scale = Scale::at_least((sensitivity / g).ceil() + 1.0)
-        .and_then(|s| Scale::at_least(s.as_f64() / epsilon))?;
-    Some(discrete_laplace(rng, scale).map(|noise| (units + noise as f64) * g))
+    let scale = Scale::at_least(sensitivity / epsilon)?;
+    Some(discrete_laplace(rng, scale).map(|noise| exact.saturating_add(i128::from(noise))))
+}
+
+/// The published grid of a real-valued sum (SPEC: non-integer sums need a mechanism that
+/// floating point cannot betray): the step g = 2^(⌊log2 Δ⌋ − 20) for the sensitivity Δ, a
+/// power of two fixed by the bounds alone, so it says nothing about the data. Each person's
+/// clamped total is rounded to the nearest multiple of g (`grid_units`), which keeps it within
+/// ⌈Δ/g⌉ ≤ 2^21 units of zero; the units are summed exactly in integers, and discrete Laplace
+/// noise of scale ⌈Δ/g⌉/ε units is added (`noisy_integer`). The result, an integer times a
+/// power of two, has no low-order bits of a floating-point computation for an attacker to
+/// read (Mironov 2012 broke floating-point Laplace that way). None for Δ not finite and
+/// positive.
+pub fn grid_step(sensitivity: f64) -> Option<f64> {
+    (sensitivity.is_finite() && sensitivity > 0.0)
+        .then(|| (sensitivity.log2().floor() - 20.0).exp2())
+}
+
+/// The sensitivity of a grid sum in grid units: ⌈Δ/g⌉ (at most 2^21).
+pub fn grid_sensitivity(sensitivity: f64, g: f64) -> f64 {
+    (sensitivity / g).ceil()
+}
+
+/// `v` (a clamped total, |v| ≤ Δ) in grid units, rounded to the nearest.
+pub fn grid_units(v: f64, g: f64) -> i64 {
+    // |v/g| ≤ Δ/g < 2^22: exact and far inside i64
+    (v / g).round() as i64
 }
 
 #[cfg(test)]
@@ -368,39 +379,55 @@ mod tests {
     #[test]
     fn real_sums_get_grid_noise_of_the_right_spread() {
         let mut rng = Seeded(10);
-        let (sum, delta, epsilon) = (1234.5678f64, 100.0f64, 0.5f64);
-        let g = (delta.log2().floor() - 20.0).exp2();
+        let (totals, delta, epsilon) = ([1234.5678f64, -99.99, 100.0, 0.3], 100.0f64, 0.5f64);
+        let g = grid_step(delta).unwrap();
+        assert_eq!(g, 2f64.powi(6 - 20));
+        let units: i128 =
+            totals.iter().map(|&t| i128::from(grid_units(t.clamp(-delta, delta), g))).sum();
+        let exact: f64 = totals.iter().map(|t| t.clamp(-delta, delta)).sum();
+        // rounding each total moves the sum by at most half a unit per person
+        assert!((units as f64 * g - exact).abs() <= 2.0 * g);
+        let sens = grid_sensitivity(delta, g);
+        assert_eq!(sens, 2f64.powi(20) * 100.0 / 64.0);
         let draws = 100_000;
         let mut total = 0f64;
         let mut total_sq = 0f64;
         for _ in 0..draws {
-            let out = noisy_real_sum(&mut rng, sum, delta, epsilon).unwrap().unwrap();
-            // every output is a grid point
-            assert_eq!(out / g, (out / g).round(), "{out}");
-            total += out - sum;
-            total_sq += (out - sum).powi(2);
+            let out = noisy_integer(&mut rng, units, sens, epsilon).unwrap().unwrap();
+            let noise = (out - units) as f64 * g;
+            total += noise;
+            total_sq += noise * noise;
         }
         let mean = total / draws as f64;
         let var = total_sq / draws as f64 - mean * mean;
-        // the noise's scale in value units is about Δ/ε = 200: variance ≈ 2b² = 80,000
-        let b = (delta / g + 1.0) / epsilon * g;
+        // the noise's scale in value units is Δ/ε = 200 (Δ/g is a whole number here):
+        // variance ≈ 2b² = 80,000
+        let b = sens / epsilon * g;
         let expected = 2.0 * b * b;
         assert!(mean.abs() < 5.0 * (expected / draws as f64).sqrt(), "mean {mean}");
         assert!((var / expected - 1.0).abs() < 0.05, "variance {var} vs {expected}");
+        // a person's rounded total never exceeds the sensitivity in units
+        for v in [delta, -delta, delta * 0.999_999_9, 1e-30] {
+            assert!((grid_units(v, g).unsigned_abs() as f64) <= sens);
+        }
         // refused parameters
-        assert!(noisy_real_sum(&mut rng, f64::NAN, 1.0, 1.0).is_none());
-        assert!(noisy_real_sum(&mut rng, 1.0, 0.0, 1.0).is_none());
-        assert!(noisy_real_sum(&mut rng, 1.0, 1.0, 0.0).is_none());
-        assert!(noisy_real_sum(&mut rng, 1e300, 1.0, 1.0).is_none());
+        assert!(grid_step(0.0).is_none() && grid_step(f64::NAN).is_none());
+        assert!(noisy_integer(&mut rng, 0, 1.0, 0.0).is_none());
+        assert!(noisy_integer(&mut rng, 0, 1.0, f64::NAN).is_none());
+        assert!(noisy_integer(&mut rng, 0, 1e16, 1e-3).is_none());
     }
 
     #[test]
     fn scales_are_rounded_up_and_bounded() {
-        for scale in [1e-6, 0.3, 1.0, 2.0 / 3.0, 12345.678, MAX_SCALE] {
+        for scale in [1e-6, 0.3, 1.0, 2.0 / 3.0, 12345.678, 9e12, 1e16 / 3.0, MAX_SCALE] {
             let s = Scale::at_least(scale).unwrap();
             assert!(s.as_f64() >= scale, "{scale}");
-            assert!(s.as_f64() - scale <= 1.0 / SCALE_DENOMINATOR as f64 + scale * 1e-15);
+            assert!(s.as_f64() - scale <= 1.0 / s.t as f64 + scale * 1e-15, "{scale}");
         }
+        // the largest scale samples without overflow
+        let mut rng = Seeded(12);
+        let big = Scale::at_least(MAX_SCALE).unwrap();
+        assert!((0..100).any(|_| discrete_laplace(&mut rng, big).unwrap().unsigned_abs() > 1 << 50));
         for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, MAX_SCALE * 2.0] {
             assert_eq!(Scale::at_least(bad), None, "{bad}");
         }

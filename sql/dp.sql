@@ -1,0 +1,98 @@
+-- The differentially private aggregates (src/dp/) and the privacy budget. Declared by hand,
+-- as the k-aggregates are (pgrx issue 2351: a wrong deserialize signature for internal
+-- states). dp_count shares k_count_distinct's transition, combine, serialize and deserialize
+-- functions; only its final function differs.
+CREATE FUNCTION deident._dp_trans(internal, "any", "any", "any", "any") RETURNS internal
+  LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_trans';
+CREATE FUNCTION deident._dp_combine(internal, internal) RETURNS internal
+  LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_combine';
+CREATE FUNCTION deident._dp_serial(internal) RETURNS bytea
+  LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_serial';
+CREATE FUNCTION deident._dp_deserial(bytea, internal) RETURNS internal
+  LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_deserial';
+-- The final functions are not STRICT: a group with no contributing row is still evaluated,
+-- and charged, like any other. They are VOLATILE (noise), which keeps the planner from
+-- folding or reusing them.
+CREATE FUNCTION deident._dp_count_final(internal) RETURNS bigint
+  LANGUAGE c VOLATILE PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_count_final';
+CREATE FUNCTION deident._dp_sum_int8_final(internal) RETURNS bigint
+  LANGUAGE c VOLATILE PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_sum_int8_final';
+CREATE FUNCTION deident._dp_sum_numeric_final(internal) RETURNS numeric
+  LANGUAGE c VOLATILE PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_sum_numeric_final';
+CREATE FUNCTION deident._dp_sum_float8_final(internal) RETURNS double precision
+  LANGUAGE c VOLATILE PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_sum_float8_final';
+CREATE FUNCTION deident._dp_avg_numeric_final(internal) RETURNS numeric
+  LANGUAGE c VOLATILE PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_avg_numeric_final';
+CREATE FUNCTION deident._dp_avg_float8_final(internal) RETURNS double precision
+  LANGUAGE c VOLATILE PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_avg_float8_final';
+
+DO $$
+DECLARE f regprocedure;
+BEGIN
+  FOR f IN SELECT oid::regprocedure FROM pg_proc
+            WHERE pronamespace = 'deident'::regnamespace AND proname LIKE '\_dp\_%'
+  LOOP
+    EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+  END LOOP;
+END $$;
+
+-- One aggregate per person type (and value type), as for the k-aggregates. The bounds have
+-- the value's type. Results: dp_count bigint; dp_sum bigint for integer values (SPEC), numeric
+-- for numeric, double precision for real and double precision; dp_avg as avg: numeric for
+-- integer and numeric values, double precision for real ones.
+--
+-- SSPACE: dp_count's state is k_count_distinct's (2048 for a group of about 100 persons);
+-- dp_sum's holds 16 bytes per distinct person, at most twice over, plus 16 pairs (about
+-- 4,000 bytes for 100 persons).
+DO $$
+DECLARE
+  person text;
+  v record;
+  -- READ_WRITE also keeps them from being used as window functions (sql/k_aggregates.sql).
+  common text := 'FINALFUNC_MODIFY = READ_WRITE, PARALLEL = SAFE, STYPE = internal';
+  k_support text := 'SFUNC = deident._k_distinct_trans, COMBINEFUNC = deident._k_combine, '
+                 || 'SERIALFUNC = deident._k_serial, DESERIALFUNC = deident._k_deserial';
+  dp_support text := 'SFUNC = deident._dp_trans, COMBINEFUNC = deident._dp_combine, '
+                  || 'SERIALFUNC = deident._dp_serial, DESERIALFUNC = deident._dp_deserial';
+BEGIN
+  FOREACH person IN ARRAY ARRAY['text', 'uuid', 'bigint', 'integer'] LOOP
+    EXECUTE format('CREATE AGGREGATE deident.dp_count(%s) (%s, FINALFUNC = deident._dp_count_final, '
+                   'SSPACE = 2048, %s)', person, k_support, common);
+    FOR v IN SELECT * FROM (VALUES
+        ('smallint', '_dp_sum_int8_final', '_dp_avg_numeric_final'),
+        ('integer', '_dp_sum_int8_final', '_dp_avg_numeric_final'),
+        ('bigint', '_dp_sum_int8_final', '_dp_avg_numeric_final'),
+        ('numeric', '_dp_sum_numeric_final', '_dp_avg_numeric_final'),
+        ('real', '_dp_sum_float8_final', '_dp_avg_float8_final'),
+        ('double precision', '_dp_sum_float8_final', '_dp_avg_float8_final'))
+        AS t(value, sum_final, avg_final)
+    LOOP
+      EXECUTE format('CREATE AGGREGATE deident.dp_sum(%1$s, %2$s, %1$s, %1$s) (%3$s, '
+                     'FINALFUNC = deident.%4$I, SSPACE = 4096, %5$s)',
+                     v.value, person, dp_support, v.sum_final, common);
+      EXECUTE format('CREATE AGGREGATE deident.dp_avg(%1$s, %2$s, %1$s, %1$s) (%3$s, '
+                     'FINALFUNC = deident.%4$I, SSPACE = 4096, %5$s)',
+                     v.value, person, dp_support, v.avg_final, common);
+    END LOOP;
+  END LOOP;
+END $$;
+
+-- The privacy budget (src/dp/budget.rs). set_privacy_budget checks that its caller is a
+-- superuser; PUBLIC may not even call it.
+CREATE FUNCTION deident.set_privacy_budget(role regrole, epsilon double precision) RETURNS void
+  LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'deident_set_privacy_budget';
+REVOKE ALL ON FUNCTION deident.set_privacy_budget(regrole, double precision) FROM PUBLIC;
+COMMENT ON FUNCTION deident.set_privacy_budget(regrole, double precision) IS
+'sets the role''s privacy budget (total epsilon it may spend on dp aggregates); what it spent stays; not undone by ROLLBACK';
+
+-- Each role sees its own account (and those of the roles whose privileges it has); a
+-- superuser sees all.
+CREATE VIEW deident.privacy_budget AS
+  SELECT b.role::regrole AS role, b."limit", b.spent, b.remaining
+    FROM deident._privacy_budgets() b;
+GRANT SELECT ON deident.privacy_budget TO PUBLIC;
+COMMENT ON VIEW deident.privacy_budget IS
+'privacy budget per role: limit, spent (never goes down) and remaining epsilon';
+
+COMMENT ON AGGREGATE deident.dp_count(text) IS
+'noisy number of distinct persons (epsilon-DP, deident.dp_epsilon); NULL unless the group passes the release threshold';

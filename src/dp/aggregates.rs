@@ -1,0 +1,442 @@
+//! dp_count, dp_sum and dp_avg in the server: transition, combine, serialize, deserialize and
+//! final functions, declared in sql/dp.sql.
+//!
+//! dp_count shares k_count_distinct's state and support functions (the distinct persons are
+//! all it needs); dp_sum and dp_avg keep each person's total (state.rs). The final functions
+//! charge the budget first (budget.rs), then decide release (release.rs), then noise
+//! (noise.rs), with randomness from the operating system.
+
+use std::cell::{Cell, RefCell};
+
+use pgrx::pg_guard;
+use pgrx::pg_sys;
+
+use super::budget;
+use super::noise::{self, OsRandom};
+use super::release::{self, Memo, Params, ReleaseError};
+use super::state::{self, Bounds, BoundsError, DpState};
+use crate::aggregates::memory::{self, agg_context, palloc_value, PersonType, PgEnv, ValueType};
+use crate::aggregates::numeric;
+use crate::aggregates::support::{person_of, person_type, state_error, value_type};
+use crate::error::{DeidentError, OrReport};
+use crate::fmgr::{self, pg_function_info_v1};
+use crate::{guc, preload};
+
+/// "deidentD": the first word of every dp_sum / dp_avg state (memory.rs explains the mark).
+const MAGIC: u64 = u64::from_le_bytes(*b"deidentD");
+
+#[repr(C)]
+pub struct DpGroup {
+    magic: u64,
+    value: ValueType,
+    person: PersonType,
+    state: DpState<PgEnv>,
+}
+
+thread_local! {
+    /// The OS CSPRNG, buffered (noise.rs); one per process, used by the final functions only.
+    static RNG: RefCell<OsRandom> = RefCell::new(OsRandom::new());
+    /// The last release decision (release.rs, `Memo`).
+    static MEMO: Cell<Option<Memo>> = const { Cell::new(None) };
+}
+
+/// # Safety
+/// Argument `n` is an `internal` or NULL.
+unsafe fn dp_group_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<&'a mut DpGroup> {
+    // SAFETY: as memory.rs `group_arg`: the mark is read before the memory is taken for a
+    // DpGroup, and every pointer carrying it was made by `new_dp_group`.
+    unsafe {
+        if fmgr::arg_is_null(fcinfo, n) {
+            return None;
+        }
+        let p = fmgr::arg(fcinfo, n).cast_mut_ptr::<u64>();
+        if p.is_null() {
+            return None;
+        }
+        if p.read() != MAGIC {
+            DeidentError::NotOurState.report();
+        }
+        p.cast::<DpGroup>().as_mut()
+    }
+}
+
+/// # Safety
+/// `cx` is a valid memory context holding the state's arrays (or a shorter-lived one's
+/// caller keeps them alive, as for deserialized states).
+unsafe fn new_dp_group(
+    cx: pg_sys::MemoryContext,
+    value: ValueType,
+    person: PersonType,
+    state: DpState<PgEnv>,
+) -> pg_sys::Datum {
+    // SAFETY: per the contract.
+    pg_sys::Datum::from(unsafe { palloc_value(cx, DpGroup { magic: MAGIC, value, person, state }) })
+}
+
+/// The bounds of type `typ` from two datums: integer types as integers, real types and
+/// numeric as doubles. Used at planning (plan.rs) and on a group's first row.
+///
+/// # Safety
+/// The datums are of type `typ`.
+pub unsafe fn bounds_of(
+    typ: pg_sys::Oid,
+    lower: pg_sys::Datum,
+    upper: pg_sys::Datum,
+) -> Result<Bounds, BoundsError> {
+    // SAFETY: per the contract; numeric datums are read through their detoasted bytes.
+    unsafe {
+        let real = |d: pg_sys::Datum| -> Result<f64, BoundsError> {
+            Ok(match value_type(typ) {
+                ValueType::Float4 => f64::from(f32::from_bits(d.value() as u32)),
+                ValueType::Float8 => f64::from_bits(d.value() as u64),
+                _ => {
+                    let bytes = fmgr::datum_bytes(d);
+                    state::numeric_f64(&numeric::read(bytes).map_err(|_| BoundsError::NotFinite)?)
+                }
+            })
+        };
+        match value_type(typ) {
+            ValueType::Int2 => {
+                state::int_bounds(i64::from(lower.value() as i16), i64::from(upper.value() as i16))
+            }
+            ValueType::Int4 => {
+                state::int_bounds(i64::from(lower.value() as i32), i64::from(upper.value() as i32))
+            }
+            ValueType::Int8 => state::int_bounds(lower.value() as i64, upper.value() as i64),
+            ValueType::Float4 | ValueType::Float8 | ValueType::Numeric => {
+                state::float_bounds(real(lower)?, real(upper)?)
+            }
+            ValueType::None => Err(BoundsError::NotConstant),
+        }
+    }
+}
+
+/// `_dp_trans(internal, value "any", person "any", lower "any", upper "any")` for dp_sum and
+/// dp_avg: adds the row's value to its person's total.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn deident_dp_trans(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: fmgr's call info of the transition function declared in SQL.
+    unsafe {
+        if fmgr::arg_is_null(fcinfo, 1) || fmgr::arg_is_null(fcinfo, 2) {
+            // A row without a value or without a person contributes nothing.
+            return match dp_group_arg(fcinfo, 0) {
+                Some(g) => pg_sys::Datum::from(g as *mut DpGroup),
+                None => fmgr::return_null(fcinfo),
+            };
+        }
+        let g = match dp_group_arg(fcinfo, 0) {
+            Some(g) => g,
+            None => first_row(fcinfo),
+        };
+        let hash = person_of(fcinfo, 2, g.person);
+        let v = fmgr::arg(fcinfo, 1);
+        let word = match g.value {
+            ValueType::Int2 => i64::from(v.value() as i16) as u64,
+            ValueType::Int4 => i64::from(v.value() as i32) as u64,
+            ValueType::Int8 => v.value() as u64,
+            ValueType::Float4 => f64::from(f32::from_bits(v.value() as u32)).to_bits(),
+            ValueType::Float8 => v.value() as u64,
+            ValueType::Numeric => {
+                let n =
+                    numeric::read(fmgr::arg_bytes(fcinfo, 1)).unwrap_or_else(|e| state_error(e));
+                state::numeric_f64(&n).to_bits()
+            }
+            ValueType::None => pgrx::error!("pg_deident: unsupported value type"),
+        };
+        g.state.add(hash, word).unwrap_or_else(|e| state_error(e));
+        pg_sys::Datum::from(g as *mut DpGroup)
+    }
+}
+pg_function_info_v1!(pg_finfo_deident_dp_trans);
+
+/// The group's state, made on its first row: the types from the call's expression, the
+/// bounds from its arguments, which must be the same on every row (constants or parameters;
+/// plan.rs has already checked constants when the query was planned).
+///
+/// # Safety
+/// `fcinfo` is a transition call of dp_sum or dp_avg.
+unsafe fn first_row<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a mut DpGroup {
+    // SAFETY: per the contract; flinfo carries the call's expression (nodeAgg.c builds one).
+    unsafe {
+        let cx = agg_context(fcinfo);
+        preload::check().or_report();
+        let flinfo = (*fcinfo).flinfo;
+        let value = value_type(pg_sys::get_fn_expr_argtype(flinfo, 1));
+        let person = person_type(pg_sys::get_fn_expr_argtype(flinfo, 2));
+        if !pg_sys::get_fn_expr_arg_stable(flinfo, 3) || !pg_sys::get_fn_expr_arg_stable(flinfo, 4)
+        {
+            DeidentError::DpBounds(BoundsError::NotConstant).report();
+        }
+        if fmgr::arg_is_null(fcinfo, 3) || fmgr::arg_is_null(fcinfo, 4) {
+            DeidentError::DpBounds(BoundsError::Null).report();
+        }
+        let typ = pg_sys::get_fn_expr_argtype(flinfo, 3);
+        let bounds = bounds_of(typ, fmgr::arg(fcinfo, 3), fmgr::arg(fcinfo, 4))
+            .unwrap_or_else(|e| DeidentError::DpBounds(e).report());
+        let state = DpState::new(bounds, PgEnv(cx));
+        &mut *new_dp_group(cx, value, person, state).cast_mut_ptr::<DpGroup>()
+    }
+}
+
+/// `_dp_combine(internal, internal)`: merges the second state's per-person totals into the
+/// first (a copy of it in the aggregate context when the first is missing).
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn deident_dp_combine(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: fmgr's call info of the combine function declared in SQL.
+    unsafe {
+        let cx = agg_context(fcinfo);
+        let a = dp_group_arg(fcinfo, 0);
+        let Some(b) = dp_group_arg(fcinfo, 1) else {
+            return match a {
+                Some(a) => pg_sys::Datum::from(a as *mut DpGroup),
+                None => fmgr::return_null(fcinfo),
+            };
+        };
+        match a {
+            Some(a) => {
+                a.state.merge(&b.state).unwrap_or_else(|e| state_error(e));
+                pg_sys::Datum::from(a as *mut DpGroup)
+            }
+            None => {
+                let copy = b.state.copy_in(PgEnv(cx)).unwrap_or_else(|e| state_error(e));
+                new_dp_group(cx, b.value, b.person, copy)
+            }
+        }
+    }
+}
+pg_function_info_v1!(pg_finfo_deident_dp_combine);
+
+/// `_dp_serial(internal) RETURNS bytea`.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn deident_dp_serial(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: fmgr's call info of the strict serial function declared in SQL.
+    let Some(g) = (unsafe { dp_group_arg(fcinfo, 0) }) else {
+        // SAFETY: as above.
+        return unsafe { fmgr::return_null(fcinfo) };
+    };
+    let len = g.state.encoded_len().unwrap_or_else(|e| state_error(e));
+    memory::varlena_datum(len, |out| g.state.encode(out))
+}
+pg_function_info_v1!(pg_finfo_deident_dp_serial);
+
+/// `_dp_deserial(bytea, internal) RETURNS internal`: refuses bytes it did not write. The
+/// types are not needed after the transitions: a deserialized state is only combined.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn deident_dp_deserial(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: fmgr's call info of the strict deserial function declared in SQL.
+    unsafe {
+        let env = PgEnv(pg_sys::CurrentMemoryContext);
+        let state =
+            DpState::decode(fmgr::arg_bytes(fcinfo, 0), env).unwrap_or_else(|e| state_error(e));
+        let _ = agg_context(fcinfo);
+        new_dp_group(env.0, ValueType::None, PersonType::Unknown, state)
+    }
+}
+pg_function_info_v1!(pg_finfo_deident_dp_deserial);
+
+fn params() -> Params {
+    Params { epsilon: guc::dp_epsilon(), delta: guc::dp_delta(), k: guc::min_group_size() }
+}
+
+fn noise_error(e: ReleaseError) -> ! {
+    match e {
+        ReleaseError::Random => DeidentError::DpRandom.report(),
+        ReleaseError::Scale | ReleaseError::Delta => DeidentError::DpNoiseScale.report(),
+    }
+}
+
+fn with_rng<R>(f: impl FnOnce(&mut OsRandom) -> R) -> R {
+    RNG.with(|r| f(&mut r.borrow_mut()))
+}
+
+/// A noisy integer: `exact` plus noise of scale sensitivity/ε.
+fn noisy(exact: i128, sensitivity: f64, epsilon: f64) -> i128 {
+    match with_rng(|rng| noise::noisy_integer(rng, exact, sensitivity, epsilon)) {
+        Some(Ok(v)) => v,
+        Some(Err(_)) => noise_error(ReleaseError::Random),
+        None => noise_error(ReleaseError::Scale),
+    }
+}
+
+/// Is the group released? The memo's answer if the previous aggregate of this row decided for
+/// the same persons under the same settings; else a decision of its own, with a noisy count
+/// of `count_epsilon`, which is returned with it.
+fn released(persons: u64, fingerprint: u64, count_epsilon: f64, p: Params) -> (bool, Option<i128>) {
+    if let Some(m) = MEMO.get().filter(|m| m.matches(persons, fingerprint, p)) {
+        return (m.released, None);
+    }
+    let (count, released) = with_rng(|rng| release::decide(rng, persons, count_epsilon, p))
+        .unwrap_or_else(|e| noise_error(e));
+    MEMO.set(Some(Memo { persons, fingerprint, params: p, released }));
+    (released, Some(count))
+}
+
+/// The first steps of every final function: the settings are read, ε is charged (or the
+/// statement fails), and the parameters are checked before the data is looked at, so that
+/// no error depends on the data.
+fn begin_final(count_share: f64) -> Params {
+    preload::check().or_report();
+    let p = params();
+    if release::threshold(p.epsilon * count_share, p.delta, p.k).is_err() {
+        DeidentError::DpNoiseScale.report();
+    }
+    budget::charge(p.epsilon);
+    p
+}
+
+/// `_dp_count_final(internal) RETURNS bigint` over k_count_distinct's state: all of ε on the
+/// noisy distinct-person count, which is also the release decision.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn deident_dp_count_final(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    let p = begin_final(1.0);
+    // SAFETY: argument 0 is the aggregate's state (k_count_distinct's) or NULL.
+    let Some(g) = (unsafe { memory::group_arg(fcinfo, 0) }) else {
+        // no persons: not released (release.rs; the empty group's decision needs no noise)
+        // SAFETY: as above.
+        return unsafe { fmgr::return_null(fcinfo) };
+    };
+    let hashes = g.state.distinct_hashes().unwrap_or_else(|e| state_error(e));
+    let n = hashes.len() as u64;
+    let fp = state::fingerprint(hashes.iter().copied());
+    let (released, count) = released(n, fp, p.epsilon, p);
+    if !released {
+        // SAFETY: as above.
+        return unsafe { fmgr::return_null(fcinfo) };
+    }
+    let count = count.unwrap_or_else(|| noisy(i128::from(n), 1.0, p.epsilon));
+    // a negative count is no answer; the clamp is post-processing
+    pg_sys::Datum::from(i64::try_from(count.max(0)).unwrap_or(i64::MAX))
+}
+pg_function_info_v1!(pg_finfo_deident_dp_count_final);
+
+/// What dp_sum and dp_avg compute from a released group: the noisy clamped sum (ε/2).
+enum Sum {
+    Int(i128),
+    /// Grid units and the grid step: the value is units · step, exactly.
+    Real(i128, f64),
+}
+
+impl Sum {
+    fn as_f64(&self) -> f64 {
+        match *self {
+            Sum::Int(v) => v as f64,
+            Sum::Real(units, g) => units as f64 * g,
+        }
+    }
+}
+
+/// The shared part of dp_sum and dp_avg: charge, decide, and the noisy sum and count (None:
+/// not released).
+///
+/// # Safety
+/// Argument 0 is the aggregate's state or NULL.
+unsafe fn sum_final(fcinfo: pg_sys::FunctionCallInfo) -> Option<(Sum, i128, Bounds)> {
+    let p = begin_final(0.5);
+    // SAFETY: per the contract.
+    let g = unsafe { dp_group_arg(fcinfo, 0) }?;
+    let bounds = g.state.bounds;
+    let persons = g.state.persons().unwrap_or_else(|e| state_error(e));
+    let n = persons.len() as u64;
+    let fp = state::fingerprint(persons.iter().map(|p| p[0]));
+    let (released, count) = released(n, fp, p.epsilon / 2.0, p);
+    if !released {
+        return None;
+    }
+    let count = count.unwrap_or_else(|| noisy(i128::from(n), 1.0, p.epsilon / 2.0));
+    let eps_sum = p.epsilon / 2.0;
+    let sum = match bounds {
+        Bounds::Int { lower, upper } => {
+            let exact = state::clamped_int_sum(persons, lower, upper);
+            let sens = bounds.sensitivity();
+            // bounds of [0, 0] give a sum that is always 0: nothing to hide
+            Sum::Int(if sens == 0.0 { exact } else { noisy(exact, sens, eps_sum) })
+        }
+        Bounds::Float { lower, upper } => match noise::grid_step(bounds.sensitivity()) {
+            Some(g) => {
+                let units = state::clamped_grid_sum(persons, lower, upper, g);
+                Sum::Real(
+                    noisy(units, noise::grid_sensitivity(bounds.sensitivity(), g), eps_sum),
+                    g,
+                )
+            }
+            None => Sum::Real(0, 1.0),
+        },
+    };
+    Some((sum, count, bounds))
+}
+
+/// A double as a numeric datum (float8_numeric: the shortest decimal that reads back as it).
+fn numeric_of(v: f64) -> pg_sys::Datum {
+    // SAFETY: float8_numeric takes a float8 and returns a numeric (finite input: no ERROR).
+    unsafe {
+        pgrx::direct_function_call_as_datum(
+            pg_sys::float8_numeric,
+            &[Some(pg_sys::Datum::from(v.to_bits()))],
+        )
+    }
+    .unwrap_or_else(|| pgrx::error!("pg_deident: float8_numeric returned NULL"))
+}
+
+/// Defines a final function of dp_sum or dp_avg: `$body` maps (sum, count, bounds) to a Datum.
+macro_rules! dp_final {
+    ($name:ident, $finfo:ident, |$s:ident, $c:ident, $b:ident| $body:expr) => {
+        #[pg_guard]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C-unwind" fn $name(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+            // SAFETY: fmgr's call info of a final function declared in SQL.
+            match unsafe { sum_final(fcinfo) } {
+                #[allow(unused_variables)]
+                Some(($s, $c, $b)) => $body,
+                // SAFETY: as above.
+                None => unsafe { fmgr::return_null(fcinfo) },
+            }
+        }
+        pg_function_info_v1!($finfo);
+    };
+}
+
+/// The average of the persons' totals, from the noisy sum and count, within the bounds
+/// (post-processing: the true average of clamped totals always is).
+fn average(sum: &Sum, count: i128, bounds: Bounds) -> f64 {
+    let avg = sum.as_f64() / (count.max(1) as f64);
+    match bounds {
+        Bounds::Int { lower, upper } => avg.clamp(lower as f64, upper as f64),
+        Bounds::Float { lower, upper } => avg.clamp(lower, upper),
+    }
+}
+
+dp_final!(deident_dp_sum_int8_final, pg_finfo_deident_dp_sum_int8_final, |s, c, b| {
+    let v = match s {
+        Sum::Int(v) => v,
+        Sum::Real(..) => state_error(crate::aggregates::state::StateError::Mismatch),
+    };
+    // saturating at bigint's range is post-processing of the noisy sum
+    pg_sys::Datum::from(v.clamp(i64::MIN.into(), i64::MAX.into()) as i64)
+});
+dp_final!(deident_dp_sum_float8_final, pg_finfo_deident_dp_sum_float8_final, |s, c, b| {
+    pg_sys::Datum::from(s.as_f64().to_bits())
+});
+dp_final!(deident_dp_sum_numeric_final, pg_finfo_deident_dp_sum_numeric_final, |s, c, b| {
+    numeric_of(s.as_f64())
+});
+dp_final!(deident_dp_avg_float8_final, pg_finfo_deident_dp_avg_float8_final, |s, c, b| {
+    pg_sys::Datum::from(average(&s, c, b).to_bits())
+});
+dp_final!(deident_dp_avg_numeric_final, pg_finfo_deident_dp_avg_numeric_final, |s, c, b| {
+    numeric_of(average(&s, c, b))
+});

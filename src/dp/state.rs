@@ -1,0 +1,504 @@
+//! The state of dp_sum and dp_avg, with no PostgreSQL types in it: each person's exact total
+//! within the group, kept across rows and across parallel partial states, so that clamping
+//! happens once, on the person's whole total, in the final function (SPEC: "combining partial
+//! states must keep per-person totals exact before clamping"). Clamping each partial total
+//! instead would let a person contribute up to `upper` once per partial state.
+//!
+//! The state is a flat array of (person hash, total) pairs. Rows are appended as they come
+//! (a sequential write per row) and, when the unsorted tail has outgrown the sorted part, the
+//! array is sorted by person and each person's pairs are added into one: amortized O(log n)
+//! per row, and memory within about twice the distinct persons (plus 16 pairs), as for
+//! k_count_distinct (aggregates/state.rs). Totals are i64 (integer values: saturating, which
+//! changes nothing after clamping to bounds that are themselves i64) or f64 bits (real and
+//! numeric values, summed in double precision).
+//!
+//! Persons are the k-aggregates' 64-bit hashes: two persons sharing a hash (about one chance in
+//! 10^9 per group of 100,000) would be one person with the sum of both totals, clamped once,
+//! which lowers the sum and never raises any person's influence.
+
+use crate::aggregates::buf::{Buf, Env, CHUNK};
+use crate::aggregates::state::StateError;
+
+const VERSION: u8 = 1;
+
+/// How totals are summed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// smallint, integer, bigint values: i64 totals.
+    Int,
+    /// real, double precision and numeric values: f64 totals.
+    Float,
+}
+
+impl Kind {
+    fn add(self, a: u64, b: u64) -> u64 {
+        match self {
+            Kind::Int => (a as i64).saturating_add(b as i64) as u64,
+            Kind::Float => (f64::from_bits(a) + f64::from_bits(b)).to_bits(),
+        }
+    }
+}
+
+/// The clamping bounds as the aggregate was called with them (constants of the query).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Bounds {
+    Int { lower: i64, upper: i64 },
+    Float { lower: f64, upper: f64 },
+}
+
+impl Bounds {
+    fn tag(self) -> u8 {
+        match self {
+            Bounds::Int { .. } => 1,
+            Bounds::Float { .. } => 2,
+        }
+    }
+
+    fn words(self) -> [u64; 2] {
+        match self {
+            Bounds::Int { lower, upper } => [lower as u64, upper as u64],
+            Bounds::Float { lower, upper } => [lower.to_bits(), upper.to_bits()],
+        }
+    }
+
+    /// The sensitivity of the clamped sum: what one person can move it by, max(|lower|, |upper|).
+    pub fn sensitivity(self) -> f64 {
+        match self {
+            Bounds::Int { lower, upper } => lower.unsigned_abs().max(upper.unsigned_abs()) as f64,
+            Bounds::Float { lower, upper } => lower.abs().max(upper.abs()),
+        }
+    }
+}
+
+/// Bounds that cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BoundsError {
+    /// A real bound that is NaN or infinite.
+    NotFinite,
+    /// lower > upper.
+    Reversed,
+    /// An integer bound beyond ±2^52 (the noise's scale must stay within noise.rs MAX_SCALE).
+    TooLarge,
+    /// A NULL bound.
+    Null,
+    /// A bound that is not a constant of the query (it could differ from row to row).
+    NotConstant,
+}
+
+/// The largest integer bound: ±2^52.
+pub const MAX_INT_BOUND: i64 = 1 << 52;
+
+/// Checks float bounds (integer bounds can only be reversed).
+pub fn float_bounds(lower: f64, upper: f64) -> Result<Bounds, BoundsError> {
+    if !lower.is_finite() || !upper.is_finite() {
+        return Err(BoundsError::NotFinite);
+    }
+    if lower > upper {
+        return Err(BoundsError::Reversed);
+    }
+    Ok(Bounds::Float { lower, upper })
+}
+
+pub fn int_bounds(lower: i64, upper: i64) -> Result<Bounds, BoundsError> {
+    if lower.unsigned_abs() > MAX_INT_BOUND as u64 || upper.unsigned_abs() > MAX_INT_BOUND as u64 {
+        return Err(BoundsError::TooLarge);
+    }
+    if lower > upper {
+        return Err(BoundsError::Reversed);
+    }
+    Ok(Bounds::Int { lower, upper })
+}
+
+pub struct DpState<E: Env> {
+    pub bounds: Bounds,
+    /// Pairs, flattened: [hash, total, hash, total, ...]; distinct and sorted by hash in the
+    /// first `sorted` pairs.
+    pairs: Buf<E>,
+    sorted: usize,
+}
+
+impl<E: Env> DpState<E> {
+    pub fn new(bounds: Bounds, env: E) -> DpState<E> {
+        DpState { bounds, pairs: Buf::new(env), sorted: 0 }
+    }
+
+    fn kind(&self) -> Kind {
+        match self.bounds {
+            Bounds::Int { .. } => Kind::Int,
+            Bounds::Float { .. } => Kind::Float,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.pairs.len() / 2
+    }
+
+    /// Adds one row: the person's hash and the value (i64 or f64 bits, as the bounds' kind).
+    #[inline]
+    pub fn add(&mut self, hash: u64, value: u64) -> Result<(), StateError> {
+        let next = 2 * self.sorted + 16;
+        if self.pairs.len() + 2 > self.pairs.capacity() {
+            let want = 2 * next.max(self.len() + 1);
+            self.pairs.reserve_exact(want.saturating_sub(self.pairs.len()))?;
+        }
+        self.pairs.push(hash)?;
+        self.pairs.push(value)?;
+        if self.len() >= next {
+            self.compact()?;
+        }
+        Ok(())
+    }
+
+    /// Sorts the pairs by person and adds each person's pairs into one.
+    pub fn compact(&mut self) -> Result<(), StateError> {
+        if self.sorted == self.len() {
+            return Ok(());
+        }
+        let env = self.pairs.env();
+        let kind = self.kind();
+        let (pairs, _) = self.pairs.as_chunks_mut::<2>();
+        // One sort of the whole array; it is at most about twice the distinct persons, and a
+        // million pairs sort in about 60 ms here. Interrupts are checked before and after.
+        env.check_interrupts();
+        pairs.sort_unstable_by_key(|p| p[0]);
+        env.check_interrupts();
+        let mut w = 0usize;
+        for r in 0..pairs.len() {
+            if w > 0 && pairs[w - 1][0] == pairs[r][0] {
+                pairs[w - 1][1] = kind.add(pairs[w - 1][1], pairs[r][1]);
+            } else {
+                pairs[w] = pairs[r];
+                w += 1;
+            }
+            if r % CHUNK == CHUNK - 1 {
+                env.check_interrupts();
+            }
+        }
+        self.pairs.truncate(2 * w);
+        self.sorted = w;
+        Ok(())
+    }
+
+    /// Merges another partial state in: its pairs are appended and the totals added per person.
+    pub fn merge(&mut self, other: &DpState<E>) -> Result<(), StateError> {
+        if self.bounds != other.bounds {
+            return Err(StateError::Mismatch);
+        }
+        self.pairs.extend_from_slice(&other.pairs)?;
+        self.compact()
+    }
+
+    /// A copy in `env`'s memory.
+    pub fn copy_in<F: Env>(&self, env: F) -> Result<DpState<F>, StateError> {
+        Ok(DpState { bounds: self.bounds, pairs: self.pairs.copy_in(env)?, sorted: self.sorted })
+    }
+
+    /// Each person's total, one pair [hash, total] per distinct person, sorted by hash.
+    pub fn persons(&mut self) -> Result<&[[u64; 2]], StateError> {
+        self.compact()?;
+        Ok(self.pairs.as_chunks::<2>().0)
+    }
+
+    pub fn encoded_len(&mut self) -> Result<usize, StateError> {
+        self.compact()?;
+        Ok(2 + 16 + 8 + 8 * self.pairs.len())
+    }
+
+    /// The partial state's bytes: version, bounds tag, the two bounds, the pair count, the
+    /// pairs; little-endian. `out` has `encoded_len()` bytes.
+    pub fn encode(&self, out: &mut [u8]) {
+        let env = self.pairs.env();
+        let mut pos = 0;
+        let mut put = |b: &[u8]| {
+            out[pos..pos + b.len()].copy_from_slice(b);
+            pos += b.len();
+        };
+        put(&[VERSION, self.bounds.tag()]);
+        for w in self.bounds.words() {
+            put(&w.to_le_bytes());
+        }
+        put(&(self.len() as u64).to_le_bytes());
+        for (i, w) in self.pairs.iter().enumerate() {
+            put(&w.to_le_bytes());
+            if i % CHUNK == CHUNK - 1 {
+                env.check_interrupts();
+            }
+        }
+    }
+
+    /// Reads `encode`'s bytes back; anything else is `Malformed`. The pairs are taken as
+    /// unsorted (compaction sorts them), so forged bytes cannot break an invariant.
+    pub fn decode(bytes: &[u8], env: E) -> Result<DpState<E>, StateError> {
+        let word = |i: usize| -> Result<u64, StateError> {
+            let b = bytes.get(i..i + 8).ok_or(StateError::Malformed)?;
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
+            Ok(u64::from_le_bytes(a))
+        };
+        if bytes.len() < 26 || bytes[0] != VERSION {
+            return Err(StateError::Malformed);
+        }
+        let (lower, upper) = (word(2)?, word(10)?);
+        let bounds = match bytes[1] {
+            1 => int_bounds(lower as i64, upper as i64),
+            2 => float_bounds(f64::from_bits(lower), f64::from_bits(upper)),
+            _ => return Err(StateError::Malformed),
+        }
+        .map_err(|_| StateError::Malformed)?;
+        let n = usize::try_from(word(18)?).map_err(|_| StateError::Malformed)?;
+        if n.checked_mul(16).and_then(|b| b.checked_add(26)) != Some(bytes.len()) {
+            return Err(StateError::Malformed);
+        }
+        let mut pairs = Buf::with_capacity(env, 2 * n)?;
+        for (i, c) in bytes[26..].chunks_exact(8).enumerate() {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(c);
+            pairs.push(u64::from_le_bytes(a))?;
+            if i % CHUNK == CHUNK - 1 {
+                env.check_interrupts();
+            }
+        }
+        Ok(DpState { bounds, pairs, sorted: 0 })
+    }
+}
+
+/// The sum of the persons' totals, each clamped to the bounds, exactly (i128 can hold 2^64
+/// totals of 2^63): for integer values.
+pub fn clamped_int_sum(persons: &[[u64; 2]], lower: i64, upper: i64) -> i128 {
+    persons.iter().map(|p| i128::from((p[1] as i64).clamp(lower, upper))).sum()
+}
+
+/// A person's real total clamped to the bounds. NaN (a NaN value, or +∞ and −∞ in one total)
+/// counts as 0 clamped to the bounds: an ERROR would tell the analyst that one person's data
+/// holds a NaN, with certainty. Infinities clamp to the bound on their side.
+pub fn clamp_real(total: f64, lower: f64, upper: f64) -> f64 {
+    let t = if total.is_nan() { 0.0 } else { total };
+    t.clamp(lower, upper)
+}
+
+/// The sum of the persons' clamped real totals in grid units (noise.rs, `grid_step`), exactly.
+pub fn clamped_grid_sum(persons: &[[u64; 2]], lower: f64, upper: f64, g: f64) -> i128 {
+    persons
+        .iter()
+        .map(|p| {
+            let c = clamp_real(f64::from_bits(p[1]), lower, upper);
+            i128::from(crate::dp::noise::grid_units(c, g))
+        })
+        .sum()
+}
+
+/// A numeric's value as the nearest double, or near it (the six leading base-10000 digits:
+/// 24 decimal digits, more than a double holds); infinite beyond a double's range. Read from
+/// the numeric's own bytes, with no call into the server per row.
+pub fn numeric_f64(n: &crate::aggregates::numeric::NumericRef<'_>) -> f64 {
+    use crate::aggregates::numeric::NumericRef;
+    match n {
+        NumericRef::NaN => f64::NAN,
+        NumericRef::PosInf => f64::INFINITY,
+        NumericRef::NegInf => f64::NEG_INFINITY,
+        NumericRef::Finite(d) => {
+            let mut acc = 0f64;
+            let mut taken = 0i32;
+            for digit in d.iter().take(6) {
+                acc = acc * 10_000.0 + f64::from(digit);
+                taken += 1;
+            }
+            if acc == 0.0 {
+                return 0.0;
+            }
+            let exp = 4 * (d.weight - taken + 1);
+            // 10^exp in two steps, so that an intermediate overflow or underflow of 10^exp
+            // alone cannot spoil a representable result
+            let v = acc * 10f64.powi(exp / 2) * 10f64.powi(exp - exp / 2);
+            if d.negative {
+                -v
+            } else {
+                v
+            }
+        }
+    }
+}
+
+/// An order-independent digest of a set of person hashes, to recognize the same group's
+/// persons in the next aggregate of the same row (release.rs).
+pub fn fingerprint(hashes: impl Iterator<Item = u64>) -> u64 {
+    hashes.fold(0u64, |acc, h| {
+        let mut z = h.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        acc.wrapping_add(z ^ (z >> 31))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregates::buf::tests::HeapEnv;
+    use std::collections::HashMap;
+
+    type State = DpState<HeapEnv>;
+
+    fn ints(rows: &[(u64, i64)]) -> State {
+        let mut s = State::new(int_bounds(-5, 10).unwrap(), HeapEnv);
+        for &(p, v) in rows {
+            s.add(p, v as u64).unwrap();
+        }
+        s
+    }
+
+    /// The slow reference: a hash map of exact totals, then clamping.
+    fn reference(rows: &[(u64, i64)], lower: i64, upper: i64) -> (usize, i128) {
+        let mut m: HashMap<u64, i128> = HashMap::new();
+        for &(p, v) in rows {
+            *m.entry(p).or_default() += i128::from(v);
+        }
+        (m.len(), m.values().map(|t| (*t).clamp(lower.into(), upper.into())).sum())
+    }
+
+    fn rows(n: usize, persons: u64, seed: u64) -> Vec<(u64, i64)> {
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((x >> 33) % persons, ((x >> 13) % 7) as i64 - 2)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn totals_are_per_person_then_clamped() {
+        for (n, persons) in
+            [(0, 1), (1, 1), (15, 3), (17, 3), (1000, 10), (5000, 4000), (100_000, 777)]
+        {
+            let rows = rows(n, persons, n as u64);
+            let mut s = ints(&rows);
+            let got = s.persons().unwrap().to_vec();
+            let (count, sum) = reference(&rows, -5, 10);
+            assert_eq!(got.len(), count);
+            assert!(got.windows(2).all(|w| w[0][0] < w[1][0]));
+            assert_eq!(clamped_int_sum(&got, -5, 10), sum, "n={n}");
+        }
+    }
+
+    #[test]
+    fn merging_partials_keeps_totals_exact_before_clamping() {
+        // one person with 8 in each of three partial states: the total 24 clamps to 10 once,
+        // not to 8 + 8 + 8 (clamping partial totals would give 24)
+        let parts: Vec<State> = (0..3).map(|_| ints(&[(42, 4), (42, 4)])).collect();
+        let mut a = ints(&[]);
+        for p in &parts {
+            a.merge(p).unwrap();
+        }
+        assert_eq!(clamped_int_sum(a.persons().unwrap(), -5, 10), 10);
+        // any split and merge order gives the reference
+        let all = rows(20_000, 3000, 7);
+        let (_, want) = reference(&all, -5, 10);
+        for splits in [2usize, 3, 7] {
+            let chunks: Vec<State> = all.chunks(all.len() / splits + 1).map(ints).collect();
+            let mut fwd = ints(&[]);
+            for c in &chunks {
+                fwd.merge(c).unwrap();
+            }
+            let mut back = ints(&[]);
+            for c in chunks.iter().rev() {
+                back.merge(c).unwrap();
+            }
+            assert_eq!(clamped_int_sum(fwd.persons().unwrap(), -5, 10), want);
+            assert_eq!(clamped_int_sum(back.persons().unwrap(), -5, 10), want);
+        }
+        let other = State::new(int_bounds(0, 10).unwrap(), HeapEnv);
+        assert_eq!(a.merge(&other), Err(StateError::Mismatch));
+    }
+
+    #[test]
+    fn memory_stays_within_twice_the_persons() {
+        let mut s = ints(&[]);
+        for i in 0..200_000u64 {
+            s.add(i % 1000, 1).unwrap();
+            assert!(s.len() <= 2 * 1000 + 16);
+        }
+        assert_eq!(s.persons().unwrap().len(), 1000);
+    }
+
+    #[test]
+    fn bytes_round_trip_and_forgeries_are_refused() {
+        let mut s = ints(&rows(3000, 500, 3));
+        let mut out = vec![0u8; s.encoded_len().unwrap()];
+        s.encode(&mut out);
+        // pinned header: version 1, integer bounds -5 and 10, then the pair count
+        assert_eq!(&out[..2], &[1, 1]);
+        assert_eq!(&out[2..10], &(-5i64).to_le_bytes());
+        assert_eq!(&out[10..18], &10i64.to_le_bytes());
+        let mut back = State::decode(&out, HeapEnv).unwrap();
+        assert_eq!(back.persons().unwrap(), s.persons().unwrap());
+        assert_eq!(back.bounds, s.bounds);
+        for bad in [&out[..out.len() - 1], &out[..25], &[2u8; 26][..]] {
+            assert!(State::decode(bad, HeapEnv).is_err());
+        }
+        let mut reversed = out.clone();
+        reversed[2..10].copy_from_slice(&20i64.to_le_bytes());
+        assert_eq!(State::decode(&reversed, HeapEnv).err(), Some(StateError::Malformed));
+        let mut nan = out.clone();
+        nan[1] = 2;
+        nan[2..10].copy_from_slice(&f64::NAN.to_bits().to_le_bytes());
+        assert_eq!(State::decode(&nan, HeapEnv).err(), Some(StateError::Malformed));
+        let mut count = out.clone();
+        count[18..26].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(State::decode(&count, HeapEnv).err(), Some(StateError::Malformed));
+    }
+
+    #[test]
+    fn real_totals_clamp_and_nan_counts_as_zero() {
+        let b = float_bounds(-1.0, 2.0).unwrap();
+        let mut s = State::new(b, HeapEnv);
+        for (p, v) in [
+            (1, 0.5),
+            (1, 0.75),
+            (2, f64::NAN),
+            (3, f64::INFINITY),
+            (4, f64::NEG_INFINITY),
+            (5, 100.0),
+        ] {
+            s.add(p, f64::to_bits(v)).unwrap();
+        }
+        let g = crate::dp::noise::grid_step(2.0).unwrap();
+        // 1.25 + 0 + 2 − 1 + 2
+        let units = clamped_grid_sum(s.persons().unwrap(), -1.0, 2.0, g);
+        assert_eq!(units as f64 * g, 4.25);
+        assert_eq!(float_bounds(1.0, 0.0), Err(BoundsError::Reversed));
+        assert_eq!(float_bounds(f64::NEG_INFINITY, 0.0), Err(BoundsError::NotFinite));
+        assert_eq!(int_bounds(3, 2), Err(BoundsError::Reversed));
+        assert_eq!(int_bounds(-MAX_INT_BOUND, 0).unwrap().sensitivity(), 2f64.powi(52));
+        assert_eq!(int_bounds(i64::MIN, 0), Err(BoundsError::TooLarge));
+        assert_eq!(int_bounds(0, MAX_INT_BOUND + 1), Err(BoundsError::TooLarge));
+    }
+
+    #[test]
+    fn numerics_read_as_doubles() {
+        use crate::aggregates::numeric::{self, tests::pg_numeric};
+        let big = format!("1{}", "0".repeat(300));
+        let small = format!("0.{}1", "0".repeat(299));
+        for (text, want) in [
+            ("0", 0.0),
+            ("1", 1.0),
+            ("-12345.678", -12345.678),
+            ("0.000001", 1e-6),
+            ("123456789012345678901234567890", 1.2345678901234568e29),
+            (big.as_str(), 1e300),
+            (small.as_str(), 1e-300),
+        ] {
+            let bytes = pg_numeric(text);
+            let got = numeric_f64(&numeric::read(&bytes).unwrap());
+            assert!((got - want).abs() <= want.abs() * 1e-15, "{text}: {got}");
+        }
+        let huge = pg_numeric(&format!("1{}", "0".repeat(400)));
+        assert_eq!(numeric_f64(&numeric::read(&huge).unwrap()), f64::INFINITY);
+    }
+
+    #[test]
+    fn fingerprints_ignore_order() {
+        let a = fingerprint([1u64, 2, 3].into_iter());
+        assert_eq!(a, fingerprint([3u64, 1, 2].into_iter()));
+        assert_ne!(a, fingerprint([1u64, 2, 4].into_iter()));
+    }
+}
