@@ -166,8 +166,7 @@ unsafe fn first_row<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a mut DpGroup {
         let flinfo = (*fcinfo).flinfo;
         let value = value_type(pg_sys::get_fn_expr_argtype(flinfo, 1));
         let person = person_type(pg_sys::get_fn_expr_argtype(flinfo, 2));
-        if !pg_sys::get_fn_expr_arg_stable(flinfo, 3) || !pg_sys::get_fn_expr_arg_stable(flinfo, 4)
-        {
+        if !bounds_are_stable(fcinfo) {
             DeidentError::DpBounds(BoundsError::NotConstant).report();
         }
         if fmgr::arg_is_null(fcinfo, 3) || fmgr::arg_is_null(fcinfo, 4) {
@@ -178,6 +177,35 @@ unsafe fn first_row<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a mut DpGroup {
             .unwrap_or_else(|e| DeidentError::DpBounds(e).report());
         let state = DpState::new(bounds, PgEnv(cx));
         &mut *new_dp_group(cx, value, person, state).cast_mut_ptr::<DpGroup>()
+    }
+}
+
+/// Are the bounds the same on every row: constants or query parameters in the aggregate's
+/// call? The transition function's own expression cannot say (nodeAgg.c gives it PARAM_EXEC
+/// placeholders for every argument), so the aggregate call itself is read.
+///
+/// # Safety
+/// `fcinfo` is a transition call of dp_sum or dp_avg.
+unsafe fn bounds_are_stable(fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    // SAFETY: AggGetAggref returns the call's Aggref (or NULL outside an aggregate); its args
+    // are a List of TargetEntry.
+    unsafe {
+        let agg = pg_sys::AggGetAggref(fcinfo);
+        if agg.is_null() {
+            return false;
+        }
+        let args: Vec<*mut pg_sys::TargetEntry> = crate::enforcement::list_ptrs((*agg).args).collect();
+        args.len() == 4
+            && args[2..].iter().all(|&tle| {
+                let e = (*tle).expr.cast::<pg_sys::Node>();
+                match (*e).type_ {
+                    pg_sys::NodeTag::T_Const => true,
+                    pg_sys::NodeTag::T_Param => {
+                        (*e.cast::<pg_sys::Param>()).paramkind == pg_sys::ParamKind::PARAM_EXTERN
+                    }
+                    _ => false,
+                }
+            })
     }
 }
 

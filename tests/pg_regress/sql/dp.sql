@@ -1,0 +1,237 @@
+--
+-- dp: dp_count, dp_sum and dp_avg (SPEC "Differentially private aggregates") and the privacy
+-- budget. The answers are random, so each statistical check prints whether it passed and the
+-- figure it tested, rounded far enough to be stable; the tolerances are fixed, about four to
+-- five standard errors, and each is one that a broken mechanism fails (named beside it).
+--
+SHOW deident.dp_epsilon;
+SHOW deident.dp_delta;
+
+-- Data: person i (1..200) has one row of value 1 in group 'all'; person 'heavy' has 40 rows
+-- of 1; person 'outlier' one row of 1,000,000.
+CREATE TABLE regress_dp AS
+  SELECT 'p' || i AS person, i AS person_int, 1 AS v, 1::numeric AS vn, 1::real AS vr,
+         1::double precision AS vd
+    FROM generate_series(1, 200) i;
+INSERT INTO regress_dp SELECT 'heavy', 1001, 1, 1, 1, 1 FROM generate_series(1, 40);
+INSERT INTO regress_dp VALUES ('outlier', 1002, 1000000, 1000000, 1000000, 1000000);
+SELECT count(*) AS rows, count(DISTINCT person) AS persons, sum(v) AS plain_sum FROM regress_dp;
+
+-- 1. Result types: as SPEC says, for each value type (a superuser is not limited)
+SELECT pg_typeof(deident.dp_count(person)) AS count_text,
+       pg_typeof(deident.dp_count(person_int)) AS count_int,
+       pg_typeof(deident.dp_sum(least(v, 9)::smallint, person, 0::smallint, 2::smallint)) AS sum_int2,
+       pg_typeof(deident.dp_sum(v, person, 0, 2)) AS sum_int4,
+       pg_typeof(deident.dp_sum(v::bigint, person, 0, 2)) AS sum_int8,
+       pg_typeof(deident.dp_sum(vn, person, 0, 2)) AS sum_numeric,
+       pg_typeof(deident.dp_sum(vr, person, 0, 2)) AS sum_real,
+       pg_typeof(deident.dp_sum(vd, person, 0, 2)) AS sum_double
+  FROM regress_dp;
+SELECT pg_typeof(deident.dp_avg(v, person, 0, 2)) AS avg_int4,
+       pg_typeof(deident.dp_avg(vn, person, 0, 2)) AS avg_numeric,
+       pg_typeof(deident.dp_avg(vd, person, 0, 2)) AS avg_double,
+       pg_typeof(deident.dp_sum(v, md5(person)::uuid, 0, 2)) AS uuid_person,
+       pg_typeof(deident.dp_sum(v, person_int::bigint, 0, 2)) AS bigint_person
+  FROM regress_dp;
+
+-- 2. Bad bounds and settings: clear errors, raised when the query is planned, so they do not
+-- depend on the data (the WHERE false queries have no rows at all)
+-- fail (lower > upper)
+SELECT deident.dp_sum(v, person, 10, 0) FROM regress_dp WHERE false;
+-- fail (not finite)
+SELECT deident.dp_sum(vd, person, 0, 'infinity') FROM regress_dp WHERE false;
+SELECT deident.dp_avg(vn, person, 'NaN', 1) FROM regress_dp WHERE false;
+-- fail (NULL)
+SELECT deident.dp_sum(v, person, NULL, 1) FROM regress_dp WHERE false;
+-- fail (a bound that could change from row to row)
+SELECT deident.dp_sum(v, person, 0, v) FROM regress_dp WHERE false;
+SELECT deident.dp_sum(v, person, 0, (random() * 10)::int) FROM regress_dp WHERE false;
+-- fail (beyond ±2^52)
+SELECT deident.dp_sum(v::bigint, person, 0, 4503599627370497) FROM regress_dp WHERE false;
+-- fail (also inside a subquery, a CTE and a sublink)
+SELECT * FROM (SELECT deident.dp_sum(v, person, 5, 1) FROM regress_dp WHERE false) s;
+WITH c AS (SELECT deident.dp_sum(v, person, 5, 1) FROM regress_dp WHERE false) SELECT * FROM c;
+SELECT 1 WHERE 0 < (SELECT deident.dp_sum(v, person, 5, 1) FROM regress_dp WHERE false);
+-- OK: constant expressions are folded first; the bounds may be equal; 2^52 is allowed
+SELECT deident.dp_sum(v, person, 1 - 1, 2 * 5) IS NULL AS empty_is_null,
+       deident.dp_sum(v, person, 3, 3) IS NULL AS equal_bounds,
+       deident.dp_sum(v::bigint, person, 0, 4503599627370496) IS NULL AS widest
+  FROM regress_dp WHERE false;
+-- fail (a parameter's value is checked when the plan is made for it)
+PREPARE regress_dp_q(int, int) AS SELECT deident.dp_sum(v, person, $1, $2) FROM regress_dp WHERE false;
+EXECUTE regress_dp_q(10, 0);
+DEALLOCATE regress_dp_q;
+-- fail (ε ≤ 0, or beyond the range; δ: superuser only, see section 6)
+SET deident.dp_epsilon = 0;
+SET deident.dp_epsilon = -1;
+SET deident.dp_epsilon = 1000;
+
+-- 3. Noise and clamping, against what the mechanism must give (ε = 0.5, so dp_count has
+-- discrete Laplace noise of scale 2 and dp_sum of scale Δ/(ε/2) = 4Δ)
+-- dp_count over 3,000 evaluations of the 202-person group: mean within 5 standard errors of
+-- 202; variance 2q/(1-q)^2 = 7.835 (q = e^-0.5) within 15% (3 standard errors; noise of
+-- scale 1/ε·2 would give 4 times it, no noise 0)
+CREATE TABLE regress_dp_runs AS
+  SELECT r, deident.dp_count(person) AS c, deident.dp_sum(v, person, 0, 10) AS s,
+         deident.dp_avg(vd, person, 0, 10) AS a
+    FROM regress_dp, generate_series(1, 3000) r GROUP BY r;
+SELECT count(*) AS runs, count(c) AS released,
+       abs(avg(c) - 202) < 5 * sqrt(7.835 / 3000) AS count_mean_ok,
+       var_pop(c) BETWEEN 7.835 * 0.85 AND 7.835 * 1.15 AS count_spread_ok,
+       count(DISTINCT c) > 5 AS count_varies
+  FROM regress_dp_runs;
+-- dp_sum with bounds [0, 10]: each person's total clamped once: 200 persons give 1 each,
+-- 'heavy' 40 rows of 1 -> 10, 'outlier' 1,000,000 -> 10, so 220 (clamping each row instead
+-- would give 250; no clamping 1,000,240). Noise scale 40: variance 3,200.
+SELECT abs(avg(s) - 220) < 5 * sqrt(3200.0 / 3000) AS sum_mean_ok,
+       var_pop(s) BETWEEN 3200 * 0.85 AND 3200 * 1.15 AS sum_spread_ok,
+       abs(avg(a) - 220.0 / 202) < 0.05 AS avg_mean_ok
+  FROM regress_dp_runs;
+-- the same in a parallel plan, where one person's rows are split between workers: the
+-- totals are added across partial states before clamping ('heavy' still counts 10)
+SET max_parallel_workers_per_gather = 2;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET parallel_leader_participation = off;
+CREATE TABLE regress_dp_big AS
+  SELECT 'p' || (i % 300) AS person, 1 AS v FROM generate_series(1, 60000) i;
+ANALYZE regress_dp_big;
+EXPLAIN (COSTS OFF) SELECT deident.dp_sum(v, person, 0, 10) FROM regress_dp_big;
+-- 300 persons of 200 rows each: every total clamps to 10, so 3,000 (clamping the partial
+-- totals of two workers would give about 6,000). At ε = 100 the noise has scale 0.2, and is
+-- beyond ±2 with probability 6e-7, so the exact figure shows.
+SET deident.dp_epsilon = 100;
+SELECT abs(deident.dp_sum(v, person, 0, 10) - 3000) <= 2 AS parallel_sum_exact,
+       abs(deident.dp_avg(v, person, 0, 10) - 10) < 0.1 AS parallel_avg_exact,
+       abs(deident.dp_count(person) - 300) <= 2 AS parallel_count_exact
+  FROM regress_dp_big;
+RESET deident.dp_epsilon;
+RESET max_parallel_workers_per_gather;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET parallel_leader_participation;
+-- real sums land on the published grid: Δ = 10, step 2^(3-20) = 2^-17
+SELECT bool_and(x * 131072 = round(x * 131072)) AS on_grid
+  FROM (SELECT deident.dp_sum(vd * 0.1, person, 0.0, 10.0) AS x
+          FROM regress_dp, generate_series(1, 50) r GROUP BY r) s;
+
+-- 4. Release: a group of one person is answered with probability at most δ (threshold 28 for
+-- dp_count at ε = 0.5, δ = 1e-6: 10,000 tries expect 0.009 releases), and the aggregates of
+-- one row are released together
+CREATE TABLE regress_dp_single AS SELECT g, 'solo' || g AS person, 1 AS v FROM generate_series(1, 10000) g;
+SELECT count(*) AS groups, count(c) <= 1 AS one_person_hidden
+  FROM (SELECT g, deident.dp_count(person) AS c FROM regress_dp_single GROUP BY g) s;
+-- with δ raised to 1e-2 the threshold is 10: a one-person group passes with probability
+-- 0.0069 (69 of 10,000 expected; ignoring the threshold for k = 5 alone would give 850)
+SET deident.dp_delta = 0.01;
+SELECT count(c) BETWEEN 35 AND 110 AS released_at_delta
+  FROM (SELECT g, deident.dp_count(person) AS c FROM regress_dp_single GROUP BY g) s;
+RESET deident.dp_delta;
+-- never below min_group_size: at ε = 100 the noise is tiny, but 10 persons stay hidden when
+-- k = 11
+SET deident.dp_epsilon = 100;
+SET deident.min_group_size = 11;
+SELECT deident.dp_count(person) AS ten_persons FROM regress_dp WHERE person_int <= 10;
+SET deident.min_group_size = 10;
+SELECT deident.dp_count(person) AS ten_persons FROM regress_dp WHERE person_int <= 10;
+RESET deident.min_group_size;
+RESET deident.dp_epsilon;
+-- groups near the threshold (30 persons): dp_count and dp_sum of a row are NULL together
+CREATE TABLE regress_dp_edge AS SELECT g, 'e' || g || '-' || p AS person, 1 AS v
+  FROM generate_series(1, 2000) g, generate_series(1, 30) p;
+SELECT count(*) FILTER (WHERE c IS NULL) BETWEEN 1 AND 1999 AS some_hidden,
+       count(*) FILTER (WHERE (c IS NULL) <> (s IS NULL)) AS disagreements
+  FROM (SELECT g, deident.dp_count(person) AS c, deident.dp_sum(v, person, 0, 1) AS s
+          FROM regress_dp_edge GROUP BY g) x;
+DROP TABLE regress_dp_edge, regress_dp_single, regress_dp_big, regress_dp_runs;
+
+-- 5. Not a window function (a running sum would give each row's value away)
+-- fail
+SELECT deident.dp_count(person) OVER () FROM regress_dp LIMIT 1;
+
+-- 6. The privacy budget
+CREATE ROLE regress_dp_analyst;
+CREATE ROLE regress_dp_other;
+GRANT regress_dp_other TO regress_dp_analyst;
+GRANT SELECT ON regress_dp TO regress_dp_analyst, regress_dp_other;
+GRANT USAGE ON SCHEMA deident TO regress_dp_analyst, regress_dp_other;
+-- fail (no budget yet)
+SET ROLE regress_dp_analyst;
+SELECT deident.dp_count(person) FROM regress_dp;
+-- fail (only a superuser sets budgets; δ is a superuser's setting)
+SELECT deident.set_privacy_budget('regress_dp_analyst', 100);
+SET deident.dp_delta = 0.01;
+RESET ROLE;
+-- fail (NULL, negative, infinite, a superuser)
+SELECT deident.set_privacy_budget(NULL, 1);
+SELECT deident.set_privacy_budget('regress_dp_analyst', NULL);
+SELECT deident.set_privacy_budget('regress_dp_analyst', -1);
+SELECT deident.set_privacy_budget('regress_dp_analyst', 'infinity');
+SELECT deident.set_privacy_budget(CURRENT_USER::regrole, 1);
+-- OK: 2.0, i.e. four groups at ε = 0.5
+SELECT deident.set_privacy_budget('regress_dp_analyst', 2.0);
+SELECT * FROM deident.privacy_budget WHERE role::text LIKE 'regress_dp%';
+SET ROLE regress_dp_analyst;
+-- OK: one group, 0.5
+SELECT deident.dp_count(person) IS NOT NULL AS answered FROM regress_dp;
+SELECT "limit", spent, remaining FROM deident.privacy_budget;
+-- ROLLBACK refunds nothing, nor does an ERROR later in the same statement
+BEGIN;
+SELECT deident.dp_count(person) IS NOT NULL AS answered FROM regress_dp;
+ROLLBACK;
+-- fail (division by zero after the group was answered)
+SELECT deident.dp_count(person), 1 / (count(*) - count(*)) FROM regress_dp;
+SELECT "limit", spent, remaining FROM deident.privacy_budget;
+-- a smaller ε fits what remains: 1.5 + 0.25 + 0.25 = 2
+SET deident.dp_epsilon = 0.25;
+SELECT deident.dp_count(person) IS NOT NULL AS answered FROM regress_dp;
+SELECT deident.dp_count(person) IS NOT NULL AS answered FROM regress_dp;
+-- fail (the first query past the budget is refused)
+SELECT deident.dp_count(person) FROM regress_dp;
+RESET deident.dp_epsilon;
+SELECT spent, remaining FROM deident.privacy_budget;
+-- fail (each group evaluated is charged: a GROUP BY of two groups needs 1.0)
+RESET ROLE;
+SELECT deident.set_privacy_budget('regress_dp_analyst', 2.75);
+SET ROLE regress_dp_analyst;
+SELECT person_int % 2 AS half, deident.dp_count(person) FROM regress_dp GROUP BY 1 ORDER BY 1;
+SELECT spent, remaining FROM deident.privacy_budget;
+RESET ROLE;
+-- a role sees its own account only; a superuser sees all
+SELECT deident.set_privacy_budget('regress_dp_other', 1);
+SET ROLE regress_dp_other;
+SELECT role, "limit" FROM deident.privacy_budget;
+RESET ROLE;
+SELECT role, "limit" FROM deident.privacy_budget WHERE role::text LIKE 'regress_dp%' ORDER BY 1;
+-- fail (SET ROLE to another role charges the session's role too: here the superuser's
+-- session is not limited, so an analyst's login is simulated with SET SESSION AUTHORIZATION)
+SET SESSION AUTHORIZATION regress_dp_analyst;
+SET ROLE regress_dp_other;
+SELECT deident.dp_count(person) FROM regress_dp;
+RESET ROLE;
+RESET SESSION AUTHORIZATION;
+-- a superuser's SECURITY DEFINER function does not lift the caller's limit
+CREATE FUNCTION regress_dp_definer() RETURNS bigint LANGUAGE sql SECURITY DEFINER
+  AS $$ SELECT deident.dp_count(person) FROM regress_dp $$;
+GRANT EXECUTE ON FUNCTION regress_dp_definer() TO regress_dp_analyst;
+SET SESSION AUTHORIZATION regress_dp_analyst;
+-- fail (the analyst's budget is spent)
+SELECT regress_dp_definer();
+RESET SESSION AUTHORIZATION;
+-- a lowered limit leaves nothing remaining, never a negative figure; spent stays
+SELECT deident.set_privacy_budget('regress_dp_analyst', 0.1);
+SELECT role, "limit", spent, remaining FROM deident.privacy_budget WHERE role = 'regress_dp_analyst'::regrole;
+-- OK: superusers are not limited
+SELECT deident.dp_count(person) IS NOT NULL AS answered FROM regress_dp;
+-- the helpers are not for PUBLIC
+SELECT p.oid::regprocedure AS helper, has_function_privilege('regress_dp_analyst', p.oid, 'EXECUTE') AS analyst_may_call
+  FROM pg_proc p WHERE p.pronamespace = 'deident'::regnamespace AND p.proname IN ('_dp_trans', '_dp_count_final', 'set_privacy_budget')
+ ORDER BY 1;
+
+DROP FUNCTION regress_dp_definer();
+REVOKE ALL ON regress_dp FROM regress_dp_analyst, regress_dp_other;
+REVOKE USAGE ON SCHEMA deident FROM regress_dp_analyst, regress_dp_other;
+DROP ROLE regress_dp_analyst, regress_dp_other;
+DROP TABLE regress_dp;
