@@ -379,6 +379,7 @@ unsafe fn sum_final(fcinfo: pg_sys::FunctionCallInfo) -> Option<(Sum, i128, Boun
     let g = unsafe { dp_group_arg(fcinfo, 0) }?;
     let bounds = g.state.bounds;
     let persons = g.state.persons().unwrap_or_else(|e| state_error(e));
+    let persons = persons.as_chunks::<2>().0;
     let n = persons.len() as u64;
     let fp = state::fingerprint(persons.iter().map(|p| p[0]));
     let (released, count) = released(n, fp, p.epsilon / 2.0, p);

@@ -1,0 +1,63 @@
+-- Benchmark: the differentially private aggregates against what a user would write instead
+-- (issue 10): dp_sum(v, person, 0, 5000) against the hand-written two-level SQL that does the
+-- same bounding (sum per person and group, clamp, sum per group), and dp_count(person)
+-- against count(DISTINCT person). The same data as bench/k_aggregates.sql: 1,000,000 rows in
+-- 1,000 groups, 100,000 persons (10 rows each, all in one group). Serial plans, interleaved
+-- runs, medians, at the server's defaults (work_mem 4MB, jit on); then work_mem = 256MB.
+-- dp_sum also runs as a role with a privacy budget, to show what charging 1,000 groups costs
+-- (a superuser is not charged). Run with: make bench
+\set ON_ERROR_STOP 1
+CREATE EXTENSION IF NOT EXISTS pg_deident;
+SET max_parallel_workers_per_gather = 0;
+
+SET client_min_messages = warning;
+DROP TABLE IF EXISTS bench_dp;
+DROP ROLE IF EXISTS bench_dp_analyst;
+RESET client_min_messages;
+CREATE TABLE bench_dp AS
+  SELECT ((g::bigint * 7919) % 1000)::int AS grp, format('person%s@example.com', g % 100000) AS person,
+         (g * 31) % 1000 AS v
+    FROM generate_series(1, 1000000) g;
+VACUUM ANALYZE bench_dp;
+CREATE ROLE bench_dp_analyst;
+GRANT SELECT ON bench_dp TO bench_dp_analyst;
+GRANT USAGE ON SCHEMA deident TO bench_dp_analyst;
+SELECT deident.set_privacy_budget('bench_dp_analyst', 1e9);
+
+CREATE TEMP TABLE bench_queries (name text, sql text, ord int, role name);
+INSERT INTO bench_queries VALUES
+  ('two-level SQL sum', 'SELECT grp, sum(least(greatest(t, 0), 5000)) FROM (SELECT grp, person, sum(v) AS t FROM bench_dp GROUP BY grp, person) s GROUP BY grp', 1, NULL),
+  ('deident.dp_sum(v, person, 0, 5000)', 'SELECT grp, deident.dp_sum(v, person, 0, 5000) FROM bench_dp GROUP BY grp', 2, NULL),
+  ('deident.dp_sum, charged to a budget', 'SELECT grp, deident.dp_sum(v, person, 0, 5000) FROM bench_dp GROUP BY grp', 3, 'bench_dp_analyst'),
+  ('count(DISTINCT person)', 'SELECT grp, count(DISTINCT person) FROM bench_dp GROUP BY grp', 4, NULL),
+  ('deident.dp_count(person)', 'SELECT grp, deident.dp_count(person) FROM bench_dp GROUP BY grp', 5, NULL);
+
+-- the answers are near the exact ones: every group has 100 persons (all released: the
+-- thresholds are 28 and 54); the noise of dp_sum has scale 5000/0.25 = 20,000 and that of
+-- dp_count 2, so the largest of 1,000 errors is below 12 scales (but once in 160 runs)
+SELECT count(*) AS groups, count(b.s) AS released,
+       max(abs(a.s - b.s)) < 12 * 20000 AS sum_within_noise,
+       max(abs(a.d - b.d)) < 12 * 2 AS count_within_noise
+  FROM (SELECT grp, sum(least(greatest(t, 0), 5000)) AS s, count(*) AS d
+          FROM (SELECT grp, person, sum(v) AS t FROM bench_dp GROUP BY grp, person) x GROUP BY grp) a
+  JOIN (SELECT grp, deident.dp_sum(v, person, 0, 5000) AS s, deident.dp_count(person) AS d
+          FROM bench_dp GROUP BY grp) b USING (grp);
+
+\pset footer off
+\set settings 'default settings (work_mem 4MB, jit on)'
+\ir lib/harness.sql
+\ir lib/dp_report.sql
+
+DROP VIEW bench_medians;
+DROP TABLE bench_runs;
+DROP FUNCTION pg_temp.time_query(text, name);
+SET work_mem = '256MB';
+\set settings 'work_mem = 256MB'
+\ir lib/harness.sql
+\ir lib/dp_report.sql
+RESET work_mem;
+
+SELECT "limit", round(spent::numeric, 1) AS spent FROM deident.privacy_budget WHERE role = 'bench_dp_analyst'::regrole;
+DROP TABLE bench_dp;
+REVOKE USAGE ON SCHEMA deident FROM bench_dp_analyst;
+DROP ROLE bench_dp_analyst;
