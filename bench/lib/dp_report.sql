@@ -10,6 +10,8 @@ SELECT round(((SELECT ms FROM med WHERE query = 'deident.dp_sum(v, person, 0, 50
              / (SELECT ms FROM med WHERE query = 'two-level SQL sum'))::numeric, 3) AS charged_dp_sum_vs_two_level,
        round(((SELECT ms FROM med WHERE query = 'deident.dp_count(person)')
              / (SELECT ms FROM med WHERE query = 'count(DISTINCT person)'))::numeric, 3)
-         AS dp_count_vs_count_distinct;
+         AS dp_count_vs_count_distinct,
+       round(((SELECT ms FROM med WHERE query = 'count(*), the floor')
+             / (SELECT ms FROM med WHERE query = 'two-level SQL sum'))::numeric, 3) AS floor_vs_two_level;
 EXPLAIN (COSTS OFF) SELECT grp, deident.dp_sum(v, person, 0, 5000) FROM bench_dp GROUP BY grp;
 EXPLAIN (COSTS OFF) SELECT grp, sum(least(greatest(t, 0), 5000)) FROM (SELECT grp, person, sum(v) AS t FROM bench_dp GROUP BY grp, person) s GROUP BY grp;

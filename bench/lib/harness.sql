@@ -1,6 +1,7 @@
 -- The benchmarks' timing harness, included (\ir) by each bench/*.sql after it has filled
 -- bench_queries (name, sql, ord): one warm-up pass, then bench.runs passes, each running every
--- query once in ord order (interleaved, so that drift hits all alike), then the medians.
+-- query once (interleaved, so that drift hits all alike; in ord order rotated by the pass
+-- number, so that no query always runs after the same one), then the medians.
 -- A query runs as the role in bench_queries.role, if the file gave that column a value (SET
 -- ROLE before the clock starts, RESET after it stops). EXECUTE runs a query to its end and
 -- discards its rows, as a client that reads them all would see, less the transfer.
@@ -21,7 +22,10 @@ DO $$
 DECLARE r int; q record;
 BEGIN
   FOR r IN 1..current_setting('bench.runs')::int LOOP
-    FOR q IN SELECT * FROM bench_queries ORDER BY ord LOOP
+    -- the order rotates by one query each pass, so that each query follows each other one
+    -- equally often (a query that spills to disk slows the one after it)
+    FOR q IN SELECT * FROM bench_queries
+              ORDER BY (ord + r) % (SELECT count(*) FROM bench_queries), ord LOOP
       INSERT INTO bench_runs VALUES (q.name, r, pg_temp.time_query(q.sql, q.role));
     END LOOP;
   END LOOP;

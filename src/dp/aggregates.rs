@@ -194,7 +194,8 @@ unsafe fn bounds_are_stable(fcinfo: pg_sys::FunctionCallInfo) -> bool {
         if agg.is_null() {
             return false;
         }
-        let args: Vec<*mut pg_sys::TargetEntry> = crate::enforcement::list_ptrs((*agg).args).collect();
+        let args: Vec<*mut pg_sys::TargetEntry> =
+            crate::enforcement::list_ptrs((*agg).args).collect();
         args.len() == 4
             && args[2..].iter().all(|&tle| {
                 let e = (*tle).expr.cast::<pg_sys::Node>();
