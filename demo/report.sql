@@ -93,3 +93,48 @@ SELECT count(*) AS rows_with_that_email FROM people WHERE email = :'known_email'
 SELECT deident.pseudonymize(:'known_email');
 \set ON_ERROR_STOP 1
 RESET ROLE;
+
+\echo
+\echo '== Differential privacy. The k-aggregates answer exactly, so two overlapping questions'
+\echo '   give one person''s value back by subtraction. Suppose demo_analyst knows the victim''s'
+\echo '   pseudonym (it sits next to her org and title in the people report). Her true value:'
+SELECT org AS victim_org, after_hours AS victim_after_hours FROM people WHERE email = :'known_email' \gset
+SELECT :'victim_org' AS "Org", :victim_after_hours AS "Her After Hours (the DBA sees it)";
+SELECT deident.pseudonymize(:'known_email') AS victim \gset
+SELECT deident.set_privacy_budget('demo_analyst', 15);
+SET ROLE demo_analyst;
+\echo 'The difference attack on the k-anonymous report (as demo_analyst): the org with and'
+\echo 'without her, both groups far above k, so both are answered, exactly:'
+SELECT deident.k_sum(after_hours, email) AS "Org total",
+       deident.k_sum(after_hours, email) FILTER (WHERE email <> :'victim') AS "Org total without her",
+       deident.k_sum(after_hours, email)
+         - deident.k_sum(after_hours, email) FILTER (WHERE email <> :'victim') AS "Difference = her value"
+  FROM people WHERE org = :'victim_org';
+\echo 'The same with deident.dp_sum(after_hours, email, 0, 12): each person''s weekly total is'
+\echo 'clamped to 0..12 (no one here works more), and noise of scale 12 / (epsilon / 2) = 48 hours is'
+\echo 'added to each answer (deident.dp_epsilon = 0.5). The difference is noise, nothing about her:'
+\echo 'each of the five tries below costs 2 x 0.5 of the analyst''s budget of 15.'
+SELECT try, s AS "Org total", s_without AS "Org total without her", s - s_without AS "Difference"
+  FROM generate_series(1, 5) try,
+       LATERAL (SELECT deident.dp_sum(after_hours, email, 0, 12) AS s,
+                       deident.dp_sum(after_hours, email, 0, 12) FILTER (WHERE email <> :'victim' AND try > 0) AS s_without
+                  FROM people WHERE org = :'victim_org') q;
+\echo 'The people report as a differentially private aggregate report, beside the k-anonymous one:'
+\echo 'people and average after-hours per org, each group answered only if its noisy count of'
+\echo 'people passes the release threshold (HAVING ... IS NOT NULL keeps unreleased groups out).'
+\echo 'Averages are per person; both answers are noisy.'
+SET deident.dp_epsilon = 0.25;
+SELECT org AS "Org", deident.dp_count(email) AS "People (DP)",
+       round(deident.dp_avg(after_hours, email, 0, 12), 1) AS "Avg After Hours (DP)",
+       deident.k_count_distinct(email) AS "People (k)",
+       round(deident.k_avg(after_hours, email), 1) AS "Avg After Hours (k)"
+  FROM people GROUP BY org HAVING deident.dp_count(email) IS NOT NULL ORDER BY org;
+RESET deident.dp_epsilon;
+\echo 'What that cost, and what is left (charges are never refunded):'
+SELECT role, "limit", spent, remaining FROM deident.privacy_budget;
+\echo 'One more report of 12 groups at epsilon 0.5 needs 6: it is refused at the group that would'
+\echo 'go past the budget (the groups before it are charged):'
+\set ON_ERROR_STOP 0
+SELECT org, deident.dp_count(email) FROM people GROUP BY org;
+\set ON_ERROR_STOP 1
+RESET ROLE;
