@@ -158,8 +158,24 @@ pub unsafe fn new_group(
 /// # Safety
 /// Argument `n` is an `internal` (a pointer to at least 8 readable bytes) or NULL.
 pub unsafe fn group_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<&'a mut Group> {
+    // SAFETY: per the contract; Group starts with its mark, and every pointer carrying MAGIC
+    // was made by `new_group`.
+    unsafe { marked_arg(fcinfo, n, MAGIC) }
+}
+
+/// Argument `n` as a state of type `T` that starts with the mark `magic` (a `#[repr(C)]`
+/// struct whose first field is a u64), None when NULL; another mark is `NotOurState`.
+///
+/// # Safety
+/// Argument `n` is an `internal` (a pointer to at least 8 readable bytes) or NULL, and every
+/// pointer carrying `magic` points at a `T`.
+pub unsafe fn marked_arg<'a, T>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    n: usize,
+    magic: u64,
+) -> Option<&'a mut T> {
     // SAFETY: per the contract; the mark is read through a u64 pointer before the memory is
-    // taken for a Group, and every pointer carrying the mark was made by `new_group`.
+    // taken for a T.
     unsafe {
         if fmgr::arg_is_null(fcinfo, n) {
             return None;
@@ -168,10 +184,10 @@ pub unsafe fn group_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Optio
         if p.is_null() {
             return None;
         }
-        if p.read() != MAGIC {
+        if p.read() != magic {
             DeidentError::NotOurState.report();
         }
-        p.cast::<Group>().as_mut()
+        p.cast::<T>().as_mut()
     }
 }
 

@@ -43,21 +43,9 @@ thread_local! {
 /// # Safety
 /// Argument `n` is an `internal` or NULL.
 unsafe fn dp_group_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<&'a mut DpGroup> {
-    // SAFETY: as memory.rs `group_arg`: the mark is read before the memory is taken for a
-    // DpGroup, and every pointer carrying it was made by `new_dp_group`.
-    unsafe {
-        if fmgr::arg_is_null(fcinfo, n) {
-            return None;
-        }
-        let p = fmgr::arg(fcinfo, n).cast_mut_ptr::<u64>();
-        if p.is_null() {
-            return None;
-        }
-        if p.read() != MAGIC {
-            DeidentError::NotOurState.report();
-        }
-        p.cast::<DpGroup>().as_mut()
-    }
+    // SAFETY: per the contract; DpGroup starts with its mark, and every pointer carrying it
+    // was made by `new_dp_group`.
+    unsafe { memory::marked_arg(fcinfo, n, MAGIC) }
 }
 
 /// # Safety

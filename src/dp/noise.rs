@@ -234,11 +234,11 @@ pub fn grid_units(v: f64, g: f64) -> i64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub mod tests {
     use super::*;
 
-    /// SplitMix64: a seeded generator for these tests only.
-    struct Seeded(u64);
+    /// SplitMix64: a seeded generator for the dp modules' tests only.
+    pub struct Seeded(pub u64);
 
     impl RandomSource for Seeded {
         fn next_u64(&mut self) -> Result<u64, RandomError> {

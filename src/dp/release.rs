@@ -83,18 +83,8 @@ impl Memo {
 
 #[cfg(test)]
 mod tests {
+    use super::super::noise::tests::Seeded;
     use super::*;
-
-    struct Seeded(u64);
-    impl RandomSource for Seeded {
-        fn next_u64(&mut self) -> Result<u64, RandomError> {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            Ok(z ^ (z >> 31))
-        }
-    }
 
     const P: Params = Params { epsilon: 0.5, delta: 1e-6, k: 5 };
 
