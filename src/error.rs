@@ -471,8 +471,9 @@ impl DeidentError {
                     BoundsError::NotFinite => ("the bounds of a dp aggregate must be finite", "Give lower and upper as finite numbers."),
                     BoundsError::Reversed => ("the lower bound of a dp aggregate must not exceed its upper bound", "Give the bounds as lower, upper."),
                     BoundsError::TooLarge => ("the bounds of a dp aggregate must lie between -2^52 and 2^52", "Each person's total is clamped to the bounds; bounds that wide would need noise beyond any use."),
+                    BoundsError::TooSmall => ("the bounds of a dp aggregate must be 0 or at least 2^-1000 in magnitude", "Scale the values up."),
                     BoundsError::Null => ("the bounds of a dp aggregate must not be NULL", "Give lower and upper as constants."),
-                    BoundsError::NotConstant => ("the bounds of a dp aggregate must be constants", "Bounds that could change from row to row would not bound what one person contributes; give constants or query parameters."),
+                    BoundsError::NotConstant => ("the bounds of a dp aggregate must be constants", "Write the bounds as literals (in PL/pgSQL, with EXECUTE format()): they are checked when the query is planned, so that a bad bound fails whatever the data, and parameters have no value then."),
                 };
                 (ERRCODE_INVALID_PARAMETER_VALUE, message.to_string(), None, Some(hint.to_string()))
             }
@@ -662,6 +663,7 @@ mod tests {
             DeidentError::DpBounds(BoundsError::NotFinite),
             DeidentError::DpBounds(BoundsError::Reversed),
             DeidentError::DpBounds(BoundsError::TooLarge),
+            DeidentError::DpBounds(BoundsError::TooSmall),
             DeidentError::DpBounds(BoundsError::Null),
             DeidentError::DpBounds(BoundsError::NotConstant),
             DeidentError::DpNoiseScale,
@@ -799,6 +801,7 @@ mod tests {
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                 ERRCODE_FEATURE_NOT_SUPPORTED,
+                ERRCODE_INVALID_PARAMETER_VALUE,
                 ERRCODE_INVALID_PARAMETER_VALUE,
                 ERRCODE_INVALID_PARAMETER_VALUE,
                 ERRCODE_INVALID_PARAMETER_VALUE,

@@ -297,7 +297,7 @@ unsafe extern "C-unwind" fn planner(
         }
         // the bounds of dp aggregates: checked whatever the data (dp/plan.rs)
         if crate::dp::plan::worth_checking(parse) {
-            crate::dp::plan::check_query(parse, bound_params);
+            crate::dp::plan::check_query(parse);
         }
         let stmt = match PREV_PLANNER {
             Some(prev) => prev(parse, query_string, cursor_options, bound_params),

@@ -6,14 +6,14 @@
 //! charge the budget first (budget.rs), then decide release (release.rs), then noise
 //! (noise.rs), with randomness from the operating system.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 
 use pgrx::pg_guard;
 use pgrx::pg_sys;
 
 use super::budget;
 use super::noise::{self, OsRandom};
-use super::release::{self, Memo, Params, ReleaseError};
+use super::release::{self, Params, ReleaseError};
 use super::state::{self, Bounds, BoundsError, DpState};
 use crate::aggregates::memory::{self, agg_context, palloc_value, PersonType, PgEnv, ValueType};
 use crate::aggregates::numeric;
@@ -36,8 +36,6 @@ pub struct DpGroup {
 thread_local! {
     /// The OS CSPRNG, buffered (noise.rs); one per process, used by the final functions only.
     static RNG: RefCell<OsRandom> = RefCell::new(OsRandom::new());
-    /// The last release decision (release.rs, `Memo`).
-    static MEMO: Cell<Option<Memo>> = const { Cell::new(None) };
 }
 
 /// # Safety
@@ -141,8 +139,10 @@ pub unsafe extern "C-unwind" fn deident_dp_trans(
 pg_function_info_v1!(pg_finfo_deident_dp_trans);
 
 /// The group's state, made on its first row: the types from the call's expression, the
-/// bounds from its arguments, which must be the same on every row (constants or parameters;
-/// plan.rs has already checked constants when the query was planned).
+/// bounds from its arguments. They are the same on every row: plan.rs refused, when the query
+/// was planned, any bound that is not a constant, and checked its value, so that no ERROR here
+/// depends on the data (the checks below repeat it for a plan made without that hook, which
+/// the preload rules out).
 ///
 /// # Safety
 /// `fcinfo` is a transition call of dp_sum or dp_avg.
@@ -154,9 +154,6 @@ unsafe fn first_row<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a mut DpGroup {
         let flinfo = (*fcinfo).flinfo;
         let value = value_type(pg_sys::get_fn_expr_argtype(flinfo, 1));
         let person = person_type(pg_sys::get_fn_expr_argtype(flinfo, 2));
-        if !bounds_are_stable(fcinfo) {
-            DeidentError::DpBounds(BoundsError::NotConstant).report();
-        }
         if fmgr::arg_is_null(fcinfo, 3) || fmgr::arg_is_null(fcinfo, 4) {
             DeidentError::DpBounds(BoundsError::Null).report();
         }
@@ -165,36 +162,6 @@ unsafe fn first_row<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a mut DpGroup {
             .unwrap_or_else(|e| DeidentError::DpBounds(e).report());
         let state = DpState::new(bounds, PgEnv(cx));
         &mut *new_dp_group(cx, value, person, state).cast_mut_ptr::<DpGroup>()
-    }
-}
-
-/// Are the bounds the same on every row: constants or query parameters in the aggregate's
-/// call? The transition function's own expression cannot say (nodeAgg.c gives it PARAM_EXEC
-/// placeholders for every argument), so the aggregate call itself is read.
-///
-/// # Safety
-/// `fcinfo` is a transition call of dp_sum or dp_avg.
-unsafe fn bounds_are_stable(fcinfo: pg_sys::FunctionCallInfo) -> bool {
-    // SAFETY: AggGetAggref returns the call's Aggref (or NULL outside an aggregate); its args
-    // are a List of TargetEntry.
-    unsafe {
-        let agg = pg_sys::AggGetAggref(fcinfo);
-        if agg.is_null() {
-            return false;
-        }
-        let args: Vec<*mut pg_sys::TargetEntry> =
-            crate::enforcement::list_ptrs((*agg).args).collect();
-        args.len() == 4
-            && args[2..].iter().all(|&tle| {
-                let e = (*tle).expr.cast::<pg_sys::Node>();
-                match (*e).type_ {
-                    pg_sys::NodeTag::T_Const => true,
-                    pg_sys::NodeTag::T_Param => {
-                        (*e.cast::<pg_sys::Param>()).paramkind == pg_sys::ParamKind::PARAM_EXTERN
-                    }
-                    _ => false,
-                }
-            })
     }
 }
 
@@ -287,17 +254,13 @@ fn noisy(exact: i128, sensitivity: f64, epsilon: f64) -> i128 {
     }
 }
 
-/// Is the group released? The memo's answer if the previous aggregate of this row decided for
-/// the same persons under the same settings; else a decision of its own, with a noisy count
-/// of `count_epsilon`, which is returned with it.
-fn released(persons: u64, fingerprint: u64, count_epsilon: f64, p: Params) -> (bool, Option<i128>) {
-    if let Some(m) = MEMO.get().filter(|m| m.matches(persons, fingerprint, p)) {
-        return (m.released, None);
-    }
-    let (count, released) = with_rng(|rng| release::decide(rng, persons, count_epsilon, p))
-        .unwrap_or_else(|e| noise_error(e));
-    MEMO.set(Some(Memo { persons, fingerprint, params: p, released }));
-    (released, Some(count))
+/// The group's noisy distinct-person count at `count_epsilon`, and whether it is released.
+/// Each aggregate decides for itself: a decision shared between the aggregates of a row,
+/// keyed by their persons, would tell whether two aggregates saw the same persons (a
+/// disagreement proves they did not), which is one person's presence with certainty.
+fn decide(persons: u64, count_epsilon: f64, p: Params) -> (i128, bool) {
+    with_rng(|rng| release::decide(rng, persons, count_epsilon, p))
+        .unwrap_or_else(|e| noise_error(e))
 }
 
 /// The first steps of every final function: the settings are read, ε is charged (or the
@@ -327,15 +290,12 @@ pub unsafe extern "C-unwind" fn deident_dp_count_final(
         // SAFETY: as above.
         return unsafe { fmgr::return_null(fcinfo) };
     };
-    let hashes = g.state.distinct_hashes().unwrap_or_else(|e| state_error(e));
-    let n = hashes.len() as u64;
-    let fp = state::fingerprint(hashes.iter().copied());
-    let (released, count) = released(n, fp, p.epsilon, p);
+    let n = g.state.distinct_persons().unwrap_or_else(|e| state_error(e)) as u64;
+    let (count, released) = decide(n, p.epsilon, p);
     if !released {
         // SAFETY: as above.
         return unsafe { fmgr::return_null(fcinfo) };
     }
-    let count = count.unwrap_or_else(|| noisy(i128::from(n), 1.0, p.epsilon));
     // a negative count is no answer; the clamp is post-processing
     pg_sys::Datum::from(i64::try_from(count.max(0)).unwrap_or(i64::MAX))
 }
@@ -369,13 +329,10 @@ unsafe fn sum_final(fcinfo: pg_sys::FunctionCallInfo) -> Option<(Sum, i128, Boun
     let bounds = g.state.bounds;
     let persons = g.state.persons().unwrap_or_else(|e| state_error(e));
     let persons = persons.as_chunks::<2>().0;
-    let n = persons.len() as u64;
-    let fp = state::fingerprint(persons.iter().map(|p| p[0]));
-    let (released, count) = released(n, fp, p.epsilon / 2.0, p);
+    let (count, released) = decide(persons.len() as u64, p.epsilon / 2.0, p);
     if !released {
         return None;
     }
-    let count = count.unwrap_or_else(|| noisy(i128::from(n), 1.0, p.epsilon / 2.0));
     let eps_sum = p.epsilon / 2.0;
     let sum = match bounds {
         Bounds::Int { lower, upper } => {

@@ -5,10 +5,11 @@
 //! rows (`dp_sum(v, p, 10, 0) ... WHERE email = 'victim@...'` would fail exactly when the
 //! victim is there). So the planner hook walks the query, every subquery and sublink
 //! included, finds the calls of aggregates whose transition function is ours, and checks
-//! their bounds after constant folding. A bound must be a constant or a query parameter; a
-//! parameter whose value the planner is given (a custom plan) is checked too. A parameter of a
-//! generic plan is checked on the group's first row (aggregates.rs, `first_row`): the one
-//! case where a bad bound fails only when there are rows (docs/differential-privacy.md).
+//! their bounds after constant folding. A bound must fold to a constant: a parameter (of a
+//! prepared statement, a PL/pgSQL variable, a SQL function's argument) has no value to check
+//! when a generic plan is made, and checking it on a group's first row would make the ERROR
+//! depend on the data. The transition function checks again (aggregates.rs, `first_row`); with
+//! this check passed, that one cannot fail.
 
 use pgrx::pg_guard;
 use pgrx::pg_sys;
@@ -40,20 +41,16 @@ const C_LANGUAGE_ID: pg_sys::Oid = pg_sys::Oid::from_u32(13);
 const ANUM_PG_AGGREGATE_AGGTRANSFN: i16 = 4;
 
 struct Ctx {
-    params: pg_sys::ParamListInfo,
     problem: Option<BoundsError>,
 }
 
 /// Checks every dp aggregate call's bounds in `query`; raises the ERROR of the first bad one.
 ///
 /// # Safety
-/// `query` is the planner's input, `params` its bound parameters (or NULL).
+/// `query` is the planner's input.
 #[pg_guard]
-pub unsafe extern "C-unwind" fn check_query(
-    query: *mut pg_sys::Query,
-    params: pg_sys::ParamListInfo,
-) {
-    let mut ctx = Ctx { params, problem: None };
+pub unsafe extern "C-unwind" fn check_query(query: *mut pg_sys::Query) {
+    let mut ctx = Ctx { problem: None };
     // SAFETY: per the contract; the walker is a guarded C callback.
     unsafe {
         walker(query.cast(), (&raw mut ctx).cast());
@@ -77,7 +74,7 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, ctx: *mut std::ffi::
             }
             pg_sys::NodeTag::T_Aggref => {
                 let agg = node.cast::<pg_sys::Aggref>();
-                if let Err(problem) = check_aggref(agg, c.params) {
+                if let Err(problem) = check_aggref(agg) {
                     c.problem = Some(problem);
                     return true;
                 }
@@ -90,71 +87,51 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, ctx: *mut std::ffi::
 
 /// # Safety
 /// `agg` is a valid Aggref.
-unsafe fn check_aggref(
-    agg: *mut pg_sys::Aggref,
-    params: pg_sys::ParamListInfo,
-) -> Result<(), BoundsError> {
+unsafe fn check_aggref(agg: *mut pg_sys::Aggref) -> Result<(), BoundsError> {
     // SAFETY: per the contract; args is a List of TargetEntry.
     unsafe {
-        let args: Vec<*mut pg_sys::TargetEntry> = list_ptrs((*agg).args).collect();
+        let args = aggregate_args(agg);
         if args.len() != 4 || !is_bounded_dp((*agg).aggfnoid) {
             return Ok(());
         }
         let (lower, upper) = ((*args[2]).expr, (*args[3]).expr);
         let typ = pg_sys::exprType(lower.cast());
-        match (bound_value(lower, params)?, bound_value(upper, params)?) {
-            (Some(l), Some(u)) => bounds_of(typ, l, u).map(|_| ()),
-            _ => Ok(()),
+        bounds_of(typ, bound_value(lower)?, bound_value(upper)?).map(|_| ())
+    }
+}
+
+/// The bound's value after constant folding, which must leave a constant. Parameters are
+/// refused, even those whose value the planner is given: a prepared statement would fail
+/// only when its plan turned generic, and a parameter checked on the group's first row would
+/// fail only when the group has rows.
+///
+/// # Safety
+/// `expr` is a valid expression.
+unsafe fn bound_value(expr: *mut pg_sys::Expr) -> Result<pg_sys::Datum, BoundsError> {
+    // SAFETY: per the contract; eval_const_expressions returns a new tree.
+    unsafe {
+        let folded = pg_sys::eval_const_expressions(std::ptr::null_mut(), expr.cast());
+        if (*folded).type_ != pg_sys::NodeTag::T_Const {
+            return Err(BoundsError::NotConstant);
+        }
+        let c = folded.cast::<pg_sys::Const>();
+        if (*c).constisnull {
+            Err(BoundsError::Null)
+        } else {
+            Ok((*c).constvalue)
         }
     }
 }
 
-/// The bound's value after constant folding; None for a parameter whose value is not known
-/// yet (checked on the first row).
+/// The aggregate call's arguments, without the sort keys that `ORDER BY` inside the call adds
+/// to them (resjunk entries: parse_agg.c, `transformAggregateCall`).
 ///
 /// # Safety
-/// `expr` is a valid expression; `params` NULL or the planner's bound parameters.
-unsafe fn bound_value(
-    expr: *mut pg_sys::Expr,
-    params: pg_sys::ParamListInfo,
-) -> Result<Option<pg_sys::Datum>, BoundsError> {
-    // SAFETY: per the contract; eval_const_expressions returns a new tree.
+/// `agg` is a valid Aggref.
+pub unsafe fn aggregate_args(agg: *mut pg_sys::Aggref) -> Vec<*mut pg_sys::TargetEntry> {
+    // SAFETY: per the contract; args is a List of TargetEntry.
     unsafe {
-        let folded = pg_sys::eval_const_expressions(std::ptr::null_mut(), expr.cast());
-        match (*folded).type_ {
-            pg_sys::NodeTag::T_Const => {
-                let c = folded.cast::<pg_sys::Const>();
-                if (*c).constisnull {
-                    Err(BoundsError::Null)
-                } else {
-                    Ok(Some((*c).constvalue))
-                }
-            }
-            pg_sys::NodeTag::T_Param => {
-                let p = folded.cast::<pg_sys::Param>();
-                if (*p).paramkind != pg_sys::ParamKind::PARAM_EXTERN {
-                    return Err(BoundsError::NotConstant);
-                }
-                if params.is_null() || (*params).paramFetch.is_some() {
-                    return Ok(None);
-                }
-                let id = (*p).paramid;
-                if id < 1 || id > (*params).numParams {
-                    return Ok(None);
-                }
-                let prm = &(*params).params.as_slice((*params).numParams as usize)[id as usize - 1];
-                if u32::from(prm.pflags) & pg_sys::PARAM_FLAG_CONST == 0
-                    || prm.ptype != (*p).paramtype
-                {
-                    return Ok(None);
-                }
-                if prm.isnull {
-                    return Err(BoundsError::Null);
-                }
-                Ok(Some(prm.value))
-            }
-            _ => Err(BoundsError::NotConstant),
-        }
+        list_ptrs::<pg_sys::TargetEntry>((*agg).args).filter(|&tle| !(*tle).resjunk).collect()
     }
 }
 

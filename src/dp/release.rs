@@ -61,26 +61,6 @@ pub fn decide(
     Ok((noisy, noisy >= tau))
 }
 
-/// The last release decision made in this process, so that the aggregates of one output row
-/// agree (nodeAgg.c finalizes a group's aggregates one after another): dp_count, dp_sum and
-/// dp_avg over the same persons, with the same settings, are all answered or all NULL. Reusing
-/// a decision is post-processing of a differentially private output, and each aggregate is
-/// still charged in full. The key is the persons' set (count and an order-independent
-/// fingerprint, state.rs) and the parameters; a different set decides afresh.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Memo {
-    pub persons: u64,
-    pub fingerprint: u64,
-    pub params: Params,
-    pub released: bool,
-}
-
-impl Memo {
-    pub fn matches(&self, persons: u64, fingerprint: u64, params: Params) -> bool {
-        self.persons == persons && self.fingerprint == fingerprint && self.params == params
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::noise::tests::Seeded;

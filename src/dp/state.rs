@@ -78,11 +78,16 @@ pub enum BoundsError {
     Reversed,
     /// An integer bound beyond ±2^52 (the noise's scale must stay within noise.rs MAX_SCALE).
     TooLarge,
+    /// Real bounds whose larger magnitude is not 0 but below 2^-1000.
+    TooSmall,
     /// A NULL bound.
     Null,
     /// A bound that is not a constant of the query (it could differ from row to row).
     NotConstant,
 }
+
+/// The smallest non-zero sensitivity of real bounds: 2^-1000.
+pub const MIN_REAL_BOUND: f64 = 9.332636185032189e-302;
 
 /// The largest integer bound: ±2^52.
 pub const MAX_INT_BOUND: i64 = 1 << 52;
@@ -91,6 +96,11 @@ pub const MAX_INT_BOUND: i64 = 1 << 52;
 pub fn float_bounds(lower: f64, upper: f64) -> Result<Bounds, BoundsError> {
     if !lower.is_finite() || !upper.is_finite() {
         return Err(BoundsError::NotFinite);
+    }
+    // The grid step 2^(⌊log2 Δ⌋ − 20) must be a normal double (noise.rs, `grid_step`).
+    let delta = lower.abs().max(upper.abs());
+    if delta != 0.0 && delta < MIN_REAL_BOUND {
+        return Err(BoundsError::TooSmall);
     }
     if lower > upper {
         return Err(BoundsError::Reversed);
@@ -426,17 +436,6 @@ pub fn numeric_f64(n: &crate::aggregates::numeric::NumericRef<'_>) -> f64 {
     }
 }
 
-/// An order-independent digest of a set of person hashes, to recognize the same group's
-/// persons in the next aggregate of the same row (release.rs).
-pub fn fingerprint(hashes: impl Iterator<Item = u64>) -> u64 {
-    hashes.fold(0u64, |acc, h| {
-        let mut z = h.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        acc.wrapping_add(z ^ (z >> 31))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -583,6 +582,10 @@ mod tests {
         assert_eq!(units as f64 * g, 4.25);
         assert_eq!(float_bounds(1.0, 0.0), Err(BoundsError::Reversed));
         assert_eq!(float_bounds(f64::NEG_INFINITY, 0.0), Err(BoundsError::NotFinite));
+        assert_eq!(float_bounds(0.0, 5e-324), Err(BoundsError::TooSmall));
+        assert_eq!(MIN_REAL_BOUND, 2f64.powi(-1000));
+        assert!(float_bounds(0.0, MIN_REAL_BOUND).is_ok() && float_bounds(0.0, 0.0).is_ok());
+        assert!(crate::dp::noise::grid_step(MIN_REAL_BOUND).is_some_and(|g| g.is_normal()));
         assert_eq!(int_bounds(3, 2), Err(BoundsError::Reversed));
         assert_eq!(int_bounds(-MAX_INT_BOUND, 0).unwrap().sensitivity(), 2f64.powi(52));
         assert_eq!(int_bounds(i64::MIN, 0), Err(BoundsError::TooLarge));
@@ -609,12 +612,5 @@ mod tests {
         }
         let huge = pg_numeric(&format!("1{}", "0".repeat(400)));
         assert_eq!(numeric_f64(&numeric::read(&huge).unwrap()), f64::INFINITY);
-    }
-
-    #[test]
-    fn fingerprints_ignore_order() {
-        let a = fingerprint([1u64, 2, 3].into_iter());
-        assert_eq!(a, fingerprint([3u64, 1, 2].into_iter()));
-        assert_ne!(a, fingerprint([1u64, 2, 4].into_iter()));
     }
 }
