@@ -3,7 +3,8 @@
 //! A group is answered only if a noisy count of its distinct persons reaches τ, the release
 //! threshold of noise.rs (`release_threshold`: the smallest τ with which a group of one person
 //! passes with probability at most δ), and never below `deident.min_group_size`. Otherwise
-//! every dp aggregate of the group is NULL.
+//! the aggregate is NULL. Each aggregate decides from its own noisy count (aggregates.rs,
+//! `decide`, says why decisions are not shared).
 //!
 //! ε of one aggregate in one group is spent so:
 //! - dp_count: all of ε on its noisy count (scale 1/ε), which is both the answer and the
