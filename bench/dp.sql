@@ -19,6 +19,7 @@ CREATE TABLE bench_dp AS
   SELECT ((g::bigint * 7919) % 1000)::int AS grp, format('person%s@example.com', g % 100000) AS person,
          (g * 31) % 1000 AS v
     FROM generate_series(1, 1000000) g;
+SECURITY LABEL FOR deident ON COLUMN bench_dp.person IS 'identifier';
 VACUUM ANALYZE bench_dp;
 CREATE ROLE bench_dp_analyst;
 GRANT SELECT ON bench_dp TO bench_dp_analyst;

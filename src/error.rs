@@ -52,6 +52,8 @@ pub enum DeidentError {
     UnconvertibleText,
     /// The clamping bounds of dp_sum or dp_avg cannot be used.
     DpBounds(BoundsError),
+    /// The person or value of a dp aggregate call is not the person's own.
+    DpPerson(crate::dp::plan::PersonProblem),
     /// A noise scale out of the sampler's range (the settings' ranges exclude it).
     DpNoiseScale,
     /// The operating system gave no random bytes.
@@ -477,6 +479,18 @@ impl DeidentError {
                 };
                 (ERRCODE_INVALID_PARAMETER_VALUE, message.to_string(), None, Some(hint.to_string()))
             }
+            DeidentError::DpPerson(crate::dp::plan::PersonProblem::NotIdentifier) => (
+                ERRCODE_INVALID_COLUMN_REFERENCE,
+                "the person of a dp aggregate must be a column labelled identifier".to_string(),
+                Some("The person is the unit of privacy: any other expression could make one row many persons.".to_string()),
+                Some("Pass the column itself (or a cast of it), after SECURITY LABEL FOR deident ON COLUMN t.c IS 'identifier'.".to_string()),
+            ),
+            DeidentError::DpPerson(crate::dp::plan::PersonProblem::ValueElsewhere) => (
+                ERRCODE_INVALID_COLUMN_REFERENCE,
+                "the value of a dp aggregate must come from the person's own rows".to_string(),
+                Some("A value read from another table or a subquery could give one person's data to every person.".to_string()),
+                Some("Take the value from the same table as the person, without subqueries.".to_string()),
+            ),
             DeidentError::DpNoiseScale => (
                 ERRCODE_INVALID_PARAMETER_VALUE,
                 "the noise scale of a dp aggregate is out of range".to_string(),
@@ -666,6 +680,8 @@ mod tests {
             DeidentError::DpBounds(BoundsError::TooSmall),
             DeidentError::DpBounds(BoundsError::Null),
             DeidentError::DpBounds(BoundsError::NotConstant),
+            DeidentError::DpPerson(crate::dp::plan::PersonProblem::NotIdentifier),
+            DeidentError::DpPerson(crate::dp::plan::PersonProblem::ValueElsewhere),
             DeidentError::DpNoiseScale,
             DeidentError::DpRandom,
             DeidentError::NoPrivacyBudget { role: "analyst".into() },
@@ -807,6 +823,8 @@ mod tests {
                 ERRCODE_INVALID_PARAMETER_VALUE,
                 ERRCODE_INVALID_PARAMETER_VALUE,
                 ERRCODE_INVALID_PARAMETER_VALUE,
+                ERRCODE_INVALID_COLUMN_REFERENCE,
+                ERRCODE_INVALID_COLUMN_REFERENCE,
                 ERRCODE_INVALID_PARAMETER_VALUE,
                 ERRCODE_SYSTEM_ERROR,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,

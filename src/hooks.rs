@@ -292,12 +292,13 @@ unsafe extern "C-unwind" fn planner(
     // SAFETY: as in executor_start. A plan that reads a relation depends on the role: the
     // plan cache makes a new one when another role runs it (plancache.c CheckCachedPlan).
     unsafe {
-        if !enforcement::surely_unrestricted() {
-            before_planning(parse);
-        }
-        // the bounds of dp aggregates: checked whatever the data (dp/plan.rs)
+        // dp aggregate calls (their bounds, person and value: dp/plan.rs), on the query as
+        // written, before restricted roles' rewrite turns tables into subqueries
         if crate::dp::plan::worth_checking(parse) {
             crate::dp::plan::check_query(parse);
+        }
+        if !enforcement::surely_unrestricted() {
+            before_planning(parse);
         }
         let stmt = match PREV_PLANNER {
             Some(prev) => prev(parse, query_string, cursor_options, bound_params),

@@ -21,6 +21,7 @@ spent() { sql -c "SELECT spent FROM deident.privacy_budget WHERE role = 'regress
 sql <<'SQL'
 CREATE ROLE regress_ledger LOGIN;
 CREATE TABLE regress_ledger_t AS SELECT 'p' || i AS person FROM generate_series(1, 100) i;
+SECURITY LABEL FOR deident ON COLUMN regress_ledger_t.person IS 'identifier';
 GRANT SELECT ON regress_ledger_t TO regress_ledger;
 GRANT USAGE ON SCHEMA deident TO regress_ledger;
 SELECT deident.set_privacy_budget('regress_ledger', 10);

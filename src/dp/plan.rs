@@ -36,12 +36,31 @@ pub unsafe fn worth_checking(query: *mut pg_sys::Query) -> bool {
     }
 }
 
-/// pg_language's "c" (pg_language.dat) and pg_aggregate's aggtransfn column.
+/// pg_language's "c" (pg_language.dat) and pg_aggregate's aggtransfn and aggfinalfn columns.
 const C_LANGUAGE_ID: pg_sys::Oid = pg_sys::Oid::from_u32(13);
 const ANUM_PG_AGGREGATE_AGGTRANSFN: i16 = 4;
+const ANUM_PG_AGGREGATE_AGGFINALFN: i16 = 5;
+
+/// What is wrong with a dp aggregate call.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CallProblem {
+    Bounds(BoundsError),
+    Person(PersonProblem),
+}
+
+/// Why a call's person or value is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PersonProblem {
+    /// The person is not (a function of) columns labelled identifier of one table in FROM.
+    NotIdentifier,
+    /// The value reads something other than the person's own row.
+    ValueElsewhere,
+}
 
 struct Ctx {
-    problem: Option<BoundsError>,
+    /// The queries being walked, innermost last (an Aggref's Vars belong to one of them).
+    queries: Vec<*mut pg_sys::Query>,
+    problem: Option<CallProblem>,
 }
 
 /// Checks every dp aggregate call's bounds in `query`; raises the ERROR of the first bad one.
@@ -50,13 +69,15 @@ struct Ctx {
 /// `query` is the planner's input.
 #[pg_guard]
 pub unsafe extern "C-unwind" fn check_query(query: *mut pg_sys::Query) {
-    let mut ctx = Ctx { problem: None };
+    let mut ctx = Ctx { queries: Vec::new(), problem: None };
     // SAFETY: per the contract; the walker is a guarded C callback.
     unsafe {
         walker(query.cast(), (&raw mut ctx).cast());
     }
-    if let Some(problem) = ctx.problem {
-        DeidentError::DpBounds(problem).report();
+    match ctx.problem {
+        Some(CallProblem::Bounds(problem)) => DeidentError::DpBounds(problem).report(),
+        Some(CallProblem::Person(problem)) => DeidentError::DpPerson(problem).report(),
+        None => {}
     }
 }
 
@@ -66,16 +87,21 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, ctx: *mut std::ffi::
         return false;
     }
     // SAFETY: node is a valid Node; ctx is the Ctx that `check_query` passed.
+    // The Ctx is reached through the raw pointer each time (no reference to it is held across
+    // the recursive walk, which reaches it too).
     unsafe {
-        let c = &mut *ctx.cast::<Ctx>();
+        let c = ctx.cast::<Ctx>();
         match (*node).type_ {
             pg_sys::NodeTag::T_Query => {
-                return pg_sys::query_tree_walker(node.cast(), Some(walker), ctx, 0);
+                (*c).queries.push(node.cast());
+                let stop = pg_sys::query_tree_walker(node.cast(), Some(walker), ctx, 0);
+                (*c).queries.pop();
+                return stop;
             }
             pg_sys::NodeTag::T_Aggref => {
                 let agg = node.cast::<pg_sys::Aggref>();
-                if let Err(problem) = check_aggref(agg) {
-                    c.problem = Some(problem);
+                if let Err(problem) = check_aggref(agg, &(*c).queries) {
+                    (*c).problem = Some(problem);
                     return true;
                 }
             }
@@ -85,19 +111,143 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, ctx: *mut std::ffi::
     }
 }
 
+/// Checks one aggregate call, if it is a dp aggregate: its bounds (dp_sum, dp_avg), and where
+/// its person and value come from.
+///
 /// # Safety
-/// `agg` is a valid Aggref.
-unsafe fn check_aggref(agg: *mut pg_sys::Aggref) -> Result<(), BoundsError> {
-    // SAFETY: per the contract; args is a List of TargetEntry.
+/// `agg` is a valid Aggref of the innermost of `queries` or of one enclosing it.
+unsafe fn check_aggref(
+    agg: *mut pg_sys::Aggref,
+    queries: &[*mut pg_sys::Query],
+) -> Result<(), CallProblem> {
+    // SAFETY: per the contract.
     unsafe {
         let args = aggregate_args(agg);
-        if args.len() != 4 || !is_bounded_dp((*agg).aggfnoid) {
-            return Ok(());
+        let person_arg = match dp_kind((*agg).aggfnoid) {
+            None => return Ok(()),
+            Some(DpKind::Count) if args.len() == 1 => 0,
+            Some(DpKind::Bounded) if args.len() == 4 => 1,
+            // another aggregate with our support functions: only a superuser can make one
+            Some(_) => return Ok(()),
+        };
+        let level = (*agg).agglevelsup as usize;
+        let query = queries.len().checked_sub(1 + level).map(|i| queries[i]);
+        let person = (*args[person_arg]).expr.cast::<pg_sys::Node>();
+        let rel = person_relation(person, level, query)
+            .ok_or(CallProblem::Person(PersonProblem::NotIdentifier))?;
+        if person_arg == 1 {
+            let value = (*args[0]).expr.cast::<pg_sys::Node>();
+            if !reads_only(value, level, rel) {
+                return Err(CallProblem::Person(PersonProblem::ValueElsewhere));
+            }
+            let (lower, upper) = ((*args[2]).expr, (*args[3]).expr);
+            let typ = pg_sys::exprType(lower.cast());
+            let bounds = (|| bounds_of(typ, bound_value(lower)?, bound_value(upper)?))();
+            bounds.map_err(CallProblem::Bounds)?;
         }
-        let (lower, upper) = ((*args[2]).expr, (*args[3]).expr);
-        let typ = pg_sys::exprType(lower.cast());
-        bounds_of(typ, bound_value(lower)?, bound_value(upper)?).map(|_| ())
+        Ok(())
     }
+}
+
+/// The privacy unit must be the person, and each contribution that person's own: the person
+/// argument must be columns labelled `identifier` of one table in FROM (or a deterministic
+/// function of them: a cast, lower()), and the value may read that table's row alone.
+/// Otherwise a query could make one row many persons (`dp_avg(salary, g.i, ...) FROM people,
+/// generate_series(1, 100000) g(i) WHERE email = 'victim'`: each copy of her salary a
+/// "person" of its own) or give one person's value to every person (a self-join, a scalar
+/// subquery). Rows repeated by a join stay their person's: their totals add up and are
+/// clamped once. The check runs before restricted roles' rewrite, on the query as written.
+///
+/// The range-table index of the person's table, or None.
+///
+/// # Safety
+/// `person` is a valid expression whose Vars at `level` belong to `query`.
+unsafe fn person_relation(
+    person: *mut pg_sys::Node,
+    level: usize,
+    query: Option<*mut pg_sys::Query>,
+) -> Option<i32> {
+    // SAFETY: per the contract; rtable is a List of RangeTblEntry.
+    unsafe {
+        let query = query?;
+        if pg_sys::contain_volatile_functions(person) {
+            return None;
+        }
+        let mut vars = Vec::new();
+        if !collect_vars(person, &mut vars) || vars.is_empty() {
+            return None;
+        }
+        let first = *vars.first()?;
+        let varno = (*first).varno;
+        let rtes: Vec<*mut pg_sys::RangeTblEntry> = list_ptrs((*query).rtable).collect();
+        let rte = *rtes.get(usize::try_from(varno).ok()?.checked_sub(1)?)?;
+        if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION {
+            return None;
+        }
+        let labels = crate::enforcement::catalog::column_labels((*rte).relid, false);
+        let identifiers: Vec<i16> = crate::enforcement::catalog::identifiers(&labels).collect();
+        let all_identifiers = vars.iter().all(|&v| {
+            (*v).varlevelsup as usize == level
+                && (*v).varno == varno
+                && identifiers.contains(&(*v).varattno)
+        });
+        all_identifiers.then_some(varno)
+    }
+}
+
+/// Does `value` read nothing but columns of range-table entry `rel` at `level` (and
+/// constants, parameters, functions)?
+///
+/// # Safety
+/// `value` is a valid expression.
+unsafe fn reads_only(value: *mut pg_sys::Node, level: usize, rel: i32) -> bool {
+    let mut vars = Vec::new();
+    // SAFETY: per the contract.
+    unsafe {
+        collect_vars(value, &mut vars)
+            && vars.iter().all(|&v| (*v).varlevelsup as usize == level && (*v).varno == rel)
+    }
+}
+
+/// Collects the Vars of an expression; false if it holds a subquery (a SubLink), whose rows
+/// could be anyone's.
+///
+/// # Safety
+/// `node` is a valid expression.
+unsafe fn collect_vars(node: *mut pg_sys::Node, out: &mut Vec<*mut pg_sys::Var>) -> bool {
+    struct Walk {
+        vars: Vec<*mut pg_sys::Var>,
+        sublink: bool,
+    }
+    #[pg_guard]
+    unsafe extern "C-unwind" fn walk(node: *mut pg_sys::Node, ctx: *mut std::ffi::c_void) -> bool {
+        if node.is_null() {
+            return false;
+        }
+        // SAFETY: node is a valid Node; ctx is the Walk below.
+        unsafe {
+            let w = &mut *ctx.cast::<Walk>();
+            match (*node).type_ {
+                pg_sys::NodeTag::T_Var => {
+                    w.vars.push(node.cast());
+                    return false;
+                }
+                pg_sys::NodeTag::T_SubLink => {
+                    w.sublink = true;
+                    return true;
+                }
+                _ => {}
+            }
+            pg_sys::expression_tree_walker(node, Some(walk), ctx)
+        }
+    }
+    let mut w = Walk { vars: Vec::new(), sublink: false };
+    // SAFETY: per the contract; the walker is a guarded C callback.
+    unsafe {
+        walk(node, (&raw mut w).cast());
+    }
+    out.append(&mut w.vars);
+    !w.sublink
 }
 
 /// The bound's value after constant folding, which must leave a constant. Parameters are
@@ -135,9 +285,18 @@ pub unsafe fn aggregate_args(agg: *mut pg_sys::Aggref) -> Vec<*mut pg_sys::Targe
     }
 }
 
-/// Is `aggfnoid` one of dp_sum and dp_avg: an aggregate whose transition function is this
-/// library's `deident._dp_trans`, a C function?
-fn is_bounded_dp(aggfnoid: pg_sys::Oid) -> bool {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DpKind {
+    /// dp_count(person)
+    Count,
+    /// dp_sum and dp_avg (value, person, lower, upper)
+    Bounded,
+}
+
+/// Is `aggfnoid` a dp aggregate: one whose final function is one of this library's
+/// `deident._dp_*_final` C functions? Which kind: dp_sum and dp_avg have `_dp_trans` as their
+/// transition function.
+fn dp_kind(aggfnoid: pg_sys::Oid) -> Option<DpKind> {
     // SAFETY: syscache reads in a transaction.
     unsafe {
         let tuple = pg_sys::SearchSysCache1(
@@ -145,36 +304,53 @@ fn is_bounded_dp(aggfnoid: pg_sys::Oid) -> bool {
             pg_sys::Datum::from(aggfnoid),
         );
         if tuple.is_null() {
-            return false;
+            return None;
         }
-        // pg_aggregate.aggtransfn is its 4th column (pg_aggregate.h), never NULL
-        let mut isnull = false;
-        let trans = pg_sys::SysCacheGetAttr(
-            pg_sys::SysCacheIdentifier::AGGFNOID as i32,
-            tuple,
-            ANUM_PG_AGGREGATE_AGGTRANSFN,
-            &mut isnull,
-        );
+        let column = |attnum: i16| {
+            let mut isnull = false;
+            let d = pg_sys::SysCacheGetAttr(
+                pg_sys::SysCacheIdentifier::AGGFNOID as i32,
+                tuple,
+                attnum,
+                &mut isnull,
+            );
+            (!isnull).then(|| pg_sys::Oid::from(d.value() as u32))
+        };
+        let (trans, fin) =
+            (column(ANUM_PG_AGGREGATE_AGGTRANSFN), column(ANUM_PG_AGGREGATE_AGGFINALFN));
         pg_sys::ReleaseSysCache(tuple);
-        if isnull {
-            return false;
+        let name = |f: pg_sys::Oid| our_function_name(f);
+        let fin = name(fin?)?;
+        if !(fin.starts_with("_dp_") && fin.ends_with("_final")) {
+            return None;
         }
-        let trans = pg_sys::Oid::from(trans.value() as u32);
+        Some(if name(trans?).as_deref() == Some("_dp_trans") {
+            DpKind::Bounded
+        } else {
+            DpKind::Count
+        })
+    }
+}
+
+/// The name of `func` if it is a C function in schema `deident`.
+fn our_function_name(func: pg_sys::Oid) -> Option<String> {
+    // SAFETY: syscache reads in a transaction.
+    unsafe {
         let tuple = pg_sys::SearchSysCache1(
             pg_sys::SysCacheIdentifier::PROCOID as i32,
-            pg_sys::Datum::from(trans),
+            pg_sys::Datum::from(func),
         );
         if tuple.is_null() {
-            return false;
+            return None;
         }
         let form = &*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_proc>(tuple);
+        let ns = pg_sys::get_namespace_name(form.pronamespace);
         let ours = form.prolang == C_LANGUAGE_ID
-            && std::ffi::CStr::from_ptr(form.proname.data.as_ptr()).to_bytes() == b"_dp_trans"
-            && {
-                let ns = pg_sys::get_namespace_name(form.pronamespace);
-                !ns.is_null() && std::ffi::CStr::from_ptr(ns).to_bytes() == b"deident"
-            };
+            && !ns.is_null()
+            && std::ffi::CStr::from_ptr(ns).to_bytes() == b"deident";
+        let name =
+            std::ffi::CStr::from_ptr(form.proname.data.as_ptr()).to_string_lossy().into_owned();
         pg_sys::ReleaseSysCache(tuple);
-        ours
+        ours.then_some(name)
     }
 }

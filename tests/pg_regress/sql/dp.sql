@@ -15,6 +15,9 @@ CREATE TABLE regress_dp AS
     FROM generate_series(1, 200) i;
 INSERT INTO regress_dp SELECT 'heavy', 1001, 1, 1, 1, 1 FROM generate_series(1, 40);
 INSERT INTO regress_dp VALUES ('outlier', 1002, 1000000, 1000000, 1000000, 1000000);
+-- the person must be a column labelled identifier (section 2b)
+SECURITY LABEL FOR deident ON COLUMN regress_dp.person IS 'identifier';
+SECURITY LABEL FOR deident ON COLUMN regress_dp.person_int IS 'identifier';
 SELECT count(*) AS rows, count(DISTINCT person) AS persons, sum(v) AS plain_sum FROM regress_dp;
 
 -- 1. Result types: as SPEC says, for each value type (a superuser is not limited)
@@ -76,6 +79,35 @@ SELECT deident.dp_sum(v, person, 0, 10 ORDER BY person_int) IS NULL AS ordered_e
 SELECT deident.dp_sum(v, person, 0, 10 ORDER BY person_int) IS NOT NULL AS ordered_answered FROM regress_dp;
 -- fail (real bounds so small that the noise grid would underflow)
 SELECT deident.dp_sum(vd, person, 0, 5e-324::float8) FROM regress_dp WHERE false;
+
+-- 2b. The person must be the rows' own person, and each value that person's: the person is
+-- columns labelled identifier of one table in FROM (or a deterministic function of them),
+-- and the value reads that table's row alone. Checked when the query is planned.
+CREATE TABLE regress_dp_plain AS SELECT * FROM regress_dp;
+-- fail (a column that is not labelled identifier)
+SELECT deident.dp_count(person) FROM regress_dp_plain WHERE false;
+SELECT deident.dp_count(v) FROM regress_dp WHERE false;
+-- fail (one row made many persons: another table's column, alone or mixed in; a volatile
+-- function)
+SELECT deident.dp_avg(v, g.i, 0, 10) FROM regress_dp, generate_series(1, 1000) g(i) WHERE person = 'p1';
+SELECT deident.dp_count(person || g.i) FROM regress_dp, generate_series(1, 1000) g(i) WHERE false;
+SELECT deident.dp_count(person || random()::text) FROM regress_dp WHERE false;
+-- fail (a subquery or a view in FROM hides where the person comes from)
+SELECT deident.dp_count(x.person) FROM (SELECT person FROM regress_dp) x WHERE false;
+-- fail (one person's value given to every person: a self-join, a scalar subquery)
+SELECT deident.dp_sum(w.v, p.person, 0, 10) FROM regress_dp p, regress_dp w WHERE w.person = 'outlier';
+SELECT deident.dp_sum((SELECT max(v) FROM regress_dp), person, 0, 10) FROM regress_dp WHERE false;
+-- OK: a cast or an immutable function of the identifier; rows repeated by a join stay their
+-- person's: each total grows threefold and is clamped once (at ε = 100: 200 persons × 3, and
+-- 10 each for 'heavy' and 'outlier')
+SET deident.dp_epsilon = 100;
+SELECT abs(deident.dp_sum(p.v, p.person, 0, 10) - 620) <= 2 AS repeated_rows_clamped,
+       abs(deident.dp_count(lower(p.person)) - 202) <= 2 AS function_of_person,
+       abs(deident.dp_count(p.person_int::bigint) - 202) <= 2 AS cast_of_person
+  FROM regress_dp p, generate_series(1, 3) g(i);
+RESET deident.dp_epsilon;
+DROP TABLE regress_dp_plain;
+
 -- fail (ε ≤ 0, or beyond the range; δ: superuser only, see section 6)
 SET deident.dp_epsilon = 0;
 SET deident.dp_epsilon = -1;
@@ -111,6 +143,7 @@ SET min_parallel_table_scan_size = 0;
 SET parallel_leader_participation = off;
 CREATE TABLE regress_dp_big AS
   SELECT 'p' || (i % 300) AS person, 1 AS v FROM generate_series(1, 60000) i;
+SECURITY LABEL FOR deident ON COLUMN regress_dp_big.person IS 'identifier';
 ANALYZE regress_dp_big;
 EXPLAIN (COSTS OFF) SELECT deident.dp_sum(v, person, 0, 10) FROM regress_dp_big;
 -- 300 persons of 200 rows each: every total clamps to 10, so 3,000 (clamping the partial
@@ -135,6 +168,7 @@ SELECT bool_and(x * 131072 = round(x * 131072)) AS on_grid
 -- 4. Release: a group of one person is answered with probability at most δ (threshold 28 for
 -- dp_count at ε = 0.5, δ = 1e-6: 10,000 tries expect 0.009 releases)
 CREATE TABLE regress_dp_single AS SELECT g, 'solo' || g AS person, 1 AS v FROM generate_series(1, 10000) g;
+SECURITY LABEL FOR deident ON COLUMN regress_dp_single.person IS 'identifier';
 SELECT count(*) AS groups, count(c) <= 1 AS one_person_hidden
   FROM (SELECT g, deident.dp_count(person) AS c FROM regress_dp_single GROUP BY g) s;
 -- with δ raised to 1e-2 the threshold is 10: a one-person group passes with probability
@@ -157,6 +191,7 @@ RESET deident.dp_epsilon;
 -- persons)
 CREATE TABLE regress_dp_edge AS SELECT g, 'e' || g || '-' || p AS person, 1 AS v
   FROM generate_series(1, 2000) g, generate_series(1, 30) p;
+SECURITY LABEL FOR deident ON COLUMN regress_dp_edge.person IS 'identifier';
 SELECT count(*) FILTER (WHERE c IS NULL) BETWEEN 1 AND 1999 AS some_hidden,
        count(*) FILTER (WHERE s IS NULL) BETWEEN 1 AND 1999 AS some_sums_hidden
   FROM (SELECT g, deident.dp_count(person) AS c, deident.dp_sum(v, person, 0, 1) AS s
