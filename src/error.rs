@@ -54,6 +54,9 @@ pub enum DeidentError {
     DpBounds(BoundsError),
     /// The person or value of a dp aggregate call is not the person's own.
     DpPerson(crate::dp::plan::PersonProblem),
+    /// A dp aggregate is finalized in a statement that was not charged (a parallel worker
+    /// finalizing groups itself).
+    DpUncharged,
     /// A noise scale out of the sampler's range (the settings' ranges exclude it).
     DpNoiseScale,
     /// The operating system gave no random bytes.
@@ -491,6 +494,12 @@ impl DeidentError {
                 Some("A value read from another table or a subquery could give one person's data to every person.".to_string()),
                 Some("Take the value from the same table as the person, without subqueries.".to_string()),
             ),
+            DeidentError::DpUncharged => (
+                ERRCODE_FEATURE_NOT_SUPPORTED,
+                "dp aggregates cannot be finalized in a parallel worker".to_string(),
+                Some("Each dp aggregate call counts every person in a bounded number of groups; a worker finalizing groups itself would count them on its own.".to_string()),
+                Some("SET enable_partitionwise_aggregate = off.".to_string()),
+            ),
             DeidentError::DpNoiseScale => (
                 ERRCODE_INVALID_PARAMETER_VALUE,
                 "the noise scale of a dp aggregate is out of range".to_string(),
@@ -506,14 +515,14 @@ impl DeidentError {
             DeidentError::NoPrivacyBudget { role } => (
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 format!("role \"{}\" has no privacy budget", echo(role.as_bytes())),
-                Some("Every group a dp aggregate answers is charged to the session's role and to the current role, unless they are superusers.".to_string()),
+                Some("Every statement with dp aggregates is charged to the session's role and to the current role, unless they are superusers.".to_string()),
                 Some("A superuser sets one with deident.set_privacy_budget(role, epsilon).".to_string()),
             ),
             DeidentError::PrivacyBudgetExhausted { role, asked, remaining } => (
                 ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
                 format!("privacy budget of role \"{}\" is exhausted", echo(role.as_bytes())),
-                Some(format!("The group needs epsilon {asked}; {remaining} remains. Charges made before this one in the statement stay spent.")),
-                Some("Lower deident.dp_epsilon, evaluate fewer groups, or ask a superuser to raise the budget.".to_string()),
+                Some(format!("The statement needs epsilon {asked} (dp_epsilon times dp_max_groups_per_person for each dp aggregate call); {remaining} remains.")),
+                Some("Lower deident.dp_epsilon or deident.dp_max_groups_per_person, or ask a superuser to raise the budget.".to_string()),
             ),
             DeidentError::BudgetOnStandby => (
                 ERRCODE_READ_ONLY_SQL_TRANSACTION,
@@ -682,6 +691,7 @@ mod tests {
             DeidentError::DpBounds(BoundsError::NotConstant),
             DeidentError::DpPerson(crate::dp::plan::PersonProblem::NotIdentifier),
             DeidentError::DpPerson(crate::dp::plan::PersonProblem::ValueElsewhere),
+            DeidentError::DpUncharged,
             DeidentError::DpNoiseScale,
             DeidentError::DpRandom,
             DeidentError::NoPrivacyBudget { role: "analyst".into() },
@@ -825,6 +835,7 @@ mod tests {
                 ERRCODE_INVALID_PARAMETER_VALUE,
                 ERRCODE_INVALID_COLUMN_REFERENCE,
                 ERRCODE_INVALID_COLUMN_REFERENCE,
+                ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_INVALID_PARAMETER_VALUE,
                 ERRCODE_SYSTEM_ERROR,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,

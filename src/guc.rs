@@ -19,6 +19,8 @@ pub static MIN_GROUP_SIZE: GucSetting<i32> = GucSetting::<i32>::new(5);
 
 /// ε per group and dp aggregate (SPEC "Differentially private aggregates").
 pub static DP_EPSILON: GucSetting<f64> = GucSetting::<f64>::new(0.5);
+/// How many groups of one dp aggregate call a person may count in (L).
+pub static DP_MAX_GROUPS_PER_PERSON: GucSetting<i32> = GucSetting::<i32>::new(1);
 /// The probability bound of releasing a group whose existence depends on one person.
 pub static DP_DELTA: GucSetting<f64> = GucSetting::<f64>::new(1e-6);
 
@@ -70,6 +72,18 @@ pub fn register() {
         GucContext::Userset,
         GucFlags::default(),
     );
+    // PGC_USERSET: a statement is charged ε × L per dp aggregate call, so a larger L costs the
+    // analyst more (dp/charge.rs).
+    GucRegistry::define_int_guc(
+        c"deident.dp_max_groups_per_person",
+        c"Most groups of one dp aggregate call that a person may count in.",
+        c"A statement is charged dp_epsilon times this for each dp aggregate call, before it runs; a person found in more groups counts in the first ones finalized only.",
+        &DP_MAX_GROUPS_PER_PERSON,
+        1,
+        10_000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
     // PGC_SUSET, as min_group_size, and kept through RESET ALL for the same reason.
     GucRegistry::define_float_guc(
         c"deident.dp_delta",
@@ -115,4 +129,9 @@ pub fn dp_epsilon() -> f64 {
 
 pub fn dp_delta() -> f64 {
     DP_DELTA.get()
+}
+
+/// `deident.dp_max_groups_per_person` (the setting's range makes it positive).
+pub fn dp_max_groups_per_person() -> u32 {
+    u32::try_from(DP_MAX_GROUPS_PER_PERSON.get()).unwrap_or(1)
 }

@@ -174,6 +174,10 @@ unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, e
             Some(prev) => prev(query_desc, eflags),
             None => standard_executor_start(query_desc, eflags),
         }
+        // dp aggregates: the statement's charge, before it runs (dp/charge.rs)
+        if crate::dp::charge::may_finalize_aggregates((*query_desc).plannedstmt) {
+            crate::dp::charge::after_start(query_desc, eflags);
+        }
     }
 }
 
@@ -217,6 +221,7 @@ unsafe extern "C-unwind" fn executor_finish(query_desc: *mut pg_sys::QueryDesc) 
 unsafe extern "C-unwind" fn executor_end(query_desc: *mut pg_sys::QueryDesc) {
     // SAFETY: as in executor_start.
     unsafe {
+        crate::dp::charge::before_end(query_desc);
         match PREV_EXECUTOR_END {
             Some(prev) => prev(query_desc),
             None => standard_executor_end(query_desc),

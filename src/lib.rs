@@ -41,6 +41,7 @@ pub extern "C-unwind" fn _PG_init() {
     labels::register();
     keycache::register_xact_callbacks();
     enforcement::register_callbacks();
+    dp::charge::register_callbacks();
     hooks::install();
 }
 

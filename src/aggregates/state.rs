@@ -430,6 +430,12 @@ impl<E: Env> KState<E> {
         Ok(self.persons.len())
     }
 
+    /// The distinct persons' hashes (all of them for k_count_distinct and dp_count), sorted.
+    pub fn distinct_hashes(&mut self) -> Result<&[u64], StateError> {
+        self.compact()?;
+        Ok(&self.persons)
+    }
+
     /// The k test: true when at least `k` distinct persons contributed.
     pub fn meets(&mut self, k: u32) -> Result<bool, StateError> {
         Ok(self.distinct_persons()? >= k as usize)

@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use pgrx::pg_guard;
 use pgrx::pg_sys;
 
-use super::budget;
+use super::charge;
 use super::noise::{self, OsRandom};
 use super::release::{self, Params, ReleaseError};
 use super::state::{self, Bounds, BoundsError, DpState};
@@ -230,10 +230,6 @@ pub unsafe extern "C-unwind" fn deident_dp_deserial(
 }
 pg_function_info_v1!(pg_finfo_deident_dp_deserial);
 
-fn params() -> Params {
-    Params { epsilon: guc::dp_epsilon(), delta: guc::dp_delta(), k: guc::min_group_size() }
-}
-
 fn noise_error(e: ReleaseError) -> ! {
     match e {
         ReleaseError::Random => DeidentError::DpRandom.report(),
@@ -263,17 +259,21 @@ fn decide(persons: u64, count_epsilon: f64, p: Params) -> (i128, bool) {
         .unwrap_or_else(|e| noise_error(e))
 }
 
-/// The first steps of every final function: the settings are read, ε is charged (or the
-/// statement fails), and the parameters are checked before the data is looked at, so that
-/// no error depends on the data.
-fn begin_final(count_share: f64) -> Params {
+/// The first steps of every final function: the terms the statement was charged for (the
+/// charge itself was made before the statement ran: charge.rs), checked before the data is
+/// looked at, so that no error depends on the data.
+///
+/// # Safety
+/// `fcinfo` is a final function's call info.
+unsafe fn begin_final(fcinfo: pg_sys::FunctionCallInfo, count_share: f64) -> (Params, u32) {
     preload::check().or_report();
-    let p = params();
+    // SAFETY: per the contract.
+    let terms = unsafe { charge::terms(fcinfo) };
+    let p = Params { epsilon: terms.epsilon, delta: guc::dp_delta(), k: guc::min_group_size() };
     if release::threshold(p.epsilon * count_share, p.delta, p.k).is_err() {
         DeidentError::DpNoiseScale.report();
     }
-    budget::charge(p.epsilon);
-    p
+    (p, terms.per_person)
 }
 
 /// `_dp_count_final(internal) RETURNS bigint` over k_count_distinct's state: all of ε on the
@@ -283,21 +283,24 @@ fn begin_final(count_share: f64) -> Params {
 pub unsafe extern "C-unwind" fn deident_dp_count_final(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
-    let p = begin_final(1.0);
-    // SAFETY: argument 0 is the aggregate's state (k_count_distinct's) or NULL.
-    let Some(g) = (unsafe { memory::group_arg(fcinfo, 0) }) else {
-        // no persons: not released (release.rs; the empty group's decision needs no noise)
-        // SAFETY: as above.
-        return unsafe { fmgr::return_null(fcinfo) };
-    };
-    let n = g.state.distinct_persons().unwrap_or_else(|e| state_error(e)) as u64;
-    let (count, released) = decide(n, p.epsilon, p);
-    if !released {
-        // SAFETY: as above.
-        return unsafe { fmgr::return_null(fcinfo) };
+    // SAFETY: fmgr's call info of a final function; argument 0 is the aggregate's state
+    // (k_count_distinct's) or NULL.
+    unsafe {
+        let (p, per_person) = begin_final(fcinfo, 1.0);
+        let Some(g) = memory::group_arg(fcinfo, 0) else {
+            // no persons: not released (the empty group's decision needs no noise)
+            return fmgr::return_null(fcinfo);
+        };
+        let admission = charge::admission(fcinfo, per_person);
+        let hashes = g.state.distinct_hashes().unwrap_or_else(|e| state_error(e));
+        let n = hashes.iter().filter(|&&h| admission.admit(h)).count() as u64;
+        let (count, released) = decide(n, p.epsilon, p);
+        if !released {
+            return fmgr::return_null(fcinfo);
+        }
+        // a negative count is no answer; the clamp is post-processing
+        pg_sys::Datum::from(i64::try_from(count.max(0)).unwrap_or(i64::MAX))
     }
-    // a negative count is no answer; the clamp is post-processing
-    pg_sys::Datum::from(i64::try_from(count.max(0)).unwrap_or(i64::MAX))
 }
 pg_function_info_v1!(pg_finfo_deident_dp_count_final);
 
@@ -323,11 +326,27 @@ impl Sum {
 /// # Safety
 /// Argument 0 is the aggregate's state or NULL.
 unsafe fn sum_final(fcinfo: pg_sys::FunctionCallInfo) -> Option<(Sum, i128, Bounds)> {
-    let p = begin_final(0.5);
+    // SAFETY: per the contract.
+    let (p, per_person) = unsafe { begin_final(fcinfo, 0.5) };
     // SAFETY: per the contract.
     let g = unsafe { dp_group_arg(fcinfo, 0) }?;
     let bounds = g.state.bounds;
-    let persons = g.state.persons().unwrap_or_else(|e| state_error(e));
+    let mut persons = g.state.persons().unwrap_or_else(|e| state_error(e));
+    // only the persons this call may still count here (charge.rs, `Admission`)
+    // SAFETY: per the contract.
+    let admission = unsafe { charge::admission(fcinfo, per_person) };
+    let kept = {
+        let pairs = persons.as_chunks_mut::<2>().0;
+        let mut w = 0;
+        for r in 0..pairs.len() {
+            if admission.admit(pairs[r][0]) {
+                pairs[w] = pairs[r];
+                w += 1;
+            }
+        }
+        w
+    };
+    persons.truncate(2 * kept);
     let persons = persons.as_chunks::<2>().0;
     let (count, released) = decide(persons.len() as u64, p.epsilon / 2.0, p);
     if !released {

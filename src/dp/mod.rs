@@ -12,6 +12,7 @@
 
 mod aggregates;
 pub mod budget;
+pub mod charge;
 pub mod ledger;
 pub mod noise;
 pub mod plan;

@@ -285,6 +285,38 @@ pub unsafe fn aggregate_args(agg: *mut pg_sys::Aggref) -> Vec<*mut pg_sys::Targe
     }
 }
 
+/// Is `aggfnoid` one of dp_count, dp_sum, dp_avg?
+pub fn is_dp_aggregate(aggfnoid: pg_sys::Oid) -> bool {
+    dp_kind(aggfnoid).is_some()
+}
+
+/// The aggregate calls in an expression tree.
+///
+/// # Safety
+/// `node` is a valid expression tree or NULL.
+pub unsafe fn aggrefs(node: *mut pg_sys::Node) -> Vec<*mut pg_sys::Aggref> {
+    #[pg_guard]
+    unsafe extern "C-unwind" fn walk(node: *mut pg_sys::Node, ctx: *mut std::ffi::c_void) -> bool {
+        if node.is_null() {
+            return false;
+        }
+        // SAFETY: node is a valid Node; ctx is the Vec below.
+        unsafe {
+            if (*node).type_ == pg_sys::NodeTag::T_Aggref {
+                (*ctx.cast::<Vec<*mut pg_sys::Aggref>>()).push(node.cast());
+                return false;
+            }
+            pg_sys::expression_tree_walker(node, Some(walk), ctx)
+        }
+    }
+    let mut out: Vec<*mut pg_sys::Aggref> = Vec::new();
+    // SAFETY: per the contract; the walker is a guarded C callback.
+    unsafe {
+        walk(node, (&raw mut out).cast());
+    }
+    out
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum DpKind {
     /// dp_count(person)

@@ -118,10 +118,13 @@ SET deident.dp_epsilon = 1000;
 -- dp_count over 3,000 evaluations of the 202-person group: mean within 5 standard errors of
 -- 202; variance 2q/(1-q)^2 = 7.835 (q = e^-0.5) within 15% (3 standard errors; noise of
 -- scale 1/ε·2 would give 4 times it, no noise 0)
+-- (each person is in all 3,000 groups: deident.dp_max_groups_per_person lets them count in all)
+SET deident.dp_max_groups_per_person = 3000;
 CREATE TABLE regress_dp_runs AS
   SELECT r, deident.dp_count(person) AS c, deident.dp_sum(v, person, 0, 10) AS s,
          deident.dp_avg(vd, person, 0, 10) AS a
     FROM regress_dp, generate_series(1, 3000) r GROUP BY r;
+RESET deident.dp_max_groups_per_person;
 SELECT count(*) AS runs, count(c) AS released,
        abs(avg(c) - 202) < 5 * sqrt(7.835 / 3000) AS count_mean_ok,
        var_pop(c) BETWEEN 7.835 * 0.85 AND 7.835 * 1.15 AS count_spread_ok,
@@ -161,9 +164,11 @@ RESET parallel_tuple_cost;
 RESET min_parallel_table_scan_size;
 RESET parallel_leader_participation;
 -- real sums land on the published grid: Δ = 10, step 2^(3-20) = 2^-17
+SET deident.dp_max_groups_per_person = 50;
 SELECT bool_and(x * 131072 = round(x * 131072)) AS on_grid
   FROM (SELECT deident.dp_sum(vd * 0.1, person, 0.0, 10.0) AS x
           FROM regress_dp, generate_series(1, 50) r GROUP BY r) s;
+RESET deident.dp_max_groups_per_person;
 
 -- 4. Release: a group of one person is answered with probability at most δ (threshold 28 for
 -- dp_count at ε = 0.5, δ = 1e-6: 10,000 tries expect 0.009 releases)
@@ -197,6 +202,20 @@ SELECT count(*) FILTER (WHERE c IS NULL) BETWEEN 1 AND 1999 AS some_hidden,
   FROM (SELECT g, deident.dp_count(person) AS c, deident.dp_sum(v, person, 0, 1) AS s
           FROM regress_dp_edge GROUP BY g) x;
 DROP TABLE regress_dp_edge, regress_dp_single, regress_dp_big, regress_dp_runs;
+
+-- 4b. A person counts in at most L groups of a dp aggregate call (the first ones finalized):
+-- 30 persons with rows in two groups, at ε = 100 (exact answers), L = 1 then 2
+CREATE TABLE regress_dp_two AS SELECT grp, 'q' || p AS person FROM unnest(ARRAY['a', 'b']) grp, generate_series(1, 30) p;
+SECURITY LABEL FOR deident ON COLUMN regress_dp_two.person IS 'identifier';
+SET deident.dp_epsilon = 100;
+SELECT count(c) AS groups_answered, sum(c) AS persons_counted
+  FROM (SELECT grp, deident.dp_count(person) AS c FROM regress_dp_two GROUP BY grp) x;
+SET deident.dp_max_groups_per_person = 2;
+SELECT count(c) AS groups_answered, sum(c) AS persons_counted
+  FROM (SELECT grp, deident.dp_count(person) AS c FROM regress_dp_two GROUP BY grp) x;
+RESET deident.dp_max_groups_per_person;
+RESET deident.dp_epsilon;
+DROP TABLE regress_dp_two;
 
 -- 5. Not a window function (a running sum would give each row's value away)
 -- fail
@@ -243,13 +262,32 @@ SELECT deident.dp_count(person) IS NOT NULL AS answered FROM regress_dp;
 SELECT deident.dp_count(person) FROM regress_dp;
 RESET deident.dp_epsilon;
 SELECT spent, remaining FROM deident.privacy_budget;
--- fail (each group evaluated is charged: a GROUP BY of two groups needs 1.0)
+-- a statement is charged before it runs, ε × L per dp aggregate call (L =
+-- deident.dp_max_groups_per_person, default 1), whatever the number of groups: a GROUP BY of
+-- two groups costs 0.5; with L = 2 it would cost 1.0, more than remains
 RESET ROLE;
 SELECT deident.set_privacy_budget('regress_dp_analyst', 2.75);
 SET ROLE regress_dp_analyst;
-SELECT person_int % 2 AS half, deident.dp_count(person) FROM regress_dp GROUP BY 1 ORDER BY 1;
+SELECT person_int % 2 AS half, deident.dp_count(person) IS NOT NULL AS answered FROM regress_dp GROUP BY 1 ORDER BY 1;
 SELECT spent, remaining FROM deident.privacy_budget;
+SET deident.dp_max_groups_per_person = 2;
+-- fail (needs 1.0, 0.25 remains)
+SELECT person_int % 2 AS half, deident.dp_count(person) FROM regress_dp GROUP BY 1 ORDER BY 1;
+RESET deident.dp_max_groups_per_person;
+-- what a statement costs does not depend on the data: a question about one person costs
+-- the same whether the answer is yes or no (nothing is released either way)
 RESET ROLE;
+SELECT deident.set_privacy_budget('regress_dp_analyst', 5);
+SET ROLE regress_dp_analyst;
+SELECT spent AS before FROM deident.privacy_budget \gset
+SELECT 1 FROM regress_dp WHERE person = 'outlier' AND v >= 1000 GROUP BY person HAVING deident.dp_count(person) IS NOT NULL;
+SELECT spent - :before AS cost_if_yes FROM deident.privacy_budget;
+SELECT spent AS before FROM deident.privacy_budget \gset
+SELECT 1 FROM regress_dp WHERE person = 'outlier' AND v >= 2000000 GROUP BY person HAVING deident.dp_count(person) IS NOT NULL;
+SELECT spent - :before AS cost_if_no FROM deident.privacy_budget;
+RESET ROLE;
+-- nothing left for what follows
+SELECT deident.set_privacy_budget('regress_dp_analyst', 3.5);
 -- a role sees its own account only; a superuser sees all
 SELECT deident.set_privacy_budget('regress_dp_other', 1);
 SET ROLE regress_dp_other;

@@ -1,0 +1,299 @@
+//! What a statement is charged, and when: once, before it runs, an amount that does not
+//! depend on the data.
+//!
+//! A first version charged ε for each group a dp aggregate evaluated (SPEC's simple rule). The
+//! number of groups is data, and a role reads its own spent figure: a hostile review read one
+//! person's salary bit by bit from what `WHERE email = 'victim' AND salary >= x GROUP BY email
+//! HAVING dp_count(email) IS NOT NULL` cost (ε when true, nothing when false), with no group
+//! ever released. So the charge is now made when the executor starts (`after_start`), from the
+//! plan alone: ε × L × (dp aggregate calls that the plan finalizes), where L is
+//! `deident.dp_max_groups_per_person`. What makes that sound is the bound L inside the
+//! aggregates (`Admission`): each dp aggregate call lets a person count in at most L of its
+//! groups (the first L it finalizes that hold the person), and leaves the person out of the
+//! others. Over the whole statement, a person then changes at most L groups of each call, each
+//! by an ε-DP answer: by basic composition at most L·ε per call, which is what was charged
+//! (docs/differential-privacy.md has the argument).
+//!
+//! The terms of the charge (ε, L) are kept for the statement's executor state, so that its
+//! final functions use the ε that was charged even if the setting changes while it runs. A
+//! final function that finds no terms (a parallel worker finalizing groups itself, in a
+//! partitionwise aggregate: its counts of persons would be its own) refuses.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use pgrx::pg_guard;
+use pgrx::pg_sys;
+
+use super::budget;
+use super::plan;
+use crate::error::DeidentError;
+use crate::guc;
+
+/// The ε and L a statement was charged for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Terms {
+    pub epsilon: f64,
+    pub per_person: u32,
+}
+
+thread_local! {
+    /// The running statements that have dp aggregates, by executor state, innermost last.
+    static RUNNING: RefCell<Vec<(usize, Terms)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Could the plan finalize an aggregate? Pointer reads only, so that the executor hook can ask
+/// for every statement, unguarded; the walk over the expressions comes only when it says yes.
+///
+/// # Safety
+/// `stmt` is a valid PlannedStmt or NULL.
+pub unsafe fn may_finalize_aggregates(stmt: *mut pg_sys::PlannedStmt) -> bool {
+    // SAFETY: per the contract; the lists hold Plan nodes.
+    unsafe {
+        if stmt.is_null() {
+            return false;
+        }
+        finalizing_aggs(stmt, &mut |_| true)
+    }
+}
+
+/// Calls `f` on each Agg node of the plan (and its subplans) that finalizes its aggregates,
+/// until `f` returns true; true if it did.
+///
+/// # Safety
+/// `stmt` is a valid PlannedStmt.
+unsafe fn finalizing_aggs(
+    stmt: *mut pg_sys::PlannedStmt,
+    f: &mut dyn FnMut(*mut pg_sys::Agg) -> bool,
+) -> bool {
+    use crate::enforcement::list_ptrs;
+    unsafe fn walk(plan: *mut pg_sys::Plan, f: &mut dyn FnMut(*mut pg_sys::Agg) -> bool) -> bool {
+        if plan.is_null() {
+            return false;
+        }
+        // SAFETY: plan is a valid Plan node; the child lists hold Plan nodes (plannodes.h).
+        unsafe {
+            let children: Vec<*mut pg_sys::Plan> = match (*plan).type_ {
+                pg_sys::NodeTag::T_Agg => {
+                    let agg = plan.cast::<pg_sys::Agg>();
+                    if (*agg).aggsplit & pg_sys::AGGSPLITOP_SKIPFINAL == 0 && f(agg) {
+                        return true;
+                    }
+                    Vec::new()
+                }
+                pg_sys::NodeTag::T_Append => {
+                    list_ptrs((*plan.cast::<pg_sys::Append>()).appendplans).collect()
+                }
+                pg_sys::NodeTag::T_MergeAppend => {
+                    list_ptrs((*plan.cast::<pg_sys::MergeAppend>()).mergeplans).collect()
+                }
+                pg_sys::NodeTag::T_BitmapAnd => {
+                    list_ptrs((*plan.cast::<pg_sys::BitmapAnd>()).bitmapplans).collect()
+                }
+                pg_sys::NodeTag::T_BitmapOr => {
+                    list_ptrs((*plan.cast::<pg_sys::BitmapOr>()).bitmapplans).collect()
+                }
+                pg_sys::NodeTag::T_SubqueryScan => {
+                    vec![(*plan.cast::<pg_sys::SubqueryScan>()).subplan]
+                }
+                pg_sys::NodeTag::T_CustomScan => {
+                    list_ptrs((*plan.cast::<pg_sys::CustomScan>()).custom_plans).collect()
+                }
+                _ => Vec::new(),
+            };
+            children.into_iter().any(|c| walk(c, f))
+                || walk((*plan).lefttree, f)
+                || walk((*plan).righttree, f)
+        }
+    }
+    // SAFETY: per the contract; subplans is a List of Plan (NULL entries for unused ones).
+    unsafe {
+        walk((*stmt).planTree, f) || list_ptrs::<pg_sys::Plan>((*stmt).subplans).any(|p| walk(p, f))
+    }
+}
+
+/// The distinct dp aggregate calls an Agg node finalizes.
+///
+/// # Safety
+/// `agg` is a valid Agg node.
+unsafe fn dp_calls(agg: *mut pg_sys::Agg) -> usize {
+    let mut found: Vec<*mut pg_sys::Aggref> = Vec::new();
+    // SAFETY: per the contract; targetlist and qual are expression trees.
+    unsafe {
+        for tree in [(*agg).plan.targetlist.cast::<pg_sys::Node>(), (*agg).plan.qual.cast()] {
+            for aggref in plan::aggrefs(tree) {
+                // the same call written twice (in the target list and HAVING) is one call
+                // (nodeAgg.c finds them equal and evaluates them once)
+                let dup = found.iter().any(|&f| pg_sys::equal(f.cast(), aggref.cast()));
+                if !dup && plan::is_dp_aggregate((*aggref).aggfnoid) {
+                    found.push(aggref);
+                }
+            }
+        }
+    }
+    found.len()
+}
+
+/// After the executor has started a statement whose plan may finalize aggregates: counts its
+/// dp aggregate calls, charges ε × L × calls to the roles the budget names (or raises the
+/// ERROR that refuses the statement), and keeps the terms for the final functions. Nothing is
+/// charged for EXPLAIN without ANALYZE, nor in a parallel worker (the leader charged for the
+/// whole plan).
+///
+/// # Safety
+/// `query_desc` has just been started by the executor.
+#[pg_guard]
+pub unsafe extern "C-unwind" fn after_start(query_desc: *mut pg_sys::QueryDesc, eflags: i32) {
+    // SAFETY: per the contract.
+    unsafe {
+        if eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 != 0
+            || crate::keycache::shared::in_parallel_worker()
+        {
+            return;
+        }
+        let mut calls = 0usize;
+        finalizing_aggs((*query_desc).plannedstmt, &mut |agg| {
+            calls += dp_calls(agg);
+            false
+        });
+        if calls == 0 {
+            return;
+        }
+        let terms =
+            Terms { epsilon: guc::dp_epsilon(), per_person: guc::dp_max_groups_per_person() };
+        budget::charge(terms.epsilon * f64::from(terms.per_person) * calls as f64);
+        let estate = (*query_desc).estate as usize;
+        RUNNING.with(|r| r.borrow_mut().push((estate, terms)));
+    }
+}
+
+/// When the executor ends a statement: its terms go. Plain Rust (no PostgreSQL call), so the
+/// executor hook calls it unguarded.
+///
+/// # Safety
+/// `query_desc` is being ended by the executor.
+pub unsafe fn before_end(query_desc: *mut pg_sys::QueryDesc) {
+    // SAFETY: a pointer read.
+    let estate = unsafe { (*query_desc).estate } as usize;
+    RUNNING.with(|r| {
+        let mut r = r.borrow_mut();
+        if let Some(i) = r.iter().rposition(|&(e, _)| e == estate) {
+            r.remove(i);
+        }
+    });
+}
+
+/// At the end of a transaction: statements that ended in an ERROR left their terms behind.
+pub fn forget() {
+    RUNNING.with(|r| r.borrow_mut().clear());
+}
+
+/// The terms of the statement whose aggregate is being finalized.
+///
+/// # Safety
+/// `fcinfo` is a final function's call info.
+pub unsafe fn terms(fcinfo: pg_sys::FunctionCallInfo) -> Terms {
+    // SAFETY: the context of an aggregate's final function is its AggState (nodeAgg.c), whose
+    // ss.ps.state is the statement's EState.
+    let estate = unsafe {
+        let cx = (*fcinfo).context;
+        if cx.is_null() || (*cx).type_ != pg_sys::NodeTag::T_AggState {
+            DeidentError::OutsideAggregate.report();
+        }
+        (*cx.cast::<pg_sys::AggState>()).ss.ps.state as usize
+    };
+    RUNNING
+        .with(|r| r.borrow().iter().rev().find(|&&(e, _)| e == estate).map(|&(_, t)| t))
+        .unwrap_or_else(|| DeidentError::DpUncharged.report())
+}
+
+/// A hasher for keys that already are hashes (persons' xxh3): the identity.
+#[derive(Default)]
+struct Identity(u64);
+
+impl Hasher for Identity {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// How many groups of one dp aggregate call each person has been counted in, so far in the
+/// statement (across rescans too): kept in the final function's `fn_extra`, freed with the
+/// executor's memory by a reset callback.
+pub struct Admission {
+    limit: u32,
+    counts: HashMap<u64, u32, BuildHasherDefault<Identity>>,
+}
+
+impl Admission {
+    /// May `person` count in the group being finalized? Each call is one group, and each
+    /// person comes once per group (the states hold distinct persons).
+    pub fn admit(&mut self, person: u64) -> bool {
+        let n = self.counts.entry(person).or_insert(0);
+        if *n >= self.limit {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn drop_admission(arg: *mut std::ffi::c_void) {
+    // SAFETY: arg is the Box made in `admission`, dropped once, when its context is reset.
+    drop(unsafe { Box::from_raw(arg.cast::<Admission>()) });
+}
+
+/// This aggregate call's admission counts.
+///
+/// # Safety
+/// `fcinfo` is a final function's call info; its flinfo lives as long as the aggregate.
+pub unsafe fn admission<'a>(fcinfo: pg_sys::FunctionCallInfo, limit: u32) -> &'a mut Admission {
+    // SAFETY: per the contract; fn_extra is ours (nothing else sets it on this FmgrInfo), and
+    // the callback is allocated in the same context it is registered with.
+    unsafe {
+        let flinfo = (*fcinfo).flinfo;
+        if (*flinfo).fn_extra.is_null() {
+            let boxed = Box::into_raw(Box::new(Admission { limit, counts: HashMap::default() }));
+            let cb = pg_sys::MemoryContextAlloc(
+                (*flinfo).fn_mcxt,
+                std::mem::size_of::<pg_sys::MemoryContextCallback>(),
+            )
+            .cast::<pg_sys::MemoryContextCallback>();
+            cb.write(pg_sys::MemoryContextCallback {
+                func: Some(drop_admission),
+                arg: boxed.cast(),
+                next: std::ptr::null_mut(),
+            });
+            pg_sys::MemoryContextRegisterResetCallback((*flinfo).fn_mcxt, cb);
+            (*flinfo).fn_extra = boxed.cast();
+        }
+        &mut *(*flinfo).fn_extra.cast::<Admission>()
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn end_of_transaction(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
+    use pg_sys::XactEvent::*;
+    if matches!(event, XACT_EVENT_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PREPARE) {
+        forget();
+    }
+}
+
+/// Registers the end-of-transaction cleanup; called once, from `_PG_init`.
+pub fn register_callbacks() {
+    // SAFETY: a guarded C callback with no state; registered once.
+    unsafe { pg_sys::RegisterXactCallback(Some(end_of_transaction), std::ptr::null_mut()) }
+}
