@@ -371,7 +371,7 @@ unsafe extern "C-unwind" fn needs_fmgr(fn_oid: pg_sys::Oid) -> bool {
                 return true;
             }
         }
-        keeps_sql_functions_whole(fn_oid)
+        keeps_sql_functions_whole(fn_oid) || crate::dp::plan::keeps_sql_function_whole(fn_oid)
     }
 }
 

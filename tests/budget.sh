@@ -44,11 +44,13 @@ else
 fi
 rm -rf "$out"
 
-# 2. A backend killed after its group was charged (it sleeps after the aggregate): the
-# postmaster reinitializes shared memory, the ledger is read back, nothing is refunded.
+# 2. A backend killed after its statement was charged (a cursor is declared, which starts its
+# executor and charges it, then the session sleeps): the postmaster reinitializes shared
+# memory, the ledger is read back, nothing is refunded.
 sql -c "SELECT deident.set_privacy_budget('regress_ledger', 100)"
 before=$(spent)
-as_analyst -c "SELECT deident.dp_count(person), pg_sleep(60) FROM regress_ledger_t" >/dev/null 2>&1 &
+as_analyst -c "BEGIN" -c "DECLARE c CURSOR FOR SELECT deident.dp_count(person) FROM regress_ledger_t" \
+  -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
 for _ in $(seq 50); do
   pid=$(sql -c "SELECT pid FROM pg_stat_activity WHERE usename = 'regress_ledger' AND query LIKE '%pg_sleep%'")
   [ -n "$pid" ] && break

@@ -51,15 +51,20 @@ pub enum CallProblem {
 /// Why a call's person or value is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PersonProblem {
-    /// The person is not (a function of) columns labelled identifier of one table in FROM.
+    /// The person is not a column labelled identifier of a table in FROM.
     NotIdentifier,
-    /// The value reads something other than the person's own row.
+    /// The value reads something other than the person's own row, or through functions that
+    /// are not built-in and immutable.
     ValueElsewhere,
+    /// The statement calls a volatile or user-defined function.
+    Functions,
 }
 
 struct Ctx {
     /// The queries being walked, innermost last (an Aggref's Vars belong to one of them).
     queries: Vec<*mut pg_sys::Query>,
+    /// A dp aggregate call was found.
+    found: bool,
     problem: Option<CallProblem>,
 }
 
@@ -69,10 +74,16 @@ struct Ctx {
 /// `query` is the planner's input.
 #[pg_guard]
 pub unsafe extern "C-unwind" fn check_query(query: *mut pg_sys::Query) {
-    let mut ctx = Ctx { queries: Vec::new(), problem: None };
+    let mut ctx = Ctx { queries: Vec::new(), found: false, problem: None };
     // SAFETY: per the contract; the walker is a guarded C callback.
     unsafe {
         walker(query.cast(), (&raw mut ctx).cast());
+    }
+    if ctx.problem.is_none() && ctx.found {
+        // SAFETY: per the contract.
+        if unsafe { !statement_functions_ok(query) } {
+            ctx.problem = Some(CallProblem::Person(PersonProblem::Functions));
+        }
     }
     match ctx.problem {
         Some(CallProblem::Bounds(problem)) => DeidentError::DpBounds(problem).report(),
@@ -100,9 +111,13 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, ctx: *mut std::ffi::
             }
             pg_sys::NodeTag::T_Aggref => {
                 let agg = node.cast::<pg_sys::Aggref>();
-                if let Err(problem) = check_aggref(agg, &(*c).queries) {
-                    (*c).problem = Some(problem);
-                    return true;
+                match check_aggref(agg, &(*c).queries) {
+                    Err(problem) => {
+                        (*c).problem = Some(problem);
+                        return true;
+                    }
+                    Ok(true) => (*c).found = true,
+                    Ok(false) => {}
                 }
             }
             _ => {}
@@ -119,16 +134,16 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, ctx: *mut std::ffi::
 unsafe fn check_aggref(
     agg: *mut pg_sys::Aggref,
     queries: &[*mut pg_sys::Query],
-) -> Result<(), CallProblem> {
+) -> Result<bool, CallProblem> {
     // SAFETY: per the contract.
     unsafe {
         let args = aggregate_args(agg);
         let person_arg = match dp_kind((*agg).aggfnoid) {
-            None => return Ok(()),
+            None => return Ok(false),
             Some(DpKind::Count) if args.len() == 1 => 0,
             Some(DpKind::Bounded) if args.len() == 4 => 1,
             // another aggregate with our support functions: only a superuser can make one
-            Some(_) => return Ok(()),
+            Some(_) => return Ok(false),
         };
         let level = (*agg).agglevelsup as usize;
         let query = queries.len().checked_sub(1 + level).map(|i| queries[i]);
@@ -137,7 +152,7 @@ unsafe fn check_aggref(
             .ok_or(CallProblem::Person(PersonProblem::NotIdentifier))?;
         if person_arg == 1 {
             let value = (*args[0]).expr.cast::<pg_sys::Node>();
-            if !reads_only(value, level, rel) {
+            if !value_allowed(value, level, rel) {
                 return Err(CallProblem::Person(PersonProblem::ValueElsewhere));
             }
             let (lower, upper) = ((*args[2]).expr, (*args[3]).expr);
@@ -145,18 +160,20 @@ unsafe fn check_aggref(
             let bounds = (|| bounds_of(typ, bound_value(lower)?, bound_value(upper)?))();
             bounds.map_err(CallProblem::Bounds)?;
         }
-        Ok(())
+        Ok(true)
     }
 }
 
 /// The privacy unit must be the person, and each contribution that person's own: the person
-/// argument must be columns labelled `identifier` of one table in FROM (or a deterministic
-/// function of them: a cast, lower()), and the value may read that table's row alone.
-/// Otherwise a query could make one row many persons (`dp_avg(salary, g.i, ...) FROM people,
-/// generate_series(1, 100000) g(i) WHERE email = 'victim'`: each copy of her salary a
-/// "person" of its own) or give one person's value to every person (a self-join, a scalar
-/// subquery). Rows repeated by a join stay their person's: their totals add up and are
-/// clamped once. The check runs before restricted roles' rewrite, on the query as written.
+/// argument must be a column labelled `identifier` of a table in FROM, as it is (a
+/// binary-compatible relabelling aside), and the value may read only that table's row,
+/// through built-in immutable functions and operators (`value_allowed`). Any function of the
+/// person could tell copies of one row apart (a hostile review did it with `current_setting`
+/// changed row by row by `set_config` in a join condition, and with functions that lie about
+/// their volatility), and any other source of the value could give one person's value to every
+/// person (a self-join, a subquery, a function reading another row). Rows repeated by a join
+/// stay their person's: their totals add up and are clamped once. The check runs before
+/// restricted roles' rewrite, on the query as written.
 ///
 /// The range-table index of the person's table, or None.
 ///
@@ -170,54 +187,42 @@ unsafe fn person_relation(
     // SAFETY: per the contract; rtable is a List of RangeTblEntry.
     unsafe {
         let query = query?;
-        if pg_sys::contain_volatile_functions(person) {
+        let mut node = person;
+        while (*node).type_ == pg_sys::NodeTag::T_RelabelType {
+            node = (*node.cast::<pg_sys::RelabelType>()).arg.cast();
+        }
+        if (*node).type_ != pg_sys::NodeTag::T_Var {
             return None;
         }
-        let mut vars = Vec::new();
-        if !collect_vars(person, &mut vars) || vars.is_empty() {
+        let var = node.cast::<pg_sys::Var>();
+        if (*var).varlevelsup as usize != level {
             return None;
         }
-        let first = *vars.first()?;
-        let varno = (*first).varno;
+        let varno = (*var).varno;
         let rtes: Vec<*mut pg_sys::RangeTblEntry> = list_ptrs((*query).rtable).collect();
         let rte = *rtes.get(usize::try_from(varno).ok()?.checked_sub(1)?)?;
         if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION {
             return None;
         }
         let labels = crate::enforcement::catalog::column_labels((*rte).relid, false);
-        let identifiers: Vec<i16> = crate::enforcement::catalog::identifiers(&labels).collect();
-        let all_identifiers = vars.iter().all(|&v| {
-            (*v).varlevelsup as usize == level
-                && (*v).varno == varno
-                && identifiers.contains(&(*v).varattno)
-        });
-        all_identifiers.then_some(varno)
+        let attnum = (*var).varattno;
+        let labelled = crate::enforcement::catalog::identifiers(&labels).any(|a| a == attnum);
+        labelled.then_some(varno)
     }
 }
 
-/// Does `value` read nothing but columns of range-table entry `rel` at `level` (and
-/// constants, parameters, functions)?
+/// Is `value` built only from columns of range-table entry `rel` at `level`, constants, and
+/// built-in immutable functions and operators (and CASE, COALESCE, GREATEST, LEAST, NULLIF,
+/// AND/OR/NOT, IS NULL over them)? Output functions (a cast to text through `CoerceViaIO`) are
+/// refused: their results follow settings such as extra_float_digits.
 ///
 /// # Safety
 /// `value` is a valid expression.
-unsafe fn reads_only(value: *mut pg_sys::Node, level: usize, rel: i32) -> bool {
-    let mut vars = Vec::new();
-    // SAFETY: per the contract.
-    unsafe {
-        collect_vars(value, &mut vars)
-            && vars.iter().all(|&v| (*v).varlevelsup as usize == level && (*v).varno == rel)
-    }
-}
-
-/// Collects the Vars of an expression; false if it holds a subquery (a SubLink), whose rows
-/// could be anyone's.
-///
-/// # Safety
-/// `node` is a valid expression.
-unsafe fn collect_vars(node: *mut pg_sys::Node, out: &mut Vec<*mut pg_sys::Var>) -> bool {
+unsafe fn value_allowed(value: *mut pg_sys::Node, level: usize, rel: i32) -> bool {
     struct Walk {
-        vars: Vec<*mut pg_sys::Var>,
-        sublink: bool,
+        level: usize,
+        rel: i32,
+        ok: bool,
     }
     #[pg_guard]
     unsafe extern "C-unwind" fn walk(node: *mut pg_sys::Node, ctx: *mut std::ffi::c_void) -> bool {
@@ -226,28 +231,135 @@ unsafe fn collect_vars(node: *mut pg_sys::Node, out: &mut Vec<*mut pg_sys::Var>)
         }
         // SAFETY: node is a valid Node; ctx is the Walk below.
         unsafe {
-            let w = &mut *ctx.cast::<Walk>();
-            match (*node).type_ {
-                pg_sys::NodeTag::T_Var => {
-                    w.vars.push(node.cast());
-                    return false;
+            let w = ctx.cast::<Walk>();
+            use pg_sys::NodeTag::*;
+            let allowed = match (*node).type_ {
+                T_Var => {
+                    let v = node.cast::<pg_sys::Var>();
+                    (*v).varlevelsup as usize == (*w).level && (*v).varno == (*w).rel
                 }
-                pg_sys::NodeTag::T_SubLink => {
-                    w.sublink = true;
-                    return true;
+                T_Const | T_RelabelType | T_CaseExpr | T_CaseWhen | T_CaseTestExpr
+                | T_CoalesceExpr | T_MinMaxExpr | T_BoolExpr | T_NullTest | T_List => true,
+                T_FuncExpr => trusted_immutable((*node.cast::<pg_sys::FuncExpr>()).funcid),
+                T_OpExpr | T_NullIfExpr => {
+                    // a parse tree's OpExpr may not have its function looked up yet
+                    let op = node.cast::<pg_sys::OpExpr>();
+                    let func = if (*op).opfuncid == pg_sys::InvalidOid {
+                        pg_sys::get_opcode((*op).opno)
+                    } else {
+                        (*op).opfuncid
+                    };
+                    trusted_immutable(func)
                 }
-                _ => {}
+                _ => false,
+            };
+            if !allowed {
+                (*w).ok = false;
+                return true;
             }
             pg_sys::expression_tree_walker(node, Some(walk), ctx)
         }
     }
-    let mut w = Walk { vars: Vec::new(), sublink: false };
+    let mut w = Walk { level, rel, ok: true };
     // SAFETY: per the contract; the walker is a guarded C callback.
     unsafe {
-        walk(node, (&raw mut w).cast());
+        walk(value, (&raw mut w).cast());
     }
-    out.append(&mut w.vars);
-    !w.sublink
+    w.ok
+}
+
+/// A built-in (not user-defined) immutable function.
+fn trusted_immutable(func: pg_sys::Oid) -> bool {
+    // SAFETY: a syscache read in a transaction.
+    func.to_u32() < pg_sys::FirstNormalObjectId
+        && unsafe { pg_sys::func_volatile(func) }
+            == pg_sys::PROVOLATILE_IMMUTABLE as std::ffi::c_char
+}
+
+/// The whole statement, wherever a dp aggregate is in it, may call no volatile function and no
+/// user-defined function (pg_deident's own aside): `set_config()` in a join condition changed
+/// a setting row by row that the aggregates' arguments then read, and a function declared
+/// IMMUTABLE or STABLE can do anything. Every function a node calls is checked: functions,
+/// operators, type input and output, aggregates, window functions (nodeFuncs.c,
+/// `check_functions_in_node`).
+///
+/// # Safety
+/// `query` is a valid Query.
+unsafe fn statement_functions_ok(query: *mut pg_sys::Query) -> bool {
+    #[pg_guard]
+    unsafe extern "C-unwind" fn refused(func: pg_sys::Oid, _ctx: *mut std::ffi::c_void) -> bool {
+        // SAFETY: syscache reads in a transaction.
+        unsafe {
+            if func.to_u32() >= pg_sys::FirstNormalObjectId {
+                return our_function_name(func).is_none() && !is_dp_aggregate(func);
+            }
+            pg_sys::func_volatile(func) == pg_sys::PROVOLATILE_VOLATILE as std::ffi::c_char
+        }
+    }
+    #[pg_guard]
+    unsafe extern "C-unwind" fn walk(node: *mut pg_sys::Node, ctx: *mut std::ffi::c_void) -> bool {
+        if node.is_null() {
+            return false;
+        }
+        // SAFETY: node is a valid Node.
+        unsafe {
+            if (*node).type_ == pg_sys::NodeTag::T_Query {
+                return pg_sys::query_tree_walker(node.cast(), Some(walk), ctx, 0);
+            }
+            if pg_sys::check_functions_in_node(node, Some(refused), ctx) {
+                return true;
+            }
+            pg_sys::expression_tree_walker(node, Some(walk), ctx)
+        }
+    }
+    // SAFETY: per the contract; the walkers are guarded C callbacks.
+    unsafe { !walk(query.cast(), std::ptr::null_mut()) }
+}
+
+/// SQL functions returning sets are inlined into the calling query after the planner hook has
+/// checked it (clauses.c, `inline_set_returning_function`), so dp aggregates in their bodies
+/// would escape the checks; the needs_fmgr hook keeps such functions whole (they are then
+/// planned, and checked, on their own). A function's body is searched for the aggregates'
+/// names; a BEGIN ATOMIC body (stored parsed) is kept whole whenever it has aggregates.
+#[pg_guard]
+pub unsafe extern "C-unwind" fn keeps_sql_function_whole(func: pg_sys::Oid) -> bool {
+    /// pg_language_d.h.
+    const SQL_LANGUAGE_ID: pg_sys::Oid = pg_sys::Oid::from_u32(14);
+    const ANUM_PROSRC: i16 = pg_sys::Anum_pg_proc_prosrc as i16;
+    const ANUM_PROSQLBODY: i16 = pg_sys::Anum_pg_proc_prosqlbody as i16;
+    if func.to_u32() < pg_sys::FirstNormalObjectId {
+        return false;
+    }
+    // SAFETY: syscache reads in a transaction; text columns read through text_of.
+    unsafe {
+        let tuple = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::PROCOID as i32,
+            pg_sys::Datum::from(func),
+        );
+        if tuple.is_null() {
+            return false;
+        }
+        let form = &*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_proc>(tuple);
+        let mut keep = false;
+        if form.prolang == SQL_LANGUAGE_ID && form.proretset {
+            for (attnum, needle) in [(ANUM_PROSRC, "dp_"), (ANUM_PROSQLBODY, ":aggfnoid")] {
+                let mut isnull = false;
+                let d = pg_sys::SysCacheGetAttr(
+                    pg_sys::SysCacheIdentifier::PROCOID as i32,
+                    tuple,
+                    attnum,
+                    &mut isnull,
+                );
+                if !isnull
+                    && crate::enforcement::catalog::text_of(d).to_lowercase().contains(needle)
+                {
+                    keep = true;
+                }
+            }
+        }
+        pg_sys::ReleaseSysCache(tuple);
+        keep
+    }
 }
 
 /// The bound's value after constant folding, which must leave a constant. Parameters are
@@ -260,6 +372,12 @@ unsafe fn collect_vars(node: *mut pg_sys::Node, out: &mut Vec<*mut pg_sys::Var>)
 unsafe fn bound_value(expr: *mut pg_sys::Expr) -> Result<pg_sys::Datum, BoundsError> {
     // SAFETY: per the contract; eval_const_expressions returns a new tree.
     unsafe {
+        // only constants and built-in immutable functions of them (a cast, a minus): a
+        // user's function could fold to one value here and to another when the planner folds
+        // it again
+        if !value_allowed(expr.cast(), usize::MAX, 0) {
+            return Err(BoundsError::NotConstant);
+        }
         let folded = pg_sys::eval_const_expressions(std::ptr::null_mut(), expr.cast());
         if (*folded).type_ != pg_sys::NodeTag::T_Const {
             return Err(BoundsError::NotConstant);

@@ -15,9 +15,13 @@ CREATE TABLE regress_dp AS
     FROM generate_series(1, 200) i;
 INSERT INTO regress_dp SELECT 'heavy', 1001, 1, 1, 1, 1 FROM generate_series(1, 40);
 INSERT INTO regress_dp VALUES ('outlier', 1002, 1000000, 1000000, 1000000, 1000000);
+ALTER TABLE regress_dp ADD COLUMN person_uuid uuid, ADD COLUMN person_big bigint;
+UPDATE regress_dp SET person_uuid = md5(person)::uuid, person_big = person_int;
 -- the person must be a column labelled identifier (section 2b)
 SECURITY LABEL FOR deident ON COLUMN regress_dp.person IS 'identifier';
 SECURITY LABEL FOR deident ON COLUMN regress_dp.person_int IS 'identifier';
+SECURITY LABEL FOR deident ON COLUMN regress_dp.person_uuid IS 'identifier';
+SECURITY LABEL FOR deident ON COLUMN regress_dp.person_big IS 'identifier';
 SELECT count(*) AS rows, count(DISTINCT person) AS persons, sum(v) AS plain_sum FROM regress_dp;
 
 -- 1. Result types: as SPEC says, for each value type (a superuser is not limited)
@@ -33,8 +37,8 @@ SELECT pg_typeof(deident.dp_count(person)) AS count_text,
 SELECT pg_typeof(deident.dp_avg(v, person, 0, 2)) AS avg_int4,
        pg_typeof(deident.dp_avg(vn, person, 0, 2)) AS avg_numeric,
        pg_typeof(deident.dp_avg(vd, person, 0, 2)) AS avg_double,
-       pg_typeof(deident.dp_sum(v, md5(person)::uuid, 0, 2)) AS uuid_person,
-       pg_typeof(deident.dp_sum(v, person_int::bigint, 0, 2)) AS bigint_person
+       pg_typeof(deident.dp_sum(v, person_uuid, 0, 2)) AS uuid_person,
+       pg_typeof(deident.dp_sum(v, person_big, 0, 2)) AS bigint_person
   FROM regress_dp;
 
 -- 2. Bad bounds and settings: clear errors, raised when the query is planned, so they do not
@@ -87,23 +91,43 @@ CREATE TABLE regress_dp_plain AS SELECT * FROM regress_dp;
 -- fail (a column that is not labelled identifier)
 SELECT deident.dp_count(person) FROM regress_dp_plain WHERE false;
 SELECT deident.dp_count(v) FROM regress_dp WHERE false;
--- fail (one row made many persons: another table's column, alone or mixed in; a volatile
--- function)
+-- fail (one row made many persons: another table's column, alone or mixed in; any function
+-- of the person, even a cast, even a setting that set_config() changes row by row)
 SELECT deident.dp_avg(v, g.i, 0, 10) FROM regress_dp, generate_series(1, 1000) g(i) WHERE person = 'p1';
 SELECT deident.dp_count(person || g.i) FROM regress_dp, generate_series(1, 1000) g(i) WHERE false;
 SELECT deident.dp_count(person || random()::text) FROM regress_dp WHERE false;
+SELECT deident.dp_count(lower(person)) FROM regress_dp WHERE false;
+SELECT deident.dp_count(person_int::bigint) FROM regress_dp WHERE false;
+SELECT deident.dp_sum(p.v, p.person || current_setting('regress.c', true), 0, 10)
+  FROM regress_dp p JOIN generate_series(1, 1000) g(i) ON set_config('regress.c', g.i::text, false) <> ''
+ WHERE p.person = 'p1';
 -- fail (a subquery or a view in FROM hides where the person comes from)
 SELECT deident.dp_count(x.person) FROM (SELECT person FROM regress_dp) x WHERE false;
--- fail (one person's value given to every person: a self-join, a scalar subquery)
+-- fail (one person's value given to every person: a self-join, a scalar subquery, a setting
+-- set from another row, a function that reads another row)
 SELECT deident.dp_sum(w.v, p.person, 0, 10) FROM regress_dp p, regress_dp w WHERE w.person = 'outlier';
 SELECT deident.dp_sum((SELECT max(v) FROM regress_dp), person, 0, 10) FROM regress_dp WHERE false;
--- OK: a cast or an immutable function of the identifier; rows repeated by a join stay their
--- person's: each total grows threefold and is clamped once (at ε = 100: 200 persons × 3, and
--- 10 each for 'heavy' and 'outlier')
+SELECT deident.dp_sum(current_setting('regress.v')::int, p.person, 0, 10)
+  FROM regress_dp w JOIN regress_dp p ON set_config('regress.v', w.v::text, false) <> '' WHERE w.person = 'outlier';
+CREATE FUNCTION regress_dp_vmax() RETURNS int LANGUAGE sql STABLE AS $$ SELECT max(v) FROM regress_dp $$;
+SELECT deident.dp_sum(regress_dp_vmax(), person, 0, 10) FROM regress_dp WHERE false;
+-- fail (a user-defined function anywhere in the statement: it may lie about its volatility)
+SELECT deident.dp_count(person) FROM regress_dp WHERE v < regress_dp_vmax() AND false;
+-- fail (a bound from a user-defined function, which could fold to another value later)
+CREATE FUNCTION regress_dp_ten() RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT 10 $$;
+SELECT deident.dp_sum(v, person, 0, regress_dp_ten()) FROM regress_dp WHERE false;
+-- fail (a set-returning SQL function is not inlined into the caller, where the check has
+-- run: its body is planned, and checked, on its own)
+CREATE FUNCTION regress_dp_srf() RETURNS SETOF bigint LANGUAGE sql STABLE
+  AS $$ SELECT deident.dp_count(p.person || g::text) FROM regress_dp p, generate_series(1, 100) g WHERE false $$;
+SELECT * FROM regress_dp_srf();
+DROP FUNCTION regress_dp_srf(), regress_dp_ten(), regress_dp_vmax();
+-- OK: rows repeated by a join stay their person's: each total grows threefold and is
+-- clamped once (at ε = 100: 200 persons × 3, and 10 each for 'heavy' and 'outlier'); a
+-- value through built-in operators (least(v * 2, 3) - 1: 600, 'heavy' 10, 'outlier' 3 × 2)
 SET deident.dp_epsilon = 100;
 SELECT abs(deident.dp_sum(p.v, p.person, 0, 10) - 620) <= 2 AS repeated_rows_clamped,
-       abs(deident.dp_count(lower(p.person)) - 202) <= 2 AS function_of_person,
-       abs(deident.dp_count(p.person_int::bigint) - 202) <= 2 AS cast_of_person
+       abs(deident.dp_sum(least(p.v * 2, 3) - 1, p.person, 0, 10) - 616) <= 2 AS built_in_operators
   FROM regress_dp p, generate_series(1, 3) g(i);
 RESET deident.dp_epsilon;
 DROP TABLE regress_dp_plain;
