@@ -112,13 +112,14 @@ SELECT deident.k_sum(after_hours, email) AS "Org total",
   FROM people WHERE org = :'victim_org';
 \echo 'The same with deident.dp_sum(after_hours, email, 0, 12): each person''s weekly total is'
 \echo 'clamped to 0..12 (no one here works more), and noise of scale 12 / (epsilon / 2) = 48 hours is'
-\echo 'added to each answer (deident.dp_epsilon = 0.5). The difference is noise, nothing about her:'
-\echo 'each of the five tries below costs 2 x 0.5 of the analyst''s budget of 15.'
-SELECT try, s AS "Org total", s_without AS "Org total without her", s - s_without AS "Difference"
-  FROM generate_series(1, 5) try,
-       LATERAL (SELECT deident.dp_sum(after_hours, email, 0, 12) AS s,
-                       deident.dp_sum(after_hours, email, 0, 12) FILTER (WHERE email <> :'victim' AND try > 0) AS s_without
-                  FROM people WHERE org = :'victim_org') q;
+\echo 'added to each answer (deident.dp_epsilon = 0.5). The difference is noise, nothing about her.'
+\echo 'Five tries, each a statement of two dp_sum calls, charged 2 x 0.5 of the budget of 15 before it runs:'
+SELECT format($q$SELECT %s AS try, deident.dp_sum(after_hours, email, 0, 12) AS "Org total",
+                    deident.dp_sum(after_hours, email, 0, 12) FILTER (WHERE email <> %L) AS "Org total without her",
+                    deident.dp_sum(after_hours, email, 0, 12)
+                      - deident.dp_sum(after_hours, email, 0, 12) FILTER (WHERE email <> %L) AS "Difference"
+                 FROM people WHERE org = %L$q$, i, :'victim', :'victim', :'victim_org')
+  FROM generate_series(1, 5) i \gexec
 \echo 'The people report as a differentially private aggregate report, beside the k-anonymous one:'
 \echo 'people and average after-hours per org, each group answered only if its noisy count of'
 \echo 'people passes the release threshold (HAVING ... IS NOT NULL keeps unreleased groups out).'
@@ -130,11 +131,13 @@ SELECT org AS "Org", deident.dp_count(email) AS "People (DP)",
        round(deident.k_avg(after_hours, email), 1) AS "Avg After Hours (k)"
   FROM people GROUP BY org HAVING deident.dp_count(email) IS NOT NULL ORDER BY org;
 RESET deident.dp_epsilon;
-\echo 'What that cost, and what is left (charges are never refunded):'
+\echo 'What that cost, and what is left (charges are never refunded). The report cost 2 calls x 0.25,'
+\echo 'whatever its number of groups: what a statement costs says nothing about the data.'
 SELECT role, "limit", spent, remaining FROM deident.privacy_budget;
-\echo 'One more report of 12 groups at epsilon 0.5 needs 6: it is refused at the group that would'
-\echo 'go past the budget (the groups before it are charged):'
+\echo 'A statement that would go past the budget is refused before it runs:'
+SET deident.dp_epsilon = 10;
 \set ON_ERROR_STOP 0
 SELECT org, deident.dp_count(email) FROM people GROUP BY org;
 \set ON_ERROR_STOP 1
+RESET deident.dp_epsilon;
 RESET ROLE;

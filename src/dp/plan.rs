@@ -291,7 +291,11 @@ unsafe fn statement_functions_ok(query: *mut pg_sys::Query) -> bool {
         // SAFETY: syscache reads in a transaction.
         unsafe {
             if func.to_u32() >= pg_sys::FirstNormalObjectId {
-                return our_function_name(func).is_none() && !is_dp_aggregate(func);
+                // pg_deident's own functions and aggregates (schema deident: only a superuser
+                // can create anything there) are known; anything else is refused
+                let ns = pg_sys::get_func_namespace(func);
+                let name = pg_sys::get_namespace_name(ns);
+                return name.is_null() || std::ffi::CStr::from_ptr(name).to_bytes() != b"deident";
             }
             pg_sys::func_volatile(func) == pg_sys::PROVOLATILE_VOLATILE as std::ffi::c_char
         }

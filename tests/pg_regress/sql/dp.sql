@@ -122,6 +122,10 @@ CREATE FUNCTION regress_dp_srf() RETURNS SETOF bigint LANGUAGE sql STABLE
   AS $$ SELECT deident.dp_count(p.person || g::text) FROM regress_dp p, generate_series(1, 100) g WHERE false $$;
 SELECT * FROM regress_dp_srf();
 DROP FUNCTION regress_dp_srf(), regress_dp_ten(), regress_dp_vmax();
+-- OK: pg_deident's own functions and aggregates are known, as are built-in non-volatile ones
+SELECT deident.k_count_distinct(person) AS k_persons, deident.dp_count(person) IS NOT NULL AS answered,
+       upper(min(person)) AS built_in
+  FROM regress_dp WHERE length(person) > 0;
 -- OK: rows repeated by a join stay their person's: each total grows threefold and is
 -- clamped once (at ε = 100: 200 persons × 3, and 10 each for 'heavy' and 'outlier'); a
 -- value through built-in operators (least(v * 2, 3) - 1: 600, 'heavy' 10, 'outlier' 3 × 2)
