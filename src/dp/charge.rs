@@ -54,7 +54,7 @@ pub unsafe fn may_finalize_aggregates(stmt: *mut pg_sys::PlannedStmt) -> bool {
         if stmt.is_null() {
             return false;
         }
-        finalizing_aggs(stmt, &mut |_| true)
+        finalizing_aggs(stmt, &mut |_, _| true)
     }
 }
 
@@ -65,19 +65,29 @@ pub unsafe fn may_finalize_aggregates(stmt: *mut pg_sys::PlannedStmt) -> bool {
 /// `stmt` is a valid PlannedStmt.
 unsafe fn finalizing_aggs(
     stmt: *mut pg_sys::PlannedStmt,
-    f: &mut dyn FnMut(*mut pg_sys::Agg) -> bool,
+    f: &mut dyn FnMut(*mut pg_sys::Agg, bool) -> bool,
 ) -> bool {
     use crate::enforcement::list_ptrs;
-    unsafe fn walk(plan: *mut pg_sys::Plan, f: &mut dyn FnMut(*mut pg_sys::Agg) -> bool) -> bool {
+    /// `parallel`: below a Gather or Gather Merge, run by parallel workers.
+    unsafe fn walk(
+        plan: *mut pg_sys::Plan,
+        parallel: bool,
+        f: &mut dyn FnMut(*mut pg_sys::Agg, bool) -> bool,
+    ) -> bool {
         if plan.is_null() {
             return false;
         }
+        // SAFETY: plan is a valid Plan node.
+        let parallel = parallel
+            || unsafe {
+                matches!((*plan).type_, pg_sys::NodeTag::T_Gather | pg_sys::NodeTag::T_GatherMerge)
+            };
         // SAFETY: plan is a valid Plan node; the child lists hold Plan nodes (plannodes.h).
         unsafe {
             let children: Vec<*mut pg_sys::Plan> = match (*plan).type_ {
                 pg_sys::NodeTag::T_Agg => {
                     let agg = plan.cast::<pg_sys::Agg>();
-                    if (*agg).aggsplit & pg_sys::AGGSPLITOP_SKIPFINAL == 0 && f(agg) {
+                    if (*agg).aggsplit & pg_sys::AGGSPLITOP_SKIPFINAL == 0 && f(agg, parallel) {
                         return true;
                     }
                     Vec::new()
@@ -102,14 +112,15 @@ unsafe fn finalizing_aggs(
                 }
                 _ => Vec::new(),
             };
-            children.into_iter().any(|c| walk(c, f))
-                || walk((*plan).lefttree, f)
-                || walk((*plan).righttree, f)
+            children.into_iter().any(|c| walk(c, parallel, f))
+                || walk((*plan).lefttree, parallel, f)
+                || walk((*plan).righttree, parallel, f)
         }
     }
     // SAFETY: per the contract; subplans is a List of Plan (NULL entries for unused ones).
     unsafe {
-        walk((*stmt).planTree, f) || list_ptrs::<pg_sys::Plan>((*stmt).subplans).any(|p| walk(p, f))
+        walk((*stmt).planTree, false, f)
+            || list_ptrs::<pg_sys::Plan>((*stmt).subplans).any(|p| walk(p, false, f))
     }
 }
 
@@ -153,12 +164,21 @@ pub unsafe extern "C-unwind" fn after_start(query_desc: *mut pg_sys::QueryDesc, 
             return;
         }
         let mut calls = 0usize;
-        finalizing_aggs((*query_desc).plannedstmt, &mut |agg| {
-            calls += dp_calls(agg);
+        let mut in_workers = false;
+        finalizing_aggs((*query_desc).plannedstmt, &mut |agg, parallel| {
+            let n = dp_calls(agg);
+            calls += n;
+            in_workers |= parallel && n > 0;
             false
         });
         if calls == 0 {
             return;
+        }
+        // Parallel workers finalizing groups themselves (a partitionwise aggregate below a
+        // Gather) would each count persons on their own: refused here, from the plan, rather
+        // than in a final function, which runs only where a group has rows.
+        if in_workers {
+            DeidentError::DpUncharged.report();
         }
         let terms =
             Terms { epsilon: guc::dp_epsilon(), per_person: guc::dp_max_groups_per_person() };

@@ -58,6 +58,10 @@ pub enum PersonProblem {
     ValueElsewhere,
     /// The statement calls a volatile or user-defined function.
     Functions,
+    /// A table with identifier columns read other than as a dp call's person table.
+    OtherPersonalTable,
+    /// A function that is not leakproof runs on input rows.
+    Leaky,
 }
 
 struct Ctx {
@@ -65,6 +69,8 @@ struct Ctx {
     queries: Vec<*mut pg_sys::Query>,
     /// A dp aggregate call was found.
     found: bool,
+    /// The persons' tables: (query, range-table index) of each dp aggregate call.
+    persons: Vec<(usize, i32)>,
     problem: Option<CallProblem>,
 }
 
@@ -74,15 +80,19 @@ struct Ctx {
 /// `query` is the planner's input.
 #[pg_guard]
 pub unsafe extern "C-unwind" fn check_query(query: *mut pg_sys::Query) {
-    let mut ctx = Ctx { queries: Vec::new(), found: false, problem: None };
+    let mut ctx = Ctx { queries: Vec::new(), found: false, persons: Vec::new(), problem: None };
     // SAFETY: per the contract; the walker is a guarded C callback.
     unsafe {
         walker(query.cast(), (&raw mut ctx).cast());
     }
     if ctx.problem.is_none() && ctx.found {
         // SAFETY: per the contract.
-        if unsafe { !statement_functions_ok(query) } {
-            ctx.problem = Some(CallProblem::Person(PersonProblem::Functions));
+        unsafe {
+            if !statement_functions_ok(query) {
+                ctx.problem = Some(CallProblem::Person(PersonProblem::Functions));
+            } else if let Err(problem) = strict_query(query, &ctx.persons) {
+                ctx.problem = Some(CallProblem::Person(problem));
+            }
         }
     }
     match ctx.problem {
@@ -116,8 +126,11 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, ctx: *mut std::ffi::
                         (*c).problem = Some(problem);
                         return true;
                     }
-                    Ok(true) => (*c).found = true,
-                    Ok(false) => {}
+                    Ok(Some(person)) => {
+                        (*c).found = true;
+                        (*c).persons.push(person);
+                    }
+                    Ok(None) => {}
                 }
             }
             _ => {}
@@ -134,16 +147,16 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, ctx: *mut std::ffi::
 unsafe fn check_aggref(
     agg: *mut pg_sys::Aggref,
     queries: &[*mut pg_sys::Query],
-) -> Result<bool, CallProblem> {
+) -> Result<Option<(usize, i32)>, CallProblem> {
     // SAFETY: per the contract.
     unsafe {
         let args = aggregate_args(agg);
         let person_arg = match dp_kind((*agg).aggfnoid) {
-            None => return Ok(false),
+            None => return Ok(None),
             Some(DpKind::Count) if args.len() == 1 => 0,
             Some(DpKind::Bounded) if args.len() == 4 => 1,
             // another aggregate with our support functions: only a superuser can make one
-            Some(_) => return Ok(false),
+            Some(_) => return Ok(None),
         };
         let level = (*agg).agglevelsup as usize;
         let query = queries.len().checked_sub(1 + level).map(|i| queries[i]);
@@ -160,7 +173,7 @@ unsafe fn check_aggref(
             let bounds = (|| bounds_of(typ, bound_value(lower)?, bound_value(upper)?))();
             bounds.map_err(CallProblem::Bounds)?;
         }
-        Ok(true)
+        Ok(query.map(|q| (q as usize, rel)))
     }
 }
 
@@ -211,17 +224,57 @@ unsafe fn person_relation(
     }
 }
 
-/// Is `value` built only from columns of range-table entry `rel` at `level`, constants, and
-/// built-in immutable functions and operators (and CASE, COALESCE, GREATEST, LEAST, NULLIF,
-/// AND/OR/NOT, IS NULL over them)? Output functions (a cast to text through `CoerceViaIO`) are
-/// refused: their results follow settings such as extra_float_digits.
+/// Is `value` a column of range-table entry `rel` at `level` (a binary-compatible relabelling
+/// aside), or a constant? Nothing computed: any function could raise an error on one person's
+/// value (a division by zero), and an error that depends on the data tells whether a row is
+/// there, with certainty. With `level` usize::MAX (no Var accepted), the same test checks that
+/// a bound is a constant expression of built-in immutable functions (a cast, a minus), which
+/// are folded, whatever the data, when the query is planned.
 ///
 /// # Safety
 /// `value` is a valid expression.
 unsafe fn value_allowed(value: *mut pg_sys::Node, level: usize, rel: i32) -> bool {
+    // SAFETY: per the contract.
+    unsafe {
+        if level != usize::MAX {
+            let mut node = value;
+            loop {
+                match (*node).type_ {
+                    pg_sys::NodeTag::T_RelabelType => {
+                        node = (*node.cast::<pg_sys::RelabelType>()).arg.cast();
+                    }
+                    // a cast that cannot fail (leakproof: int to bigint, say)
+                    pg_sys::NodeTag::T_FuncExpr => {
+                        let f = node.cast::<pg_sys::FuncExpr>();
+                        let cast = matches!(
+                            (*f).funcformat,
+                            pg_sys::CoercionForm::COERCE_EXPLICIT_CAST
+                                | pg_sys::CoercionForm::COERCE_IMPLICIT_CAST
+                        );
+                        let args: Vec<*mut pg_sys::Node> = list_ptrs((*f).args).collect();
+                        if !(cast
+                            && args.len() == 1
+                            && (*f).funcid.to_u32() < pg_sys::FirstNormalObjectId
+                            && pg_sys::get_func_leakproof((*f).funcid))
+                        {
+                            return false;
+                        }
+                        node = args[0];
+                    }
+                    _ => break,
+                }
+            }
+            return match (*node).type_ {
+                pg_sys::NodeTag::T_Const => true,
+                pg_sys::NodeTag::T_Var => {
+                    let v = node.cast::<pg_sys::Var>();
+                    (*v).varlevelsup as usize == level && (*v).varno == rel
+                }
+                _ => false,
+            };
+        }
+    }
     struct Walk {
-        level: usize,
-        rel: i32,
         ok: bool,
     }
     #[pg_guard]
@@ -234,14 +287,9 @@ unsafe fn value_allowed(value: *mut pg_sys::Node, level: usize, rel: i32) -> boo
             let w = ctx.cast::<Walk>();
             use pg_sys::NodeTag::*;
             let allowed = match (*node).type_ {
-                T_Var => {
-                    let v = node.cast::<pg_sys::Var>();
-                    (*v).varlevelsup as usize == (*w).level && (*v).varno == (*w).rel
-                }
-                T_Const | T_RelabelType | T_CaseExpr | T_CaseWhen | T_CaseTestExpr
-                | T_CoalesceExpr | T_MinMaxExpr | T_BoolExpr | T_NullTest | T_List => true,
+                T_Const | T_RelabelType | T_List => true,
                 T_FuncExpr => trusted_immutable((*node.cast::<pg_sys::FuncExpr>()).funcid),
-                T_OpExpr | T_NullIfExpr => {
+                T_OpExpr => {
                     // a parse tree's OpExpr may not have its function looked up yet
                     let op = node.cast::<pg_sys::OpExpr>();
                     let func = if (*op).opfuncid == pg_sys::InvalidOid {
@@ -260,12 +308,210 @@ unsafe fn value_allowed(value: *mut pg_sys::Node, level: usize, rel: i32) -> boo
             pg_sys::expression_tree_walker(node, Some(walk), ctx)
         }
     }
-    let mut w = Walk { level, rel, ok: true };
+    let mut w = Walk { ok: true };
     // SAFETY: per the contract; the walker is a guarded C callback.
     unsafe {
         walk(value, (&raw mut w).cast());
     }
     w.ok
+}
+
+/// The statement around dp aggregate calls, checked so that neither which rows they see nor
+/// whether the statement fails depends on anyone but the persons themselves:
+/// - a table with `identifier` columns may appear only as a dp aggregate call's person table
+///   (a join, an EXISTS or a subquery reading another person's row decided every row of the
+///   aggregate: `... WHERE EXISTS (SELECT 1 FROM people v WHERE v.email = 'victim' AND
+///   v.salary > x)` gave the whole count or NULL);
+/// - every function that runs on input rows (in FROM, WHERE, JOIN ... ON, GROUP BY keys,
+///   HAVING, aggregate arguments and FILTERs, subqueries, CTEs) must be leakproof (it raises
+///   no error that depends on its arguments: `WHERE 1 / (salary - 1007) > 0` failed exactly
+///   when someone earned 1007) or pg_deident's; constant expressions are folded at planning;
+/// - output expressions over the groups' answers (a round() of a dp_avg) may use any function
+///   the statement may call: they see released answers only, after HAVING.
+///
+/// # Safety
+/// `query` is a valid Query; `persons` as collected by `check_aggref`.
+unsafe fn strict_query(
+    query: *mut pg_sys::Query,
+    persons: &[(usize, i32)],
+) -> Result<(), PersonProblem> {
+    // SAFETY: per the contract; the lists hold the node types named.
+    unsafe {
+        for (i, rte) in list_ptrs::<pg_sys::RangeTblEntry>((*query).rtable).enumerate() {
+            match (*rte).rtekind {
+                pg_sys::RTEKind::RTE_RELATION => {
+                    let labels = crate::enforcement::catalog::column_labels((*rte).relid, false);
+                    let personal =
+                        crate::enforcement::catalog::identifiers(&labels).next().is_some();
+                    if personal && !persons.contains(&(query as usize, i as i32 + 1)) {
+                        return Err(PersonProblem::OtherPersonalTable);
+                    }
+                }
+                pg_sys::RTEKind::RTE_SUBQUERY => strict_query((*rte).subquery, persons)?,
+                pg_sys::RTEKind::RTE_FUNCTION
+                | pg_sys::RTEKind::RTE_TABLEFUNC
+                | pg_sys::RTEKind::RTE_VALUES => {
+                    // functions in FROM: their own rows; VALUES: constants (checked strictly)
+                    strict_expr((*rte).functions.cast(), persons)?;
+                    strict_expr((*rte).tablefunc.cast(), persons)?;
+                    strict_expr((*rte).values_lists.cast(), persons)?;
+                }
+                _ => {}
+            }
+        }
+        for cte in list_ptrs::<pg_sys::CommonTableExpr>((*query).cteList) {
+            strict_query((*cte).ctequery.cast(), persons)?;
+        }
+        strict_expr((*query).jointree.cast(), persons)?;
+        strict_expr((*query).havingQual, persons)?;
+        let grouped = (*query).hasAggs || !(*query).groupClause.is_null();
+        let keys: Vec<u32> = list_ptrs::<pg_sys::SortGroupClause>((*query).groupClause)
+            .map(|g| (*g).tleSortGroupRef)
+            .collect();
+        for tle in list_ptrs::<pg_sys::TargetEntry>((*query).targetList) {
+            let expr = (*tle).expr.cast::<pg_sys::Node>();
+            if !grouped || keys.contains(&(*tle).ressortgroupref) {
+                strict_expr(expr, persons)?;
+            } else {
+                // an output over groups: only what it aggregates runs on input rows
+                for aggref in aggrefs(expr) {
+                    strict_expr(aggref.cast(), persons)?;
+                }
+                for query in sublink_queries(expr) {
+                    strict_query(query, persons)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The subqueries of the SubLinks in an expression (not inside them).
+///
+/// # Safety
+/// `node` is a valid expression or NULL.
+unsafe fn sublink_queries(node: *mut pg_sys::Node) -> Vec<*mut pg_sys::Query> {
+    #[pg_guard]
+    unsafe extern "C-unwind" fn walk(node: *mut pg_sys::Node, ctx: *mut std::ffi::c_void) -> bool {
+        if node.is_null() {
+            return false;
+        }
+        // SAFETY: node is a valid Node; ctx is the Vec below.
+        unsafe {
+            if (*node).type_ == pg_sys::NodeTag::T_SubLink {
+                let q = (*node.cast::<pg_sys::SubLink>()).subselect.cast::<pg_sys::Query>();
+                (*ctx.cast::<Vec<*mut pg_sys::Query>>()).push(q);
+            }
+            pg_sys::expression_tree_walker(node, Some(walk), ctx)
+        }
+    }
+    let mut out: Vec<*mut pg_sys::Query> = Vec::new();
+    // SAFETY: per the contract; the walker is a guarded C callback.
+    unsafe {
+        walk(node, (&raw mut out).cast());
+    }
+    out
+}
+
+/// Every function in `node` that runs on input rows is leakproof or pg_deident's; subqueries
+/// are checked whole. Constant subexpressions (no Var, no aggregate, no subquery) are skipped:
+/// they are folded when the query is planned, the same whatever the data.
+///
+/// # Safety
+/// `node` is a valid expression tree or NULL.
+unsafe fn strict_expr(
+    node: *mut pg_sys::Node,
+    persons: &[(usize, i32)],
+) -> Result<(), PersonProblem> {
+    struct Walk<'a> {
+        persons: &'a [(usize, i32)],
+        problem: Option<PersonProblem>,
+    }
+    #[pg_guard]
+    unsafe extern "C-unwind" fn leaky(func: pg_sys::Oid, _ctx: *mut std::ffi::c_void) -> bool {
+        // SAFETY: syscache reads in a transaction.
+        unsafe {
+            if func.to_u32() >= pg_sys::FirstNormalObjectId {
+                let name = pg_sys::get_namespace_name(pg_sys::get_func_namespace(func));
+                return name.is_null() || std::ffi::CStr::from_ptr(name).to_bytes() != b"deident";
+            }
+            // count() cannot fail whatever it counts; other aggregates can (sum overflows)
+            !pg_sys::get_func_leakproof(func) && !is_count(func)
+        }
+    }
+    fn is_count(func: pg_sys::Oid) -> bool {
+        // SAFETY: a syscache read; get_func_name returns NULL for no such function.
+        unsafe {
+            let name = pg_sys::get_func_name(func);
+            !name.is_null()
+                && std::ffi::CStr::from_ptr(name).to_bytes() == b"count"
+                && pg_sys::get_func_namespace(func)
+                    == pg_sys::Oid::from(pg_sys::PG_CATALOG_NAMESPACE)
+        }
+    }
+    #[pg_guard]
+    unsafe extern "C-unwind" fn walk(node: *mut pg_sys::Node, ctx: *mut std::ffi::c_void) -> bool {
+        if node.is_null() {
+            return false;
+        }
+        // SAFETY: node is a valid Node; ctx is the Walk below.
+        unsafe {
+            let w = ctx.cast::<Walk>();
+            use pg_sys::NodeTag::*;
+            match (*node).type_ {
+                T_Query => {
+                    if let Err(p) = strict_query(node.cast(), (*w).persons) {
+                        (*w).problem = Some(p);
+                        return true;
+                    }
+                    return false;
+                }
+                T_CoerceToDomain | T_SubscriptingRef | T_WindowFunc => {
+                    (*w).problem = Some(PersonProblem::Leaky);
+                    return true;
+                }
+                _ => {}
+            }
+            if !is_constant(node) && pg_sys::check_functions_in_node(node, Some(leaky), ctx) {
+                (*w).problem = Some(PersonProblem::Leaky);
+                return true;
+            }
+            pg_sys::expression_tree_walker(node, Some(walk), ctx)
+        }
+    }
+    let mut w = Walk { persons, problem: None };
+    // SAFETY: per the contract; the walker is a guarded C callback that reaches sublinks'
+    // queries through T_Query (expression_tree_walker hands over a SubLink's subselect).
+    unsafe {
+        walk(node, (&raw mut w).cast());
+    }
+    w.problem.map_or(Ok(()), Err)
+}
+
+/// No Var, Param of the executor, aggregate or subquery in it: folded at planning.
+///
+/// # Safety
+/// `node` is a valid expression tree.
+unsafe fn is_constant(node: *mut pg_sys::Node) -> bool {
+    #[pg_guard]
+    unsafe extern "C-unwind" fn walk(node: *mut pg_sys::Node, ctx: *mut std::ffi::c_void) -> bool {
+        if node.is_null() {
+            return false;
+        }
+        // SAFETY: node is a valid Node.
+        unsafe {
+            use pg_sys::NodeTag::*;
+            if matches!(
+                (*node).type_,
+                T_Var | T_Aggref | T_SubLink | T_Param | T_Query | T_WindowFunc | T_GroupingFunc
+            ) {
+                return true;
+            }
+            pg_sys::expression_tree_walker(node, Some(walk), ctx)
+        }
+    }
+    // SAFETY: per the contract.
+    unsafe { !walk(node, std::ptr::null_mut()) }
 }
 
 /// A built-in (not user-defined) immutable function.

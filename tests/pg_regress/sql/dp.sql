@@ -15,8 +15,12 @@ CREATE TABLE regress_dp AS
     FROM generate_series(1, 200) i;
 INSERT INTO regress_dp SELECT 'heavy', 1001, 1, 1, 1, 1 FROM generate_series(1, 40);
 INSERT INTO regress_dp VALUES ('outlier', 1002, 1000000, 1000000, 1000000, 1000000);
-ALTER TABLE regress_dp ADD COLUMN person_uuid uuid, ADD COLUMN person_big bigint;
-UPDATE regress_dp SET person_uuid = md5(person)::uuid, person_big = person_int;
+ALTER TABLE regress_dp ADD COLUMN person_uuid uuid, ADD COLUMN person_big bigint,
+  ADD COLUMN half int, ADD COLUMN v2 smallint, ADD COLUMN vd10 double precision;
+UPDATE regress_dp SET person_uuid = md5(person)::uuid, person_big = person_int,
+  half = person_int % 2, v2 = least(v, 9), vd10 = vd * 0.1;
+-- a table without personal data, to repeat groups and rows
+CREATE TABLE regress_dp_r AS SELECT r FROM generate_series(1, 3000) r;
 -- the person must be a column labelled identifier (section 2b)
 SECURITY LABEL FOR deident ON COLUMN regress_dp.person IS 'identifier';
 SECURITY LABEL FOR deident ON COLUMN regress_dp.person_int IS 'identifier';
@@ -27,7 +31,7 @@ SELECT count(*) AS rows, count(DISTINCT person) AS persons, sum(v) AS plain_sum 
 -- 1. Result types: as SPEC says, for each value type (a superuser is not limited)
 SELECT pg_typeof(deident.dp_count(person)) AS count_text,
        pg_typeof(deident.dp_count(person_int)) AS count_int,
-       pg_typeof(deident.dp_sum(least(v, 9)::smallint, person, 0::smallint, 2::smallint)) AS sum_int2,
+       pg_typeof(deident.dp_sum(v2, person, 0::smallint, 2::smallint)) AS sum_int2,
        pg_typeof(deident.dp_sum(v, person, 0, 2)) AS sum_int4,
        pg_typeof(deident.dp_sum(v::bigint, person, 0, 2)) AS sum_int8,
        pg_typeof(deident.dp_sum(vn, person, 0, 2)) AS sum_numeric,
@@ -123,16 +127,25 @@ CREATE FUNCTION regress_dp_srf() RETURNS SETOF bigint LANGUAGE sql STABLE
 SELECT * FROM regress_dp_srf();
 DROP FUNCTION regress_dp_srf(), regress_dp_ten(), regress_dp_vmax();
 -- OK: pg_deident's own functions and aggregates are known, as are built-in non-volatile ones
-SELECT deident.k_count_distinct(person) AS k_persons, deident.dp_count(person) IS NOT NULL AS answered,
-       upper(min(person)) AS built_in
-  FROM regress_dp WHERE length(person) > 0;
--- OK: rows repeated by a join stay their person's: each total grows threefold and is
--- clamped once (at ε = 100: 200 persons × 3, and 10 each for 'heavy' and 'outlier'); a
--- value through built-in operators (least(v * 2, 3) - 1: 600, 'heavy' 10, 'outlier' 3 × 2)
+SELECT deident.k_count_distinct(person) AS k_persons, deident.dp_count(person) IS NOT NULL AS answered
+  FROM regress_dp WHERE person <> '';
+-- fail (a value computed: any function could fail on one person's value)
+SELECT deident.dp_sum(least(v * 2, 3) - 1, person, 0, 10) FROM regress_dp WHERE false;
+-- fail (another person's row decides which rows count: a join, EXISTS, a subquery over a
+-- table with identifier columns, other than the aggregates' own)
+SELECT deident.dp_count(p.person) FROM regress_dp p
+ WHERE EXISTS (SELECT 1 FROM regress_dp v WHERE v.person = 'outlier' AND v.v > 5) AND false;
+SELECT deident.dp_count(p.person) FROM regress_dp p JOIN regress_dp v ON v.person = 'outlier' WHERE false;
+SELECT deident.dp_count(person) FROM regress_dp WHERE v IN (SELECT v FROM regress_dp WHERE person = 'outlier') AND false;
+-- fail (a function that can raise an error on the rows: WHERE 1 / (v - 1000000) fails
+-- exactly when someone's value is 1,000,000)
+SELECT deident.dp_count(person) FROM regress_dp WHERE 1 / (v - 1000000) > 0 AND person = 'nobody';
+-- OK: a table without identifier columns may be joined; leakproof comparisons; rows repeated
+-- by a join stay their person's: each total grows threefold and is clamped once (at ε = 100:
+-- 200 persons × 3, and 10 each for 'heavy' and 'outlier')
 SET deident.dp_epsilon = 100;
-SELECT abs(deident.dp_sum(p.v, p.person, 0, 10) - 620) <= 2 AS repeated_rows_clamped,
-       abs(deident.dp_sum(least(p.v * 2, 3) - 1, p.person, 0, 10) - 616) <= 2 AS built_in_operators
-  FROM regress_dp p, generate_series(1, 3) g(i);
+SELECT abs(deident.dp_sum(p.v, p.person, 0, 10) - 620) <= 2 AS repeated_rows_clamped
+  FROM regress_dp p, regress_dp_r g WHERE g.r <= 3;
 RESET deident.dp_epsilon;
 DROP TABLE regress_dp_plain;
 
@@ -151,7 +164,7 @@ SET deident.dp_max_groups_per_person = 3000;
 CREATE TABLE regress_dp_runs AS
   SELECT r, deident.dp_count(person) AS c, deident.dp_sum(v, person, 0, 10) AS s,
          deident.dp_avg(vd, person, 0, 10) AS a
-    FROM regress_dp, generate_series(1, 3000) r GROUP BY r;
+    FROM regress_dp, regress_dp_r GROUP BY r;
 RESET deident.dp_max_groups_per_person;
 SELECT count(*) AS runs, count(c) AS released,
        abs(avg(c) - 202) < 5 * sqrt(7.835 / 3000) AS count_mean_ok,
@@ -193,10 +206,11 @@ RESET min_parallel_table_scan_size;
 RESET parallel_leader_participation;
 -- real sums land on the published grid: Δ = 10, step 2^(3-20) = 2^-17
 SET deident.dp_max_groups_per_person = 50;
-SELECT bool_and(x * 131072 = round(x * 131072)) AS on_grid
-  FROM (SELECT deident.dp_sum(vd * 0.1, person, 0.0, 10.0) AS x
-          FROM regress_dp, generate_series(1, 50) r GROUP BY r) s;
+CREATE TEMP TABLE regress_dp_grid AS SELECT deident.dp_sum(vd10, person, 0.0, 10.0) AS x
+  FROM regress_dp, regress_dp_r WHERE r <= 50 GROUP BY r;
 RESET deident.dp_max_groups_per_person;
+SELECT count(*) AS sums, bool_and(x * 131072 = round(x * 131072)) AS on_grid FROM regress_dp_grid;
+DROP TABLE regress_dp_grid;
 
 -- 4. Release: a group of one person is answered with probability at most δ (threshold 28 for
 -- dp_count at ε = 0.5, δ = 1e-6: 10,000 tries expect 0.009 releases)
@@ -236,14 +250,14 @@ DROP TABLE regress_dp_edge, regress_dp_single, regress_dp_big, regress_dp_runs;
 CREATE TABLE regress_dp_two AS SELECT grp, 'q' || p AS person FROM unnest(ARRAY['a', 'b']) grp, generate_series(1, 30) p;
 SECURITY LABEL FOR deident ON COLUMN regress_dp_two.person IS 'identifier';
 SET deident.dp_epsilon = 100;
-SELECT count(c) AS groups_answered, sum(c) AS persons_counted
-  FROM (SELECT grp, deident.dp_count(person) AS c FROM regress_dp_two GROUP BY grp) x;
+CREATE TEMP TABLE regress_dp_l1 AS SELECT grp, deident.dp_count(person) AS c FROM regress_dp_two GROUP BY grp;
+SELECT count(c) AS groups_answered, sum(c) AS persons_counted FROM regress_dp_l1;
 SET deident.dp_max_groups_per_person = 2;
-SELECT count(c) AS groups_answered, sum(c) AS persons_counted
-  FROM (SELECT grp, deident.dp_count(person) AS c FROM regress_dp_two GROUP BY grp) x;
+CREATE TEMP TABLE regress_dp_l2 AS SELECT grp, deident.dp_count(person) AS c FROM regress_dp_two GROUP BY grp;
+SELECT count(c) AS groups_answered, sum(c) AS persons_counted FROM regress_dp_l2;
 RESET deident.dp_max_groups_per_person;
 RESET deident.dp_epsilon;
-DROP TABLE regress_dp_two;
+DROP TABLE regress_dp_two, regress_dp_l1, regress_dp_l2;
 
 -- 5. Not a window function (a running sum would give each row's value away)
 -- fail
@@ -280,7 +294,7 @@ BEGIN;
 SELECT deident.dp_count(person) IS NOT NULL AS answered FROM regress_dp;
 ROLLBACK;
 -- fail (division by zero after the group was answered)
-SELECT deident.dp_count(person), 1 / (count(*) - count(*)) FROM regress_dp;
+SELECT deident.dp_count(person) / 0 FROM regress_dp;
 SELECT "limit", spent, remaining FROM deident.privacy_budget;
 -- a smaller ε fits what remains: 1.5 + 0.25 + 0.25 = 2
 SET deident.dp_epsilon = 0.25;
@@ -296,11 +310,11 @@ SELECT spent, remaining FROM deident.privacy_budget;
 RESET ROLE;
 SELECT deident.set_privacy_budget('regress_dp_analyst', 2.75);
 SET ROLE regress_dp_analyst;
-SELECT person_int % 2 AS half, deident.dp_count(person) IS NOT NULL AS answered FROM regress_dp GROUP BY 1 ORDER BY 1;
+SELECT half, deident.dp_count(person) IS NOT NULL AS answered FROM regress_dp GROUP BY half ORDER BY half;
 SELECT spent, remaining FROM deident.privacy_budget;
 SET deident.dp_max_groups_per_person = 2;
 -- fail (needs 1.0, 0.25 remains)
-SELECT person_int % 2 AS half, deident.dp_count(person) FROM regress_dp GROUP BY 1 ORDER BY 1;
+SELECT half, deident.dp_count(person) FROM regress_dp GROUP BY half ORDER BY half;
 RESET deident.dp_max_groups_per_person;
 -- what a statement costs does not depend on the data: a question about one person costs
 -- the same whether the answer is yes or no (nothing is released either way)
@@ -351,4 +365,4 @@ DROP FUNCTION regress_dp_definer();
 REVOKE ALL ON regress_dp FROM regress_dp_analyst, regress_dp_other;
 REVOKE USAGE ON SCHEMA deident FROM regress_dp_analyst, regress_dp_other;
 DROP ROLE regress_dp_analyst, regress_dp_other;
-DROP TABLE regress_dp;
+DROP TABLE regress_dp, regress_dp_r;
