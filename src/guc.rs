@@ -65,7 +65,7 @@ pub fn register() {
     GucRegistry::define_float_guc(
         c"deident.dp_epsilon",
         c"Privacy loss ε that each dp aggregate spends on each group it answers.",
-        c"Charged to the role's privacy budget for every group evaluated; smaller is more private and noisier.",
+        c"Each statement is charged this times dp_max_groups_per_person for each dp aggregate call, before it runs; smaller is more private and noisier.",
         &DP_EPSILON,
         0.01,
         100.0,
