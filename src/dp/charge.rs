@@ -207,6 +207,7 @@ pub unsafe fn before_end(query_desc: *mut pg_sys::QueryDesc) {
 /// At the end of a transaction: statements that ended in an ERROR left their terms behind.
 pub fn forget() {
     RUNNING.with(|r| r.borrow_mut().clear());
+    plan::forget_kinds();
 }
 
 /// The terms of the statement whose aggregate is being finalized.

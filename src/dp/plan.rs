@@ -653,9 +653,22 @@ pub unsafe fn aggregate_args(agg: *mut pg_sys::Aggref) -> Vec<*mut pg_sys::Targe
     }
 }
 
+thread_local! {
+    /// dp_kind's answers in this transaction: the executor hook asks about every aggregate of
+    /// every statement that has one (charge.rs). Dropped at the end of each transaction
+    /// (`forget_kinds`), so a dropped and re-created aggregate is not mistaken for another.
+    static KINDS: std::cell::RefCell<std::collections::HashMap<u32, Option<DpKind>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
 /// Is `aggfnoid` one of dp_count, dp_sum, dp_avg?
 pub fn is_dp_aggregate(aggfnoid: pg_sys::Oid) -> bool {
     dp_kind(aggfnoid).is_some()
+}
+
+/// At the end of a transaction.
+pub fn forget_kinds() {
+    KINDS.with(|k| k.borrow_mut().clear());
 }
 
 /// The aggregate calls in an expression tree.
@@ -697,6 +710,15 @@ enum DpKind {
 /// `deident._dp_*_final` C functions? Which kind: dp_sum and dp_avg have `_dp_trans` as their
 /// transition function.
 fn dp_kind(aggfnoid: pg_sys::Oid) -> Option<DpKind> {
+    if let Some(kind) = KINDS.with(|k| k.borrow().get(&aggfnoid.to_u32()).copied()) {
+        return kind;
+    }
+    let kind = dp_kind_uncached(aggfnoid);
+    KINDS.with(|k| k.borrow_mut().insert(aggfnoid.to_u32(), kind));
+    kind
+}
+
+fn dp_kind_uncached(aggfnoid: pg_sys::Oid) -> Option<DpKind> {
     // SAFETY: syscache reads in a transaction.
     unsafe {
         let tuple = pg_sys::SearchSysCache1(
