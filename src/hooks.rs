@@ -68,10 +68,13 @@ pub fn install() {
     }
     // Before 15, shared memory is requested from _PG_init itself.
     #[cfg(any(feature = "pg13", feature = "pg14"))]
-    {
-        keycache::shared::request();
-        crate::dp::budget::request();
-    }
+    request_shared_memory();
+}
+
+/// Everything pg_deident keeps in shared memory: the key ring slots and the privacy ledger.
+fn request_shared_memory() {
+    keycache::shared::request();
+    crate::dp::budget::request();
 }
 
 #[cfg(not(any(feature = "pg13", feature = "pg14")))]
@@ -83,8 +86,7 @@ unsafe extern "C-unwind" fn shmem_request() {
             prev();
         }
     }
-    keycache::shared::request();
-    crate::dp::budget::request();
+    request_shared_memory();
 }
 
 #[pg_guard]

@@ -165,7 +165,7 @@ unsafe fn check_aggref(
             .ok_or(CallProblem::Person(PersonProblem::NotIdentifier))?;
         if person_arg == 1 {
             let value = (*args[0]).expr.cast::<pg_sys::Node>();
-            if !value_allowed(value, level, rel) {
+            if !value_is_column(value, level, rel) {
                 return Err(CallProblem::Person(PersonProblem::ValueElsewhere));
             }
             let (lower, upper) = ((*args[2]).expr, (*args[3]).expr);
@@ -179,8 +179,8 @@ unsafe fn check_aggref(
 
 /// The privacy unit must be the person, and each contribution that person's own: the person
 /// argument must be a column labelled `identifier` of a table in FROM, as it is (a
-/// binary-compatible relabelling aside), and the value may read only that table's row,
-/// through built-in immutable functions and operators (`value_allowed`). Any function of the
+/// binary-compatible relabelling aside), and the value must be a column of that table's row
+/// (`value_is_column`). Any function of the
 /// person could tell copies of one row apart (a hostile review did it with `current_setting`
 /// changed row by row by `set_config` in a join condition, and with functions that lie about
 /// their volatility), and any other source of the value could give one person's value to every
@@ -225,55 +225,60 @@ unsafe fn person_relation(
 }
 
 /// Is `value` a column of range-table entry `rel` at `level` (a binary-compatible relabelling
-/// aside), or a constant? Nothing computed: any function could raise an error on one person's
-/// value (a division by zero), and an error that depends on the data tells whether a row is
-/// there, with certainty. With `level` usize::MAX (no Var accepted), the same test checks that
-/// a bound is a constant expression of built-in immutable functions (a cast, a minus), which
-/// are folded, whatever the data, when the query is planned.
+/// or a cast that cannot fail aside), or a constant? Nothing computed: any function could
+/// raise an error on one person's value (a division by zero), and an error that depends on the
+/// data tells whether a row is there, with certainty.
 ///
 /// # Safety
 /// `value` is a valid expression.
-unsafe fn value_allowed(value: *mut pg_sys::Node, level: usize, rel: i32) -> bool {
+unsafe fn value_is_column(value: *mut pg_sys::Node, level: usize, rel: i32) -> bool {
     // SAFETY: per the contract.
     unsafe {
-        if level != usize::MAX {
-            let mut node = value;
-            loop {
-                match (*node).type_ {
-                    pg_sys::NodeTag::T_RelabelType => {
-                        node = (*node.cast::<pg_sys::RelabelType>()).arg.cast();
-                    }
-                    // a cast that cannot fail (leakproof: int to bigint, say)
-                    pg_sys::NodeTag::T_FuncExpr => {
-                        let f = node.cast::<pg_sys::FuncExpr>();
-                        let cast = matches!(
-                            (*f).funcformat,
-                            pg_sys::CoercionForm::COERCE_EXPLICIT_CAST
-                                | pg_sys::CoercionForm::COERCE_IMPLICIT_CAST
-                        );
-                        let args: Vec<*mut pg_sys::Node> = list_ptrs((*f).args).collect();
-                        if !(cast
-                            && args.len() == 1
-                            && (*f).funcid.to_u32() < pg_sys::FirstNormalObjectId
-                            && pg_sys::get_func_leakproof((*f).funcid))
-                        {
-                            return false;
-                        }
-                        node = args[0];
-                    }
-                    _ => break,
+        let mut node = value;
+        loop {
+            match (*node).type_ {
+                pg_sys::NodeTag::T_RelabelType => {
+                    node = (*node.cast::<pg_sys::RelabelType>()).arg.cast();
                 }
+                // a cast that cannot fail (leakproof: int to bigint, say)
+                pg_sys::NodeTag::T_FuncExpr => {
+                    let f = node.cast::<pg_sys::FuncExpr>();
+                    let cast = matches!(
+                        (*f).funcformat,
+                        pg_sys::CoercionForm::COERCE_EXPLICIT_CAST
+                            | pg_sys::CoercionForm::COERCE_IMPLICIT_CAST
+                    );
+                    let args: Vec<*mut pg_sys::Node> = list_ptrs((*f).args).collect();
+                    if !(cast
+                        && args.len() == 1
+                        && (*f).funcid.to_u32() < pg_sys::FirstNormalObjectId
+                        && pg_sys::get_func_leakproof((*f).funcid))
+                    {
+                        return false;
+                    }
+                    node = args[0];
+                }
+                _ => break,
             }
-            return match (*node).type_ {
-                pg_sys::NodeTag::T_Const => true,
-                pg_sys::NodeTag::T_Var => {
-                    let v = node.cast::<pg_sys::Var>();
-                    (*v).varlevelsup as usize == level && (*v).varno == rel
-                }
-                _ => false,
-            };
+        }
+        match (*node).type_ {
+            pg_sys::NodeTag::T_Const => true,
+            pg_sys::NodeTag::T_Var => {
+                let v = node.cast::<pg_sys::Var>();
+                (*v).varlevelsup as usize == level && (*v).varno == rel
+            }
+            _ => false,
         }
     }
+}
+
+/// Is `expr` a constant expression of built-in immutable functions (a cast, a minus)? Such a
+/// bound is folded, the same whatever the data, when the query is planned; a user's function
+/// could fold to one value here and to another when the planner folds it again.
+///
+/// # Safety
+/// `expr` is a valid expression.
+unsafe fn constant_expression(expr: *mut pg_sys::Node) -> bool {
     struct Walk {
         ok: bool,
     }
@@ -311,7 +316,7 @@ unsafe fn value_allowed(value: *mut pg_sys::Node, level: usize, rel: i32) -> boo
     let mut w = Walk { ok: true };
     // SAFETY: per the contract; the walker is a guarded C callback.
     unsafe {
-        walk(value, (&raw mut w).cast());
+        walk(expr, (&raw mut w).cast());
     }
     w.ok
 }
@@ -429,15 +434,12 @@ unsafe fn strict_expr(
     }
     #[pg_guard]
     unsafe extern "C-unwind" fn leaky(func: pg_sys::Oid, _ctx: *mut std::ffi::c_void) -> bool {
-        // SAFETY: syscache reads in a transaction.
-        unsafe {
-            if func.to_u32() >= pg_sys::FirstNormalObjectId {
-                let name = pg_sys::get_namespace_name(pg_sys::get_func_namespace(func));
-                return name.is_null() || std::ffi::CStr::from_ptr(name).to_bytes() != b"deident";
-            }
-            // count() cannot fail whatever it counts; other aggregates can (sum overflows)
-            !pg_sys::get_func_leakproof(func) && !is_count(func)
+        if func.to_u32() >= pg_sys::FirstNormalObjectId {
+            return foreign_function(func);
         }
+        // count() cannot fail whatever it counts; other aggregates can (sum overflows)
+        // SAFETY: a syscache read in a transaction.
+        unsafe { !pg_sys::get_func_leakproof(func) && !is_count(func) }
     }
     fn is_count(func: pg_sys::Oid) -> bool {
         // SAFETY: a syscache read; get_func_name returns NULL for no such function.
@@ -536,12 +538,9 @@ unsafe fn statement_functions_ok(query: *mut pg_sys::Query) -> bool {
     unsafe extern "C-unwind" fn refused(func: pg_sys::Oid, _ctx: *mut std::ffi::c_void) -> bool {
         // SAFETY: syscache reads in a transaction.
         unsafe {
+            // pg_deident's own functions and aggregates are known; any other user's is refused
             if func.to_u32() >= pg_sys::FirstNormalObjectId {
-                // pg_deident's own functions and aggregates (schema deident: only a superuser
-                // can create anything there) are known; anything else is refused
-                let ns = pg_sys::get_func_namespace(func);
-                let name = pg_sys::get_namespace_name(ns);
-                return name.is_null() || std::ffi::CStr::from_ptr(name).to_bytes() != b"deident";
+                return foreign_function(func);
             }
             pg_sys::func_volatile(func) == pg_sys::PROVOLATILE_VOLATILE as std::ffi::c_char
         }
@@ -580,36 +579,25 @@ pub unsafe extern "C-unwind" fn keeps_sql_function_whole(func: pg_sys::Oid) -> b
     if func.to_u32() < pg_sys::FirstNormalObjectId {
         return false;
     }
-    // SAFETY: syscache reads in a transaction; text columns read through text_of.
-    unsafe {
-        let tuple = pg_sys::SearchSysCache1(
-            pg_sys::SysCacheIdentifier::PROCOID as i32,
-            pg_sys::Datum::from(func),
-        );
-        if tuple.is_null() {
+    crate::enforcement::catalog::with_proc(func, |form, tuple| {
+        if !(form.prolang == SQL_LANGUAGE_ID && form.proretset) {
             return false;
         }
-        let form = &*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_proc>(tuple);
-        let mut keep = false;
-        if form.prolang == SQL_LANGUAGE_ID && form.proretset {
-            for (attnum, needle) in [(ANUM_PROSRC, "dp_"), (ANUM_PROSQLBODY, ":aggfnoid")] {
-                let mut isnull = false;
+        [(ANUM_PROSRC, "dp_"), (ANUM_PROSQLBODY, ":aggfnoid")].iter().any(|&(attnum, needle)| {
+            let mut isnull = false;
+            // SAFETY: a column of the syscache row `with_proc` holds; a text when not NULL.
+            unsafe {
                 let d = pg_sys::SysCacheGetAttr(
                     pg_sys::SysCacheIdentifier::PROCOID as i32,
                     tuple,
                     attnum,
                     &mut isnull,
                 );
-                if !isnull
-                    && crate::enforcement::catalog::text_of(d).to_lowercase().contains(needle)
-                {
-                    keep = true;
-                }
+                !isnull && crate::enforcement::catalog::text_of(d).to_lowercase().contains(needle)
             }
-        }
-        pg_sys::ReleaseSysCache(tuple);
-        keep
-    }
+        })
+    })
+    .unwrap_or(false)
 }
 
 /// The bound's value after constant folding, which must leave a constant. Parameters are
@@ -622,10 +610,7 @@ pub unsafe extern "C-unwind" fn keeps_sql_function_whole(func: pg_sys::Oid) -> b
 unsafe fn bound_value(expr: *mut pg_sys::Expr) -> Result<pg_sys::Datum, BoundsError> {
     // SAFETY: per the contract; eval_const_expressions returns a new tree.
     unsafe {
-        // only constants and built-in immutable functions of them (a cast, a minus): a
-        // user's function could fold to one value here and to another when the planner folds
-        // it again
-        if !value_allowed(expr.cast(), usize::MAX, 0) {
+        if !constant_expression(expr.cast()) {
             return Err(BoundsError::NotConstant);
         }
         let folded = pg_sys::eval_const_expressions(std::ptr::null_mut(), expr.cast());
@@ -756,23 +741,28 @@ fn dp_kind_uncached(aggfnoid: pg_sys::Oid) -> Option<DpKind> {
 
 /// The name of `func` if it is a C function in schema `deident`.
 fn our_function_name(func: pg_sys::Oid) -> Option<String> {
-    // SAFETY: syscache reads in a transaction.
+    crate::enforcement::catalog::with_proc(func, |form, _| {
+        let ours = form.prolang == C_LANGUAGE_ID && is_deident_namespace(form.pronamespace);
+        // SAFETY: proname is a NUL-terminated NameData.
+        let name = unsafe { std::ffi::CStr::from_ptr(form.proname.data.as_ptr()) };
+        ours.then(|| name.to_string_lossy().into_owned())
+    })
+    .flatten()
+}
+
+/// Is `ns` pg_deident's schema? Only a superuser can create anything there (the extension's
+/// schema is refused if anyone else could), so what is in it is pg_deident's own.
+fn is_deident_namespace(ns: pg_sys::Oid) -> bool {
+    // SAFETY: a syscache read in a transaction; NULL for no such schema.
     unsafe {
-        let tuple = pg_sys::SearchSysCache1(
-            pg_sys::SysCacheIdentifier::PROCOID as i32,
-            pg_sys::Datum::from(func),
-        );
-        if tuple.is_null() {
-            return None;
-        }
-        let form = &*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_proc>(tuple);
-        let ns = pg_sys::get_namespace_name(form.pronamespace);
-        let ours = form.prolang == C_LANGUAGE_ID
-            && !ns.is_null()
-            && std::ffi::CStr::from_ptr(ns).to_bytes() == b"deident";
-        let name =
-            std::ffi::CStr::from_ptr(form.proname.data.as_ptr()).to_string_lossy().into_owned();
-        pg_sys::ReleaseSysCache(tuple);
-        ours.then_some(name)
+        let name = pg_sys::get_namespace_name(ns);
+        !name.is_null() && std::ffi::CStr::from_ptr(name).to_bytes() == b"deident"
     }
+}
+
+/// A user-defined function (not built in) outside pg_deident's schema.
+fn foreign_function(func: pg_sys::Oid) -> bool {
+    // SAFETY: a syscache read in a transaction.
+    func.to_u32() >= pg_sys::FirstNormalObjectId
+        && !is_deident_namespace(unsafe { pg_sys::get_func_namespace(func) })
 }

@@ -264,9 +264,14 @@ pub fn rel_owner(relid: pg_sys::Oid) -> pg_sys::Oid {
     }
 }
 
-/// The language of a function (pg_language OID), if the function exists.
-pub fn func_language(func: pg_sys::Oid) -> Option<pg_sys::Oid> {
-    // SAFETY: a syscache read in a transaction.
+/// Runs `f` on a function's pg_proc row (through the syscache), None if there is no such
+/// function. `f` gets the row's fixed part and the tuple, for its variable-length columns
+/// (SysCacheGetAttr with PROCOID).
+pub fn with_proc<R>(
+    func: pg_sys::Oid,
+    f: impl FnOnce(&pg_sys::FormData_pg_proc, pg_sys::HeapTuple) -> R,
+) -> Option<R> {
+    // SAFETY: a syscache read in a transaction; the row is released after `f` has used it.
     unsafe {
         let tuple = pg_sys::SearchSysCache1(
             pg_sys::SysCacheIdentifier::PROCOID as i32,
@@ -275,10 +280,15 @@ pub fn func_language(func: pg_sys::Oid) -> Option<pg_sys::Oid> {
         if tuple.is_null() {
             return None;
         }
-        let language = (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_proc>(tuple)).prolang;
+        let result = f(&*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_proc>(tuple), tuple);
         pg_sys::ReleaseSysCache(tuple);
-        Some(language)
+        Some(result)
     }
+}
+
+/// The language of a function (pg_language OID), if the function exists.
+pub fn func_language(func: pg_sys::Oid) -> Option<pg_sys::Oid> {
+    with_proc(func, |form, _| form.prolang)
 }
 
 /// The direct parents of `rel` (partition parent or inheritance parents), from pg_inherits.
