@@ -11,8 +11,8 @@ CREATE FUNCTION deident._dp_serial(internal) RETURNS bytea
 CREATE FUNCTION deident._dp_deserial(bytea, internal) RETURNS internal
   LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_deserial';
 -- The final functions are not STRICT: a group with no contributing row is still evaluated,
--- and charged, like any other. They are VOLATILE (noise), which keeps the planner from
--- folding or reusing them.
+-- like any other (its statement was charged before it ran: src/dp/charge.rs). They are
+-- VOLATILE (noise), which keeps the planner from folding or reusing them.
 CREATE FUNCTION deident._dp_count_final(internal) RETURNS bigint
   LANGUAGE c VOLATILE PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_count_final';
 CREATE FUNCTION deident._dp_sum_int8_final(internal) RETURNS bigint

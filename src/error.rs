@@ -67,7 +67,7 @@ pub enum DeidentError {
     PrivacyBudgetExhausted { role: String, asked: f64, remaining: f64 },
     /// A charge or budget change during recovery (a hot standby).
     BudgetOnStandby,
-    /// ε that is not a chargeable amount (the setting's range excludes it).
+    /// A statement's charge (ε × L × calls) beyond what the ledger counts.
     InvalidEpsilon,
     /// The ledger file was written on another timeline.
     LedgerTimeline { file: u32, server: u32 },
@@ -550,9 +550,9 @@ impl DeidentError {
             ),
             DeidentError::InvalidEpsilon => (
                 ERRCODE_INVALID_PARAMETER_VALUE,
-                "deident.dp_epsilon is not a chargeable amount".to_string(),
-                None,
-                None,
+                "the privacy charge of the statement is too large".to_string(),
+                Some("It is deident.dp_epsilon times deident.dp_max_groups_per_person for each dp aggregate call.".to_string()),
+                Some("Lower deident.dp_epsilon or deident.dp_max_groups_per_person.".to_string()),
             ),
             DeidentError::LedgerTimeline { file, server } => (
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,

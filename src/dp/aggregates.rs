@@ -3,7 +3,8 @@
 //!
 //! dp_count shares k_count_distinct's state and support functions (the distinct persons are
 //! all it needs); dp_sum and dp_avg keep each person's total (state.rs). The final functions
-//! charge the budget first (budget.rs), then decide release (release.rs), then noise
+//! take the terms their statement was charged for before it ran (charge.rs), leave out the
+//! persons already counted in L groups of the call, decide release (release.rs), then noise
 //! (noise.rs), with randomness from the operating system.
 
 use std::cell::RefCell;

@@ -1,5 +1,5 @@
 //! The privacy budget (SPEC "Privacy budget"): each limited role's ε limit and what it has
-//! spent, charged before every release and never refunded.
+//! spent, charged before each statement runs and never refunded.
 //!
 //! **Where it lives.** The live ledger is in shared memory (the library is preloaded), one
 //! account per role, under one LWLock: sessions and parallel workers charge it in turn, so two
@@ -11,7 +11,7 @@
 //! **Durability.** The file `pg_deident_privacy_ledger` in the data directory holds each
 //! role's limit and a *reservation*: before a charge would go past what is reserved, a larger
 //! reservation is written to a new file, fsynced, renamed over the old one and the directory
-//! fsynced (ledger.rs, `plan`), and only then is the charge made and the answer computed.
+//! fsynced (ledger.rs, `plan`), and only then is the charge made and the statement run.
 //! After a crash or `pg_ctl stop -m immediate`, the file is read back with each reservation
 //! counted as spent: the spent figure never goes down, and goes up by at most 1/64 of the
 //! limit per restart. The file carries the WAL timeline it was written on; a server on another
@@ -218,8 +218,8 @@ fn check_timeline(sh: &mut Shared) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// Charges `epsilon` to the roles of `charged_roles` before a group is released, or raises
-/// the ERROR that refuses the release. Superusers are not limited.
+/// Charges `epsilon` to the roles of `charged_roles` before a statement runs (charge.rs), or
+/// raises the ERROR that refuses the statement. Superusers are not limited.
 pub fn charge(epsilon: f64) {
     let roles = charged_roles();
     if roles.is_empty() {
@@ -228,7 +228,8 @@ pub fn charge(epsilon: f64) {
     if in_recovery() {
         DeidentError::BudgetOnStandby.report();
     }
-    // dp_epsilon is bounded by its setting's range, so this always has a value
+    // ε × L × calls (charge.rs): beyond 1.8·10^10 ε only with ε and L near the top of their
+    // ranges and thousands of calls in one statement, which no budget could pay anyway
     let Some(amount) = ledger::units(epsilon) else {
         DeidentError::InvalidEpsilon.report();
     };
