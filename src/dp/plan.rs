@@ -279,17 +279,9 @@ unsafe fn value_is_column(value: *mut pg_sys::Node, level: usize, rel: i32) -> b
 /// # Safety
 /// `expr` is a valid expression.
 unsafe fn constant_expression(expr: *mut pg_sys::Node) -> bool {
-    struct Walk {
-        ok: bool,
-    }
-    #[pg_guard]
-    unsafe extern "C-unwind" fn walk(node: *mut pg_sys::Node, ctx: *mut std::ffi::c_void) -> bool {
-        if node.is_null() {
-            return false;
-        }
-        // SAFETY: node is a valid Node; ctx is the Walk below.
-        unsafe {
-            let w = ctx.cast::<Walk>();
+    // SAFETY: per the contract; the visitor reads the nodes it is handed.
+    let refused = unsafe {
+        walk_tree(expr, false, &mut |node| {
             use pg_sys::NodeTag::*;
             let allowed = match (*node).type_ {
                 T_Const | T_RelabelType | T_List => true,
@@ -306,19 +298,14 @@ unsafe fn constant_expression(expr: *mut pg_sys::Node) -> bool {
                 }
                 _ => false,
             };
-            if !allowed {
-                (*w).ok = false;
-                return true;
+            if allowed {
+                Visit::Continue
+            } else {
+                Visit::Stop
             }
-            pg_sys::expression_tree_walker(node, Some(walk), ctx)
-        }
-    }
-    let mut w = Walk { ok: true };
-    // SAFETY: per the contract; the walker is a guarded C callback.
-    unsafe {
-        walk(expr, (&raw mut w).cast());
-    }
-    w.ok
+        })
+    };
+    !refused
 }
 
 /// The statement around dp aggregate calls, checked so that neither which rows they see nor
@@ -396,24 +383,15 @@ unsafe fn strict_query(
 /// # Safety
 /// `node` is a valid expression or NULL.
 unsafe fn sublink_queries(node: *mut pg_sys::Node) -> Vec<*mut pg_sys::Query> {
-    #[pg_guard]
-    unsafe extern "C-unwind" fn walk(node: *mut pg_sys::Node, ctx: *mut std::ffi::c_void) -> bool {
-        if node.is_null() {
-            return false;
-        }
-        // SAFETY: node is a valid Node; ctx is the Vec below.
-        unsafe {
-            if (*node).type_ == pg_sys::NodeTag::T_SubLink {
-                let q = (*node.cast::<pg_sys::SubLink>()).subselect.cast::<pg_sys::Query>();
-                (*ctx.cast::<Vec<*mut pg_sys::Query>>()).push(q);
-            }
-            pg_sys::expression_tree_walker(node, Some(walk), ctx)
-        }
-    }
     let mut out: Vec<*mut pg_sys::Query> = Vec::new();
-    // SAFETY: per the contract; the walker is a guarded C callback.
+    // SAFETY: per the contract; the visitor reads the nodes it is handed.
     unsafe {
-        walk(node, (&raw mut out).cast());
+        walk_tree(node, false, &mut |n| {
+            if (*n).type_ == pg_sys::NodeTag::T_SubLink {
+                out.push((*n.cast::<pg_sys::SubLink>()).subselect.cast());
+            }
+            Visit::Continue
+        });
     }
     out
 }
@@ -428,10 +406,6 @@ unsafe fn strict_expr(
     node: *mut pg_sys::Node,
     persons: &[(usize, i32)],
 ) -> Result<(), PersonProblem> {
-    struct Walk<'a> {
-        persons: &'a [(usize, i32)],
-        problem: Option<PersonProblem>,
-    }
     #[pg_guard]
     unsafe extern "C-unwind" fn leaky(func: pg_sys::Oid, _ctx: *mut std::ffi::c_void) -> bool {
         if func.to_u32() >= pg_sys::FirstNormalObjectId {
@@ -451,43 +425,33 @@ unsafe fn strict_expr(
                     == pg_sys::Oid::from(pg_sys::PG_CATALOG_NAMESPACE)
         }
     }
-    #[pg_guard]
-    unsafe extern "C-unwind" fn walk(node: *mut pg_sys::Node, ctx: *mut std::ffi::c_void) -> bool {
-        if node.is_null() {
-            return false;
-        }
-        // SAFETY: node is a valid Node; ctx is the Walk below.
-        unsafe {
-            let w = ctx.cast::<Walk>();
+    let mut problem = None;
+    // SAFETY: per the contract; the visitor reads the nodes it is handed. A SubLink's query
+    // reaches it as a Query node (expression_tree_walker hands the subselect over).
+    unsafe {
+        walk_tree(node, false, &mut |n| {
             use pg_sys::NodeTag::*;
-            match (*node).type_ {
+            match (*n).type_ {
                 T_Query => {
-                    if let Err(p) = strict_query(node.cast(), (*w).persons) {
-                        (*w).problem = Some(p);
-                        return true;
-                    }
-                    return false;
+                    problem = strict_query(n.cast(), persons).err();
+                    return if problem.is_some() { Visit::Stop } else { Visit::Skip };
                 }
                 T_CoerceToDomain | T_SubscriptingRef | T_WindowFunc => {
-                    (*w).problem = Some(PersonProblem::Leaky);
-                    return true;
+                    problem = Some(PersonProblem::Leaky);
+                    return Visit::Stop;
                 }
                 _ => {}
             }
-            if !is_constant(node) && pg_sys::check_functions_in_node(node, Some(leaky), ctx) {
-                (*w).problem = Some(PersonProblem::Leaky);
-                return true;
+            if !is_constant(n)
+                && pg_sys::check_functions_in_node(n, Some(leaky), std::ptr::null_mut())
+            {
+                problem = Some(PersonProblem::Leaky);
+                return Visit::Stop;
             }
-            pg_sys::expression_tree_walker(node, Some(walk), ctx)
-        }
+            Visit::Continue
+        });
     }
-    let mut w = Walk { persons, problem: None };
-    // SAFETY: per the contract; the walker is a guarded C callback that reaches sublinks'
-    // queries through T_Query (expression_tree_walker hands over a SubLink's subselect).
-    unsafe {
-        walk(node, (&raw mut w).cast());
-    }
-    w.problem.map_or(Ok(()), Err)
+    problem.map_or(Ok(()), Err)
 }
 
 /// No Var, Param of the executor, aggregate or subquery in it: folded at planning.
@@ -495,25 +459,21 @@ unsafe fn strict_expr(
 /// # Safety
 /// `node` is a valid expression tree.
 unsafe fn is_constant(node: *mut pg_sys::Node) -> bool {
-    #[pg_guard]
-    unsafe extern "C-unwind" fn walk(node: *mut pg_sys::Node, ctx: *mut std::ffi::c_void) -> bool {
-        if node.is_null() {
-            return false;
-        }
-        // SAFETY: node is a valid Node.
-        unsafe {
+    // SAFETY: per the contract; the visitor reads the nodes it is handed.
+    let varying = unsafe {
+        walk_tree(node, false, &mut |n| {
             use pg_sys::NodeTag::*;
             if matches!(
-                (*node).type_,
+                (*n).type_,
                 T_Var | T_Aggref | T_SubLink | T_Param | T_Query | T_WindowFunc | T_GroupingFunc
             ) {
-                return true;
+                Visit::Stop
+            } else {
+                Visit::Continue
             }
-            pg_sys::expression_tree_walker(node, Some(walk), ctx)
-        }
-    }
-    // SAFETY: per the contract.
-    unsafe { !walk(node, std::ptr::null_mut()) }
+        })
+    };
+    !varying
 }
 
 /// A built-in (not user-defined) immutable function.
@@ -545,24 +505,20 @@ unsafe fn statement_functions_ok(query: *mut pg_sys::Query) -> bool {
             pg_sys::func_volatile(func) == pg_sys::PROVOLATILE_VOLATILE as std::ffi::c_char
         }
     }
-    #[pg_guard]
-    unsafe extern "C-unwind" fn walk(node: *mut pg_sys::Node, ctx: *mut std::ffi::c_void) -> bool {
-        if node.is_null() {
-            return false;
-        }
-        // SAFETY: node is a valid Node.
-        unsafe {
-            if (*node).type_ == pg_sys::NodeTag::T_Query {
-                return pg_sys::query_tree_walker(node.cast(), Some(walk), ctx, 0);
+    // SAFETY: per the contract; the visitor reads the nodes it is handed, and the walk goes
+    // into every subquery.
+    let refused_somewhere = unsafe {
+        walk_tree(query.cast(), true, &mut |n| {
+            if (*n).type_ != pg_sys::NodeTag::T_Query
+                && pg_sys::check_functions_in_node(n, Some(refused), std::ptr::null_mut())
+            {
+                Visit::Stop
+            } else {
+                Visit::Continue
             }
-            if pg_sys::check_functions_in_node(node, Some(refused), ctx) {
-                return true;
-            }
-            pg_sys::expression_tree_walker(node, Some(walk), ctx)
-        }
-    }
-    // SAFETY: per the contract; the walkers are guarded C callbacks.
-    unsafe { !walk(query.cast(), std::ptr::null_mut()) }
+        })
+    };
+    !refused_somewhere
 }
 
 /// SQL functions returning sets are inlined into the calling query after the planner hook has
@@ -661,26 +617,74 @@ pub fn forget_kinds() {
 /// # Safety
 /// `node` is a valid expression tree or NULL.
 pub unsafe fn aggrefs(node: *mut pg_sys::Node) -> Vec<*mut pg_sys::Aggref> {
+    let mut out: Vec<*mut pg_sys::Aggref> = Vec::new();
+    // SAFETY: per the contract; the visitor reads the nodes it is handed.
+    unsafe {
+        walk_tree(node, false, &mut |n| {
+            if (*n).type_ == pg_sys::NodeTag::T_Aggref {
+                out.push(n.cast());
+                Visit::Skip
+            } else {
+                Visit::Continue
+            }
+        });
+    }
+    out
+}
+
+/// What `walk_tree` does after visiting a node.
+pub enum Visit {
+    /// Go on into the node's children.
+    Continue,
+    /// Not into this node's children.
+    Skip,
+    /// End the walk.
+    Stop,
+}
+
+/// Visits the nodes of an expression tree, parents first, until `visit` says Stop (then true).
+/// A subquery is visited as its Query node; with `into_queries`, its contents are visited
+/// too (query_tree_walker). The one C callback for the walks of this module
+/// (expression_tree_walker, nodeFuncs.c).
+///
+/// # Safety
+/// `node` is a valid node tree or NULL; `visit` may read the nodes it is handed.
+pub unsafe fn walk_tree(
+    node: *mut pg_sys::Node,
+    into_queries: bool,
+    visit: &mut dyn FnMut(*mut pg_sys::Node) -> Visit,
+) -> bool {
+    struct Ctx<'a> {
+        into_queries: bool,
+        visit: &'a mut dyn FnMut(*mut pg_sys::Node) -> Visit,
+    }
     #[pg_guard]
-    unsafe extern "C-unwind" fn walk(node: *mut pg_sys::Node, ctx: *mut std::ffi::c_void) -> bool {
+    unsafe extern "C-unwind" fn walker(
+        node: *mut pg_sys::Node,
+        ctx: *mut std::ffi::c_void,
+    ) -> bool {
         if node.is_null() {
             return false;
         }
-        // SAFETY: node is a valid Node; ctx is the Vec below.
+        // SAFETY: node is a valid Node; ctx is the Ctx below, whose visitor is called once at
+        // a time (it returns before the walk goes deeper).
         unsafe {
-            if (*node).type_ == pg_sys::NodeTag::T_Aggref {
-                (*ctx.cast::<Vec<*mut pg_sys::Aggref>>()).push(node.cast());
-                return false;
+            let c = ctx.cast::<Ctx>();
+            match ((*c).visit)(node) {
+                Visit::Stop => return true,
+                Visit::Skip => return false,
+                Visit::Continue => {}
             }
-            pg_sys::expression_tree_walker(node, Some(walk), ctx)
+            if (*node).type_ == pg_sys::NodeTag::T_Query {
+                return (*c).into_queries
+                    && pg_sys::query_tree_walker(node.cast(), Some(walker), ctx, 0);
+            }
+            pg_sys::expression_tree_walker(node, Some(walker), ctx)
         }
     }
-    let mut out: Vec<*mut pg_sys::Aggref> = Vec::new();
+    let mut ctx = Ctx { into_queries, visit };
     // SAFETY: per the contract; the walker is a guarded C callback.
-    unsafe {
-        walk(node, (&raw mut out).cast());
-    }
-    out
+    unsafe { walker(node, (&raw mut ctx).cast()) }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
