@@ -56,9 +56,6 @@ DROP TABLE bench_dp_answers;
 \ir lib/harness.sql
 \ir lib/dp_report.sql
 
-DROP VIEW bench_medians;
-DROP TABLE bench_runs;
-DROP FUNCTION pg_temp.time_query(text, name);
 SET work_mem = '256MB';
 \set settings 'work_mem = 256MB'
 \ir lib/harness.sql

@@ -41,9 +41,6 @@ SELECT count(*) AS groups_compared,
 \ir lib/k_report.sql
 
 -- The same with work_mem = 256MB (no plan spills).
-DROP VIEW bench_medians;
-DROP TABLE bench_runs;
-DROP FUNCTION pg_temp.time_query(text, name);
 SET work_mem = '256MB';
 \set settings 'work_mem = 256MB'
 \ir lib/harness.sql

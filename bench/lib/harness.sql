@@ -5,8 +5,14 @@
 -- A query runs as the role in bench_queries.role, if the file gave that column a value (SET
 -- ROLE before the clock starts, RESET after it stops). EXECUTE runs a query to its end and
 -- discards its rows, as a client that reads them all would see, less the transfer.
-CREATE TEMP TABLE bench_runs (query text, run int, ms float8);
+-- Included again (another setting, the same queries), it starts afresh.
+SET client_min_messages = warning;
+DROP VIEW IF EXISTS bench_medians;
+DROP TABLE IF EXISTS bench_runs;
+DROP FUNCTION IF EXISTS pg_temp.time_query(text, name);
 ALTER TABLE bench_queries ADD COLUMN IF NOT EXISTS role name;
+RESET client_min_messages;
+CREATE TEMP TABLE bench_runs (query text, run int, ms float8);
 CREATE FUNCTION pg_temp.time_query(sql text, role name) RETURNS float8 LANGUAGE plpgsql AS $$
 DECLARE t0 timestamptz; ms float8; BEGIN
   IF role IS NOT NULL THEN EXECUTE format('SET ROLE %I', role); END IF;
