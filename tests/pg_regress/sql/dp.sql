@@ -233,15 +233,19 @@ SET deident.min_group_size = 10;
 SELECT deident.dp_count(person) AS ten_persons FROM regress_dp WHERE person_int <= 10;
 RESET deident.min_group_size;
 RESET deident.dp_epsilon;
--- groups near the threshold (30 persons): some answered, some not; each aggregate decides for
--- itself (a decision shared by the aggregates of a row would tell whether they saw the same
--- persons)
-CREATE TABLE regress_dp_edge AS SELECT g, 'e' || g || '-' || p AS person, 1 AS v
-  FROM generate_series(1, 2000) g, generate_series(1, 30) p;
+-- groups near the thresholds (28 for dp_count, 54 for dp_sum and dp_avg): some answered, some
+-- not. 30 persons: dp_count hides a group when its noise is -3 or less (probability 0.14, so
+-- about 280 of 2,000). 54 persons: dp_sum and dp_avg each answer with probability 0.56, and
+-- each decides for itself, so they disagree in about half the groups (a decision shared by the
+-- aggregates of a row would tell whether they saw the same persons, and would never disagree)
+CREATE TABLE regress_dp_edge AS SELECT g, p, 'e' || g || '-' || p AS person, 1 AS v
+  FROM generate_series(1, 2000) g, generate_series(1, 54) p;
 SECURITY LABEL FOR deident ON COLUMN regress_dp_edge.person IS 'identifier';
-SELECT count(*) FILTER (WHERE c IS NULL) BETWEEN 1 AND 1999 AS some_hidden,
-       count(*) FILTER (WHERE s IS NULL) BETWEEN 1 AND 1999 AS some_sums_hidden
-  FROM (SELECT g, deident.dp_count(person) AS c, deident.dp_sum(v, person, 0, 1) AS s
+SELECT count(*) FILTER (WHERE c IS NULL) BETWEEN 100 AND 500 AS some_hidden
+  FROM (SELECT g, deident.dp_count(person) AS c FROM regress_dp_edge WHERE p <= 30 GROUP BY g) x;
+SELECT count(*) FILTER (WHERE s IS NULL) BETWEEN 700 AND 1050 AS some_sums_hidden,
+       count(*) FILTER (WHERE (s IS NULL) <> (a IS NULL)) BETWEEN 800 AND 1170 AS decided_apart
+  FROM (SELECT g, deident.dp_sum(v, person, 0, 1) AS s, deident.dp_avg(v, person, 0, 1) AS a
           FROM regress_dp_edge GROUP BY g) x;
 DROP TABLE regress_dp_edge, regress_dp_single, regress_dp_big, regress_dp_runs;
 
