@@ -25,11 +25,18 @@ pub enum DeidentError {
     /// `deident.key_file` is empty.
     NoKeyFile,
     /// The key file cannot be used.
-    KeyFile { path: String, problem: FileProblem },
+    KeyFile {
+        path: String,
+        problem: FileProblem,
+    },
     /// `deident.active_key` names no key in the file (or is not a key id at all).
-    UnknownActiveKey { id: String },
+    UnknownActiveKey {
+        id: String,
+    },
     /// A `key_id` argument names no key in the ring (its bytes as passed).
-    UnknownKeyId { id: Vec<u8> },
+    UnknownKeyId {
+        id: Vec<u8>,
+    },
     /// Part of a statement would use another key ring than the rest: a parallel worker read
     /// another ring than its leader, or a cursor settled in an earlier statement is read
     /// together with new pseudonyms.
@@ -57,20 +64,30 @@ pub enum DeidentError {
     /// A dp aggregate is finalized in a statement that was not charged (a parallel worker
     /// finalizing groups itself).
     DpUncharged,
+    DpGrouping(crate::dp::grouping::GroupingProblem),
     /// A noise scale out of the sampler's range (the settings' ranges exclude it).
     DpNoiseScale,
     /// The operating system gave no random bytes.
     DpRandom,
     /// A limited role without a privacy budget ran a dp aggregate.
-    NoPrivacyBudget { role: String },
+    NoPrivacyBudget {
+        role: String,
+    },
     /// A charge would take a role past its privacy budget.
-    PrivacyBudgetExhausted { role: String, asked: f64, remaining: f64 },
+    PrivacyBudgetExhausted {
+        role: String,
+        asked: f64,
+        remaining: f64,
+    },
     /// A charge or budget change during recovery (a hot standby).
     BudgetOnStandby,
     /// A statement's charge (ε × L × calls) beyond what the ledger counts.
     InvalidEpsilon,
     /// The ledger file was written on another timeline.
-    LedgerTimeline { file: u32, server: u32 },
+    LedgerTimeline {
+        file: u32,
+        server: u32,
+    },
     /// The ledger file could not be read at startup.
     LedgerUnreadable,
     /// Every account of the ledger is taken.
@@ -88,31 +105,44 @@ pub enum DeidentError {
     /// A restricted role called a keyed function (testing guesses against pseudonyms).
     RestrictedKeyedCall,
     /// A restricted role would write to (or lock rows of, or truncate) a labelled relation.
-    RestrictedWrite { relation: String },
+    RestrictedWrite {
+        relation: String,
+    },
     /// The fail-closed tripwire: a restricted role's plan reads an identifier column that the
     /// rewrite did not mask (a path pg_deident does not cover, or a plan made for another role).
-    RestrictedRawRead { relation: String },
+    RestrictedRawRead {
+        relation: String,
+    },
     /// A restricted role changes a labelled relation (its columns, indexes, policies, rules,
     /// triggers, statistics): as the relation's owner, it could copy or test raw values.
-    RestrictedDdl { relation: String },
+    RestrictedDdl {
+        relation: String,
+    },
     /// A restricted role runs a command that would evaluate expressions over the stored values
     /// of every relation it owns, or of the columns of a domain's type (the command's name).
     RestrictedCommand(&'static str),
     /// A restricted role makes a foreign key to a relation with identifier columns (its checks
     /// compare raw values: an existence oracle).
-    RestrictedReference { relation: String },
+    RestrictedReference {
+        relation: String,
+    },
     /// A restricted role runs a query (a cursor, a portal) that another role started.
     RestrictedForeignQuery,
     /// A restricted role writes to a relation whose foreign key references an identifier
     /// column (the key's check compares raw values: an existence oracle).
-    RestrictedKeyedWrite { relation: String, referenced: String },
+    RestrictedKeyedWrite {
+        relation: String,
+        referenced: String,
+    },
     /// A restricted role creates, alters, drops or grants roles.
     RestrictedRoleChange,
     /// A restricted role fetches from a held cursor it did not open while restricted.
     RestrictedHeldCursor,
     /// A role that is not a superuser detaches a partition or drops an inheritance link that
     /// carries labels (the child would stop being covered: the same as removing a label).
-    UnlinkLabelled { relation: String },
+    UnlinkLabelled {
+        relation: String,
+    },
     /// A restricted role reads a labelled relation, and the masking functions are missing (the
     /// extension is not installed in this database).
     MaskingUnavailable,
@@ -512,6 +542,20 @@ impl DeidentError {
                 Some("A function that can raise an error (a division, a cast) in WHERE, JOIN, GROUP BY, HAVING or an aggregate's arguments would fail exactly when some person's row is there.".to_string()),
                 Some("Compare columns with constants, and compute anything else on the aggregates' answers.".to_string()),
             ),
+            DeidentError::DpGrouping(problem) => {
+                use crate::dp::grouping::GroupingProblem::*;
+                let (message, hint) = match problem {
+                    GroupingSets => ("dp aggregates cannot be used with GROUPING SETS, ROLLUP or CUBE", "Run one statement for each grouping, or add the finer groups' answers up."),
+                    OrderedAggregate => ("dp aggregates cannot be used with ORDER BY or DISTINCT inside an aggregate call of the same query", "Compute the ordered or distinct aggregate in another statement."),
+                    NotHashable => ("dp aggregates can only be grouped by columns whose types can be hashed", "Group by a column of a hashable type, or cast the column to text."),
+                };
+                (
+                    ERRCODE_FEATURE_NOT_SUPPORTED,
+                    message.to_string(),
+                    Some("Each person counts in at most deident.dp_max_groups_per_person groups of a dp aggregate, chosen from all of the person's groups at once; only a hash aggregate that holds every group can do that.".to_string()),
+                    Some(hint.to_string()),
+                )
+            }
             DeidentError::DpUncharged => (
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 "dp aggregates cannot be finalized in a parallel worker".to_string(),
@@ -713,6 +757,9 @@ mod tests {
             DeidentError::DpPerson(crate::dp::plan::PersonProblem::OtherPersonalTable),
             DeidentError::DpPerson(crate::dp::plan::PersonProblem::Leaky),
             DeidentError::DpUncharged,
+            DeidentError::DpGrouping(crate::dp::grouping::GroupingProblem::GroupingSets),
+            DeidentError::DpGrouping(crate::dp::grouping::GroupingProblem::OrderedAggregate),
+            DeidentError::DpGrouping(crate::dp::grouping::GroupingProblem::NotHashable),
             DeidentError::DpNoiseScale,
             DeidentError::DpRandom,
             DeidentError::NoPrivacyBudget { role: "analyst".into() },

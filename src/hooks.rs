@@ -10,8 +10,10 @@
 //!   stops a restricted role running a plan made for another role (`enforcement`).
 //! - `post_parse_analyze_hook`, `planner_hook`, `ProcessUtility_hook`,
 //!   `ExecutorCheckPerms_hook`, `needs_fmgr_hook` / `fmgr_hook`: restricted roles
-//!   (`enforcement`, which says what each does); the planner hook also checks the bounds of
-//!   dp aggregates (`dp::plan`).
+//!   (`enforcement`, which says what each does); the planner hook also checks the calls of
+//!   dp aggregates (`dp::plan`) and the plan that runs them (`dp::grouping`).
+//! - `create_upper_paths_hook`: a grouped statement with dp aggregates is planned with a
+//!   hash aggregate (`dp::grouping`).
 
 use pgrx::pg_guard;
 use pgrx::pg_sys;
@@ -26,6 +28,7 @@ static mut PREV_EXECUTOR_END: pg_sys::ExecutorEnd_hook_type = None;
 static mut PREV_SHMEM_STARTUP: pg_sys::shmem_startup_hook_type = None;
 static mut PREV_POST_PARSE_ANALYZE: pg_sys::post_parse_analyze_hook_type = None;
 static mut PREV_PLANNER: pg_sys::planner_hook_type = None;
+static mut PREV_UPPER_PATHS: pg_sys::create_upper_paths_hook_type = None;
 static mut PREV_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
 static mut PREV_EXECUTOR_CHECK_PERMS: pg_sys::ExecutorCheckPerms_hook_type = None;
 static mut PREV_NEEDS_FMGR: pg_sys::needs_fmgr_hook_type = None;
@@ -50,6 +53,8 @@ pub fn install() {
         pg_sys::post_parse_analyze_hook = Some(post_parse_analyze);
         PREV_PLANNER = pg_sys::planner_hook;
         pg_sys::planner_hook = Some(planner);
+        PREV_UPPER_PATHS = pg_sys::create_upper_paths_hook;
+        pg_sys::create_upper_paths_hook = Some(upper_paths);
         PREV_PROCESS_UTILITY = pg_sys::ProcessUtility_hook;
         pg_sys::ProcessUtility_hook = Some(process_utility);
         PREV_EXECUTOR_CHECK_PERMS = pg_sys::ExecutorCheckPerms_hook;
@@ -301,9 +306,7 @@ unsafe extern "C-unwind" fn planner(
     unsafe {
         // dp aggregate calls (their bounds, person and value: dp/plan.rs), on the query as
         // written, before restricted roles' rewrite turns tables into subqueries
-        if crate::dp::plan::worth_checking(parse) {
-            crate::dp::plan::check_query(parse);
-        }
+        let dp = crate::dp::plan::worth_checking(parse) && crate::dp::plan::check_query(parse);
         if !enforcement::surely_unrestricted() {
             before_planning(parse);
         }
@@ -311,11 +314,30 @@ unsafe extern "C-unwind" fn planner(
             Some(prev) => prev(parse, query_string, cursor_options, bound_params),
             None => standard_planner(parse, query_string, cursor_options, bound_params),
         };
+        if dp && !stmt.is_null() {
+            crate::dp::grouping::check_plan(stmt);
+        }
         // pointer reads: nothing that can raise an error
         if !stmt.is_null() && enforcement::plan_reads_relations(stmt) {
             (*stmt).dependsOnRole = true;
         }
         stmt
+    }
+}
+
+unsafe extern "C-unwind" fn upper_paths(
+    root: *mut pg_sys::PlannerInfo,
+    stage: pg_sys::UpperRelationKind::Type,
+    input_rel: *mut pg_sys::RelOptInfo,
+    output_rel: *mut pg_sys::RelOptInfo,
+    extra: *mut std::ffi::c_void,
+) {
+    // SAFETY: as in executor_start; the planner's arguments, passed on.
+    unsafe {
+        if let Some(prev) = PREV_UPPER_PATHS {
+            prev(root, stage, input_rel, output_rel, extra);
+        }
+        crate::dp::grouping::upper_paths(root, stage, input_rel, output_rel, extra);
     }
 }
 

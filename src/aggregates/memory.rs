@@ -174,13 +174,26 @@ pub unsafe fn marked_arg<'a, T>(
     n: usize,
     magic: u64,
 ) -> Option<&'a mut T> {
-    // SAFETY: per the contract; the mark is read through a u64 pointer before the memory is
-    // taken for a T.
+    // SAFETY: per the contract.
     unsafe {
         if fmgr::arg_is_null(fcinfo, n) {
             return None;
         }
-        let p = fmgr::arg(fcinfo, n).cast_mut_ptr::<u64>();
+        marked_datum(fmgr::arg(fcinfo, n), magic)
+    }
+}
+
+/// A non-NULL `internal` datum as a state of type `T` that starts with the mark `magic`, as
+/// `marked_arg`; None for a NULL pointer.
+///
+/// # Safety
+/// `d` points to at least 8 readable bytes or is NULL, and every pointer carrying `magic`
+/// points at a `T`.
+pub unsafe fn marked_datum<'a, T>(d: pg_sys::Datum, magic: u64) -> Option<&'a mut T> {
+    // SAFETY: per the contract; the mark is read through a u64 pointer before the memory is
+    // taken for a T.
+    unsafe {
+        let p = d.cast_mut_ptr::<u64>();
         if p.is_null() {
             return None;
         }
@@ -189,6 +202,15 @@ pub unsafe fn marked_arg<'a, T>(
         }
         p.cast::<T>().as_mut()
     }
+}
+
+/// A state datum (non-NULL) as a group, as `group_arg`.
+///
+/// # Safety
+/// As `marked_datum`.
+pub unsafe fn group_datum<'a>(d: pg_sys::Datum) -> Option<&'a mut Group> {
+    // SAFETY: per the contract.
+    unsafe { marked_datum(d, MAGIC) }
 }
 
 pub fn return_group(group: *mut Group) -> pg_sys::Datum {

@@ -4,7 +4,7 @@
 //! dp_count shares k_count_distinct's state and support functions (the distinct persons are
 //! all it needs); dp_sum and dp_avg keep each person's total (state.rs). The final functions
 //! take the terms their statement was charged for before it ran (charge.rs), leave out the
-//! persons already counted in L groups of the call, decide release (release.rs), then noise
+//! persons who do not count in the group (admission.rs), decide release (release.rs), then noise
 //! (noise.rs), with randomness from the operating system.
 
 use std::cell::RefCell;
@@ -12,6 +12,7 @@ use std::cell::RefCell;
 use pgrx::pg_guard;
 use pgrx::pg_sys;
 
+use super::admission;
 use super::charge;
 use super::noise::{self, OsRandom};
 use super::release::{self, Params, ReleaseError};
@@ -292,9 +293,13 @@ pub unsafe extern "C-unwind" fn deident_dp_count_final(
             // no persons: not released (the empty group's decision needs no noise)
             return fmgr::return_null(fcinfo);
         };
-        let admission = charge::admission(fcinfo, per_person);
-        let hashes = g.state.distinct_hashes().unwrap_or_else(|e| state_error(e));
-        let n = hashes.iter().filter(|&&h| admission.admit(h)).count() as u64;
+        let state = std::ptr::from_mut(g) as usize;
+        let mut persons = g.state.distinct_hashes().unwrap_or_else(|e| state_error(e)).to_vec();
+        // only the persons this call counts here (admission.rs)
+        let n = admission::admit(fcinfo, per_person, state, &mut persons, 1, &mut |d, f| {
+            let g = memory::group_datum(d).unwrap_or_else(|| DeidentError::NotOurState.report());
+            f(g.state.distinct_hashes().unwrap_or_else(|e| state_error(e)), 1);
+        }) as u64;
         let (count, released) = decide(n, p.epsilon, p);
         if !released {
             return fmgr::return_null(fcinfo);
@@ -332,20 +337,16 @@ unsafe fn sum_final(fcinfo: pg_sys::FunctionCallInfo) -> Option<(Sum, i128, Boun
     // SAFETY: per the contract.
     let g = unsafe { dp_group_arg(fcinfo, 0) }?;
     let bounds = g.state.bounds;
+    let state = std::ptr::from_mut(g) as usize;
     let mut persons = g.state.persons().unwrap_or_else(|e| state_error(e));
-    // only the persons this call may still count here (charge.rs, `Admission`)
-    // SAFETY: per the contract.
-    let admission = unsafe { charge::admission(fcinfo, per_person) };
-    let kept = {
-        let pairs = persons.as_chunks_mut::<2>().0;
-        let mut w = 0;
-        for r in 0..pairs.len() {
-            if admission.admit(pairs[r][0]) {
-                pairs[w] = pairs[r];
-                w += 1;
-            }
-        }
-        w
+    // only the persons this call counts here (admission.rs)
+    // SAFETY: per the contract; the states of this call are dp_sum's or dp_avg's.
+    let kept = unsafe {
+        admission::admit(fcinfo, per_person, state, &mut persons, 2, &mut |d, f| {
+            let g = memory::marked_datum::<DpGroup>(d, MAGIC)
+                .unwrap_or_else(|| DeidentError::NotOurState.report());
+            f(g.state.table().unwrap_or_else(|e| state_error(e)), 2);
+        })
     };
     persons.truncate(2 * kept);
     let persons = persons.as_chunks::<2>().0;

@@ -8,9 +8,8 @@
 //! ever released. So the charge is now made when the executor starts (`after_start`), from the
 //! plan alone: ε × L × (dp aggregate calls that the plan finalizes), where L is
 //! `deident.dp_max_groups_per_person`. What makes that sound is the bound L inside the
-//! aggregates (`Admission`): each dp aggregate call lets a person count in at most L of its
-//! groups (the first L it finalizes that hold the person), and leaves the person out of the
-//! others. Over the whole statement, a person then changes at most L groups of each call, each
+//! aggregates (admission.rs): each dp aggregate call lets a person count in at most L of its
+//! groups, chosen from the person's own data, and leaves the person out of the others. Over the whole statement, a person then changes at most L groups of each call, each
 //! by an ε-DP answer: by basic composition at most L·ε per call, which is what was charged
 //! (docs/differential-privacy.md has the argument).
 //!
@@ -20,8 +19,6 @@
 //! partitionwise aggregate: its counts of persons would be its own) refuses.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 use pgrx::pg_guard;
 use pgrx::pg_sys;
@@ -63,7 +60,7 @@ pub unsafe fn may_finalize_aggregates(stmt: *mut pg_sys::PlannedStmt) -> bool {
 ///
 /// # Safety
 /// `stmt` is a valid PlannedStmt.
-unsafe fn finalizing_aggs(
+pub(super) unsafe fn finalizing_aggs(
     stmt: *mut pg_sys::PlannedStmt,
     f: &mut dyn FnMut(*mut pg_sys::Agg, bool) -> bool,
 ) -> bool {
@@ -128,7 +125,7 @@ unsafe fn finalizing_aggs(
 ///
 /// # Safety
 /// `agg` is a valid Agg node.
-unsafe fn dp_calls(agg: *mut pg_sys::Agg) -> usize {
+pub(super) unsafe fn dp_calls(agg: *mut pg_sys::Agg) -> usize {
     let mut found: Vec<*mut pg_sys::Aggref> = Vec::new();
     // SAFETY: per the contract; targetlist and qual are expression trees.
     unsafe {
@@ -183,6 +180,7 @@ pub unsafe extern "C-unwind" fn after_start(query_desc: *mut pg_sys::QueryDesc, 
         let terms =
             Terms { epsilon: guc::dp_epsilon(), per_person: guc::dp_max_groups_per_person() };
         budget::charge(terms.epsilon * f64::from(terms.per_person) * calls as f64);
+        super::grouping::keep_in_memory(query_desc);
         let estate = (*query_desc).estate as usize;
         RUNNING.with(|r| r.borrow_mut().push((estate, terms)));
     }
@@ -227,79 +225,6 @@ pub unsafe fn terms(fcinfo: pg_sys::FunctionCallInfo) -> Terms {
     RUNNING
         .with(|r| r.borrow().iter().rev().find(|&&(e, _)| e == estate).map(|&(_, t)| t))
         .unwrap_or_else(|| DeidentError::DpUncharged.report())
-}
-
-/// A hasher for keys that already are hashes (persons' xxh3): the identity.
-#[derive(Default)]
-struct Identity(u64);
-
-impl Hasher for Identity {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
-}
-
-/// How many groups of one dp aggregate call each person has been counted in, so far in the
-/// statement (across rescans too): kept in the final function's `fn_extra`, freed with the
-/// executor's memory by a reset callback.
-pub struct Admission {
-    limit: u32,
-    counts: HashMap<u64, u32, BuildHasherDefault<Identity>>,
-}
-
-impl Admission {
-    /// May `person` count in the group being finalized? Each call is one group, and each
-    /// person comes once per group (the states hold distinct persons).
-    pub fn admit(&mut self, person: u64) -> bool {
-        let n = self.counts.entry(person).or_insert(0);
-        if *n >= self.limit {
-            return false;
-        }
-        *n += 1;
-        true
-    }
-}
-
-#[pg_guard]
-unsafe extern "C-unwind" fn drop_admission(arg: *mut std::ffi::c_void) {
-    // SAFETY: arg is the Box made in `admission`, dropped once, when its context is reset.
-    drop(unsafe { Box::from_raw(arg.cast::<Admission>()) });
-}
-
-/// This aggregate call's admission counts.
-///
-/// # Safety
-/// `fcinfo` is a final function's call info; its flinfo lives as long as the aggregate.
-pub unsafe fn admission<'a>(fcinfo: pg_sys::FunctionCallInfo, limit: u32) -> &'a mut Admission {
-    // SAFETY: per the contract; fn_extra is ours (nothing else sets it on this FmgrInfo), and
-    // the callback is allocated in the same context it is registered with.
-    unsafe {
-        let flinfo = (*fcinfo).flinfo;
-        if (*flinfo).fn_extra.is_null() {
-            let boxed = Box::into_raw(Box::new(Admission { limit, counts: HashMap::default() }));
-            let cb = pg_sys::MemoryContextAlloc(
-                (*flinfo).fn_mcxt,
-                std::mem::size_of::<pg_sys::MemoryContextCallback>(),
-            )
-            .cast::<pg_sys::MemoryContextCallback>();
-            cb.write(pg_sys::MemoryContextCallback {
-                func: Some(drop_admission),
-                arg: boxed.cast(),
-                next: std::ptr::null_mut(),
-            });
-            pg_sys::MemoryContextRegisterResetCallback((*flinfo).fn_mcxt, cb);
-            (*flinfo).fn_extra = boxed.cast();
-        }
-        &mut *(*flinfo).fn_extra.cast::<Admission>()
-    }
 }
 
 #[pg_guard]

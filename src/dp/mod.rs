@@ -6,13 +6,18 @@
 //!   per-person totals, the release threshold and ε split, the ledger's rules and file.
 //! - `aggregates`: the aggregates' functions in the server; `plan`: their bounds, checked
 //!   when a query is planned; `budget`: the ledger in shared memory and its SQL functions.
+//! - `charge`: what a statement is charged, before it runs; `admission`: the groups of a
+//!   call each person counts in; `grouping`: the hash aggregate that makes that choice
+//!   possible.
 //!
 //! docs/differential-privacy.md has the parameters, the accounting argument and the ledger's
 //! design.
 
+mod admission;
 mod aggregates;
 pub mod budget;
 pub mod charge;
+pub mod grouping;
 pub mod ledger;
 pub mod noise;
 pub mod plan;

@@ -15,6 +15,7 @@ use pgrx::pg_guard;
 use pgrx::pg_sys;
 
 use super::aggregates::bounds_of;
+use super::grouping::GroupingProblem;
 use super::state::BoundsError;
 use crate::enforcement::list_ptrs;
 use crate::error::DeidentError;
@@ -46,6 +47,7 @@ const ANUM_PG_AGGREGATE_AGGFINALFN: i16 = 5;
 pub enum CallProblem {
     Bounds(BoundsError),
     Person(PersonProblem),
+    Grouping(GroupingProblem),
 }
 
 /// Why a call's person or value is refused.
@@ -75,11 +77,12 @@ struct Ctx {
 }
 
 /// Checks every dp aggregate call's bounds in `query`; raises the ERROR of the first bad one.
+/// True if the query has dp aggregate calls.
 ///
 /// # Safety
 /// `query` is the planner's input.
 #[pg_guard]
-pub unsafe extern "C-unwind" fn check_query(query: *mut pg_sys::Query) {
+pub unsafe extern "C-unwind" fn check_query(query: *mut pg_sys::Query) -> bool {
     let mut ctx = Ctx { queries: Vec::new(), found: false, persons: Vec::new(), problem: None };
     // SAFETY: per the contract; the walker is a guarded C callback.
     unsafe {
@@ -98,7 +101,8 @@ pub unsafe extern "C-unwind" fn check_query(query: *mut pg_sys::Query) {
     match ctx.problem {
         Some(CallProblem::Bounds(problem)) => DeidentError::DpBounds(problem).report(),
         Some(CallProblem::Person(problem)) => DeidentError::DpPerson(problem).report(),
-        None => {}
+        Some(CallProblem::Grouping(problem)) => DeidentError::DpGrouping(problem).report(),
+        None => ctx.found,
     }
 }
 
@@ -173,7 +177,34 @@ unsafe fn check_aggref(
             let bounds = (|| bounds_of(typ, bound_value(lower)?, bound_value(upper)?))();
             bounds.map_err(CallProblem::Bounds)?;
         }
+        if let Some(q) = query {
+            grouping_ok(q).map_err(CallProblem::Grouping)?;
+        }
         Ok(query.map(|q| (q as usize, rel)))
+    }
+}
+
+/// A query level with dp aggregates must be one that a hash aggregate can compute
+/// (grouping.rs): no grouping sets, and no ORDER BY or DISTINCT inside its aggregate calls
+/// (PostgreSQL 15 computes those by sorting: planner.c, `create_grouping_paths`).
+///
+/// # Safety
+/// `query` is a valid Query.
+unsafe fn grouping_ok(query: *mut pg_sys::Query) -> Result<(), GroupingProblem> {
+    // SAFETY: per the contract.
+    unsafe {
+        if !(*query).groupingSets.is_null() {
+            return Err(GroupingProblem::GroupingSets);
+        }
+        for tree in [(*query).targetList.cast::<pg_sys::Node>(), (*query).havingQual] {
+            for a in aggrefs(tree) {
+                if (*a).agglevelsup == 0 && !((*a).aggorder.is_null() && (*a).aggdistinct.is_null())
+                {
+                    return Err(GroupingProblem::OrderedAggregate);
+                }
+            }
+        }
+        Ok(())
     }
 }
 

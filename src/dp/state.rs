@@ -292,6 +292,13 @@ impl<E: Env> DpState<E> {
         })
     }
 
+    /// The table of persons' totals, with the tail folded in: [hash, total] slots, hash 0 for
+    /// an empty one.
+    pub fn table(&mut self) -> Result<&[u64], StateError> {
+        self.flush()?;
+        Ok(&self.table)
+    }
+
     /// Each person's total, one pair [hash, total] per distinct person, sorted by hash (so
     /// that real totals are summed in an order that does not depend on the plan).
     pub fn persons(&mut self) -> Result<Buf<E>, StateError> {

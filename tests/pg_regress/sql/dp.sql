@@ -82,9 +82,14 @@ SELECT regress_dp_f(0, 10);
 DROP FUNCTION regress_dp_f(int, int);
 -- fail (ORDER BY inside the call adds arguments; the bounds are still found and checked)
 SELECT deident.dp_sum(v, person, 10, 0 ORDER BY person_int) FROM regress_dp WHERE false;
--- OK
-SELECT deident.dp_sum(v, person, 0, 10 ORDER BY person_int) IS NULL AS ordered_empty FROM regress_dp WHERE false;
-SELECT deident.dp_sum(v, person, 0, 10 ORDER BY person_int) IS NOT NULL AS ordered_answered FROM regress_dp;
+-- fail, with good bounds too: ORDER BY or DISTINCT inside any aggregate call of the level,
+-- and grouping sets, rule out the hash aggregate in which each person's groups are chosen
+-- (section 4b)
+SELECT deident.dp_sum(v, person, 0, 10 ORDER BY person_int) FROM regress_dp WHERE false;
+SELECT deident.dp_count(DISTINCT person) FROM regress_dp WHERE false;
+SELECT half, deident.dp_count(person), count(DISTINCT v) FROM regress_dp GROUP BY half;
+SELECT half, deident.dp_count(person) FROM regress_dp GROUP BY ROLLUP (half);
+SELECT deident.dp_count(person) FROM regress_dp GROUP BY GROUPING SETS ((half), ());
 -- fail (real bounds so small that the noise grid would underflow)
 SELECT deident.dp_sum(vd, person, 0, 5e-324::float8) FROM regress_dp WHERE false;
 
@@ -249,19 +254,62 @@ SELECT count(*) FILTER (WHERE s IS NULL) BETWEEN 700 AND 1050 AS some_sums_hidde
           FROM regress_dp_edge GROUP BY g) x;
 DROP TABLE regress_dp_edge, regress_dp_single, regress_dp_big, regress_dp_runs;
 
--- 4b. A person counts in at most L groups of a dp aggregate call (the first ones finalized):
--- 30 persons with rows in two groups, at ε = 100 (exact answers), L = 1 then 2
+-- 4b. A person counts in at most L groups of a dp aggregate call, chosen from the person's
+-- own groups alone (admission.rs): 30 persons with rows in two groups, at ε = 100 (exact
+-- answers); with L = 1 each counts in one of the two (about half in each), with L = 2 in both
 CREATE TABLE regress_dp_two AS SELECT grp, 'q' || p AS person FROM unnest(ARRAY['a', 'b']) grp, generate_series(1, 30) p;
 SECURITY LABEL FOR deident ON COLUMN regress_dp_two.person IS 'identifier';
 SET deident.dp_epsilon = 100;
 CREATE TEMP TABLE regress_dp_l1 AS SELECT grp, deident.dp_count(person) AS c FROM regress_dp_two GROUP BY grp;
-SELECT count(c) AS groups_answered, sum(c) AS persons_counted FROM regress_dp_l1;
+SELECT count(c) AS groups_answered, sum(c) AS persons_counted, min(c) BETWEEN 5 AND 25 AS spread FROM regress_dp_l1;
 SET deident.dp_max_groups_per_person = 2;
 CREATE TEMP TABLE regress_dp_l2 AS SELECT grp, deident.dp_count(person) AS c FROM regress_dp_two GROUP BY grp;
 SELECT count(c) AS groups_answered, sum(c) AS persons_counted FROM regress_dp_l2;
 RESET deident.dp_max_groups_per_person;
+-- across rescans too: a LATERAL subquery run once for each of three rows of a public table
+-- counts each person once in all (L = 1), in one group of the first run
+CREATE TABLE regress_dp_runs3 (k text);
+INSERT INTO regress_dp_runs3 VALUES ('x'), ('y'), ('z');
+CREATE TEMP TABLE regress_dp_lateral AS
+  SELECT r.k, s.grp, s.c FROM regress_dp_runs3 r,
+    LATERAL (SELECT grp, deident.dp_count(person) AS c FROM regress_dp_two WHERE grp <> r.k GROUP BY grp) s;
+SELECT count(*) AS groups, count(c) AS groups_answered, sum(c) AS persons_counted,
+       count(c) FILTER (WHERE k = 'x') AS answered_in_first_run
+  FROM regress_dp_lateral;
+DROP TABLE regress_dp_runs3, regress_dp_lateral;
+-- The choice does not depend on the hash table's layout, which other persons' groups and the
+-- memory shape: 2,000 groups, 20,000 persons in three each, L = 1; work_mem = 64kB gives the
+-- hash table an eighth of the buckets of the default, so it finalizes the groups in another
+-- order, yet every group's count is the same (when the first groups finalized were the ones
+-- counted, most groups changed)
+CREATE TABLE regress_dp_many AS SELECT (p * 7 + j * 661) % 2000 AS grp, 'm' || p AS person
+  FROM generate_series(1, 20000) p, generate_series(0, 2) j;
+SECURITY LABEL FOR deident ON COLUMN regress_dp_many.person IS 'identifier';
+ANALYZE regress_dp_many;
+CREATE TEMP TABLE regress_dp_big_mem AS SELECT grp, deident.dp_count(person) AS c FROM regress_dp_many GROUP BY grp;
+SET work_mem = '64kB';
+CREATE TEMP TABLE regress_dp_small_mem AS SELECT grp, deident.dp_count(person) AS c FROM regress_dp_many GROUP BY grp;
+RESET work_mem;
+SELECT count(*) AS groups, sum(a.c) AS persons_counted,
+       count(*) FILTER (WHERE a.c IS DISTINCT FROM b.c) AS groups_changed
+  FROM regress_dp_big_mem a FULL JOIN regress_dp_small_mem b USING (grp);
+-- and one person's rows (in 40 groups of their own and 20 of the others') change at most the
+-- one group they count in
+INSERT INTO regress_dp_many SELECT g, 'victim' FROM generate_series(0, 19) g UNION ALL SELECT g, 'victim' FROM generate_series(5000, 5039) g;
+CREATE TEMP TABLE regress_dp_with AS SELECT grp, deident.dp_count(person) AS c FROM regress_dp_many GROUP BY grp;
+SELECT sum(abs(coalesce(a.c, 0) - coalesce(b.c, 0))) <= 1 AS one_group_moved_by_one
+  FROM regress_dp_big_mem a FULL JOIN regress_dp_with b USING (grp);
+-- always a hash aggregate, whatever the planner would prefer; never spilled
+SET enable_hashagg = off;
+SET work_mem = '64kB';
+EXPLAIN (COSTS OFF) SELECT grp, deident.dp_count(person) FROM regress_dp_many GROUP BY grp ORDER BY grp;
+CREATE INDEX regress_dp_many_grp ON regress_dp_many (grp);
+EXPLAIN (COSTS OFF) SELECT grp, deident.dp_count(person) FROM regress_dp_many WHERE grp < 10 GROUP BY grp;
+RESET work_mem;
+RESET enable_hashagg;
 RESET deident.dp_epsilon;
-DROP TABLE regress_dp_two, regress_dp_l1, regress_dp_l2;
+DROP TABLE regress_dp_two, regress_dp_l1, regress_dp_l2, regress_dp_many, regress_dp_big_mem,
+  regress_dp_small_mem, regress_dp_with;
 
 -- 5. Not a window function (a running sum would give each row's value away)
 -- fail

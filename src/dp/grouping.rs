@@ -1,0 +1,234 @@
+//! How a grouped statement with dp aggregates is executed: always by a hash aggregate that
+//! keeps every group in memory, so that each call can choose a person's groups from all of
+//! them before it finalizes the first (admission.rs).
+//!
+//! - When the query is planned, `upper_paths` (PostgreSQL's `create_upper_paths_hook`, for
+//!   the grouping step of a query level whose aggregates include a dp aggregate) keeps only
+//!   the paths that finalize in a hash aggregate, and makes one when the planner had none
+//!   left (add_path drops a hash path that a sorted one beats on cost). Which paths survive
+//!   the cost comparison depends on the statistics, that is on the data; this makes the
+//!   strategy depend on the query alone. Grouped paths that would finalize in parallel
+//!   workers (a partitionwise aggregate) go too.
+//! - Grouping sets (ROLLUP, CUBE) and ORDER BY or DISTINCT inside an aggregate of the same
+//!   level (which rule a hash aggregate out in PostgreSQL 15) are refused before planning
+//!   (plan.rs), and a plan whose dp aggregate still finalizes in a sorted aggregate (grouping
+//!   columns of a type that cannot be hashed) is refused after it (`check_plan`): both from
+//!   the query alone.
+//! - When the executor starts, `keep_in_memory` lifts the memory limit of those hash
+//!   aggregates, so that they never spill to disk (a spilled batch is finalized after the
+//!   groups in memory, whose persons' choices could not see it). Their memory then grows with
+//!   the groups, as every hash aggregate's did before PostgreSQL 13.
+
+use pgrx::pg_guard;
+use pgrx::pg_sys;
+
+use super::charge;
+use super::plan;
+use crate::enforcement::list_ptrs;
+use crate::error::DeidentError;
+
+/// Why a grouped statement with dp aggregates is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupingProblem {
+    /// GROUPING SETS, ROLLUP or CUBE.
+    GroupingSets,
+    /// ORDER BY or DISTINCT inside an aggregate call of the same query level.
+    OrderedAggregate,
+    /// The grouping columns cannot be hashed.
+    NotHashable,
+}
+
+unsafe extern "C" {
+    /// prepagg.c (PostgreSQL 14 and later); not in pgrx's bindings.
+    fn get_agg_clause_costs(
+        root: *mut pg_sys::PlannerInfo,
+        aggsplit: pg_sys::AggSplit::Type,
+        costs: *mut pg_sys::AggClauseCosts,
+    );
+}
+
+/// Does this query level aggregate with a dp aggregate?
+///
+/// # Safety
+/// `query` is a valid Query.
+unsafe fn has_dp_aggregates(query: *mut pg_sys::Query) -> bool {
+    // SAFETY: per the contract.
+    unsafe {
+        (*query).hasAggs
+            && [(*query).targetList.cast::<pg_sys::Node>(), (*query).havingQual].into_iter().any(
+                |tree| {
+                    plan::aggrefs(tree)
+                        .into_iter()
+                        .any(|a| (*a).agglevelsup == 0 && plan::is_dp_aggregate((*a).aggfnoid))
+                },
+            )
+    }
+}
+
+/// Is the path a grouping that finalizes in a hash aggregate?
+///
+/// # Safety
+/// `path` is a valid Path.
+unsafe fn finalizes_hashed(path: *mut pg_sys::Path) -> bool {
+    // SAFETY: per the contract.
+    unsafe {
+        (*path).type_ == pg_sys::NodeTag::T_AggPath
+            && (*path.cast::<pg_sys::AggPath>()).aggstrategy == pg_sys::AggStrategy::AGG_HASHED
+    }
+}
+
+/// `create_upper_paths_hook`'s work (hooks.rs): for the grouping step of a query level with
+/// dp aggregates, only paths that finalize in a hash aggregate.
+///
+/// # Safety
+/// The planner's arguments to the hook.
+#[pg_guard]
+pub unsafe extern "C-unwind" fn upper_paths(
+    root: *mut pg_sys::PlannerInfo,
+    stage: pg_sys::UpperRelationKind::Type,
+    input_rel: *mut pg_sys::RelOptInfo,
+    output_rel: *mut pg_sys::RelOptInfo,
+    extra: *mut std::ffi::c_void,
+) {
+    // SAFETY: the planner's arguments (planner.c, create_ordinary_grouping_paths): for the
+    // grouping step, extra is its GroupPathExtraData and output_rel's pathlist is not empty.
+    unsafe {
+        if stage != pg_sys::UpperRelationKind::UPPERREL_GROUP_AGG {
+            return;
+        }
+        let parse = (*root).parse;
+        if (*parse).groupClause.is_null() || !has_dp_aggregates(parse) {
+            return;
+        }
+        let paths: Vec<*mut pg_sys::Path> = list_ptrs((*output_rel).pathlist).collect();
+        let Some(&any) = paths.first() else { return };
+        let mut kept: Vec<*mut pg_sys::Path> =
+            paths.iter().copied().filter(|&p| finalizes_hashed(p)).collect();
+        let extra = extra.cast::<pg_sys::GroupPathExtraData>();
+        if kept.is_empty() {
+            if (*extra).flags & pg_sys::GROUPING_CAN_USE_HASH as i32 == 0 {
+                // left as it is: `check_plan` refuses it
+                return;
+            }
+            let mut costs: pg_sys::AggClauseCosts = std::mem::zeroed();
+            get_agg_clause_costs(root, pg_sys::AggSplit::AGGSPLIT_SIMPLE, &mut costs);
+            let path = pg_sys::create_agg_path(
+                root,
+                output_rel,
+                (*input_rel).cheapest_total_path,
+                (*output_rel).reltarget,
+                pg_sys::AggStrategy::AGG_HASHED,
+                pg_sys::AggSplit::AGGSPLIT_SIMPLE,
+                (*parse).groupClause,
+                (*extra).havingQual.cast(),
+                &costs,
+                (*any).rows,
+            );
+            kept.push(path.cast());
+        }
+        let mut list: *mut pg_sys::List = std::ptr::null_mut();
+        for p in kept {
+            list = pg_sys::lappend(list, p.cast());
+        }
+        (*output_rel).pathlist = list;
+        (*output_rel).partial_pathlist = std::ptr::null_mut();
+    }
+}
+
+/// After planning a statement with dp aggregates: each of them must finalize in a plain or a
+/// hash aggregate (`upper_paths` made sure of it wherever the grouping columns can be hashed).
+///
+/// # Safety
+/// `stmt` is a valid PlannedStmt.
+#[pg_guard]
+pub unsafe extern "C-unwind" fn check_plan(stmt: *mut pg_sys::PlannedStmt) {
+    let mut sorted = false;
+    // SAFETY: per the contract.
+    unsafe {
+        charge::finalizing_aggs(stmt, &mut |agg, _| {
+            sorted |= !matches!(
+                (*agg).aggstrategy,
+                pg_sys::AggStrategy::AGG_PLAIN | pg_sys::AggStrategy::AGG_HASHED
+            ) && charge::dp_calls(agg) > 0;
+            sorted
+        });
+    }
+    if sorted {
+        DeidentError::DpGrouping(GroupingProblem::NotHashable).report();
+    }
+}
+
+/// When the executor has started a statement with dp aggregates: the hash aggregates that
+/// finalize them never spill (their limits are set once, in ExecInitAgg, and again only when
+/// a spilled batch is read back: nodeAgg.c, `hash_agg_set_limits`).
+///
+/// # Safety
+/// `query_desc` has just been started by the executor.
+pub unsafe fn keep_in_memory(query_desc: *mut pg_sys::QueryDesc) {
+    /// # Safety
+    /// `ps` is a valid PlanState or NULL.
+    unsafe fn walk(ps: *mut pg_sys::PlanState) {
+        if ps.is_null() {
+            return;
+        }
+        // SAFETY: per the contract; the child arrays have the lengths beside them
+        // (execnodes.h).
+        unsafe {
+            let many = |plans: *mut *mut pg_sys::PlanState, n: i32| {
+                for i in 0..n.max(0) as usize {
+                    walk(*plans.add(i));
+                }
+            };
+            match (*ps).type_ {
+                pg_sys::NodeTag::T_AggState => {
+                    let state = ps.cast::<pg_sys::AggState>();
+                    let agg = (*ps).plan.cast::<pg_sys::Agg>();
+                    if (*state).aggstrategy == pg_sys::AggStrategy::AGG_HASHED
+                        && (*agg).aggsplit & pg_sys::AGGSPLITOP_SKIPFINAL == 0
+                        && charge::dp_calls(agg) > 0
+                    {
+                        (*state).hash_mem_limit = usize::MAX;
+                        (*state).hash_ngroups_limit = u64::MAX;
+                    }
+                }
+                pg_sys::NodeTag::T_AppendState => {
+                    let s = ps.cast::<pg_sys::AppendState>();
+                    many((*s).appendplans, (*s).as_nplans);
+                }
+                pg_sys::NodeTag::T_MergeAppendState => {
+                    let s = ps.cast::<pg_sys::MergeAppendState>();
+                    many((*s).mergeplans, (*s).ms_nplans);
+                }
+                pg_sys::NodeTag::T_BitmapAndState => {
+                    let s = ps.cast::<pg_sys::BitmapAndState>();
+                    many((*s).bitmapplans, (*s).nplans);
+                }
+                pg_sys::NodeTag::T_BitmapOrState => {
+                    let s = ps.cast::<pg_sys::BitmapOrState>();
+                    many((*s).bitmapplans, (*s).nplans);
+                }
+                pg_sys::NodeTag::T_SubqueryScanState => {
+                    walk((*ps.cast::<pg_sys::SubqueryScanState>()).subplan);
+                }
+                pg_sys::NodeTag::T_CustomScanState => {
+                    for c in list_ptrs::<pg_sys::PlanState>(
+                        (*ps.cast::<pg_sys::CustomScanState>()).custom_ps,
+                    ) {
+                        walk(c);
+                    }
+                }
+                _ => {}
+            }
+            walk((*ps).lefttree);
+            walk((*ps).righttree);
+        }
+    }
+    // SAFETY: per the contract; es_subplanstates holds every subplan's PlanState (NULL for
+    // those not needed).
+    unsafe {
+        walk((*query_desc).planstate);
+        for ps in list_ptrs::<pg_sys::PlanState>((*(*query_desc).estate).es_subplanstates) {
+            walk(ps);
+        }
+    }
+}
