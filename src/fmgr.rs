@@ -81,10 +81,33 @@ pub unsafe fn datum_bytes<'a>(d: pg_sys::Datum) -> &'a [u8] {
     // SAFETY: per the contract.
     unsafe {
         let mut ptr = d.cast_mut_ptr::<pg_sys::varlena>();
-        if varlena::varatt_is_1b_e(ptr) || varlena::varatt_is_4b_c(ptr) {
-            ptr = pg_sys::pg_detoast_datum_packed(ptr);
+        #[cfg(target_endian = "little")]
+        {
+            // postgres.h's VARATT_IS_1B_E, VARATT_IS_4B_C, VARATT_IS_1B, VARSIZE_1B and
+            // VARSIZE_4B for little-endian headers, written out: pgrx's versions are not
+            // inlined across crates, and this runs for every row of the aggregates (perf: 2.6%
+            // of dp_sum's backend in a call of its own)
+            let h = ptr.cast::<u8>().read();
+            if h == 0x01 || h & 0x03 == 0x02 {
+                ptr = pg_sys::pg_detoast_datum_packed(ptr);
+            }
+            let p = ptr.cast::<u8>();
+            let h = p.read();
+            if h & 0x01 == 0x01 {
+                let len = usize::from(h >> 1);
+                std::slice::from_raw_parts(p.add(1), len - 1)
+            } else {
+                let len = (p.cast::<u32>().read_unaligned() >> 2) as usize;
+                std::slice::from_raw_parts(p.add(4), len - 4)
+            }
         }
-        varlena::varlena_to_byte_slice(ptr)
+        #[cfg(not(target_endian = "little"))]
+        {
+            if varlena::varatt_is_1b_e(ptr) || varlena::varatt_is_4b_c(ptr) {
+                ptr = pg_sys::pg_detoast_datum_packed(ptr);
+            }
+            varlena::varlena_to_byte_slice(ptr)
+        }
     }
 }
 

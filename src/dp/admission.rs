@@ -129,8 +129,10 @@ impl Admission {
         mut groups: impl FnMut(&mut dyn FnMut(usize, u32, &[u64], usize)),
     ) {
         let mut pass = Pass::default();
-        // 1. each person's groups in this pass
-        let mut seen: Map<u64, u32> = Map::default();
+        // 1. each person's groups in this pass (the map sized for every entry: no rehashing)
+        let mut entries = 0;
+        groups(&mut |_, _, persons, stride| entries += persons.len() / stride);
+        let mut seen: Map<u64, u32> = Map::with_capacity_and_hasher(entries, Default::default());
         groups(&mut |state, hash, persons, stride| {
             pass.groups.insert(state, (hash, false));
             for p in persons_of(persons, stride) {
@@ -154,20 +156,23 @@ impl Admission {
                 }
             });
         }
-        // 3. the cuts; and what each person will have counted in after this pass
-        for (p, n) in seen {
-            let used = self.used.entry(p).or_insert(0);
-            match keys.get_mut(&p) {
-                None => *used += n,
-                Some(k) => {
-                    let left = self.limit.saturating_sub(*used) as usize;
-                    k.sort_unstable();
-                    // count where the key is below the (left+1)-th smallest; keys equal at the
-                    // edge (two groups of one hash) count nowhere: never more than `left`
-                    let cut = if left == 0 { 0 } else { k[left] };
-                    *used += k.iter().take_while(|&&x| x < cut).count() as u32;
-                    pass.cuts.insert(p, cut);
-                }
+        // 3. the cuts: count where the key is below the (left+1)-th smallest; keys equal at
+        // the edge (two groups of one hash) count nowhere, so never more than `left`
+        for (&p, k) in &mut keys {
+            let left = self.limit.saturating_sub(self.used.get(&p).copied().unwrap_or(0)) as usize;
+            k.sort_unstable();
+            let cut = if left == 0 { 0 } else { k[left] };
+            let counted = k.iter().take_while(|&&x| x < cut).count() as u32;
+            seen.insert(p, counted);
+            pass.cuts.insert(p, cut);
+        }
+        // 4. what each person will have counted in after this pass (`seen` now holds this
+        // pass's counts; on the first pass it becomes the counts)
+        if self.used.is_empty() {
+            self.used = seen;
+        } else {
+            for (p, n) in seen {
+                *self.used.entry(p).or_insert(0) += n;
             }
         }
         self.pass = Some(pass);

@@ -299,8 +299,9 @@ impl<E: Env> DpState<E> {
         Ok(&self.table)
     }
 
-    /// Each person's total, one pair [hash, total] per distinct person, sorted by hash (so
-    /// that real totals are summed in an order that does not depend on the plan).
+    /// Each person's total, one pair [hash, total] per distinct person; real totals sorted by
+    /// hash (their clamped sum is exact on the grid whatever the order, and integer sums are
+    /// exact too, so the order is only kept where a reader may look at the pairs).
     pub fn persons(&mut self) -> Result<Buf<E>, StateError> {
         self.flush()?;
         let env = self.table.env();
@@ -311,9 +312,11 @@ impl<E: Env> DpState<E> {
                 out.push(pair[1])?;
             }
         }
-        env.check_interrupts();
-        out.as_chunks_mut::<2>().0.sort_unstable_by_key(|p| p[0]);
-        env.check_interrupts();
+        if matches!(self.bounds, Bounds::Float { .. }) {
+            env.check_interrupts();
+            out.as_chunks_mut::<2>().0.sort_unstable_by_key(|p| p[0]);
+            env.check_interrupts();
+        }
         Ok(out)
     }
 
