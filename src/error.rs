@@ -547,7 +547,8 @@ impl DeidentError {
                 let (message, hint) = match problem {
                     GroupingSets => ("dp aggregates cannot be used with GROUPING SETS, ROLLUP or CUBE", "Run one statement for each grouping, or add the finer groups' answers up."),
                     OrderedAggregate => ("dp aggregates cannot be used with ORDER BY or DISTINCT inside an aggregate call of the same query", "Compute the ordered or distinct aggregate in another statement."),
-                    NotHashable => ("dp aggregates can only be grouped by columns whose types can be hashed", "Group by a column of a hashable type, or cast the column to text."),
+                    NotHashable => ("dp aggregates can only be grouped by columns whose types can be hashed", "Group by columns of other types."),
+                    Correlated => ("dp aggregates cannot be used in a correlated subquery or a LATERAL subquery", "Group by the outer query's columns in one statement instead."),
                 };
                 (
                     ERRCODE_FEATURE_NOT_SUPPORTED,
@@ -760,6 +761,7 @@ mod tests {
             DeidentError::DpGrouping(crate::dp::grouping::GroupingProblem::GroupingSets),
             DeidentError::DpGrouping(crate::dp::grouping::GroupingProblem::OrderedAggregate),
             DeidentError::DpGrouping(crate::dp::grouping::GroupingProblem::NotHashable),
+            DeidentError::DpGrouping(crate::dp::grouping::GroupingProblem::Correlated),
             DeidentError::DpNoiseScale,
             DeidentError::DpRandom,
             DeidentError::NoPrivacyBudget { role: "analyst".into() },
@@ -903,6 +905,7 @@ mod tests {
                 ERRCODE_INVALID_PARAMETER_VALUE,
                 ERRCODE_INVALID_COLUMN_REFERENCE,
                 ERRCODE_INVALID_COLUMN_REFERENCE,
+                ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_FEATURE_NOT_SUPPORTED,

@@ -30,12 +30,31 @@ use pgrx::pg_sys;
 use super::grouping::GroupingProblem;
 use crate::error::DeidentError;
 
-/// A hasher for keys that already are hashes (persons' hashes, state addresses): the
-/// identity.
+/// A hasher for keys that already are hashes (persons' hashes, state addresses): one
+/// splitmix64 round over the key mixed with a secret of the process. The persons' hashes are
+/// xxh3 of their values, which whoever chooses an identifier (an e-mail address) could shape
+/// so that many share their low bits, and pile up in one corner of a map; the secret stops
+/// that.
 #[derive(Default)]
-pub struct Identity(u64);
+pub struct Mixer(u64);
 
-impl Hasher for Identity {
+fn process_secret() -> u64 {
+    static SECRET: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    // std's RandomState is seeded from the operating system's randomness
+    *SECRET.get_or_init(|| {
+        use std::hash::BuildHasher;
+        std::collections::hash_map::RandomState::new().hash_one(0x6465_6964_656e_7444_u64)
+    })
+}
+
+#[inline]
+fn splitmix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl Hasher for Mixer {
     fn finish(&self) -> u64 {
         self.0
     }
@@ -43,27 +62,34 @@ impl Hasher for Identity {
         for &b in bytes {
             self.0 = (self.0 << 8) | u64::from(b);
         }
+        self.0 = splitmix(self.0 ^ process_secret());
     }
     fn write_u64(&mut self, v: u64) {
-        self.0 = v;
+        self.0 = splitmix(v ^ process_secret());
     }
     fn write_usize(&mut self, v: usize) {
-        // state addresses: their low bits are alignment, the same for all
-        self.0 = (v as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.write_u64(v as u64);
     }
 }
 
-type Map<K, V> = HashMap<K, V, BuildHasherDefault<Identity>>;
+type Map<K, V> = HashMap<K, V, BuildHasherDefault<Mixer>>;
+
+/// Memory ran out: the maps below are the process heap's, not PostgreSQL's, and allocate
+/// only through `try_reserve`, so that running out is an ERROR, never an abort of the server
+/// process (which would restart every session).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoMemory;
+
+fn reserve<K: Eq + std::hash::Hash, V>(m: &mut Map<K, V>, n: usize) -> Result<(), NoMemory> {
+    m.try_reserve(n).map_err(|_| NoMemory)
+}
 
 /// The order in which a person's groups are chosen: a mix of the person's hash and the
 /// group's (splitmix64's finalizer), so that persons do not all favour the same groups. It
 /// needs no secret: it only has to depend on nothing but the person's own data.
 #[inline]
 pub fn pick_key(person: u64, group: u32) -> u64 {
-    let mut z = person ^ u64::from(group).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    splitmix(person ^ u64::from(group).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
 /// The persons of a group's entries (`stride` words each, the person first; in pairs, a 0 is
@@ -90,22 +116,25 @@ pub struct Admission {
     limit: u32,
     used: Map<u64, u32>,
     pass: Option<Pass>,
+    /// A callback on the hash table's memory will end the pass (server side).
+    armed: bool,
 }
 
 impl Admission {
     pub fn new(limit: u32) -> Admission {
-        Admission { limit, used: Map::default(), pass: None }
+        Admission { limit, used: Map::default(), pass: None, armed: false }
     }
 
     /// A plain aggregate's one group: may `person` count in it? Each person comes once per
     /// group (the states hold distinct persons).
-    pub fn admit_plain(&mut self, person: u64) -> bool {
+    pub fn admit_plain(&mut self, person: u64) -> Result<bool, NoMemory> {
+        reserve(&mut self.used, 1)?;
         let n = self.used.entry(person).or_insert(0);
         if *n >= self.limit {
-            return false;
+            return Ok(false);
         }
         *n += 1;
-        true
+        Ok(true)
     }
 
     /// Is a pass under way that has not finalized the group at `state` yet? If not, the
@@ -127,12 +156,17 @@ impl Admission {
     pub fn begin_pass(
         &mut self,
         mut groups: impl FnMut(&mut dyn FnMut(usize, u32, &[u64], usize)),
-    ) {
+    ) -> Result<(), NoMemory> {
         let mut pass = Pass::default();
-        // 1. each person's groups in this pass (the map sized for every entry: no rehashing)
-        let mut entries = 0;
-        groups(&mut |_, _, persons, stride| entries += persons.len() / stride);
-        let mut seen: Map<u64, u32> = Map::with_capacity_and_hasher(entries, Default::default());
+        // 1. each person's groups in this pass (the maps sized first: no growth below)
+        let (mut entries, mut n_groups) = (0, 0);
+        groups(&mut |_, _, persons, stride| {
+            entries += persons.len() / stride;
+            n_groups += 1;
+        });
+        reserve(&mut pass.groups, n_groups)?;
+        let mut seen: Map<u64, u32> = Map::default();
+        reserve(&mut seen, entries)?;
         groups(&mut |state, hash, persons, stride| {
             pass.groups.insert(state, (hash, false));
             for p in persons_of(persons, stride) {
@@ -140,11 +174,17 @@ impl Admission {
             }
         });
         // 2. for those in more than they have left, their keys
+        let limit = self.limit;
+        let left =
+            |used: &Map<u64, u32>, p: &u64| limit.saturating_sub(used.get(p).copied().unwrap_or(0));
+        let n_over = seen.iter().filter(|&(p, &n)| n > left(&self.used, p)).count();
         let mut keys: Map<u64, Vec<u64>> = Map::default();
+        reserve(&mut keys, n_over)?;
         for (&p, &n) in &seen {
-            let left = self.limit.saturating_sub(self.used.get(&p).copied().unwrap_or(0));
-            if n > left {
-                keys.insert(p, Vec::with_capacity(n as usize));
+            if n > left(&self.used, &p) {
+                let mut k = Vec::new();
+                k.try_reserve_exact(n as usize).map_err(|_| NoMemory)?;
+                keys.insert(p, k);
             }
         }
         if !keys.is_empty() {
@@ -158,8 +198,9 @@ impl Admission {
         }
         // 3. the cuts: count where the key is below the (left+1)-th smallest; keys equal at
         // the edge (two groups of one hash) count nowhere, so never more than `left`
+        reserve(&mut pass.cuts, keys.len())?;
         for (&p, k) in &mut keys {
-            let left = self.limit.saturating_sub(self.used.get(&p).copied().unwrap_or(0)) as usize;
+            let left = left(&self.used, &p) as usize;
             k.sort_unstable();
             let cut = if left == 0 { 0 } else { k[left] };
             let counted = k.iter().take_while(|&&x| x < cut).count() as u32;
@@ -171,11 +212,13 @@ impl Admission {
         if self.used.is_empty() {
             self.used = seen;
         } else {
+            reserve(&mut self.used, seen.len())?;
             for (p, n) in seen {
                 *self.used.entry(p).or_insert(0) += n;
             }
         }
         self.pass = Some(pass);
+        Ok(())
     }
 
     /// Finalizing the group at `state` in the pass under way: keeps in `persons` (pairs or
@@ -218,7 +261,8 @@ mod tests {
             for (s, h, p) in groups {
                 f(*s, *h, p, 1);
             }
-        });
+        })
+        .unwrap();
         let mut out = Vec::new();
         for &i in order {
             let (s, h, p) = &groups[i];
@@ -321,7 +365,8 @@ mod tests {
             for (s, h, p) in &g {
                 f(*s, *h, p, 1);
             }
-        });
+        })
+        .unwrap();
         let mut a = vec![1, 10, 2, 20];
         let n = adm.admit_group(8, &mut a, 2);
         let mut b = vec![1, 30];
@@ -339,10 +384,10 @@ mod tests {
     #[test]
     fn plain_groups_count_up_to_the_limit() {
         let mut adm = Admission::new(2);
-        assert!(adm.admit_plain(9));
-        assert!(adm.admit_plain(9));
-        assert!(!adm.admit_plain(9));
-        assert!(adm.admit_plain(10));
+        assert_eq!(adm.admit_plain(9), Ok(true));
+        assert_eq!(adm.admit_plain(9), Ok(true));
+        assert_eq!(adm.admit_plain(9), Ok(false));
+        assert_eq!(adm.admit_plain(10), Ok(true));
     }
 }
 
@@ -374,7 +419,7 @@ pub unsafe fn admit(
             pg_sys::AggStrategy::AGG_PLAIN => {
                 let mut w = 0;
                 for r in 0..persons.len() / stride {
-                    if adm.admit_plain(persons[r * stride]) {
+                    if adm.admit_plain(persons[r * stride]).unwrap_or_else(|_| no_memory()) {
                         persons.copy_within(r * stride..(r + 1) * stride, w * stride);
                         w += 1;
                     }
@@ -391,6 +436,10 @@ pub unsafe fn admit(
             _ => DeidentError::DpGrouping(GroupingProblem::NotHashable).report(),
         }
     }
+}
+
+fn no_memory() -> ! {
+    DeidentError::Aggregate(crate::aggregates::state::StateError::OutOfMemory).report()
 }
 
 /// # Safety
@@ -426,7 +475,7 @@ unsafe fn begin_pass(agg: *mut pg_sys::AggState, adm: &mut Admission, read: Read
         let table = (*(*agg).perhash.add(set as usize)).hashtable;
         let hashtab = (*table).hashtab;
         let (data, size) = ((*hashtab).data, (*hashtab).size as usize);
-        adm.begin_pass(|f| {
+        let started = adm.begin_pass(|f| {
             for i in 0..size {
                 let entry = &*data.add(i);
                 if entry.status != pg_sys::tuplehash_status::tuplehash_SH_IN_USE {
@@ -444,12 +493,18 @@ unsafe fn begin_pass(agg: *mut pg_sys::AggState, adm: &mut Admission, read: Read
                 }
             }
         });
-        let cb: pg_sys::ExprContextCallbackFunction = Some(table_reset);
-        pg_sys::RegisterExprContextCallback(
-            (*agg).hashcontext,
-            cb,
-            pg_sys::Datum::from(adm as *mut Admission),
-        );
+        started.unwrap_or_else(|_| no_memory());
+        // once for each filling of the table: a pass started again over the same table (the
+        // groups finalized a second time) needs no second callback
+        if !adm.armed {
+            let cb: pg_sys::ExprContextCallbackFunction = Some(table_reset);
+            pg_sys::RegisterExprContextCallback(
+                (*agg).hashcontext,
+                cb,
+                pg_sys::Datum::from(adm as *mut Admission),
+            );
+            adm.armed = true;
+        }
     }
 }
 
@@ -459,7 +514,11 @@ unsafe fn begin_pass(agg: *mut pg_sys::AggState, adm: &mut Admission, read: Read
 unsafe extern "C-unwind" fn table_reset(arg: pg_sys::Datum) {
     // SAFETY: arg is the Admission in the final function's fn_extra, which lives in the
     // executor's query memory, freed after the Agg node's contexts are shut down.
-    unsafe { (*arg.cast_mut_ptr::<Admission>()).end_pass() }
+    unsafe {
+        let adm = &mut *arg.cast_mut_ptr::<Admission>();
+        adm.end_pass();
+        adm.armed = false;
+    }
 }
 
 #[pg_guard]

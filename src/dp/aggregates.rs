@@ -294,7 +294,12 @@ pub unsafe extern "C-unwind" fn deident_dp_count_final(
             return fmgr::return_null(fcinfo);
         };
         let state = std::ptr::from_mut(g) as usize;
-        let mut persons = g.state.distinct_hashes().unwrap_or_else(|e| state_error(e)).to_vec();
+        let hashes = g.state.distinct_hashes().unwrap_or_else(|e| state_error(e));
+        let mut persons = Vec::new();
+        if persons.try_reserve_exact(hashes.len()).is_err() {
+            state_error(crate::aggregates::state::StateError::OutOfMemory);
+        }
+        persons.extend_from_slice(hashes);
         // only the persons this call counts here (admission.rs)
         let n = admission::admit(fcinfo, per_person, state, &mut persons, 1, &mut |d, f| {
             let g = memory::group_datum(d).unwrap_or_else(|| DeidentError::NotOurState.report());

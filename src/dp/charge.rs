@@ -64,12 +64,33 @@ pub(super) unsafe fn finalizing_aggs(
     stmt: *mut pg_sys::PlannedStmt,
     f: &mut dyn FnMut(*mut pg_sys::Agg, bool) -> bool,
 ) -> bool {
+    // SAFETY: per the contract.
+    unsafe {
+        each_node(stmt, &mut |plan, parallel| {
+            if (*plan).type_ != pg_sys::NodeTag::T_Agg {
+                return false;
+            }
+            let agg = plan.cast::<pg_sys::Agg>();
+            (*agg).aggsplit & pg_sys::AGGSPLITOP_SKIPFINAL == 0 && f(agg, parallel)
+        })
+    }
+}
+
+/// Calls `f` on each node of the plan and its subplans, with whether it runs below a Gather
+/// or Gather Merge, until `f` returns true; true if it did.
+///
+/// # Safety
+/// `stmt` is a valid PlannedStmt.
+pub(super) unsafe fn each_node(
+    stmt: *mut pg_sys::PlannedStmt,
+    f: &mut dyn FnMut(*mut pg_sys::Plan, bool) -> bool,
+) -> bool {
     use crate::enforcement::list_ptrs;
     /// `parallel`: below a Gather or Gather Merge, run by parallel workers.
     unsafe fn walk(
         plan: *mut pg_sys::Plan,
         parallel: bool,
-        f: &mut dyn FnMut(*mut pg_sys::Agg, bool) -> bool,
+        f: &mut dyn FnMut(*mut pg_sys::Plan, bool) -> bool,
     ) -> bool {
         if plan.is_null() {
             return false;
@@ -81,14 +102,10 @@ pub(super) unsafe fn finalizing_aggs(
             };
         // SAFETY: plan is a valid Plan node; the child lists hold Plan nodes (plannodes.h).
         unsafe {
+            if f(plan, parallel) {
+                return true;
+            }
             let children: Vec<*mut pg_sys::Plan> = match (*plan).type_ {
-                pg_sys::NodeTag::T_Agg => {
-                    let agg = plan.cast::<pg_sys::Agg>();
-                    if (*agg).aggsplit & pg_sys::AGGSPLITOP_SKIPFINAL == 0 && f(agg, parallel) {
-                        return true;
-                    }
-                    Vec::new()
-                }
                 pg_sys::NodeTag::T_Append => {
                     list_ptrs((*plan.cast::<pg_sys::Append>()).appendplans).collect()
                 }

@@ -36,6 +36,9 @@ pub enum GroupingProblem {
     OrderedAggregate,
     /// The grouping columns cannot be hashed.
     NotHashable,
+    /// The aggregate runs again for each row of something else (a correlated subquery,
+    /// LATERAL).
+    Correlated,
 }
 
 unsafe extern "C" {
@@ -47,21 +50,18 @@ unsafe extern "C" {
     );
 }
 
-/// Does this query level aggregate with a dp aggregate?
+/// Does this query level aggregate with a dp aggregate? The planner's list of the level's
+/// aggregates (prepagg.c) has them all, those written inside a sublink too.
 ///
 /// # Safety
-/// `query` is a valid Query.
-unsafe fn has_dp_aggregates(query: *mut pg_sys::Query) -> bool {
-    // SAFETY: per the contract.
+/// `root` is the planner's state for the level.
+unsafe fn has_dp_aggregates(root: *mut pg_sys::PlannerInfo) -> bool {
+    // SAFETY: per the contract; agginfos is a List of AggInfo.
     unsafe {
-        (*query).hasAggs
-            && [(*query).targetList.cast::<pg_sys::Node>(), (*query).havingQual].into_iter().any(
-                |tree| {
-                    plan::aggrefs(tree)
-                        .into_iter()
-                        .any(|a| (*a).agglevelsup == 0 && plan::is_dp_aggregate((*a).aggfnoid))
-                },
-            )
+        list_ptrs::<pg_sys::AggInfo>((*root).agginfos).any(|info| {
+            let a = (*info).representative_aggref;
+            !a.is_null() && plan::is_dp_aggregate((*a).aggfnoid)
+        })
     }
 }
 
@@ -97,7 +97,21 @@ pub unsafe extern "C-unwind" fn upper_paths(
             return;
         }
         let parse = (*root).parse;
-        if (*parse).groupClause.is_null() || !has_dp_aggregates(parse) {
+        if !has_dp_aggregates(root) {
+            return;
+        }
+        // Never in a parallel worker: a path marked parallel-unsafe stays above any Gather,
+        // and so does a subquery or SubPlan built on it (a SubPlan whose plan is not
+        // parallel-safe is parallel-restricted: clauses.c, max_parallel_hazard_walker).
+        // Otherwise a worker could finalize it, where it finds no charge and fails, and
+        // whether a worker runs it can depend on a person's row (`WHERE CASE WHEN p = 'x'
+        // THEN v NOT IN (SELECT dp_count(...)) ...`).
+        (*output_rel).consider_parallel = false;
+        (*output_rel).partial_pathlist = std::ptr::null_mut();
+        for p in list_ptrs::<pg_sys::Path>((*output_rel).pathlist) {
+            (*p).parallel_safe = false;
+        }
+        if (*parse).groupClause.is_null() {
             return;
         }
         let paths: Vec<*mut pg_sys::Path> = list_ptrs((*output_rel).pathlist).collect();
@@ -124,6 +138,7 @@ pub unsafe extern "C-unwind" fn upper_paths(
                 &costs,
                 (*any).rows,
             );
+            (*path).path.parallel_safe = false;
             kept.push(path.cast());
         }
         let mut list: *mut pg_sys::List = std::ptr::null_mut();
@@ -131,30 +146,53 @@ pub unsafe extern "C-unwind" fn upper_paths(
             list = pg_sys::lappend(list, p.cast());
         }
         (*output_rel).pathlist = list;
-        (*output_rel).partial_pathlist = std::ptr::null_mut();
     }
 }
 
 /// After planning a statement with dp aggregates: each of them must finalize in a plain or a
-/// hash aggregate (`upper_paths` made sure of it wherever the grouping columns can be hashed).
+/// hash aggregate (`upper_paths` made sure of it wherever the grouping columns can be hashed),
+/// and not in a part of the plan that runs again with other parameters (a correlated
+/// subquery, LATERAL): the runs come in the order of the rows that drive them, which other
+/// persons' data can decide (the output of another dp aggregate's hash table), and each run
+/// counts a person in what the call has left for them, so the order would choose a person's
+/// groups. Parameters that initPlans set (an uncorrelated subquery, computed once) are fine.
 ///
 /// # Safety
 /// `stmt` is a valid PlannedStmt.
 #[pg_guard]
 pub unsafe extern "C-unwind" fn check_plan(stmt: *mut pg_sys::PlannedStmt) {
-    let mut sorted = false;
-    // SAFETY: per the contract.
+    // SAFETY: per the contract; initPlan lists hold SubPlan nodes whose setParam is an
+    // integer List (primnodes.h).
     unsafe {
+        let mut once: *mut pg_sys::Bitmapset = std::ptr::null_mut();
+        charge::each_node(stmt, &mut |plan, _| {
+            for sub in list_ptrs::<pg_sys::SubPlan>((*plan).initPlan) {
+                let params = (*sub).setParam;
+                let n = if params.is_null() { 0 } else { (*params).length as usize };
+                for i in 0..n {
+                    once = pg_sys::bms_add_member(once, (*(*params).elements.add(i)).int_value);
+                }
+            }
+            false
+        });
+        let mut problem = None;
         charge::finalizing_aggs(stmt, &mut |agg, _| {
-            sorted |= !matches!(
+            if charge::dp_calls(agg) == 0 {
+                return false;
+            }
+            if !matches!(
                 (*agg).aggstrategy,
                 pg_sys::AggStrategy::AGG_PLAIN | pg_sys::AggStrategy::AGG_HASHED
-            ) && charge::dp_calls(agg) > 0;
-            sorted
+            ) {
+                problem = Some(GroupingProblem::NotHashable);
+            } else if !pg_sys::bms_is_subset((*agg).plan.extParam, once) {
+                problem = Some(GroupingProblem::Correlated);
+            }
+            problem.is_some()
         });
-    }
-    if sorted {
-        DeidentError::DpGrouping(GroupingProblem::NotHashable).report();
+        if let Some(problem) = problem {
+            DeidentError::DpGrouping(problem).report();
+        }
     }
 }
 

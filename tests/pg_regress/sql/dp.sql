@@ -266,17 +266,20 @@ SET deident.dp_max_groups_per_person = 2;
 CREATE TEMP TABLE regress_dp_l2 AS SELECT grp, deident.dp_count(person) AS c FROM regress_dp_two GROUP BY grp;
 SELECT count(c) AS groups_answered, sum(c) AS persons_counted FROM regress_dp_l2;
 RESET deident.dp_max_groups_per_person;
--- across rescans too: a LATERAL subquery run once for each of three rows of a public table
--- counts each person once in all (L = 1), in one group of the first run
+-- fail: a dp aggregate that runs again for each row of something else (a correlated or a
+-- LATERAL subquery) would count a person in the runs that come first, in an order that other
+-- persons' data can decide (the rows of another dp aggregate's answer)
 CREATE TABLE regress_dp_runs3 (k text);
 INSERT INTO regress_dp_runs3 VALUES ('x'), ('y'), ('z');
-CREATE TEMP TABLE regress_dp_lateral AS
-  SELECT r.k, s.grp, s.c FROM regress_dp_runs3 r,
-    LATERAL (SELECT grp, deident.dp_count(person) AS c FROM regress_dp_two WHERE grp <> r.k GROUP BY grp) s;
-SELECT count(*) AS groups, count(c) AS groups_answered, sum(c) AS persons_counted,
-       count(c) FILTER (WHERE k = 'x') AS answered_in_first_run
-  FROM regress_dp_lateral;
-DROP TABLE regress_dp_runs3, regress_dp_lateral;
+SELECT r.k, s.grp, s.c FROM regress_dp_runs3 r,
+  LATERAL (SELECT grp, deident.dp_count(person) AS c FROM regress_dp_two WHERE grp <> r.k GROUP BY grp) s;
+SELECT r.k, (SELECT deident.dp_count(person) FROM regress_dp_two t WHERE t.grp <> r.k) FROM regress_dp_runs3 r;
+SELECT a.grp, (SELECT deident.dp_count(person) FROM regress_dp_two t WHERE t.grp = a.grp)
+  FROM (SELECT grp FROM regress_dp_two GROUP BY grp HAVING deident.dp_count(person) IS NOT NULL) a;
+-- OK: an uncorrelated subquery runs once (an initPlan)
+SELECT grp, deident.dp_count(person) AS c FROM regress_dp_two
+ WHERE grp <> (SELECT k FROM regress_dp_runs3 WHERE k = 'x') GROUP BY grp ORDER BY grp;
+DROP TABLE regress_dp_runs3;
 -- The choice does not depend on the hash table's layout, which other persons' groups and the
 -- memory shape: 2,000 groups, 20,000 persons in three each, L = 1; work_mem = 64kB gives the
 -- hash table an eighth of the buckets of the default, so it finalizes the groups in another
@@ -307,6 +310,25 @@ CREATE INDEX regress_dp_many_grp ON regress_dp_many (grp);
 EXPLAIN (COSTS OFF) SELECT grp, deident.dp_count(person) FROM regress_dp_many WHERE grp < 10 GROUP BY grp;
 RESET work_mem;
 RESET enable_hashagg;
+-- never finalized in a parallel worker, not even in a subquery that a worker could run: a
+-- worker finds no charge and fails, and whether one runs the subquery could depend on one
+-- person's row; both persons, there or not, get the same answer (before, 'm17' gave an ERROR)
+SET max_parallel_workers_per_gather = 2;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET parallel_leader_participation = off;
+SELECT deident.dp_count(person) IS NULL AS hidden_m17 FROM regress_dp_many
+ WHERE CASE WHEN person = 'm17' THEN grp NOT IN (SELECT deident.dp_count(person) FROM regress_dp_two) ELSE false END;
+SELECT deident.dp_count(person) IS NULL AS hidden_nobody FROM regress_dp_many
+ WHERE CASE WHEN person = 'nobody' THEN grp NOT IN (SELECT deident.dp_count(person) FROM regress_dp_two) ELSE false END;
+EXPLAIN (COSTS OFF) SELECT deident.dp_count(person) FROM regress_dp_many
+ WHERE CASE WHEN person = 'm17' THEN grp NOT IN (SELECT deident.dp_count(person) FROM regress_dp_two) ELSE false END;
+RESET max_parallel_workers_per_gather;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET parallel_leader_participation;
 RESET deident.dp_epsilon;
 DROP TABLE regress_dp_two, regress_dp_l1, regress_dp_l2, regress_dp_many, regress_dp_big_mem,
   regress_dp_small_mem, regress_dp_with;
