@@ -4,7 +4,7 @@
 # Each installs what it needs first (scripts/deps.sh) and is safe to run again.
 SHELL := /bin/bash
 
-.PHONY: all deps demo demo-stop test lint pgtest regress bench stress
+.PHONY: all deps demo demo-stop test lint pgtest regress bench stress package
 all: test
 
 deps:
@@ -34,6 +34,11 @@ regress:
 
 bench: deps
 	@scripts/bench.sh
+
+# A Debian package for the system PostgreSQL and PGXN's META.json, in target/package/
+# (scripts/package.sh); `make test` builds it, installs it, uses it and removes it.
+package: deps
+	@scripts/package.sh
 
 # Concurrency, key rotation and sqlsmith against a throwaway cluster (docs/stress.md); about
 # 5 minutes after the release build. Not part of `make test`.

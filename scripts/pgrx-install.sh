@@ -52,6 +52,10 @@ cargo pgrx package "${profile[@]}" "${args[@]}" --out-dir "$stage"
 
 pkglibdir=$("$PG_CONFIG" --pkglibdir)
 extdir=$("$PG_CONFIG" --sharedir)/extension
+# Earlier versions' install scripts (sql/versions/; pgrx packages only the current one and the
+# upgrade scripts in sql/): with them a DBA, and tests/upgrade.sh, can create an old version and
+# update it.
+cp sql/versions/pg_deident--*.sql "$stage$extdir/"
 # The library first, the control file last: a CREATE EXTENSION that starts meanwhile finds the
 # new script with the new library, or everything old.
 mapfile -t files < <(cd "$stage" && for p in '*.so' '*.sql' '*.control'; do find . -type f -name "$p"; done)

@@ -83,6 +83,9 @@ fi
 # The privacy budget across sessions, a killed backend, an immediate shutdown and a standby.
 tests/budget.sh "$DIR" || status=1
 
+# Every earlier version, updated to this one, has the catalog of a fresh install.
+tests/upgrade.sh "$DIR" || status=1
+
 # The same server, restarted without the preload: the extension must refuse to work.
 as_owner "$PGBIN/pg_ctl" -D "$DIR/data" -w -o "-c shared_preload_libraries=" restart >/dev/null
 run_schedule schedule_nopreload "$OUT/nopreload" || status=1

@@ -52,5 +52,9 @@ if $sentinel_started; then
 else
   status=1
 fi
+# The Debian package: built, installed, used by a fresh cluster, removed; then this tree's
+# build is installed again (tests/package.sh).
+echo "== package"
+tests/package.sh 2>&1 | tee -a "$log" || status=1
 summary
 exit "$status"

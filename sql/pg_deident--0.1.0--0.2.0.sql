@@ -1,0 +1,162 @@
+-- pg_deident 0.1.0 -> 0.2.0 (ALTER EXTENSION pg_deident UPDATE). What 0.2.0 changed in the
+-- catalog, and nothing else: tests/upgrade.sh checks that a database updated from 0.1.0 holds
+-- exactly what a fresh CREATE EXTENSION of 0.2.0 makes (docs/upgrades.md). Like every
+-- released script, this one is frozen: later changes go into the next upgrade script.
+\echo Use "ALTER EXTENSION pg_deident UPDATE TO '0.2.0'" to load this file. \quit
+
+-- 1. pseudonymize(bytea) has its own entry point (the text one reads its argument as text).
+CREATE OR REPLACE FUNCTION deident.pseudonymize(value bytea, domain text DEFAULT '', length integer DEFAULT 22, key_id text DEFAULT '')
+RETURNS text LANGUAGE c STRICT STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'deident_pseudonymize_bytea';
+
+-- 2. pseudonymize_int: a keyed permutation of integer (FF1).
+CREATE FUNCTION deident.pseudonymize_int(value integer, domain text DEFAULT '', key_id text DEFAULT '')
+RETURNS integer LANGUAGE c STRICT STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'deident_pseudonymize_int';
+COMMENT ON FUNCTION deident.pseudonymize_int(integer, text, text) IS
+'keyed permutation of the integer range (FF1 over AES-256, the domain as tweak): distinct values never collide';
+
+-- 3. The effective labels are read in C (inheritance children included); personal_data moves
+-- to the new function, and the SQL one goes. The view is made again rather than replaced (its
+-- column_name changes collation, which CREATE OR REPLACE VIEW cannot do): a DBA's own view on
+-- deident.personal_data stops the update with an ERROR that names it; drop it, update, and
+-- make it again.
+CREATE FUNCTION deident._column_labels("rel" oid) RETURNS TABLE ("column_name" text, "attnum" smallint, "label" text)
+STRICT STABLE PARALLEL SAFE LANGUAGE c
+AS 'MODULE_PATHNAME', '_column_labels_wrapper';
+COMMENT ON FUNCTION deident._column_labels(oid) IS
+'effective pg_deident label of each labelled column of a relation, its ancestors'' labels included';
+DROP VIEW deident.personal_data;
+CREATE VIEW deident.personal_data AS
+SELECT n.nspname AS schema_name, c.relname AS table_name, l.column_name::name AS column_name, l.label
+  FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  CROSS JOIN LATERAL deident._column_labels(c.oid) l
+ WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm')
+   AND (c.relispartition
+        OR EXISTS (SELECT FROM pg_inherits i WHERE i.inhrelid = c.oid)
+        OR EXISTS (SELECT FROM pg_seclabel s
+                    WHERE s.objoid = c.oid AND s.classoid = 'pg_class'::regclass
+                      AND s.provider = 'deident'))
+   AND has_any_column_privilege(c.oid, 'SELECT, INSERT, UPDATE, REFERENCES');
+COMMENT ON VIEW deident.personal_data IS
+'columns labelled as personal data (SECURITY LABEL FOR deident), partitions and inheritance children included';
+GRANT SELECT ON deident.personal_data TO PUBLIC;
+DROP FUNCTION deident._column_labels(regclass);
+
+-- 4. The planner's estimates of the k-aggregates' states (SSPACE), now that the states live
+-- in the aggregate's memory context where the executor measures them (sql/k_aggregates.sql
+-- explains the figures). CREATE AGGREGATE cannot be repeated and there is no ALTER for it;
+-- dropping the aggregates would drop the users' views that call them: so the catalog row.
+UPDATE pg_catalog.pg_aggregate a
+   SET aggtransspace = CASE
+         WHEN p.proname = 'k_count_distinct' THEN 2048
+         WHEN p.proname IN ('k_sum', 'k_avg') AND p.proargtypes[0] = 'pg_catalog.numeric'::pg_catalog.regtype THEN 480
+         ELSE 384 END
+  FROM pg_catalog.pg_proc p
+ WHERE p.oid = a.aggfnoid
+   AND p.pronamespace = 'deident'::pg_catalog.regnamespace
+   AND p.proname IN ('k_count', 'k_count_distinct', 'k_sum', 'k_avg');
+
+-- 5. Differentially private aggregates and the privacy budget.
+CREATE FUNCTION deident._privacy_budgets() RETURNS TABLE ("role" oid, "limit" double precision, "spent" double precision, "remaining" double precision)
+STRICT VOLATILE PARALLEL SAFE LANGUAGE c
+AS 'MODULE_PATHNAME', '_privacy_budgets_wrapper';
+-- The differentially private aggregates (src/dp/) and the privacy budget. Declared by hand,
+-- as the k-aggregates are (pgrx issue 2351: a wrong deserialize signature for internal
+-- states). dp_count shares k_count_distinct's transition, combine, serialize and deserialize
+-- functions; only its final function differs.
+CREATE FUNCTION deident._dp_trans(internal, "any", "any", "any", "any") RETURNS internal
+  LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_trans';
+CREATE FUNCTION deident._dp_combine(internal, internal) RETURNS internal
+  LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_combine';
+CREATE FUNCTION deident._dp_serial(internal) RETURNS bytea
+  LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_serial';
+CREATE FUNCTION deident._dp_deserial(bytea, internal) RETURNS internal
+  LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_deserial';
+-- The final functions are not STRICT: a group with no contributing row is still evaluated,
+-- like any other (its statement was charged before it ran: src/dp/charge.rs). They are
+-- VOLATILE (noise), which keeps the planner from folding or reusing them.
+CREATE FUNCTION deident._dp_count_final(internal) RETURNS bigint
+  LANGUAGE c VOLATILE PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_count_final';
+CREATE FUNCTION deident._dp_sum_int8_final(internal) RETURNS bigint
+  LANGUAGE c VOLATILE PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_sum_int8_final';
+CREATE FUNCTION deident._dp_sum_numeric_final(internal) RETURNS numeric
+  LANGUAGE c VOLATILE PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_sum_numeric_final';
+CREATE FUNCTION deident._dp_sum_float8_final(internal) RETURNS double precision
+  LANGUAGE c VOLATILE PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_sum_float8_final';
+CREATE FUNCTION deident._dp_avg_numeric_final(internal) RETURNS numeric
+  LANGUAGE c VOLATILE PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_avg_numeric_final';
+CREATE FUNCTION deident._dp_avg_float8_final(internal) RETURNS double precision
+  LANGUAGE c VOLATILE PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_avg_float8_final';
+
+DO $$
+DECLARE f regprocedure;
+BEGIN
+  FOR f IN SELECT oid::regprocedure FROM pg_proc
+            WHERE pronamespace = 'deident'::regnamespace AND proname LIKE '\_dp\_%'
+  LOOP
+    EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+  END LOOP;
+END $$;
+
+-- One aggregate per person type (and value type), as for the k-aggregates. The bounds have
+-- the value's type. Results: dp_count bigint; dp_sum bigint for integer values (SPEC), numeric
+-- for numeric, double precision for real and double precision; dp_avg as avg: numeric for
+-- integer and numeric values, double precision for real ones.
+--
+-- SSPACE: dp_count's state is k_count_distinct's (2048 for a group of about 100 persons);
+-- dp_sum's holds 16 bytes per distinct person, at most twice over, plus 16 pairs (about
+-- 4,000 bytes for 100 persons).
+DO $$
+DECLARE
+  person text;
+  v record;
+  -- READ_WRITE also keeps them from being used as window functions (sql/k_aggregates.sql).
+  common text := 'FINALFUNC_MODIFY = READ_WRITE, PARALLEL = SAFE, STYPE = internal';
+  k_support text := 'SFUNC = deident._k_distinct_trans, COMBINEFUNC = deident._k_combine, '
+                 || 'SERIALFUNC = deident._k_serial, DESERIALFUNC = deident._k_deserial';
+  dp_support text := 'SFUNC = deident._dp_trans, COMBINEFUNC = deident._dp_combine, '
+                  || 'SERIALFUNC = deident._dp_serial, DESERIALFUNC = deident._dp_deserial';
+BEGIN
+  FOREACH person IN ARRAY ARRAY['text', 'uuid', 'bigint', 'integer'] LOOP
+    EXECUTE format('CREATE AGGREGATE deident.dp_count(%s) (%s, FINALFUNC = deident._dp_count_final, '
+                   'SSPACE = 2048, %s)', person, k_support, common);
+    FOR v IN SELECT * FROM (VALUES
+        ('smallint', '_dp_sum_int8_final', '_dp_avg_numeric_final'),
+        ('integer', '_dp_sum_int8_final', '_dp_avg_numeric_final'),
+        ('bigint', '_dp_sum_int8_final', '_dp_avg_numeric_final'),
+        ('numeric', '_dp_sum_numeric_final', '_dp_avg_numeric_final'),
+        ('real', '_dp_sum_float8_final', '_dp_avg_float8_final'),
+        ('double precision', '_dp_sum_float8_final', '_dp_avg_float8_final'))
+        AS t(value, sum_final, avg_final)
+    LOOP
+      EXECUTE format('CREATE AGGREGATE deident.dp_sum(%1$s, %2$s, %1$s, %1$s) (%3$s, '
+                     'FINALFUNC = deident.%4$I, SSPACE = 4096, %5$s)',
+                     v.value, person, dp_support, v.sum_final, common);
+      EXECUTE format('CREATE AGGREGATE deident.dp_avg(%1$s, %2$s, %1$s, %1$s) (%3$s, '
+                     'FINALFUNC = deident.%4$I, SSPACE = 4096, %5$s)',
+                     v.value, person, dp_support, v.avg_final, common);
+    END LOOP;
+  END LOOP;
+END $$;
+
+-- The privacy budget (src/dp/budget.rs). set_privacy_budget checks that its caller is a
+-- superuser; PUBLIC may not even call it.
+CREATE FUNCTION deident.set_privacy_budget(role regrole, epsilon double precision) RETURNS void
+  LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'deident_set_privacy_budget';
+REVOKE ALL ON FUNCTION deident.set_privacy_budget(regrole, double precision) FROM PUBLIC;
+COMMENT ON FUNCTION deident.set_privacy_budget(regrole, double precision) IS
+'sets the role''s privacy budget (total epsilon it may spend on dp aggregates); what it spent stays; not undone by ROLLBACK';
+
+-- Each role sees its own account (and those of the roles whose privileges it has); a
+-- superuser sees all.
+CREATE VIEW deident.privacy_budget AS
+  SELECT b.role::regrole AS role, b."limit", b.spent, b.remaining
+    FROM deident._privacy_budgets() b;
+GRANT SELECT ON deident.privacy_budget TO PUBLIC;
+COMMENT ON VIEW deident.privacy_budget IS
+'privacy budget per role: limit, spent (never goes down) and remaining epsilon';
+
+COMMENT ON AGGREGATE deident.dp_count(text) IS
+'noisy number of distinct persons (epsilon-DP, deident.dp_epsilon); NULL unless the group passes the release threshold';

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Upgrades, against the running regress cluster in DIR (scripts/regress.sh calls this): every
+# earlier version (sql/versions/) is created in a fresh database, with a labelled table and a
+# view of the DBA's that calls a k-aggregate, and updated with ALTER EXTENSION pg_deident
+# UPDATE; the extension's catalog must then equal a fresh install's, line by line
+# (tests/upgrade/catalog.sql: functions, aggregates, types, views, privileges, initial
+# privileges, comments), and the DBA's objects must have come through. Prints "test NAME ...
+# ok" or "... FAILED"; exit status 1 if any failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+. scripts/cluster.sh
+DIR=$1
+status=0
+sql() { local db=$1; shift; cluster_psql "$DIR" -d "$db" -Atq "$@"; }
+
+sql postgres -c "CREATE DATABASE upgrade_fresh"
+sql upgrade_fresh -c "CREATE EXTENSION pg_deident"
+fresh=$(sql upgrade_fresh -f tests/upgrade/catalog.sql)
+current=$(sql upgrade_fresh -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_deident'")
+sql postgres -c "DROP DATABASE upgrade_fresh"
+
+for script in sql/versions/pg_deident--*.sql; do
+  old=${script##*--}; old=${old%.sql}
+  name=upgrade_from_${old//./_}
+  db=$name
+  sql postgres -c "CREATE DATABASE $db"
+  out=$(sql "$db" 2>&1 <<SQL
+CREATE EXTENSION pg_deident VERSION '$old';
+CREATE TABLE staff AS SELECT 'p' || i AS email, i % 3 AS org, i AS hours FROM generate_series(1, 30) i;
+SECURITY LABEL FOR deident ON COLUMN staff.email IS 'identifier';
+CREATE VIEW staff_hours AS SELECT org, deident.k_sum(hours, email) AS hours FROM staff GROUP BY org;
+ALTER EXTENSION pg_deident UPDATE;
+SQL
+  )
+  updated=$(sql "$db" -f tests/upgrade/catalog.sql 2>&1)
+  after=$(sql "$db" -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_deident'" \
+            -c "SELECT string_agg(org || ':' || hours, ' ' ORDER BY org) FROM staff_hours" \
+            -c "SELECT string_agg(table_name || '.' || column_name || '=' || label, ' ') FROM deident.personal_data" 2>&1)
+  expected="$current
+0:165 1:145 2:155
+staff.email=identifier"
+  if [ -n "$fresh" ] && [ "$updated" = "$fresh" ] && [ "$after" = "$expected" ]; then
+    echo "test $name ... ok  ($old to $current: $(echo "$fresh" | wc -l) catalog lines equal a fresh install's; the DBA's label and view kept)"
+  else
+    echo "test $name ... FAILED"
+    echo "$out"
+    diff <(echo "$fresh") <(echo "$updated") | head -40
+    echo "after the update: $after"
+    status=1
+  fi
+  sql postgres -c "DROP DATABASE $db"
+done
+exit $status
