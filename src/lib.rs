@@ -23,6 +23,8 @@ mod labels;
 mod policy;
 mod preload;
 mod pseudonym;
+/// Public: its items are the sealed-state format, not yet called from SQL (issue 11).
+pub mod seal;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
 

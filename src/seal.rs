@@ -1,0 +1,297 @@
+//! Sealed aggregate states (issue 11): the byte format in which a partial state of a k- or dp
+//! aggregate may leave the process that made it (to a Citus coordinator, as text through the
+//! state type's output function), readable and acceptable only by a server that holds the same
+//! key ring. Pure Rust, like the pseudonym algorithm (pseudonym.rs), so that it runs under
+//! plain `cargo test` and other systems can read it as the reference.
+//!
+//! ```text
+//! SK     = HMAC-SHA256(K, "pg_deident/v1/state-seal")     K: a key of the ring, 32 bytes
+//! header = "pgdS" || 0x01 || kind || len(id) || id          id: the key's id (ASCII, 1-32)
+//! nonce  = 12 random bytes
+//! sealed = header || nonce || AES-256-GCM-SIV(SK, nonce, plaintext, aad = header)
+//! ```
+//!
+//! `kind` is 1 for a k-aggregate state, 2 for a dp aggregate state: a state of one family
+//! cannot be fed to the other. The header is authenticated (the associated data), so neither
+//! the key id nor the kind can be changed; the ciphertext hides the persons' hashes and totals
+//! of a partial state, which may be below any threshold. AES-GCM-SIV (RFC 8452) stays secure
+//! if a random nonce repeats, which many nodes sealing under one key make less unlikely.
+//!
+//! Not wired in yet: the state type that uses it, and its input and output functions, come
+//! with the rest of issue 11 (docs/sealed-states.md).
+
+use aes_gcm_siv::aead::{AeadInOut, KeyInit};
+use aes_gcm_siv::{Aes256GcmSiv, Nonce, Tag};
+use hmac::Mac;
+use zeroize::Zeroize;
+
+/// The derivation's label (the pseudonym algorithm's labels are "pg_deident/v1/domain" and
+/// "pg_deident/v1/fingerprint").
+pub const LABEL: &[u8] = b"pg_deident/v1/state-seal";
+pub const MAGIC: [u8; 4] = *b"pgdS";
+pub const VERSION: u8 = 1;
+pub const NONCE_LEN: usize = 12;
+pub const TAG_LEN: usize = 16;
+/// Key ids are SPEC's `[A-Za-z0-9_-]{1,32}` (keys.rs).
+pub const MAX_ID_LEN: usize = 32;
+
+/// Which aggregates' state a sealed state is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    KAggregate = 1,
+    DpAggregate = 2,
+}
+
+/// Why sealed bytes were refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SealError {
+    /// Not a sealed state: too short, or another mark.
+    NotSealed,
+    /// A format version this build does not read.
+    Version(u8),
+    /// A state of the other family of aggregates.
+    Kind,
+    /// Sealed under a key this ring does not hold (the caller's lookup).
+    UnknownKey,
+    /// The authentication failed: altered, forged, or sealed under another key of that id.
+    Forged,
+    /// The output buffer is not the right size (a caller's error).
+    Length,
+}
+
+/// A key of the ring, derived for sealing states. The cipher's key schedule is wiped on drop
+/// (the `aes` crate's `zeroize` feature).
+pub struct SealKey {
+    id: Vec<u8>,
+    cipher: Aes256GcmSiv,
+}
+
+impl SealKey {
+    /// SK = HMAC-SHA256(K, LABEL). None for an id that is empty or too long.
+    pub fn derive(id: &[u8], key: &[u8]) -> Option<SealKey> {
+        if id.is_empty() || id.len() > MAX_ID_LEN {
+            return None;
+        }
+        let mut mac = crate::pseudonym::keyed(key);
+        mac.update(LABEL);
+        let mut sk: [u8; 32] = mac.finalize().into_bytes().into();
+        let cipher = Aes256GcmSiv::new(&sk.into());
+        sk.zeroize();
+        Some(SealKey { id: id.to_vec(), cipher })
+    }
+
+    pub fn id(&self) -> &[u8] {
+        &self.id
+    }
+}
+
+fn header_len(id_len: usize) -> usize {
+    MAGIC.len() + 3 + id_len
+}
+
+/// The size of `plain.len()` bytes sealed under a key whose id has `id_len` bytes.
+pub fn sealed_len(id_len: usize, plain_len: usize) -> usize {
+    header_len(id_len) + NONCE_LEN + plain_len + TAG_LEN
+}
+
+/// Seals `plain` into `out`, which must be `sealed_len(key.id().len(), plain.len())` bytes.
+pub fn seal(
+    key: &SealKey,
+    kind: Kind,
+    nonce: [u8; NONCE_LEN],
+    plain: &[u8],
+    out: &mut [u8],
+) -> Result<(), SealError> {
+    let h = header_len(key.id.len());
+    if out.len() != sealed_len(key.id.len(), plain.len()) {
+        return Err(SealError::Length);
+    }
+    let (header, rest) = out.split_at_mut(h);
+    header[..4].copy_from_slice(&MAGIC);
+    header[4] = VERSION;
+    header[5] = kind as u8;
+    header[6] = key.id.len() as u8;
+    header[7..].copy_from_slice(&key.id);
+    let (n, rest) = rest.split_at_mut(NONCE_LEN);
+    n.copy_from_slice(&nonce);
+    let (body, tag) = rest.split_at_mut(plain.len());
+    body.copy_from_slice(plain);
+    let t = key
+        .cipher
+        .encrypt_inout_detached(&Nonce::from(nonce), header, body.into())
+        .map_err(|_| SealError::Length)?;
+    tag.copy_from_slice(&t);
+    Ok(())
+}
+
+/// The parts of sealed bytes: the header checked for the mark, version and kind.
+struct Parts<'a> {
+    header: &'a [u8],
+    id: &'a [u8],
+    nonce: [u8; NONCE_LEN],
+    body: &'a [u8],
+    tag: [u8; TAG_LEN],
+}
+
+fn parts(sealed: &[u8], kind: Kind) -> Result<Parts<'_>, SealError> {
+    if sealed.len() < header_len(0) || sealed[..4] != MAGIC {
+        return Err(SealError::NotSealed);
+    }
+    if sealed[4] != VERSION {
+        return Err(SealError::Version(sealed[4]));
+    }
+    if sealed[5] != kind as u8 {
+        return Err(
+            if sealed[5] == Kind::KAggregate as u8 || sealed[5] == Kind::DpAggregate as u8 {
+                SealError::Kind
+            } else {
+                SealError::NotSealed
+            },
+        );
+    }
+    let id_len = usize::from(sealed[6]);
+    if id_len == 0 || id_len > MAX_ID_LEN || sealed.len() < sealed_len(id_len, 0) {
+        return Err(SealError::NotSealed);
+    }
+    let h = header_len(id_len);
+    let (header, rest) = sealed.split_at(h);
+    let (nonce, rest) = rest.split_at(NONCE_LEN);
+    let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
+    let mut n = [0u8; NONCE_LEN];
+    n.copy_from_slice(nonce);
+    let mut t = [0u8; TAG_LEN];
+    t.copy_from_slice(tag);
+    Ok(Parts { header, id: &header[7..], nonce: n, body, tag: t })
+}
+
+/// The id of the key that sealed these bytes (to find it in the ring), once the mark, version
+/// and kind are checked.
+pub fn key_id(sealed: &[u8], kind: Kind) -> Result<&[u8], SealError> {
+    parts(sealed, kind).map(|p| p.id)
+}
+
+/// The plaintext's length of sealed bytes that `key_id` accepted.
+pub fn plain_len(sealed: &[u8], kind: Kind) -> Result<usize, SealError> {
+    parts(sealed, kind).map(|p| p.body.len())
+}
+
+/// Opens sealed bytes into `out` (exactly `plain_len` bytes). On any error `out` holds no
+/// plaintext: it is zeroed.
+pub fn open(key: &SealKey, kind: Kind, sealed: &[u8], out: &mut [u8]) -> Result<(), SealError> {
+    let p = parts(sealed, kind)?;
+    if p.id != key.id.as_slice() {
+        return Err(SealError::UnknownKey);
+    }
+    if out.len() != p.body.len() {
+        return Err(SealError::Length);
+    }
+    out.copy_from_slice(p.body);
+    let opened = key.cipher.decrypt_inout_detached(
+        &Nonce::from(p.nonce),
+        p.header,
+        out.into(),
+        &Tag::from(p.tag),
+    );
+    if opened.is_err() {
+        out.zeroize();
+        return Err(SealError::Forged);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SPEC's test key (bytes 0x00..0x1f).
+    fn spec_key() -> Vec<u8> {
+        (0u8..32).collect()
+    }
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    fn sealed(key: &SealKey, kind: Kind, nonce: [u8; 12], plain: &[u8]) -> Vec<u8> {
+        let mut out = vec![0u8; sealed_len(key.id().len(), plain.len())];
+        seal(key, kind, nonce, plain, &mut out).unwrap();
+        out
+    }
+
+    fn opened(key: &SealKey, kind: Kind, s: &[u8]) -> Result<Vec<u8>, SealError> {
+        let mut out = vec![0u8; plain_len(s, kind)?];
+        open(key, kind, s, &mut out).map(|()| out)
+    }
+
+    #[test]
+    fn the_published_vector() {
+        // docs/sealed-states.md publishes these bytes, so that another implementation can
+        // check its derivation and format against ours
+        let key = SealKey::derive(b"k1", &spec_key()).unwrap();
+        let s = sealed(&key, Kind::KAggregate, [7; 12], b"pg_deident");
+        assert_eq!(hex(&s[..9]), "706764530101026b31");
+        assert_eq!(s.len(), 9 + 12 + 10 + 16);
+        assert_eq!(opened(&key, Kind::KAggregate, &s).unwrap(), b"pg_deident");
+        let expected = include_str!("../docs/sealed-states.vector").trim();
+        assert_eq!(hex(&s), expected);
+    }
+
+    #[test]
+    fn round_trip_of_every_size() {
+        let key = SealKey::derive(b"key_2026-11", &spec_key()).unwrap();
+        for n in [0usize, 1, 15, 16, 17, 1000, 70_000] {
+            let plain: Vec<u8> = (0..n).map(|i| (i * 31 % 251) as u8).collect();
+            let s = sealed(&key, Kind::DpAggregate, [n as u8; 12], &plain);
+            assert_eq!(opened(&key, Kind::DpAggregate, &s).unwrap(), plain);
+            // the plaintext does not show through
+            if n >= 16 {
+                assert!(!s.windows(16).any(|w| w == &plain[..16]));
+            }
+        }
+    }
+
+    #[test]
+    fn every_altered_byte_is_refused() {
+        let key = SealKey::derive(b"k1", &spec_key()).unwrap();
+        let s = sealed(&key, Kind::KAggregate, [1; 12], b"persons and totals");
+        for i in 0..s.len() {
+            for bit in [0x01u8, 0x80] {
+                let mut t = s.clone();
+                t[i] ^= bit;
+                let r = opened(&key, Kind::KAggregate, &t);
+                assert!(r.is_err(), "byte {i} bit {bit:#x} was accepted");
+            }
+        }
+        // truncated or extended
+        for n in 0..s.len() {
+            assert!(opened(&key, Kind::KAggregate, &s[..n]).is_err(), "{n} bytes accepted");
+        }
+        let mut longer = s.clone();
+        longer.push(0);
+        assert_eq!(opened(&key, Kind::KAggregate, &longer), Err(SealError::Forged));
+    }
+
+    #[test]
+    fn the_key_and_the_kind_are_bound() {
+        let k1 = SealKey::derive(b"k1", &spec_key()).unwrap();
+        let other: Vec<u8> = (32u8..64).collect();
+        let k1_elsewhere = SealKey::derive(b"k1", &other).unwrap();
+        let k2 = SealKey::derive(b"k2", &other).unwrap();
+        let s = sealed(&k1, Kind::KAggregate, [3; 12], b"state");
+        assert_eq!(key_id(&s, Kind::KAggregate), Ok(&b"k1"[..]));
+        assert_eq!(opened(&k1_elsewhere, Kind::KAggregate, &s), Err(SealError::Forged));
+        assert_eq!(opened(&k2, Kind::KAggregate, &s), Err(SealError::UnknownKey));
+        assert_eq!(opened(&k1, Kind::DpAggregate, &s), Err(SealError::Kind));
+        assert_eq!(key_id(b"pgdS\x02", Kind::KAggregate), Err(SealError::NotSealed));
+        assert_eq!(key_id(b"pgdS\x02\x01\x02k1", Kind::KAggregate), Err(SealError::Version(2)));
+        assert_eq!(key_id(b"something else entirely", Kind::KAggregate), Err(SealError::NotSealed));
+    }
+
+    #[test]
+    fn ids_are_checked() {
+        assert!(SealKey::derive(b"", &spec_key()).is_none());
+        assert!(SealKey::derive(&[b'a'; 33], &spec_key()).is_none());
+        assert!(SealKey::derive(&[b'a'; 32], &spec_key()).is_some());
+    }
+}
