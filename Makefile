@@ -4,7 +4,7 @@
 # Each installs what it needs first (scripts/deps.sh) and is safe to run again.
 SHELL := /bin/bash
 
-.PHONY: all deps demo demo-stop test lint pgtest regress bench stress package
+.PHONY: all deps demo demo-stop test lint pgtest regress bench stress package citus-test
 all: test
 
 deps:
@@ -39,6 +39,12 @@ bench: deps
 # (scripts/package.sh); `make test` builds it, installs it, uses it and removes it.
 package: deps
 	@scripts/package.sh
+
+# pg_deident on a Citus coordinator and two workers (tests/citus.sh): Citus installed, or built
+# from ../shared/vendor/citus/ (CITUS_TARBALL); `make test` runs it too, or says it skipped it.
+citus-test: deps
+	@scripts/install.sh
+	@tests/citus.sh
 
 # Concurrency, key rotation and sqlsmith against a throwaway cluster (docs/stress.md); about
 # 5 minutes after the release build. Not part of `make test`.

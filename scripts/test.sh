@@ -52,6 +52,10 @@ if $sentinel_started; then
 else
   status=1
 fi
+# Citus: a coordinator and two workers with pg_deident, and the suite tests/citus/ (skipped,
+# saying so, where Citus is neither installed nor buildable from its source tarball).
+echo "== citus (tests/citus.sh)"
+tests/citus.sh 2>&1 | tee -a "$log" || status=1
 # The Debian package: built, installed, used by a fresh cluster, removed; then this tree's
 # build is installed again (tests/package.sh).
 echo "== package"

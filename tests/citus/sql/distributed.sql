@@ -1,0 +1,98 @@
+-- pg_deident on Citus (tests/citus.sh): a coordinator and two workers, every node preloading
+-- citus then pg_deident, with SPEC's test key as k1. Each distributed answer is compared with
+-- the same query over the same rows in an undistributed table.
+--
+-- CREATE EXTENSION propagates to the workers, which then hold the same key
+CREATE EXTENSION pg_deident;
+SELECT deident.key_fingerprint() AS coordinator_key;
+SELECT nodeport - current_setting('port')::int AS worker, result AS worker_key
+  FROM run_command_on_workers('SELECT deident.key_fingerprint()') ORDER BY 1;
+
+-- the same rows twice: distributed by an id (the person is another column), and local
+CREATE TABLE people_local AS
+  SELECT i AS id, format('person%s@example.com', i % 3000) AS email,
+         ('00000000-0000-0000-0000-' || lpad((i % 3000)::text, 12, '0'))::uuid AS person_uuid,
+         (i % 3000)::bigint AS person_big, i % 3000 AS person_int,
+         i % 40 AS org, (i * 7) % 60 AS hours, ((i * 13) % 1000) / 10.0 AS score
+    FROM generate_series(1, 30000) i;
+CREATE TABLE people (LIKE people_local);
+SELECT create_distributed_table('people', 'id');
+INSERT INTO people SELECT * FROM people_local;
+SELECT count(*) AS rows, count(DISTINCT email) AS persons FROM people;
+
+-- labels propagate to the shards' table on the workers too
+SECURITY LABEL FOR deident ON COLUMN people.email IS 'identifier';
+SECURITY LABEL FOR deident ON COLUMN people_local.email IS 'identifier';
+SELECT table_name, column_name, label FROM deident.personal_data ORDER BY 1, 2;
+
+-- pseudonyms computed on the workers are the coordinator's (SPEC's vector for person1)
+SELECT deident.pseudonymize('person1@example.com') AS on_coordinator;
+SELECT deident.pseudonymize(email) AS on_worker FROM people WHERE id = 1;
+SELECT (SELECT md5(string_agg(deident.pseudonymize(email), ',' ORDER BY id)) FROM people)
+     = (SELECT md5(string_agg(deident.pseudonymize(email), ',' ORDER BY id)) FROM people_local)
+       AS same_pseudonyms;
+
+-- the k-aggregates give the single-node answers, for every person type
+CREATE FUNCTION k_answers(t regclass) RETURNS SETOF text LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN QUERY EXECUTE format($q$
+    SELECT concat_ws(' ', org, deident.k_count(email), deident.k_count_distinct(email),
+                     deident.k_sum(hours, email), round(deident.k_avg(score, email), 6),
+                     deident.k_count_distinct(person_uuid), deident.k_sum(hours, person_big),
+                     deident.k_avg(hours, person_int), deident.k_sum(score, person_int))
+      FROM %s GROUP BY org
+    UNION ALL
+    SELECT concat_ws(' ', 'all', deident.k_count_distinct(email), deident.k_sum(hours, email))
+      FROM %s$q$, t, t);
+END $$;
+SELECT count(*) AS groups,
+       count(*) FILTER (WHERE a IS DISTINCT FROM b) AS different
+  FROM (SELECT a, row_number() OVER (ORDER BY a) FROM k_answers('people') a) x
+  FULL JOIN (SELECT b, row_number() OVER (ORDER BY b) FROM k_answers('people_local') b) y
+    USING (row_number);
+-- small groups stay silent there too
+SELECT org, deident.k_count_distinct(email) FROM people WHERE person_int < 4 GROUP BY org ORDER BY org LIMIT 3;
+
+-- KNOWN GAP (issue 11): Citus does not carry column labels to the workers, neither to their
+-- copy of the table nor to the shards, so pg_deident on a worker does not know the column is
+-- personal data (see the restricted role below)
+SELECT nodeport - current_setting('port')::int AS worker, result AS labels_on_worker
+  FROM run_command_on_workers($$SELECT count(*) FROM pg_seclabels
+                                 WHERE provider = 'deident' AND objname LIKE 'public.people%'$$) ORDER BY 1;
+
+-- the dp aggregates: at epsilon = 100 the noise has scale 0.01 for dp_count and 0.2 for
+-- dp_sum with bounds [0, 10], so the answers are the exact
+-- single-node ones within 1 and 2 (the statement is planned and charged on the coordinator)
+SET deident.dp_epsilon = 100;
+CREATE TABLE dp_dist AS SELECT org, deident.dp_count(email) AS c, deident.dp_sum(hours, email, 0, 10) AS s
+  FROM people GROUP BY org;
+CREATE TABLE dp_local AS SELECT org, deident.dp_count(email) AS c, deident.dp_sum(hours, email, 0, 10) AS s
+  FROM people_local GROUP BY org;
+RESET deident.dp_epsilon;
+SELECT count(*) AS groups, count(*) FILTER (WHERE abs(d.c - l.c) > 1 OR abs(d.s - l.s) > 2) AS different
+  FROM dp_dist d JOIN dp_local l USING (org);
+DROP TABLE dp_dist, dp_local;
+
+-- a restricted role on a distributed table: the coordinator reads the identifier column as
+-- its pseudonym, and the worker, where the role is restricted too (role labels do reach the
+-- workers), refuses the keyed call in the query it is sent; so no raw value comes back through
+-- the coordinator, and none is pseudonymized twice. Answering with the single-node pseudonyms
+-- is issue 11's work still to do.
+CREATE ROLE citus_analyst LOGIN;
+GRANT SELECT ON people, people_local TO citus_analyst;
+GRANT USAGE ON SCHEMA deident TO citus_analyst;
+SECURITY LABEL FOR deident ON ROLE citus_analyst IS 'restricted';
+SET ROLE citus_analyst;
+SELECT email = deident_expected AS local_pseudonym
+  FROM people_local, (VALUES ('iJ1tSeTlzTfJSxGfQIChU4')) v(deident_expected) WHERE id = 1;
+SELECT email FROM people WHERE id = 1;
+SELECT count(*) FROM people WHERE email LIKE '%@example.com';
+-- KNOWN GAP (issue 11): a query sent to the shards directly reads raw values, since the
+-- workers know no column label (above); this must become pseudonyms or an ERROR
+SELECT success, result FROM run_command_on_shards('people', $$SELECT email FROM %s ORDER BY id LIMIT 1$$) ORDER BY shardid LIMIT 2;
+RESET ROLE;
+
+DROP FUNCTION k_answers(regclass);
+DROP TABLE people, people_local;
+REVOKE USAGE ON SCHEMA deident FROM citus_analyst;
+DROP ROLE citus_analyst;
