@@ -2,10 +2,15 @@
 #   make demo   builds, starts a throwaway cluster with the extension, prints the reports
 #   make test   fmt, clippy, unit and pgrx tests, pg_regress tests
 # Each installs what it needs first (scripts/deps.sh) and is safe to run again.
+# `make` and `make install` build and install the release library (what PGXN's client runs).
 SHELL := /bin/bash
 
-.PHONY: all deps demo demo-stop test lint pgtest regress bench stress package citus-test
-all: test
+.PHONY: all install deps demo demo-stop test lint pgtest regress bench stress package citus-test
+all: deps
+	cargo build --release
+
+install: deps
+	@scripts/install.sh --release
 
 deps:
 	@scripts/deps.sh

@@ -17,6 +17,12 @@ version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 arch=$(dpkg --print-architecture)
 name=postgresql-$PG_MAJOR-pg-deident
 out=$DEIDENT_ROOT/target/package
+# A released version's install script is frozen in sql/versions/: building that version again
+# from another tree would ship another script under its name.
+if [ -f "sql/versions/pg_deident--$version.sql" ]; then
+  echo "package: version $version is released (sql/versions/); move Cargo.toml's version on" >&2
+  exit 1
+fi
 stage=$(mktemp -d "${TMPDIR:-/tmp}/pg_deident-package.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$out"
@@ -39,8 +45,14 @@ find "$stage/root" -type f -name '*.so' -exec chmod 0644 {} +
 find "$stage/root" -type f ! -name '*.so' -exec chmod 0644 {} +
 
 mkdir -p "$stage/root/DEBIAN"
+# the C library the build linked against, at least (what dpkg-shlibdeps would say, without
+# needing dpkg-dev)
+libc=$(dpkg-query -W -f='${Version}' libc6 | sed 's/-.*//')
 sed -e "s/@VERSION@/$version/" -e "s/@ARCH@/$arch/" -e "s/@PG_MAJOR@/$PG_MAJOR/g" \
-  -e "s/@SIZE@/$(du -sk "$stage/root" | cut -f1)/" packaging/control.in >"$stage/root/DEBIAN/control"
+  -e "s/@LIBC@/$libc/" -e "s/@SIZE@/$(du -sk "$stage/root" | cut -f1)/" \
+  packaging/control.in >"$stage/root/DEBIAN/control"
+(cd "$stage/root" && find usr -type f -exec md5sum {} + | sort -k 2 >DEBIAN/md5sums)
+rm -f "$out"/*.deb
 deb=$out/${name}_${version}_${arch}.deb
 dpkg-deb --root-owner-group -Zxz --build "$stage/root" "$deb" >/dev/null
 sed -e "s/@VERSION@/$version/g" packaging/META.json.in >"$out/META.json"

@@ -42,8 +42,8 @@ END $$;
 -- integer and numeric values, double precision for real ones.
 --
 -- SSPACE: dp_count's state is k_count_distinct's (2048 for a group of about 100 persons);
--- dp_sum's holds 16 bytes per distinct person, at most twice over, plus 16 pairs (about
--- 4,000 bytes for 100 persons).
+-- dp_sum's is a table of 16-byte slots, 8/7 to 16/7 slots per distinct person, and a tail of
+-- as many 16-byte rows as persons (about 4,000 bytes for 100 persons).
 DO $$
 DECLARE
   person text;

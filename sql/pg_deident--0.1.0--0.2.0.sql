@@ -4,6 +4,49 @@
 -- released script, this one is frozen: later changes go into the next upgrade script.
 \echo Use "ALTER EXTENSION pg_deident UPDATE TO '0.2.0'" to load this file. \quit
 
+-- 0. The schema must still be the superusers' alone, as CREATE EXTENSION required it to be
+-- (src/preload.rs): this script runs as a superuser with search_path = deident, and an object
+-- there that a role without superuser made (a better-matching overload of a function or an
+-- operator used below, or bound into a view made below) would run with the updater's rights.
+-- So: owned by a superuser, CREATE granted to superusers only, and nothing in it owned by
+-- anyone else. Every name in this check is schema-qualified.
+DO $$
+DECLARE
+  ns pg_catalog.oid := pg_catalog.to_regnamespace('deident');
+  super CONSTANT pg_catalog.text :=
+    'SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolsuper';
+  foreign_owner pg_catalog.bool;
+BEGIN
+  EXECUTE pg_catalog.format($q$
+    SELECT EXISTS (SELECT FROM pg_catalog.pg_proc WHERE pronamespace OPERATOR(pg_catalog.=) $1 AND proowner NOT IN (%1$s))
+        OR EXISTS (SELECT FROM pg_catalog.pg_class WHERE relnamespace OPERATOR(pg_catalog.=) $1 AND relowner NOT IN (%1$s))
+        OR EXISTS (SELECT FROM pg_catalog.pg_type WHERE typnamespace OPERATOR(pg_catalog.=) $1 AND typowner NOT IN (%1$s))
+        OR EXISTS (SELECT FROM pg_catalog.pg_operator WHERE oprnamespace OPERATOR(pg_catalog.=) $1 AND oprowner NOT IN (%1$s))
+        OR EXISTS (SELECT FROM pg_catalog.pg_collation WHERE collnamespace OPERATOR(pg_catalog.=) $1 AND collowner NOT IN (%1$s))
+        OR EXISTS (SELECT FROM pg_catalog.pg_conversion WHERE connamespace OPERATOR(pg_catalog.=) $1 AND conowner NOT IN (%1$s))
+        OR EXISTS (SELECT FROM pg_catalog.pg_opclass WHERE opcnamespace OPERATOR(pg_catalog.=) $1 AND opcowner NOT IN (%1$s))
+        OR EXISTS (SELECT FROM pg_catalog.pg_opfamily WHERE opfnamespace OPERATOR(pg_catalog.=) $1 AND opfowner NOT IN (%1$s))
+        OR EXISTS (SELECT FROM pg_catalog.pg_ts_config WHERE cfgnamespace OPERATOR(pg_catalog.=) $1 AND cfgowner NOT IN (%1$s))
+        OR EXISTS (SELECT FROM pg_catalog.pg_ts_dict WHERE dictnamespace OPERATOR(pg_catalog.=) $1 AND dictowner NOT IN (%1$s))
+        OR EXISTS (SELECT FROM pg_catalog.pg_statistic_ext WHERE stxnamespace OPERATOR(pg_catalog.=) $1 AND stxowner NOT IN (%1$s))$q$,
+    super) INTO foreign_owner USING ns;
+  IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_namespace n
+            JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
+           WHERE n.oid OPERATOR(pg_catalog.=) ns)
+     OR EXISTS (SELECT FROM pg_catalog.pg_namespace n,
+                       LATERAL pg_catalog.aclexplode(n.nspacl) a
+                 WHERE n.oid OPERATOR(pg_catalog.=) ns
+                   AND a.privilege_type OPERATOR(pg_catalog.=) 'CREATE'
+                   AND NOT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r
+                                      WHERE r.oid OPERATOR(pg_catalog.=) a.grantee), false))
+     OR foreign_owner THEN
+    RAISE EXCEPTION 'schema "deident" is not the superusers'' alone'
+      USING ERRCODE = 'insufficient_privilege',
+            DETAIL = 'It is owned by, or grants CREATE to, a role that is not a superuser, or it holds an object such a role owns; the update would run that role''s objects with superuser rights.',
+            HINT = 'Revoke CREATE on schema deident from roles that are not superusers, drop (after checking) what they made in it, then update again.';
+  END IF;
+END $$;
+
 -- 1. pseudonymize(bytea) has its own entry point (the text one reads its argument as text).
 CREATE OR REPLACE FUNCTION deident.pseudonymize(value bytea, domain text DEFAULT '', length integer DEFAULT 22, key_id text DEFAULT '')
 RETURNS text LANGUAGE c STRICT STABLE PARALLEL SAFE
@@ -50,13 +93,14 @@ DROP FUNCTION deident._column_labels(regclass);
 -- dropping the aggregates would drop the users' views that call them: so the catalog row.
 UPDATE pg_catalog.pg_aggregate a
    SET aggtransspace = CASE
-         WHEN p.proname = 'k_count_distinct' THEN 2048
-         WHEN p.proname IN ('k_sum', 'k_avg') AND p.proargtypes[0] = 'pg_catalog.numeric'::pg_catalog.regtype THEN 480
+         WHEN p.proname OPERATOR(pg_catalog.=) 'k_count_distinct' THEN 2048
+         WHEN (p.proname OPERATOR(pg_catalog.=) 'k_sum' OR p.proname OPERATOR(pg_catalog.=) 'k_avg')
+              AND p.proargtypes[0] OPERATOR(pg_catalog.=) 'pg_catalog.numeric'::pg_catalog.regtype THEN 480
          ELSE 384 END
   FROM pg_catalog.pg_proc p
- WHERE p.oid = a.aggfnoid
-   AND p.pronamespace = 'deident'::pg_catalog.regnamespace
-   AND p.proname IN ('k_count', 'k_count_distinct', 'k_sum', 'k_avg');
+ WHERE p.oid OPERATOR(pg_catalog.=) a.aggfnoid
+   AND p.pronamespace OPERATOR(pg_catalog.=) 'deident'::pg_catalog.regnamespace
+   AND p.proname OPERATOR(pg_catalog.=) ANY ('{k_count,k_count_distinct,k_sum,k_avg}'::pg_catalog.name[]);
 
 -- 5. Differentially private aggregates and the privacy budget.
 CREATE FUNCTION deident._privacy_budgets() RETURNS TABLE ("role" oid, "limit" double precision, "spent" double precision, "remaining" double precision)
@@ -93,10 +137,11 @@ CREATE FUNCTION deident._dp_avg_float8_final(internal) RETURNS double precision
 DO $$
 DECLARE f regprocedure;
 BEGIN
-  FOR f IN SELECT oid::regprocedure FROM pg_proc
-            WHERE pronamespace = 'deident'::regnamespace AND proname LIKE '\_dp\_%'
+  FOR f IN SELECT oid::pg_catalog.regprocedure FROM pg_catalog.pg_proc
+            WHERE pronamespace OPERATOR(pg_catalog.=) 'deident'::pg_catalog.regnamespace
+              AND proname OPERATOR(pg_catalog.~~) '\_dp\_%'
   LOOP
-    EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+    EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
   END LOOP;
 END $$;
 
@@ -106,8 +151,8 @@ END $$;
 -- integer and numeric values, double precision for real ones.
 --
 -- SSPACE: dp_count's state is k_count_distinct's (2048 for a group of about 100 persons);
--- dp_sum's holds 16 bytes per distinct person, at most twice over, plus 16 pairs (about
--- 4,000 bytes for 100 persons).
+-- dp_sum's is a table of 16-byte slots, 8/7 to 16/7 slots per distinct person, and a tail of
+-- as many 16-byte rows as persons (about 4,000 bytes for 100 persons).
 DO $$
 DECLARE
   person text;
@@ -120,7 +165,7 @@ DECLARE
                   || 'SERIALFUNC = deident._dp_serial, DESERIALFUNC = deident._dp_deserial';
 BEGIN
   FOREACH person IN ARRAY ARRAY['text', 'uuid', 'bigint', 'integer'] LOOP
-    EXECUTE format('CREATE AGGREGATE deident.dp_count(%s) (%s, FINALFUNC = deident._dp_count_final, '
+    EXECUTE pg_catalog.format('CREATE AGGREGATE deident.dp_count(%s) (%s, FINALFUNC = deident._dp_count_final, '
                    'SSPACE = 2048, %s)', person, k_support, common);
     FOR v IN SELECT * FROM (VALUES
         ('smallint', '_dp_sum_int8_final', '_dp_avg_numeric_final'),
@@ -131,10 +176,10 @@ BEGIN
         ('double precision', '_dp_sum_float8_final', '_dp_avg_float8_final'))
         AS t(value, sum_final, avg_final)
     LOOP
-      EXECUTE format('CREATE AGGREGATE deident.dp_sum(%1$s, %2$s, %1$s, %1$s) (%3$s, '
+      EXECUTE pg_catalog.format('CREATE AGGREGATE deident.dp_sum(%1$s, %2$s, %1$s, %1$s) (%3$s, '
                      'FINALFUNC = deident.%4$I, SSPACE = 4096, %5$s)',
                      v.value, person, dp_support, v.sum_final, common);
-      EXECUTE format('CREATE AGGREGATE deident.dp_avg(%1$s, %2$s, %1$s, %1$s) (%3$s, '
+      EXECUTE pg_catalog.format('CREATE AGGREGATE deident.dp_avg(%1$s, %2$s, %1$s, %1$s) (%3$s, '
                      'FINALFUNC = deident.%4$I, SSPACE = 4096, %5$s)',
                      v.value, person, dp_support, v.avg_final, common);
     END LOOP;

@@ -77,7 +77,7 @@ pub fn register() {
     GucRegistry::define_int_guc(
         c"deident.dp_max_groups_per_person",
         c"Most groups of one dp aggregate call that a person may count in.",
-        c"A statement is charged dp_epsilon times this for each dp aggregate call, before it runs; a person found in more groups counts in the first ones finalized only.",
+        c"A statement is charged dp_epsilon times this for each dp aggregate call, before it runs; a person found in more groups counts in that many of them, chosen from the person's own groups.",
         &DP_MAX_GROUPS_PER_PERSON,
         1,
         10_000,

@@ -16,7 +16,8 @@ deb=$(echo "$out" | sed -n 's/^package: \(.*\.deb\)$/\1/p')
 name=$(dpkg-deb -f "$deb" Package)
 version=$(dpkg-deb -f "$deb" Version)
 meta=$(dirname "$deb")/META.json
-if [ "$(dpkg-deb -f "$deb" Depends)" = "postgresql-$PG_MAJOR" ] \
+if [[ "$(dpkg-deb -f "$deb" Depends)" == "postgresql-$PG_MAJOR, libc6 (>= "* ]] \
+   && dpkg-deb -I "$deb" md5sums >/dev/null \
    && [ "$(grep -c "\"version\": \"$version\"" "$meta")" = 2 ] && ! grep -q '@' <(grep -v maintainers "$meta"); then
   ok package_builds "($(basename "$deb"), $(du -k "$deb" | cut -f1) kB, and META.json)"
 else

@@ -50,4 +50,37 @@ staff.email=identifier"
   fi
   sql postgres -c "DROP DATABASE $db"
 done
+# The update refuses a schema that is no longer the superusers' alone: an overload made there
+# by another role (this one would make its owner superuser if the script called it) must not
+# run with the updater's rights; and CREATE granted to such a role is refused by itself.
+old=$(ls sql/versions/pg_deident--*.sql | head -n 1); old=${old##*--}; old=${old%.sql}
+sql postgres -c "CREATE DATABASE upgrade_capture" -c "CREATE ROLE upgrade_mallory"
+sql upgrade_capture <<SQL
+CREATE EXTENSION pg_deident VERSION '$old';
+GRANT CREATE ON SCHEMA deident TO upgrade_mallory;
+SET ROLE upgrade_mallory;
+CREATE FUNCTION deident.format(text, regprocedure) RETURNS text LANGUAGE plpgsql AS \$f\$
+BEGIN
+  IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+    EXECUTE 'ALTER ROLE upgrade_mallory SUPERUSER';
+  END IF;
+  RETURN pg_catalog.format(\$1, \$2);
+END \$f\$;
+RESET ROLE;
+SQL
+granted=$(sql upgrade_capture -c "ALTER EXTENSION pg_deident UPDATE" 2>&1)
+sql upgrade_capture -c "REVOKE CREATE ON SCHEMA deident FROM upgrade_mallory"
+owned=$(sql upgrade_capture -c "ALTER EXTENSION pg_deident UPDATE" 2>&1)
+sql upgrade_capture -c "DROP FUNCTION deident.format(text, regprocedure)"
+cleaned=$(sql upgrade_capture -c "ALTER EXTENSION pg_deident UPDATE" \
+            -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_deident'" 2>&1)
+super=$(sql postgres -c "SELECT rolsuper FROM pg_roles WHERE rolname = 'upgrade_mallory'")
+if [[ $granted == *"is not the superusers' alone"* && $owned == *"is not the superusers' alone"* ]] \
+   && [ "$cleaned" = "$current" ] && [ "$super" = f ]; then
+  echo "test upgrade_refuses_a_shared_schema ... ok  (CREATE granted, then an object of another role: refused; cleaned: updated)"
+else
+  echo "test upgrade_refuses_a_shared_schema ... FAILED  (granted: $granted; owned: $owned; cleaned: $cleaned; superuser: $super)"
+  status=1
+fi
+sql postgres -c "DROP DATABASE upgrade_capture" -c "DROP ROLE upgrade_mallory"
 exit $status

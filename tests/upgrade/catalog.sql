@@ -2,7 +2,8 @@
 -- so that two databases can be compared line by line (tests/upgrade.sh): every member of the
 -- extension (functions with their properties, aggregates with their support functions,
 -- relations with their columns and view definitions, types, anything else by description),
--- their privileges, initial privileges and comments, the schema, and the extension row.
+-- their owners, privileges, initial privileges and comments, column collations, the schema,
+-- and the extension row.
 WITH members AS (
   SELECT d.classid, d.objid FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
    WHERE d.refclassid = 'pg_extension'::regclass AND e.extname = 'pg_deident' AND d.deptype = 'e'
@@ -10,6 +11,7 @@ WITH members AS (
 SELECT kind, identity, replace(detail, E'\n', E'\\n') AS detail FROM (
   SELECT 'function' AS kind, p.oid::regprocedure::text AS identity,
          concat_ws(' | ', pg_get_function_result(p.oid), pg_get_function_arguments(p.oid), p.prokind,
+                   pg_get_userbyid(p.proowner),
                    p.provolatile, p.proparallel, p.proisstrict, p.prosecdef, p.proleakproof, p.procost,
                    p.prorows, (SELECT lanname FROM pg_language WHERE oid = p.prolang), p.prosrc, p.probin, array_to_string(p.proconfig, ','),
                    p.proacl::text, obj_description(p.oid, 'pg_proc'),
@@ -22,10 +24,12 @@ SELECT kind, identity, replace(detail, E'\n', E'\\n') AS detail FROM (
     FROM pg_proc p JOIN members m ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid
   UNION ALL
   SELECT 'relation', c.oid::regclass::text,
-         concat_ws(' | ', c.relkind, c.relacl::text, obj_description(c.oid, 'pg_class'),
+         concat_ws(' | ', c.relkind, pg_get_userbyid(c.relowner), c.relacl::text, obj_description(c.oid, 'pg_class'),
                    CASE WHEN c.relkind = 'v' THEN pg_get_viewdef(c.oid) END,
                    array_to_string(c.reloptions, ','),
                    (SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+                                      || CASE WHEN a.attcollation <> 0 THEN ' collate ' || a.attcollation::regcollation::text ELSE '' END
+                                      || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
                                       || coalesce(' ' || a.attacl::text, '')
                                       || coalesce(' ' || col_description(c.oid, a.attnum), ''), ', '
                                       ORDER BY a.attnum)
@@ -33,7 +37,7 @@ SELECT kind, identity, replace(detail, E'\n', E'\\n') AS detail FROM (
     FROM pg_class c JOIN members m ON m.classid = 'pg_class'::regclass AND m.objid = c.oid
   UNION ALL
   SELECT 'type', t.oid::regtype::text,
-         concat_ws(' | ', t.typtype, t.typinput, t.typoutput, t.typacl::text, obj_description(t.oid, 'pg_type'))
+         concat_ws(' | ', t.typtype, pg_get_userbyid(t.typowner), t.typinput, t.typoutput, t.typacl::text, obj_description(t.oid, 'pg_type'))
     FROM pg_type t JOIN members m ON m.classid = 'pg_type'::regclass AND m.objid = t.oid
   UNION ALL
   SELECT 'other', pg_describe_object(m.classid, m.objid, 0), ''
