@@ -113,6 +113,10 @@ pub enum DeidentError {
     RestrictedRawRead {
         relation: String,
     },
+    /// A restricted role reads a shard of a Citus table, where no label is (docs/citus.md).
+    RestrictedShard {
+        relation: String,
+    },
     /// A restricted role changes a labelled relation (its columns, indexes, policies, rules,
     /// triggers, statistics): as the relation's owner, it could copy or test raw values.
     RestrictedDdl {
@@ -447,6 +451,12 @@ impl DeidentError {
                 Some("The statement would read raw values that pg_deident cannot replace by pseudonyms on this path (for example a labelled column of a view over UNION); it is refused rather than answered.".to_string()),
                 Some("Label the identifier columns of the tables that the view reads, or ask a role that is not restricted.".to_string()),
             ),
+            DeidentError::RestrictedShard { relation } => (
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("a restricted role cannot read relation \"{}\", a shard of a Citus table", echo(relation.as_bytes())),
+                Some("Column labels do not reach the shards of a distributed table, so pg_deident could not replace their identifier columns by pseudonyms.".to_string()),
+                Some("Restricted roles are not supported on Citus yet (docs/citus.md).".to_string()),
+            ),
             DeidentError::RestrictedDdl { relation } => (
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 format!("a restricted role cannot change relation \"{}\"", echo(relation.as_bytes())),
@@ -736,6 +746,7 @@ mod tests {
             DeidentError::RestrictedKeyedCall,
             DeidentError::RestrictedWrite { relation: "t".into() },
             DeidentError::RestrictedRawRead { relation: "t".into() },
+            DeidentError::RestrictedShard { relation: "t_102008".into() },
             DeidentError::RestrictedForeignQuery,
             DeidentError::RestrictedRoleChange,
             DeidentError::RestrictedHeldCursor,
@@ -884,6 +895,7 @@ mod tests {
                 ERRCODE_INVALID_PARAMETER_VALUE,
                 ERRCODE_INVALID_PARAMETER_VALUE,
                 ERRCODE_INVALID_PARAMETER_VALUE,
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,

@@ -50,12 +50,84 @@ pub type Labels = Rc<Vec<ColumnLabel>>;
 
 thread_local! {
     static CACHE: RefCell<HashMap<(u32, bool), Labels>> = RefCell::new(HashMap::new());
+    /// `citus_shard`'s answers, dropped with the labels.
+    static SHARDS: RefCell<HashMap<u32, bool>> = RefCell::new(HashMap::new());
 }
 
 /// Drops every cached label (a relcache invalidation, the end of a transaction, a label set
 /// in this backend).
 pub fn forget() {
     CACHE.with(|c| c.borrow_mut().clear());
+    SHARDS.with(|c| c.borrow_mut().clear());
+}
+
+/// Is `relid` a shard of a Citus distributed (or reference) table? Citus names a shard after
+/// its table, `<table>_<shardid>` (truncated and hashed when long, the id always last), in the
+/// table's schema, and lists it in pg_dist_shard; a relation whose name ends in an id that
+/// pg_dist_shard lists for a table of the same schema is taken for one (a table merely named
+/// like that is taken too, which only refuses more). False where Citus is not installed.
+///
+/// Column labels do not reach the shards (Citus does not propagate them: docs/citus.md), so
+/// the tripwire refuses a restricted role any shard (`tripwire::check`).
+pub fn citus_shard(relid: pg_sys::Oid) -> bool {
+    if let Some(hit) = SHARDS.with(|c| c.borrow().get(&relid.to_u32()).copied()) {
+        return hit;
+    }
+    let answer = read_citus_shard(relid);
+    SHARDS.with(|c| c.borrow_mut().insert(relid.to_u32(), answer));
+    answer
+}
+
+fn read_citus_shard(relid: pg_sys::Oid) -> bool {
+    // SAFETY: syscache reads and a catalog scan in a transaction; pg_dist_shard's first two
+    // columns are logicalrelid (regclass) and shardid (bigint), both NOT NULL (Citus's
+    // pg_dist_shard.h), read from the tuple with its own descriptor.
+    unsafe {
+        let name = pg_sys::get_rel_name(relid);
+        if name.is_null() {
+            return false;
+        }
+        let name = CStr::from_ptr(name).to_bytes();
+        let Some(cut) = name.iter().rposition(|&b| b == b'_') else { return false };
+        let digits = &name[cut + 1..];
+        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+            return false;
+        }
+        let Some(shardid) = std::str::from_utf8(digits).ok().and_then(|d| d.parse::<i64>().ok())
+        else {
+            return false;
+        };
+        let catalog_ns = pg_sys::Oid::from_u32(pg_sys::PG_CATALOG_NAMESPACE);
+        let dist_shard = pg_sys::get_relname_relid(c"pg_dist_shard".as_ptr(), catalog_ns);
+        let index = pg_sys::get_relname_relid(c"pg_dist_shard_shardid_index".as_ptr(), catalog_ns);
+        if dist_shard == pg_sys::InvalidOid || index == pg_sys::InvalidOid {
+            return false;
+        }
+        let namespace = pg_sys::get_rel_namespace(relid);
+        let rel = pg_sys::table_open(dist_shard, pg_sys::AccessShareLock as _);
+        let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
+        pg_sys::ScanKeyInit(
+            &mut key,
+            2,
+            pg_sys::BTEqualStrategyNumber as _,
+            pg_sys::F_INT8EQ.into(),
+            pg_sys::Datum::from(shardid),
+        );
+        let scan = pg_sys::systable_beginscan(rel, index, true, std::ptr::null_mut(), 1, &mut key);
+        let mut found = false;
+        let tuple = pg_sys::systable_getnext(scan);
+        if !tuple.is_null() {
+            let mut isnull = false;
+            let logical = pg_sys::heap_getattr(tuple, 1, (*rel).rd_att, &mut isnull);
+            if !isnull {
+                let logical = pg_sys::Oid::from(logical.value() as u32);
+                found = pg_sys::get_rel_namespace(logical) == namespace;
+            }
+        }
+        pg_sys::systable_endscan(scan);
+        pg_sys::table_close(rel, pg_sys::AccessShareLock as _);
+        found
+    }
 }
 
 /// The effective labels of `relid`'s columns, by attnum.

@@ -20,6 +20,8 @@ pub enum Violation {
     /// (the written relation, the one its foreign key references)
     KeyedWrite(pg_sys::Oid, pg_sys::Oid),
     RawRead(pg_sys::Oid),
+    /// A shard of a Citus table, which carries no labels (catalog::citus_shard).
+    Shard(pg_sys::Oid),
 }
 
 impl Violation {
@@ -34,6 +36,7 @@ impl Violation {
             Violation::RawRead(r) => {
                 DeidentError::RestrictedRawRead { relation: rel_name(r) }.report()
             }
+            Violation::Shard(r) => DeidentError::RestrictedShard { relation: rel_name(r) }.report(),
         }
     }
 }
@@ -76,6 +79,9 @@ pub unsafe fn check(rtable: *mut pg_sys::List) -> Result<(), Violation> {
                     return Err(Violation::RawRead(relid));
                 }
                 continue;
+            }
+            if catalog::citus_shard(relid) {
+                return Err(Violation::Shard(relid));
             }
             // Writes count the labels of the whole inheritance tree (catalog::tree_labelled).
             if (*rte).requiredPerms as u64 & WRITE != 0 && catalog::tree_labelled(relid) {
