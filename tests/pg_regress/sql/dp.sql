@@ -308,8 +308,24 @@ SET work_mem = '64kB';
 EXPLAIN (COSTS OFF) SELECT grp, deident.dp_count(person) FROM regress_dp_many GROUP BY grp ORDER BY grp;
 CREATE INDEX regress_dp_many_grp ON regress_dp_many (grp);
 EXPLAIN (COSTS OFF) SELECT grp, deident.dp_count(person) FROM regress_dp_many WHERE grp < 10 GROUP BY grp;
-RESET work_mem;
 RESET enable_hashagg;
+-- at work_mem = 64kB the 2,000 groups are one batch in memory, where the same grouping with
+-- k_count_distinct spills to disk in several
+CREATE FUNCTION pg_temp.hash_batches(q text) RETURNS int LANGUAGE plpgsql AS $$
+DECLARE j json;
+BEGIN
+  EXECUTE 'EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, FORMAT JSON) ' || q INTO j;
+  RETURN (j->0->'Plan'->>'HashAgg Batches')::int;
+END $$;
+SET enable_sort = off;
+SET enable_indexscan = off;
+SET enable_bitmapscan = off;
+SELECT pg_temp.hash_batches('SELECT grp, deident.dp_count(person) FROM regress_dp_many GROUP BY grp') AS dp_batches,
+       pg_temp.hash_batches('SELECT grp, deident.k_count_distinct(person) FROM regress_dp_many GROUP BY grp') > 1 AS k_spills;
+RESET enable_sort;
+RESET enable_indexscan;
+RESET enable_bitmapscan;
+RESET work_mem;
 -- never finalized in a parallel worker, not even in a subquery that a worker could run: a
 -- worker finds no charge and fails, and whether one runs the subquery could depend on one
 -- person's row; both persons, there or not, get the same answer (before, 'm17' gave an ERROR)
