@@ -453,9 +453,9 @@ impl DeidentError {
             ),
             DeidentError::RestrictedShard { relation } => (
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
-                format!("a restricted role cannot read relation \"{}\", a shard of a Citus table", echo(relation.as_bytes())),
-                Some("Column labels do not reach the shards of a distributed table, so pg_deident could not replace their identifier columns by pseudonyms.".to_string()),
-                Some("Restricted roles are not supported on Citus yet (docs/citus.md).".to_string()),
+                format!("a restricted role cannot read relation \"{}\" on a Citus node", echo(relation.as_bytes())),
+                Some("It is named like a shard of a distributed table (ending in _ and digits), or holds Citus's per-tenant statistics: column labels do not reliably reach shards, so pg_deident could not replace their identifier columns by pseudonyms.".to_string()),
+                Some("Restricted roles are not supported on Citus yet (docs/citus.md); rename a table of your own that only looks like a shard.".to_string()),
             ),
             DeidentError::RestrictedDdl { relation } => (
                 ERRCODE_INSUFFICIENT_PRIVILEGE,

@@ -61,14 +61,18 @@ pub fn forget() {
     SHARDS.with(|c| c.borrow_mut().clear());
 }
 
-/// Is `relid` a shard of a Citus distributed (or reference) table? Citus names a shard after
-/// its table, `<table>_<shardid>` (truncated and hashed when long, the id always last), in the
-/// table's schema, and lists it in pg_dist_shard; a relation whose name ends in an id that
-/// pg_dist_shard lists for a table of the same schema is taken for one (a table merely named
-/// like that is taken too, which only refuses more). False where Citus is not installed.
+/// Is `relid` a relation that a restricted role must not read on a Citus node: one named like a
+/// shard (`<table>_<digits>`: Citus names a shard after its table and its id, the id last even
+/// when it truncates a long name), or Citus's per-tenant statistics (`citus_stat_tenants`,
+/// `citus_stat_tenants_local`, which hold raw values of the distribution column)? False where
+/// Citus is not installed in the database (no pg_dist_shard).
 ///
-/// Column labels do not reach the shards (Citus does not propagate them: docs/citus.md), so
-/// the tripwire refuses a restricted role any shard (`tripwire::check`).
+/// Labels do not reliably reach shards: Citus gives them to the workers' copy of the table and
+/// to shards made after the label, not to shards that existed before it, nor to a split's old
+/// shard waiting for its deferred drop (no longer in pg_dist_shard), and a worker without
+/// Citus metadata lists no shard at all. So the rule goes by the name alone, and fails closed:
+/// a table of the DBA's merely named like a shard (`sales_2024`) is refused to restricted
+/// roles on a Citus node too (docs/citus.md).
 pub fn citus_shard(relid: pg_sys::Oid) -> bool {
     if let Some(hit) = SHARDS.with(|c| c.borrow().get(&relid.to_u32()).copied()) {
         return hit;
@@ -79,54 +83,31 @@ pub fn citus_shard(relid: pg_sys::Oid) -> bool {
 }
 
 fn read_citus_shard(relid: pg_sys::Oid) -> bool {
-    // SAFETY: syscache reads and a catalog scan in a transaction; pg_dist_shard's first two
-    // columns are logicalrelid (regclass) and shardid (bigint), both NOT NULL (Citus's
-    // pg_dist_shard.h), read from the tuple with its own descriptor.
+    // SAFETY: syscache reads in a transaction.
     unsafe {
+        let catalog_ns = pg_sys::Oid::from_u32(pg_sys::PG_CATALOG_NAMESPACE);
+        if pg_sys::get_relname_relid(c"pg_dist_shard".as_ptr(), catalog_ns) == pg_sys::InvalidOid {
+            return false;
+        }
         let name = pg_sys::get_rel_name(relid);
         if name.is_null() {
             return false;
         }
-        let name = CStr::from_ptr(name).to_bytes();
-        let Some(cut) = name.iter().rposition(|&b| b == b'_') else { return false };
-        let digits = &name[cut + 1..];
-        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-            return false;
+        shard_like(CStr::from_ptr(name).to_bytes())
+    }
+}
+
+/// `<anything>_<digits>`, or Citus's per-tenant statistics views.
+fn shard_like(name: &[u8]) -> bool {
+    if name == b"citus_stat_tenants" || name == b"citus_stat_tenants_local" {
+        return true;
+    }
+    match name.iter().rposition(|&b| b == b'_') {
+        Some(cut) => {
+            let digits = &name[cut + 1..];
+            cut > 0 && !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)
         }
-        let Some(shardid) = std::str::from_utf8(digits).ok().and_then(|d| d.parse::<i64>().ok())
-        else {
-            return false;
-        };
-        let catalog_ns = pg_sys::Oid::from_u32(pg_sys::PG_CATALOG_NAMESPACE);
-        let dist_shard = pg_sys::get_relname_relid(c"pg_dist_shard".as_ptr(), catalog_ns);
-        let index = pg_sys::get_relname_relid(c"pg_dist_shard_shardid_index".as_ptr(), catalog_ns);
-        if dist_shard == pg_sys::InvalidOid || index == pg_sys::InvalidOid {
-            return false;
-        }
-        let namespace = pg_sys::get_rel_namespace(relid);
-        let rel = pg_sys::table_open(dist_shard, pg_sys::AccessShareLock as _);
-        let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
-        pg_sys::ScanKeyInit(
-            &mut key,
-            2,
-            pg_sys::BTEqualStrategyNumber as _,
-            pg_sys::F_INT8EQ.into(),
-            pg_sys::Datum::from(shardid),
-        );
-        let scan = pg_sys::systable_beginscan(rel, index, true, std::ptr::null_mut(), 1, &mut key);
-        let mut found = false;
-        let tuple = pg_sys::systable_getnext(scan);
-        if !tuple.is_null() {
-            let mut isnull = false;
-            let logical = pg_sys::heap_getattr(tuple, 1, (*rel).rd_att, &mut isnull);
-            if !isnull {
-                let logical = pg_sys::Oid::from(logical.value() as u32);
-                found = pg_sys::get_rel_namespace(logical) == namespace;
-            }
-        }
-        pg_sys::systable_endscan(scan);
-        pg_sys::table_close(rel, pg_sys::AccessShareLock as _);
-        found
+        None => false,
     }
 }
 
@@ -468,4 +449,18 @@ pub fn tree_labelled(relid: pg_sys::Oid) -> bool {
         }
     }
     roots.into_iter().any(|root| !column_labels(root, true).is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn shard_like_names() {
+        use super::shard_like;
+        for n in ["people_102008", "a_1", "people_trun_8676aa29_102028", "citus_stat_tenants"] {
+            assert!(shard_like(n.as_bytes()), "{n}");
+        }
+        for n in ["people", "_123", "people_", "people_12a", "people102008", "stats_x"] {
+            assert!(!shard_like(n.as_bytes()), "{n}");
+        }
+    }
 }

@@ -53,12 +53,13 @@ SELECT count(*) AS groups,
 -- small groups stay silent there too
 SELECT org, deident.k_count_distinct(email) FROM people WHERE person_int < 4 GROUP BY org ORDER BY org LIMIT 3;
 
--- Citus does not carry column labels to the workers, neither to their copy of the table nor
--- to the shards, so pg_deident on a worker cannot know the column is personal data: it
--- refuses restricted roles every shard (below)
+-- Citus carries the column label to the workers' copy of the table, not to the shards that
+-- existed before the label (nor to a split's old shard waiting to be dropped, nor anywhere on
+-- a worker without Citus metadata): pg_deident refuses restricted roles every relation named
+-- like a shard on a Citus node (below)
 SELECT nodeport - current_setting('port')::int AS worker, result AS labels_on_worker
-  FROM run_command_on_workers($$SELECT count(*) FROM pg_seclabels
-                                 WHERE provider = 'deident' AND objname LIKE 'public.people%'$$) ORDER BY 1;
+  FROM run_command_on_workers($$SELECT string_agg(objname || '=' || label, ',' ORDER BY objname)
+                                  FROM pg_seclabels WHERE provider = 'deident'$$) ORDER BY 1;
 
 -- the dp aggregates: at epsilon = 100 the noise has scale 0.01 for dp_count and 0.2 for
 -- dp_sum with bounds [0, 10], so the answers are the exact
@@ -79,7 +80,9 @@ DROP TABLE dp_dist, dp_local;
 -- and none is pseudonymized twice. Answering with the single-node pseudonyms is issue 11's
 -- work still to do.
 CREATE ROLE citus_analyst LOGIN;
-GRANT SELECT ON people, people_local TO citus_analyst;
+CREATE TABLE leftover_999999 AS SELECT 'raw@example.com'::text AS email;
+GRANT SELECT ON people, people_local, leftover_999999 TO citus_analyst;
+GRANT pg_monitor TO citus_analyst;  -- which may read citus_stat_tenants
 GRANT USAGE ON SCHEMA deident TO citus_analyst;
 SECURITY LABEL FOR deident ON ROLE citus_analyst IS 'restricted';
 SET ROLE citus_analyst;
@@ -91,9 +94,13 @@ SELECT email FROM people WHERE id = 1;
 SELECT count(*) FROM people WHERE email LIKE '%@example.com';
 \set VERBOSITY default
 -- a query sent to the shards directly is refused too (it read raw values before the shard
--- rule: the workers know no column label)
+-- rule), and so is any relation named like a shard, whether or not Citus lists it (a split's
+-- old shard is no longer listed), and Citus's per-tenant statistics
 SELECT success, result FROM run_command_on_shards('people', $$SELECT email FROM %s ORDER BY id LIMIT 1$$) ORDER BY shardid LIMIT 2;
+SELECT email FROM leftover_999999;
+SELECT count(*) FROM citus_stat_tenants;
 RESET ROLE;
+DROP TABLE leftover_999999;
 
 DROP FUNCTION k_answers(regclass);
 DROP TABLE people, people_local;
