@@ -23,16 +23,8 @@ fi
 PATCH=${CITUS_PATCH:-$(dirname "$TARBALL")/pg15-have_createdb_privilege.patch}
 
 # What the build needs (the tarball's README): Debian packages.
-PACKAGES=(build-essential libcurl4-openssl-dev liblz4-dev libzstd-dev libkrb5-dev)
-missing=()
-for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "citus: installing ${missing[*]}"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+scripts/apt-install.sh build-essential libcurl4-openssl-dev liblz4-dev libzstd-dev libkrb5-dev \
+  | sed 's/^/citus: /'
 
 SRC=$DEIDENT_ROOT/target/citus/src
 LOG=$DEIDENT_ROOT/target/citus/build.log
