@@ -98,6 +98,19 @@ fn persons_of(persons: &[u64], stride: usize) -> impl Iterator<Item = u64> + '_ 
     persons.chunks_exact(stride).map(|c| c[0]).filter(move |&p| stride == 1 || p != 0)
 }
 
+/// Keeps at the front of `persons` (entries of `stride` words, the person first) those for
+/// whose person `keep` says yes, in order; returns how many.
+fn retain_entries(persons: &mut [u64], stride: usize, mut keep: impl FnMut(u64) -> bool) -> usize {
+    let mut w = 0;
+    for r in 0..persons.len() / stride {
+        if keep(persons[r * stride]) {
+            persons.copy_within(r * stride..(r + 1) * stride, w * stride);
+            w += 1;
+        }
+    }
+    w
+}
+
 /// One pass of a hash aggregate over its groups: what each person may count in.
 #[derive(Debug, Default)]
 pub struct Pass {
@@ -232,19 +245,10 @@ impl Admission {
         if pass.cuts.is_empty() {
             return persons.len() / stride;
         }
-        let mut w = 0;
-        for r in 0..persons.len() / stride {
-            let p = persons[r * stride];
-            let keep = match pass.cuts.get(&p) {
-                None => true,
-                Some(&cut) => pick_key(p, hash) < cut,
-            };
-            if keep {
-                persons.copy_within(r * stride..(r + 1) * stride, w * stride);
-                w += 1;
-            }
-        }
-        w
+        retain_entries(persons, stride, |p| match pass.cuts.get(&p) {
+            None => true,
+            Some(&cut) => pick_key(p, hash) < cut,
+        })
     }
 }
 
@@ -416,16 +420,9 @@ pub unsafe fn admit(
         let agg = aggstate(fcinfo);
         let adm = admission(fcinfo, limit);
         match (*agg).aggstrategy {
-            pg_sys::AggStrategy::AGG_PLAIN => {
-                let mut w = 0;
-                for r in 0..persons.len() / stride {
-                    if adm.admit_plain(persons[r * stride]).unwrap_or_else(|_| no_memory()) {
-                        persons.copy_within(r * stride..(r + 1) * stride, w * stride);
-                        w += 1;
-                    }
-                }
-                w
-            }
+            pg_sys::AggStrategy::AGG_PLAIN => retain_entries(persons, stride, |p| {
+                adm.admit_plain(p).unwrap_or_else(|_| no_memory())
+            }),
             pg_sys::AggStrategy::AGG_HASHED => {
                 if !adm.in_pass(state) {
                     begin_pass(agg, adm, read);
