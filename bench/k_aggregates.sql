@@ -3,7 +3,7 @@
 -- against count(DISTINCT person). 1,000,000 rows in 1,000 groups, 100,000 persons (text
 -- e-mails, 10 rows each, all in one group: 100 persons per group), serial plans, runs
 -- interleaved, medians. The headline is at the server's defaults (work_mem 4MB, jit on); the
--- same queries then run with work_mem = 256MB. Run with: make bench
+-- same queries then run with work_mem = 256MB, and in parallel plans. Run with: make bench
 \set ON_ERROR_STOP 1
 CREATE EXTENSION IF NOT EXISTS pg_deident;
 SET max_parallel_workers_per_gather = 0;
@@ -36,15 +36,23 @@ SELECT count(*) AS groups_compared,
           FROM bench_k GROUP BY grp) b USING (grp);
 
 \pset footer off
-\set settings 'default settings (work_mem 4MB, jit on)'
+\set settings 'serial plans, default settings (work_mem 4MB, jit on)'
 \ir lib/harness.sql
 \ir lib/k_report.sql
 
 -- The same with work_mem = 256MB (no plan spills).
 SET work_mem = '256MB';
-\set settings 'work_mem = 256MB'
+\set settings 'serial plans, work_mem = 256MB'
 \ir lib/harness.sql
 \ir lib/k_report.sql
 RESET work_mem;
+
+-- Parallel plans (two workers, default settings otherwise): each worker's partial states
+-- travel to the leader, where they are combined (for k-aggregates, sealed and opened again).
+SET max_parallel_workers_per_gather = 2;
+\set settings 'parallel plans (2 workers), default settings'
+\ir lib/harness.sql
+\ir lib/k_report.sql
+SET max_parallel_workers_per_gather = 0;
 
 DROP TABLE bench_k;

@@ -1,6 +1,6 @@
 -- The k-aggregate benchmark's report (bench/k_aggregates.sql), for the current settings.
 \echo
-\echo 'k-aggregate benchmark, ':settings': 1,000,000 rows, 1,000 groups, 100,000 persons, serial, median of interleaved runs'
+\echo 'k-aggregate benchmark, ':settings': 1,000,000 rows, 1,000 groups, 100,000 persons, median of interleaved runs'
 SELECT query, runs, round(ms::numeric, 1) AS median_ms FROM bench_medians ORDER BY ord;
 \echo 'ratios of medians (targets: k_sum/sum <= 1.25 over integer, <= 1.3 over numeric; k_count_distinct/count(DISTINCT) <= 0.30)'
 WITH med AS (SELECT * FROM bench_medians)
