@@ -26,6 +26,7 @@ fixture() { # NAME MODE CONTENT
 }
 fixture regress.keys   0600 "# regress key ring\n\nk1:$K1\nk2:$K2\n"
 fixture k2only.keys    0600 "k2:$K2\n"
+fixture otherk1.keys   0600 "k1:$K2\n"
 fixture groupread.keys 0640 "k1:$K1\n"
 fixture worldread.keys 0604 "k1:$K1\n"
 fixture nocolon.keys   0600 "# ok\nk1:$K1\nk3 $K2\n"

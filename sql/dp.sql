@@ -1,6 +1,6 @@
 -- The differentially private aggregates (src/dp/) and the privacy budget. Declared by hand,
 -- as the k-aggregates are (pgrx issue 2351: a wrong deserialize signature for internal
--- states). dp_count shares k_count_distinct's transition, combine, serialize and deserialize
+-- states). dp_count runs k_count_distinct's transition, combine, serialize and deserialize
 -- functions; only its final function differs.
 CREATE FUNCTION deident._dp_trans(internal, "any", "any", "any", "any") RETURNS internal
   LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_trans';

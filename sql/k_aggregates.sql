@@ -1,11 +1,73 @@
--- The k-anonymity-checked aggregates (src/aggregates/): their support functions, plain fmgr
--- functions of the library, and one CREATE AGGREGATE per person and value type. Declared by
--- hand rather than with #[pg_aggregate] (pgrx issue 2351: a wrong deserialize signature for
--- internal states).
-CREATE FUNCTION deident._k_trans(internal, "any", "any") RETURNS internal
-  LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_trans';
-CREATE FUNCTION deident._k_count_trans(internal, "any") RETURNS internal
-  LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_count_trans';
+-- The k-anonymity-checked aggregates (src/aggregates/): their state type, their support
+-- functions (plain fmgr functions of the library), and one CREATE AGGREGATE per person and
+-- value type.
+--
+-- The state type, deident.k_state (src/aggregates/expanded.rs, docs/sealed-states.md): an
+-- expanded object in memory between rows, sealed bytes whenever it is flattened, base64 of
+-- them as text. A real type, not internal, so that Citus pushes partial aggregation to its
+-- workers (they ship states as text through the type's I/O functions). Its input function
+-- accepts only states sealed by a key of this server's ring; it is STABLE (it depends on the
+-- ring), and so is the output function (a flattened state is sealed under a fresh nonce, which
+-- changes no answer).
+CREATE TYPE deident.k_state;
+CREATE FUNCTION deident._k_state_in(cstring) RETURNS deident.k_state
+  LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_state_in';
+CREATE FUNCTION deident._k_state_out(deident.k_state) RETURNS cstring
+  LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_state_out';
+-- STORAGE = external: the sealed bytes do not compress.
+CREATE TYPE deident.k_state (
+  INPUT = deident._k_state_in, OUTPUT = deident._k_state_out,
+  INTERNALLENGTH = VARIABLE, STORAGE = external);
+COMMENT ON TYPE deident.k_state IS
+  'partial state of the k-anonymity-checked aggregates: sealed whenever it leaves memory';
+
+-- The transition functions, declared once per value and person type over one C function
+-- each, which learns the types from the call or, when a caller gives no call expression
+-- (Citus's worker_partial_agg), from this declaration.
+DO $$
+DECLARE
+  person text;
+  value text;
+BEGIN
+  FOREACH person IN ARRAY ARRAY['text', 'uuid', 'bigint', 'integer'] LOOP
+    EXECUTE format('CREATE FUNCTION deident._k_count_trans(deident.k_state, %s) '
+                   'RETURNS deident.k_state LANGUAGE c PARALLEL SAFE '
+                   'AS ''MODULE_PATHNAME'', ''deident_k_count_trans''', person);
+    EXECUTE format('CREATE FUNCTION deident._k_distinct_trans(deident.k_state, %s) '
+                   'RETURNS deident.k_state LANGUAGE c PARALLEL SAFE '
+                   'AS ''MODULE_PATHNAME'', ''deident_k_distinct_trans''', person);
+    FOREACH value IN ARRAY ARRAY['smallint', 'integer', 'bigint', 'numeric', 'real',
+                                 'double precision'] LOOP
+      EXECUTE format('CREATE FUNCTION deident._k_trans(deident.k_state, %s, %s) '
+                     'RETURNS deident.k_state LANGUAGE c PARALLEL SAFE '
+                     'AS ''MODULE_PATHNAME'', ''deident_k_trans''', value, person);
+    END LOOP;
+  END LOOP;
+END $$;
+CREATE FUNCTION deident._k_combine(deident.k_state, deident.k_state) RETURNS deident.k_state
+  LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_combine';
+CREATE FUNCTION deident._k_count_final(deident.k_state) RETURNS bigint
+  LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_count_final';
+CREATE FUNCTION deident._k_distinct_final(deident.k_state) RETURNS bigint
+  LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_distinct_final';
+CREATE FUNCTION deident._k_sum_int8_final(deident.k_state) RETURNS bigint
+  LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_sum_int8_final';
+CREATE FUNCTION deident._k_sum_numeric_final(deident.k_state) RETURNS numeric
+  LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_sum_numeric_final';
+CREATE FUNCTION deident._k_sum_float4_final(deident.k_state) RETURNS real
+  LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_sum_float4_final';
+CREATE FUNCTION deident._k_sum_float8_final(deident.k_state) RETURNS double precision
+  LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_sum_float8_final';
+CREATE FUNCTION deident._k_avg_numeric_final(deident.k_state) RETURNS numeric
+  LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_avg_numeric_final';
+CREATE FUNCTION deident._k_avg_float8_final(deident.k_state) RETURNS double precision
+  LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_avg_float8_final';
+
+-- dp_count (sql/dp.sql) keeps its state as internal, so that Citus does not push it down:
+-- its groups are admitted from the whole hash table on one node (src/dp/admission.rs). It
+-- runs k_count_distinct's C functions under these declarations; the serial function seals
+-- the state as flattening a k_state does, the deserial function hands the sealed bytes to the
+-- combine function, which opens them.
 CREATE FUNCTION deident._k_distinct_trans(internal, "any") RETURNS internal
   LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_distinct_trans';
 CREATE FUNCTION deident._k_combine(internal, internal) RETURNS internal
@@ -14,29 +76,19 @@ CREATE FUNCTION deident._k_serial(internal) RETURNS bytea
   LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_serial';
 CREATE FUNCTION deident._k_deserial(bytea, internal) RETURNS internal
   LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_deserial';
-CREATE FUNCTION deident._k_count_final(internal) RETURNS bigint
-  LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_count_final';
-CREATE FUNCTION deident._k_distinct_final(internal) RETURNS bigint
-  LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_distinct_final';
-CREATE FUNCTION deident._k_sum_int8_final(internal) RETURNS bigint
-  LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_sum_int8_final';
-CREATE FUNCTION deident._k_sum_numeric_final(internal) RETURNS numeric
-  LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_sum_numeric_final';
-CREATE FUNCTION deident._k_sum_float4_final(internal) RETURNS real
-  LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_sum_float4_final';
-CREATE FUNCTION deident._k_sum_float8_final(internal) RETURNS double precision
-  LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_sum_float8_final';
-CREATE FUNCTION deident._k_avg_numeric_final(internal) RETURNS numeric
-  LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_avg_numeric_final';
-CREATE FUNCTION deident._k_avg_float8_final(internal) RETURNS double precision
-  LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_avg_float8_final';
 
--- Support functions are for the aggregates alone.
+-- Who may call the support functions. Those over internal are for the aggregates alone.
+-- Those over k_state stay executable by everyone: Citus checks the caller's EXECUTE privilege
+-- on each support function of an aggregate it pushes down (aggregate_utils.c,
+-- InitializeStypeBox), and each of them refuses to run outside an aggregate
+-- (AggCheckCallContext), makes or answers nothing but what the aggregates would, and takes
+-- only states sealed by this ring. The k check stays in the final functions.
 DO $$
 DECLARE f regprocedure;
 BEGIN
   FOR f IN SELECT oid::regprocedure FROM pg_proc
             WHERE pronamespace = 'deident'::regnamespace AND proname LIKE '\_k\_%'
+              AND 'internal'::regtype = ANY (proargtypes::oid[])
   LOOP
     EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
   END LOOP;
@@ -47,11 +99,11 @@ END $$;
 --
 -- SSPACE is the planner's estimate of one group's state, which it uses to choose between
 -- hashing and sorting and to size a hash aggregate's batches (nodeAgg.c, hash_agg_set_limits).
--- The states are palloc'd in the aggregate's context (src/aggregates/memory.rs), where the
--- executor measures them, so these are their real sizes: about 270 bytes for the state in
--- its chunk, plus k = 5 person hashes for k_count, k_sum and k_avg (384), plus the decimal
--- limbs over numeric (480); for k_count_distinct, whose size grows with the group, a group
--- of about 100 persons (2048: the hash array holds at most twice the distinct persons, plus 16).
+-- A state is an expanded object with a memory context of its own, under the aggregate's,
+-- where the executor measures it (with its children); the smallest such context takes 1 kB,
+-- which holds the state of k_count, k_sum and k_avg (with k = 5 person hashes, and the
+-- decimal limbs over numeric). k_count_distinct's grows with the group: about 3 kB for a group
+-- of 100 persons (the hash array holds at most twice the distinct persons, plus 16).
 DO $$
 DECLARE
   person text;
@@ -59,28 +111,27 @@ DECLARE
   -- FINALFUNC_MODIFY = READ_WRITE also makes PostgreSQL refuse the aggregates as window
   -- functions (nodeWindowAgg.c): a running k_sum OVER (ORDER BY ...) would give away each
   -- person's value as the difference between neighbouring rows.
-  common text := 'STYPE = internal, COMBINEFUNC = deident._k_combine, '
-              || 'SERIALFUNC = deident._k_serial, DESERIALFUNC = deident._k_deserial, '
+  common text := 'STYPE = deident.k_state, COMBINEFUNC = deident._k_combine, '
               || 'FINALFUNC_MODIFY = READ_WRITE, PARALLEL = SAFE';
 BEGIN
   FOREACH person IN ARRAY ARRAY['text', 'uuid', 'bigint', 'integer'] LOOP
     EXECUTE format('CREATE AGGREGATE deident.k_count(%s) (SFUNC = deident._k_count_trans, '
-                   'FINALFUNC = deident._k_count_final, SSPACE = 384, %s)', person, common);
+                   'FINALFUNC = deident._k_count_final, SSPACE = 1100, %s)', person, common);
     EXECUTE format('CREATE AGGREGATE deident.k_count_distinct(%s) (SFUNC = deident._k_distinct_trans, '
-                   'FINALFUNC = deident._k_distinct_final, SSPACE = 2048, %s)', person, common);
+                   'FINALFUNC = deident._k_distinct_final, SSPACE = 3072, %s)', person, common);
     FOR v IN SELECT * FROM (VALUES
-        ('smallint', '_k_sum_int8_final', '_k_avg_numeric_final', 384),
-        ('integer', '_k_sum_int8_final', '_k_avg_numeric_final', 384),
-        ('bigint', '_k_sum_numeric_final', '_k_avg_numeric_final', 384),
-        ('numeric', '_k_sum_numeric_final', '_k_avg_numeric_final', 480),
-        ('real', '_k_sum_float4_final', '_k_avg_float8_final', 384),
-        ('double precision', '_k_sum_float8_final', '_k_avg_float8_final', 384))
-        AS t(value, sum_final, avg_final, space)
+        ('smallint', '_k_sum_int8_final', '_k_avg_numeric_final'),
+        ('integer', '_k_sum_int8_final', '_k_avg_numeric_final'),
+        ('bigint', '_k_sum_numeric_final', '_k_avg_numeric_final'),
+        ('numeric', '_k_sum_numeric_final', '_k_avg_numeric_final'),
+        ('real', '_k_sum_float4_final', '_k_avg_float8_final'),
+        ('double precision', '_k_sum_float8_final', '_k_avg_float8_final'))
+        AS t(value, sum_final, avg_final)
     LOOP
       EXECUTE format('CREATE AGGREGATE deident.k_sum(%s, %s) (SFUNC = deident._k_trans, '
-                     'FINALFUNC = deident.%I, SSPACE = %s, %s)', v.value, person, v.sum_final, v.space, common);
+                     'FINALFUNC = deident.%I, SSPACE = 1100, %s)', v.value, person, v.sum_final, common);
       EXECUTE format('CREATE AGGREGATE deident.k_avg(%s, %s) (SFUNC = deident._k_trans, '
-                     'FINALFUNC = deident.%I, SSPACE = %s, %s)', v.value, person, v.avg_final, v.space, common);
+                     'FINALFUNC = deident.%I, SSPACE = 1100, %s)', v.value, person, v.avg_final, common);
     END LOOP;
   END LOOP;
 END $$;

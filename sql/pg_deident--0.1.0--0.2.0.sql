@@ -87,20 +87,129 @@ COMMENT ON VIEW deident.personal_data IS
 GRANT SELECT ON deident.personal_data TO PUBLIC;
 DROP FUNCTION deident._column_labels(regclass);
 
--- 4. The planner's estimates of the k-aggregates' states (SSPACE), now that the states live
--- in the aggregate's memory context where the executor measures them (sql/k_aggregates.sql
--- explains the figures). CREATE AGGREGATE cannot be repeated and there is no ALTER for it;
--- dropping the aggregates would drop the users' views that call them: so the catalog row.
-UPDATE pg_catalog.pg_aggregate a
-   SET aggtransspace = CASE
-         WHEN p.proname OPERATOR(pg_catalog.=) 'k_count_distinct' THEN 2048
-         WHEN (p.proname OPERATOR(pg_catalog.=) 'k_sum' OR p.proname OPERATOR(pg_catalog.=) 'k_avg')
-              AND p.proargtypes[0] OPERATOR(pg_catalog.=) 'pg_catalog.numeric'::pg_catalog.regtype THEN 480
-         ELSE 384 END
-  FROM pg_catalog.pg_proc p
- WHERE p.oid OPERATOR(pg_catalog.=) a.aggfnoid
-   AND p.pronamespace OPERATOR(pg_catalog.=) 'deident'::pg_catalog.regnamespace
-   AND p.proname OPERATOR(pg_catalog.=) ANY ('{k_count,k_count_distinct,k_sum,k_avg}'::pg_catalog.name[]);
+-- 4. The k-aggregates' states become deident.k_state, a real type sealed whenever a state
+-- leaves memory (src/aggregates/expanded.rs, docs/sealed-states.md), so that Citus pushes
+-- them down. The type and its support functions are made as a fresh install makes them
+-- (sql/k_aggregates.sql), then each aggregate is moved to them in its catalog row, with its
+-- dependencies: CREATE AGGREGATE cannot be repeated, there is no ALTER for an aggregate's
+-- support functions or state type, and dropping the aggregates would drop the users' views
+-- that call them. The support functions over internal that only the k-aggregates used go;
+-- dp_count keeps k_count_distinct's (over internal) under their 0.1.0 declarations.
+CREATE TYPE deident.k_state;
+CREATE FUNCTION deident._k_state_in(cstring) RETURNS deident.k_state
+  LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_state_in';
+CREATE FUNCTION deident._k_state_out(deident.k_state) RETURNS cstring
+  LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_state_out';
+CREATE TYPE deident.k_state (
+  INPUT = deident._k_state_in, OUTPUT = deident._k_state_out,
+  INTERNALLENGTH = VARIABLE, STORAGE = external);
+COMMENT ON TYPE deident.k_state IS
+  'partial state of the k-anonymity-checked aggregates: sealed whenever it leaves memory';
+DO $$
+DECLARE
+  person text;
+  value text;
+BEGIN
+  FOREACH person IN ARRAY ARRAY['text', 'uuid', 'bigint', 'integer'] LOOP
+    EXECUTE pg_catalog.format('CREATE FUNCTION deident._k_count_trans(deident.k_state, %s) '
+                   'RETURNS deident.k_state LANGUAGE c PARALLEL SAFE '
+                   'AS ''MODULE_PATHNAME'', ''deident_k_count_trans''', person);
+    EXECUTE pg_catalog.format('CREATE FUNCTION deident._k_distinct_trans(deident.k_state, %s) '
+                   'RETURNS deident.k_state LANGUAGE c PARALLEL SAFE '
+                   'AS ''MODULE_PATHNAME'', ''deident_k_distinct_trans''', person);
+    FOREACH value IN ARRAY ARRAY['smallint', 'integer', 'bigint', 'numeric', 'real',
+                                 'double precision'] LOOP
+      EXECUTE pg_catalog.format('CREATE FUNCTION deident._k_trans(deident.k_state, %s, %s) '
+                     'RETURNS deident.k_state LANGUAGE c PARALLEL SAFE '
+                     'AS ''MODULE_PATHNAME'', ''deident_k_trans''', value, person);
+    END LOOP;
+  END LOOP;
+END $$;
+CREATE FUNCTION deident._k_combine(deident.k_state, deident.k_state) RETURNS deident.k_state
+  LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_combine';
+CREATE FUNCTION deident._k_count_final(deident.k_state) RETURNS bigint
+  LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_count_final';
+CREATE FUNCTION deident._k_distinct_final(deident.k_state) RETURNS bigint
+  LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_distinct_final';
+CREATE FUNCTION deident._k_sum_int8_final(deident.k_state) RETURNS bigint
+  LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_sum_int8_final';
+CREATE FUNCTION deident._k_sum_numeric_final(deident.k_state) RETURNS numeric
+  LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_sum_numeric_final';
+CREATE FUNCTION deident._k_sum_float4_final(deident.k_state) RETURNS real
+  LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_sum_float4_final';
+CREATE FUNCTION deident._k_sum_float8_final(deident.k_state) RETURNS double precision
+  LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_sum_float8_final';
+CREATE FUNCTION deident._k_avg_numeric_final(deident.k_state) RETURNS numeric
+  LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_avg_numeric_final';
+CREATE FUNCTION deident._k_avg_float8_final(deident.k_state) RETURNS double precision
+  LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_avg_float8_final';
+
+-- Each k-aggregate: its transition function over k_state for its argument types, its final
+-- function of the same name over k_state, the combine function over k_state, no serialize
+-- or deserialize function (a k_state is sealed when flattened), and SSPACE as a fresh install
+-- gives it (sql/k_aggregates.sql explains the figures). pg_depend follows (the aggregate's
+-- normal dependencies on its support functions: pg_aggregate.c, AggregateCreate).
+DO $$
+DECLARE
+  agg record;
+  moves oid[];
+  new_trans oid;
+  new_final oid;
+  new_combine oid := 'deident._k_combine(deident.k_state, deident.k_state)'::pg_catalog.regprocedure;
+  k_state oid := 'deident.k_state'::pg_catalog.regtype;
+  i int;
+BEGIN
+  FOR agg IN
+    SELECT a.aggfnoid, p.proname, p.proargtypes, a.aggtransfn, a.aggfinalfn, a.aggcombinefn,
+           a.aggserialfn, a.aggdeserialfn, t.proname AS trans_name, f.proname AS final_name
+      FROM pg_catalog.pg_aggregate a
+      JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) a.aggfnoid
+      JOIN pg_catalog.pg_proc t ON t.oid OPERATOR(pg_catalog.=) a.aggtransfn
+      JOIN pg_catalog.pg_proc f ON f.oid OPERATOR(pg_catalog.=) a.aggfinalfn
+     WHERE p.pronamespace OPERATOR(pg_catalog.=) 'deident'::pg_catalog.regnamespace
+       AND p.proname OPERATOR(pg_catalog.=) ANY ('{k_count,k_count_distinct,k_sum,k_avg}'::pg_catalog.name[])
+  LOOP
+    SELECT o.oid INTO STRICT new_trans FROM pg_catalog.pg_proc o
+     WHERE o.pronamespace OPERATOR(pg_catalog.=) 'deident'::pg_catalog.regnamespace
+       AND o.proname OPERATOR(pg_catalog.=) agg.trans_name
+       AND o.proargtypes::pg_catalog.text OPERATOR(pg_catalog.=)
+           pg_catalog.concat_ws(' ', k_state, agg.proargtypes);
+    SELECT o.oid INTO STRICT new_final FROM pg_catalog.pg_proc o
+     WHERE o.pronamespace OPERATOR(pg_catalog.=) 'deident'::pg_catalog.regnamespace
+       AND o.proname OPERATOR(pg_catalog.=) agg.final_name
+       AND o.proargtypes::pg_catalog.text OPERATOR(pg_catalog.=) k_state::pg_catalog.text;
+    UPDATE pg_catalog.pg_aggregate
+       SET aggtransfn = new_trans, aggfinalfn = new_final, aggcombinefn = new_combine,
+           aggserialfn = 0, aggdeserialfn = 0, aggtranstype = k_state,
+           aggtransspace = CASE WHEN agg.proname OPERATOR(pg_catalog.=) 'k_count_distinct'
+                                THEN 3072 ELSE 1100 END
+     WHERE aggfnoid OPERATOR(pg_catalog.=) agg.aggfnoid;
+    moves := ARRAY[agg.aggtransfn, new_trans, agg.aggfinalfn, new_final, agg.aggcombinefn, new_combine];
+    FOR i IN 1..5 BY 2 LOOP
+      UPDATE pg_catalog.pg_depend
+         SET refobjid = moves[i OPERATOR(pg_catalog.+) 1]
+       WHERE classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+         AND objid OPERATOR(pg_catalog.=) agg.aggfnoid
+         AND refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+         AND refobjid OPERATOR(pg_catalog.=) moves[i];
+    END LOOP;
+    DELETE FROM pg_catalog.pg_depend
+     WHERE classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+       AND objid OPERATOR(pg_catalog.=) agg.aggfnoid
+       AND refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+       AND refobjid OPERATOR(pg_catalog.=) ANY (ARRAY[agg.aggserialfn, agg.aggdeserialfn]);
+  END LOOP;
+END $$;
+DROP FUNCTION deident._k_trans(internal, "any", "any");
+DROP FUNCTION deident._k_count_trans(internal, "any");
+DROP FUNCTION deident._k_count_final(internal);
+DROP FUNCTION deident._k_distinct_final(internal);
+DROP FUNCTION deident._k_sum_int8_final(internal);
+DROP FUNCTION deident._k_sum_numeric_final(internal);
+DROP FUNCTION deident._k_sum_float4_final(internal);
+DROP FUNCTION deident._k_sum_float8_final(internal);
+DROP FUNCTION deident._k_avg_numeric_final(internal);
+DROP FUNCTION deident._k_avg_float8_final(internal);
 
 -- 5. Differentially private aggregates and the privacy budget.
 CREATE FUNCTION deident._privacy_budgets() RETURNS TABLE ("role" oid, "limit" double precision, "spent" double precision, "remaining" double precision)
@@ -108,7 +217,7 @@ STRICT VOLATILE PARALLEL SAFE LANGUAGE c
 AS 'MODULE_PATHNAME', '_privacy_budgets_wrapper';
 -- The differentially private aggregates (src/dp/) and the privacy budget. Declared by hand,
 -- as the k-aggregates are (pgrx issue 2351: a wrong deserialize signature for internal
--- states). dp_count shares k_count_distinct's transition, combine, serialize and deserialize
+-- states). dp_count runs k_count_distinct's transition, combine, serialize and deserialize
 -- functions; only its final function differs.
 CREATE FUNCTION deident._dp_trans(internal, "any", "any", "any", "any") RETURNS internal
   LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_trans';

@@ -17,6 +17,7 @@ use crate::dp::state::BoundsError;
 use crate::keys::{FileProblem, LineProblem};
 use crate::policy::LabelError;
 use crate::pseudonym::{MAX_LENGTH, MIN_LENGTH};
+use crate::seal::SealError;
 
 #[derive(Debug, Clone)]
 pub enum DeidentError {
@@ -53,6 +54,8 @@ pub enum DeidentError {
     /// An aggregate support function was given an `internal` state it did not make (an
     /// aggregate declared by a superuser that pairs our functions with others').
     NotOurState,
+    /// A k_state value that is not sealed by a key of this ring, or not intact (seal.rs).
+    SealedState(SealError),
     /// A security label was refused.
     Label(LabelError),
     /// Text has a character without a UTF-8 form (its bytes are not shown).
@@ -389,6 +392,23 @@ impl DeidentError {
                 ERRCODE_DATATYPE_MISMATCH,
                 "aggregate state was not made by pg_deident".to_string(),
                 Some("An aggregate passes another aggregate's internal state to a pg_deident support function.".to_string()),
+                None,
+            ),
+            DeidentError::SealedState(SealError::UnknownKey) => (
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                "aggregate state was sealed with a key this server does not hold".to_string(),
+                Some("The key id in its header names no key of this server's key ring.".to_string()),
+                Some("Every node that exchanges aggregate states must read the same key ring.".to_string()),
+            ),
+            DeidentError::SealedState(problem) => (
+                ERRCODE_INVALID_TEXT_REPRESENTATION,
+                "invalid sealed aggregate state".to_string(),
+                Some(match problem {
+                    SealError::Version(v) => format!("It is in format version {v}, which this version of pg_deident does not read."),
+                    SealError::Kind => "It is the state of the other family of aggregates.".to_string(),
+                    SealError::Forged => "It failed authentication: it was altered, or sealed under other key bytes of the same id.".to_string(),
+                    _ => "It is not a pg_deident aggregate state sealed by this server's key ring.".to_string(),
+                }),
                 None,
             ),
             DeidentError::Label(LabelError::NotSuperuser) => (
@@ -736,6 +756,8 @@ mod tests {
             DeidentError::Aggregate(StateError::BadNumeric),
             DeidentError::OutsideAggregate,
             DeidentError::NotOurState,
+            DeidentError::SealedState(SealError::UnknownKey),
+            DeidentError::SealedState(SealError::Forged),
             DeidentError::Label(LabelError::NotSuperuser),
             DeidentError::Label(LabelError::UnknownColumnLabel("secret".into())),
             DeidentError::Label(LabelError::ColumnOfUnsupportedRelation),
@@ -888,6 +910,8 @@ mod tests {
                 ERRCODE_DATA_CORRUPTED,
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_DATATYPE_MISMATCH,
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                ERRCODE_INVALID_TEXT_REPRESENTATION,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_INVALID_PARAMETER_VALUE,
                 ERRCODE_WRONG_OBJECT_TYPE,

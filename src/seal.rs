@@ -17,8 +17,8 @@
 //! of a partial state, which may be below any threshold. AES-GCM-SIV (RFC 8452) stays secure
 //! if a random nonce repeats, which many nodes sealing under one key make less unlikely.
 //!
-//! Not wired in yet: the state type that uses it, and its input and output functions, come
-//! with the rest of issue 11 (docs/sealed-states.md).
+//! The k-aggregates' state type, deident.k_state, seals its states with it when they are
+//! flattened (src/aggregates/expanded.rs; docs/sealed-states.md).
 
 use aes_gcm_siv::aead::{AeadInOut, KeyInit};
 use aes_gcm_siv::{Aes256GcmSiv, Nonce, Tag};
@@ -95,6 +95,13 @@ pub fn sealed_len(id_len: usize, plain_len: usize) -> usize {
     header_len(id_len) + NONCE_LEN + plain_len + TAG_LEN
 }
 
+/// Where the plaintext sits in sealed bytes of a key whose id has `id_len` bytes: a caller
+/// can write it there and seal in place (`seal_in_place`), with no copy.
+pub fn body_range(id_len: usize, plain_len: usize) -> std::ops::Range<usize> {
+    let start = header_len(id_len) + NONCE_LEN;
+    start..start + plain_len
+}
+
 /// Seals `plain` into `out`, which must be `sealed_len(key.id().len(), plain.len())` bytes.
 pub fn seal(
     key: &SealKey,
@@ -103,10 +110,25 @@ pub fn seal(
     plain: &[u8],
     out: &mut [u8],
 ) -> Result<(), SealError> {
-    let h = header_len(key.id.len());
     if out.len() != sealed_len(key.id.len(), plain.len()) {
         return Err(SealError::Length);
     }
+    out[body_range(key.id.len(), plain.len())].copy_from_slice(plain);
+    seal_in_place(key, kind, nonce, out)
+}
+
+/// Seals `out` in place: `out` is `sealed_len(key.id().len(), n)` bytes for some `n`, and its
+/// `body_range(key.id().len(), n)` holds the plaintext; the header, the nonce and the tag are
+/// written around it and the plaintext is encrypted where it is.
+pub fn seal_in_place(
+    key: &SealKey,
+    kind: Kind,
+    nonce: [u8; NONCE_LEN],
+    out: &mut [u8],
+) -> Result<(), SealError> {
+    let h = header_len(key.id.len());
+    let plain_len =
+        out.len().checked_sub(sealed_len(key.id.len(), 0)).ok_or(SealError::Length)?;
     let (header, rest) = out.split_at_mut(h);
     header[..4].copy_from_slice(&MAGIC);
     header[4] = VERSION;
@@ -115,8 +137,7 @@ pub fn seal(
     header[7..].copy_from_slice(&key.id);
     let (n, rest) = rest.split_at_mut(NONCE_LEN);
     n.copy_from_slice(&nonce);
-    let (body, tag) = rest.split_at_mut(plain.len());
-    body.copy_from_slice(plain);
+    let (body, tag) = rest.split_at_mut(plain_len);
     let t = key
         .cipher
         .encrypt_inout_detached(&Nonce::from(nonce), header, body.into())
@@ -286,6 +307,17 @@ mod tests {
         assert_eq!(key_id(b"pgdS\x02", Kind::KAggregate), Err(SealError::NotSealed));
         assert_eq!(key_id(b"pgdS\x02\x01\x02k1", Kind::KAggregate), Err(SealError::Version(2)));
         assert_eq!(key_id(b"something else entirely", Kind::KAggregate), Err(SealError::NotSealed));
+    }
+
+    #[test]
+    fn sealing_in_place_is_sealing() {
+        let key = SealKey::derive(b"k1", &spec_key()).unwrap();
+        let plain = b"a state written where it will be sealed";
+        let mut out = vec![0u8; sealed_len(2, plain.len())];
+        out[body_range(2, plain.len())].copy_from_slice(plain);
+        seal_in_place(&key, Kind::KAggregate, [9; 12], &mut out).unwrap();
+        assert_eq!(out, sealed(&key, Kind::KAggregate, [9; 12], plain));
+        assert_eq!(seal_in_place(&key, Kind::KAggregate, [9; 12], &mut [0u8; 10]), Err(SealError::Length));
     }
 
     #[test]

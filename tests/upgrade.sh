@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Upgrades, against the running regress cluster in DIR (scripts/regress.sh calls this): every
 # earlier version (sql/versions/) is created in a fresh database, with a labelled table and a
-# view of the DBA's that calls a k-aggregate, and updated with ALTER EXTENSION pg_deident
-# UPDATE; the extension's catalog must then equal a fresh install's, line by line
+# view of the DBA's that calls a k-aggregate (run before the update too: the old SQL on this
+# library), and updated with ALTER EXTENSION pg_deident UPDATE; the extension's catalog must then equal a fresh install's, line by line
 # (tests/upgrade/catalog.sql: functions, aggregates, types, views, privileges, initial
 # privileges, comments), and the DBA's objects must have come through. Prints "test NAME ...
 # ok" or "... FAILED"; exit status 1 if any failed.
@@ -29,6 +29,9 @@ CREATE EXTENSION pg_deident VERSION '$old';
 CREATE TABLE staff AS SELECT 'p' || i AS email, i % 3 AS org, i AS hours FROM generate_series(1, 30) i;
 SECURITY LABEL FOR deident ON COLUMN staff.email IS 'identifier';
 CREATE VIEW staff_hours AS SELECT org, deident.k_sum(hours, email) AS hours FROM staff GROUP BY org;
+SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
+SET enable_hashagg = off;
+SELECT 'before: ' || string_agg(org || ':' || hours, ' ' ORDER BY org) FROM staff_hours;
 ALTER EXTENSION pg_deident UPDATE;
 SQL
   )
@@ -39,7 +42,9 @@ SQL
   expected="$current
 0:165 1:145 2:155
 staff.email=identifier"
-  if [ -n "$fresh" ] && [ "$updated" = "$fresh" ] && [ "$after" = "$expected" ]; then
+  # the old version's SQL ran on this library before the update, in a parallel plan too
+  if [ -n "$fresh" ] && [ "$updated" = "$fresh" ] && [ "$after" = "$expected" ] \
+     && [[ $out == *"before: 0:165 1:145 2:155"* ]]; then
     echo "test $name ... ok  ($old to $current: $(echo "$fresh" | wc -l) catalog lines equal a fresh install's; the DBA's label and view kept)"
   else
     echo "test $name ... FAILED"

@@ -8,7 +8,8 @@
 use pgrx::pg_guard;
 use pgrx::pg_sys;
 
-use super::memory::{group_arg, varlena_datum, PgEnv};
+use super::expanded::read_arg;
+use super::memory::{agg_context, varlena_datum, PgEnv};
 use super::numeric::{self, NumericValue};
 use super::state::{Acc, KState, StateError};
 use super::support::state_error;
@@ -19,11 +20,15 @@ use crate::{guc, preload};
 /// The group's state if it meets the current k, else None (the answer is NULL).
 ///
 /// # Safety
-/// Argument 0 is the aggregate's state (an `internal`), or NULL.
+/// Argument 0 is the aggregate's state (a k_state), or NULL.
 unsafe fn answered<'a>(fcinfo: pg_sys::FunctionCallInfo) -> Option<&'a mut KState<PgEnv>> {
     preload::check().or_report();
-    // SAFETY: per the contract.
-    let g = unsafe { group_arg(fcinfo, 0) }?;
+    // SAFETY: per the contract. Only an aggregate finalizes a state: a sealed value from SQL
+    // is not answered outside one.
+    let g = unsafe {
+        agg_context(fcinfo);
+        read_arg(fcinfo, 0)
+    }?;
     let k = guc::min_group_size();
     g.state.meets(k).unwrap_or_else(|e| state_error(e)).then_some(&mut g.state)
 }

@@ -92,19 +92,18 @@ pub enum PersonType {
     Int4,
 }
 
-/// "deidentK": the first word of every state we make. A superuser can declare an aggregate
-/// that hands our functions another extension's `internal` state (PostgreSQL allows internal
-/// transition types to superusers only, since wrong pairings can crash the server:
-/// aggregatecmds.c, `DefineAggregate`); the mark turns that into an ERROR.
-const MAGIC: u64 = u64::from_le_bytes(*b"deidentK");
-
-/// One group's state, in PostgreSQL memory.
+/// One group's state, in PostgreSQL memory (inside its expanded object: expanded.rs).
 #[repr(C)]
 pub struct Group {
-    magic: u64,
     pub value: ValueType,
     pub person: PersonType,
     pub state: KState<PgEnv>,
+}
+
+impl Group {
+    pub fn new(value: ValueType, person: PersonType, state: KState<PgEnv>) -> Group {
+        Group { value, person, state }
+    }
 }
 
 /// The aggregate's memory context; raises an ERROR outside an aggregate.
@@ -137,30 +136,6 @@ pub unsafe fn palloc_value<T>(cx: pg_sys::MemoryContext, value: T) -> *mut T {
         p.write(value);
         p
     }
-}
-
-/// Puts a group in `cx`.
-///
-/// # Safety
-/// `cx` is a valid memory context, and the state's arrays live in `cx` or a longer-lived one.
-pub unsafe fn new_group(
-    cx: pg_sys::MemoryContext,
-    value: ValueType,
-    person: PersonType,
-    state: KState<PgEnv>,
-) -> *mut Group {
-    // SAFETY: per the contract.
-    unsafe { palloc_value(cx, Group { magic: MAGIC, value, person, state }) }
-}
-
-/// Argument `n` as a group, None when NULL.
-///
-/// # Safety
-/// Argument `n` is an `internal` (a pointer to at least 8 readable bytes) or NULL.
-pub unsafe fn group_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<&'a mut Group> {
-    // SAFETY: per the contract; Group starts with its mark, and every pointer carrying MAGIC
-    // was made by `new_group`.
-    unsafe { marked_arg(fcinfo, n, MAGIC) }
 }
 
 /// Argument `n` as a state of type `T` that starts with the mark `magic` (a `#[repr(C)]`
@@ -202,19 +177,6 @@ pub unsafe fn marked_datum<'a, T>(d: pg_sys::Datum, magic: u64) -> Option<&'a mu
         }
         p.cast::<T>().as_mut()
     }
-}
-
-/// A state datum (non-NULL) as a group, as `group_arg`.
-///
-/// # Safety
-/// As `marked_datum`.
-pub unsafe fn group_datum<'a>(d: pg_sys::Datum) -> Option<&'a mut Group> {
-    // SAFETY: per the contract.
-    unsafe { marked_datum(d, MAGIC) }
-}
-
-pub fn return_group(group: *mut Group) -> pg_sys::Datum {
-    pg_sys::Datum::from(group)
 }
 
 /// A new varlena (bytea, numeric) of `len` data bytes in the current memory context, filled by

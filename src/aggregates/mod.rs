@@ -20,6 +20,7 @@
 
 pub mod buf;
 pub mod decimal;
+pub(crate) mod expanded;
 mod finals;
 pub(crate) mod memory;
 pub mod numeric;

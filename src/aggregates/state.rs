@@ -334,6 +334,11 @@ impl<E: Env> KState<E> {
         Ok(())
     }
 
+    /// True when `acc` is of this state's kind (the same aggregate family and value type).
+    pub fn same_kind<F: Env>(&self, acc: &Acc<F>) -> bool {
+        self.acc.tag() == acc.tag()
+    }
+
     pub fn add_row(&mut self) {
         self.rows += 1;
     }

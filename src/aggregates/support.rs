@@ -1,17 +1,16 @@
-//! The aggregates' transition, combine, serialize and deserialize functions: plain fmgr
-//! functions over the states of memory.rs, declared in sql/k_aggregates.sql.
+//! The aggregates' transition and combine functions: plain fmgr functions over the states of
+//! expanded.rs (type deident.k_state), declared in sql/k_aggregates.sql.
 //!
-//! `"any"` arguments let one transition function serve every value and person type; it
-//! learns them from the call's expression once per group (nodeAgg.c builds one for each
-//! transition function, so `get_fn_expr_argtype` works).
+//! One C function serves every value and person type: SQL declares it once per pair of
+//! types, and it learns them once per group, from the call's expression (nodeAgg.c builds one
+//! for each transition function) or, when the caller gives none (Citus's `worker_partial_agg`
+//! calls it through `fmgr_info` alone), from its own declaration.
 
 use pgrx::pg_guard;
 use pgrx::pg_sys::{self, BuiltinOid};
 
-use super::memory::{
-    agg_context, group_arg, new_group, return_group, varlena_datum, Group, PersonType, PgEnv,
-    ValueType,
-};
+use super::expanded::{new_state, read_arg, rw_datum, sealed_copy, update_arg};
+use super::memory::{agg_context, Group, PersonType, PgEnv, ValueType};
 use super::numeric;
 use super::state::{person_hash, Acc, Decimal, KState, StateError};
 use crate::error::{DeidentError, OrReport};
@@ -44,37 +43,77 @@ pub(crate) fn person_type(oid: pg_sys::Oid) -> PersonType {
     }
 }
 
-/// The group for this transition call, made on the group's first row, in the aggregate
-/// context, from the call's argument types.
+/// The type of argument `n` of the call: from the call's expression, or, when the caller
+/// gives none, from the function's declaration (which names concrete types).
+///
+/// # Safety
+/// `flinfo` is the call's FmgrInfo.
+unsafe fn arg_type(flinfo: *mut pg_sys::FmgrInfo, n: usize) -> pg_sys::Oid {
+    // SAFETY: per the contract; get_func_signature returns a palloc'd array of nargs types
+    // (or raises an ERROR for a function that does not exist).
+    unsafe {
+        let t = pg_sys::get_fn_expr_argtype(flinfo, n as i32);
+        if t != pg_sys::InvalidOid {
+            return t;
+        }
+        let mut types: *mut pg_sys::Oid = std::ptr::null_mut();
+        let mut nargs = 0;
+        pg_sys::get_func_signature((*flinfo).fn_oid, &mut types, &mut nargs);
+        if (n as i32) < nargs {
+            types.add(n).read()
+        } else {
+            pg_sys::InvalidOid
+        }
+    }
+}
+
+/// The group for this transition call: the state in argument 0, or, on the group's first
+/// row, a new one in the aggregate context, for the call's argument types.
 ///
 /// # Safety
 /// `fcinfo` is a transition call of one of the aggregates.
 unsafe fn group_for<'a>(
     fcinfo: pg_sys::FunctionCallInfo,
-    acc: impl FnOnce(ValueType, PgEnv) -> Acc<PgEnv>,
+    acc: impl Fn(ValueType, PgEnv) -> Acc<PgEnv>,
     value_arg: Option<usize>,
     person_arg: usize,
 ) -> &'a mut Group {
-    // SAFETY: argument 0 is the transition state, which lives until its memory context is
-    // reset, after the last call that uses it.
-    if let Some(g) = unsafe { group_arg(fcinfo, 0) } {
-        return g;
-    }
     // SAFETY: fcinfo is fmgr's call info.
     let cx = unsafe { agg_context(fcinfo) };
+    // SAFETY: argument 0 is the transition state, which lives until its memory context is
+    // reset or deleted, after the last call that uses it.
+    let existing = match unsafe { update_arg(fcinfo, cx) } {
+        Some(g) if g.person != PersonType::Unknown => return g,
+        existing => existing,
+    };
     preload::check().or_report();
-    // SAFETY: fcinfo is valid; flinfo carries the call's expression (nodeAgg.c builds one).
+    // SAFETY: fcinfo is valid; its flinfo is the call's.
     let (value, person) = unsafe {
         let flinfo = (*fcinfo).flinfo;
         let value = match value_arg {
-            Some(n) => value_type(pg_sys::get_fn_expr_argtype(flinfo, n as i32)),
+            Some(n) => value_type(arg_type(flinfo, n)),
             None => ValueType::None,
         };
-        (value, person_type(pg_sys::get_fn_expr_argtype(flinfo, person_arg as i32)))
+        (value, person_type(arg_type(flinfo, person_arg)))
     };
-    let state = KState::new(acc(value, PgEnv(cx)), guc::min_group_size(), PgEnv(cx));
-    // SAFETY: cx is the aggregate context, and the state's arrays are (to be) allocated there.
-    unsafe { &mut *new_group(cx, value, person, state) }
+    match existing {
+        // A state opened from sealed bytes (an aggregate's initial value): it learns the
+        // call's types, and must be of this aggregate's kind.
+        Some(g) => {
+            if !g.state.same_kind(&acc(value, PgEnv(cx))) {
+                state_error(StateError::Mismatch);
+            }
+            g.value = value;
+            g.person = person;
+            g
+        }
+        // SAFETY: cx is the aggregate context.
+        None => unsafe {
+            new_state(cx, value, person, |env| {
+                KState::new(acc(value, env), guc::min_group_size(), env)
+            })
+        },
+    }
 }
 
 /// The person's hash.
@@ -110,8 +149,9 @@ pub(crate) unsafe fn person_of(
 unsafe fn state_unchanged(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     // SAFETY: per the contract; argument 0 is the transition state.
     unsafe {
-        match group_arg(fcinfo, 0) {
-            Some(g) => return_group(g),
+        let cx = agg_context(fcinfo);
+        match update_arg(fcinfo, cx) {
+            Some(g) => rw_datum(g),
             None => fmgr::return_null(fcinfo),
         }
     }
@@ -173,7 +213,7 @@ pub unsafe extern "C-unwind" fn deident_k_trans(fcinfo: pg_sys::FunctionCallInfo
         if let Err(e) = added {
             state_error(e);
         }
-        return_group(g)
+        rw_datum(g)
     }
 }
 pg_function_info_v1!(pg_finfo_deident_k_trans);
@@ -193,7 +233,7 @@ unsafe fn count_trans(fcinfo: pg_sys::FunctionCallInfo, distinct: bool) -> pg_sy
             group_for(fcinfo, |_, _| if distinct { Acc::Distinct } else { Acc::Count }, None, 1);
         add_person_arg(fcinfo, g, 1);
         g.state.add_row();
-        return_group(g)
+        rw_datum(g)
     }
 }
 
@@ -217,10 +257,9 @@ pub unsafe extern "C-unwind" fn deident_k_distinct_trans(
 }
 pg_function_info_v1!(pg_finfo_deident_k_distinct_trans);
 
-/// `_k_combine(internal, internal)`: merges the second state into the first. A missing first
+/// `_k_combine(k_state, k_state)`: merges the second state into the first. A missing first
 /// state is made anew, a copy of the second, in the aggregate context; the second is only
-/// read, and its pointer is never returned (it may live in a shorter-lived context: a
-/// deserialized state is in the per-input-tuple one).
+/// read (sealed bytes are opened into the current, per-tuple, memory context).
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn deident_k_combine(
@@ -229,10 +268,10 @@ pub unsafe extern "C-unwind" fn deident_k_combine(
     // SAFETY: fmgr's call info of the combine function declared in SQL.
     unsafe {
         let cx = agg_context(fcinfo);
-        let a = group_arg(fcinfo, 0);
-        let Some(b) = group_arg(fcinfo, 1) else {
+        let a = update_arg(fcinfo, cx);
+        let Some(b) = read_arg(fcinfo, 1) else {
             return match a {
-                Some(a) => return_group(a),
+                Some(a) => rw_datum(a),
                 None => fmgr::return_null(fcinfo),
             };
         };
@@ -241,52 +280,49 @@ pub unsafe extern "C-unwind" fn deident_k_combine(
                 if let Err(e) = a.state.merge(&b.state) {
                     state_error(e);
                 }
-                return_group(a)
+                if a.person == PersonType::Unknown {
+                    (a.value, a.person) = (b.value, b.person);
+                }
+                rw_datum(a)
             }
-            None => {
-                let copy = b.state.copy_in(PgEnv(cx)).unwrap_or_else(|e| state_error(e));
-                return_group(new_group(cx, b.value, b.person, copy))
-            }
+            None => rw_datum(new_state(cx, b.value, b.person, |env| {
+                b.state.copy_in(env).unwrap_or_else(|e| state_error(e))
+            })),
         }
     }
 }
 pg_function_info_v1!(pg_finfo_deident_k_combine);
 
-/// `_k_serial(internal) RETURNS bytea`: the bytes are written straight into the palloc'd
-/// bytea.
+/// `_k_serial(internal) RETURNS bytea`, for the aggregates that keep the state as `internal`
+/// (dp_count; 0.1.0's k-aggregates, until the extension is updated): the state flattened,
+/// that is sealed (expanded.rs), like a k_state crossing to another process.
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn deident_k_serial(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
-    // SAFETY: fmgr's call info of the strict serial function declared in SQL.
-    let Some(g) = (unsafe { group_arg(fcinfo, 0) }) else {
-        // SAFETY: as above.
-        return unsafe { fmgr::return_null(fcinfo) };
-    };
-    let len = g.state.encoded_len().unwrap_or_else(|e| state_error(e));
-    varlena_datum(len, |out| g.state.encode(out))
+    // SAFETY: fmgr's call info of the strict serial function; argument 0 is a state we made
+    // (an expanded object's read-write pointer, passed as `internal`).
+    unsafe {
+        let _ = agg_context(fcinfo);
+        sealed_copy(fmgr::arg(fcinfo, 0))
+    }
 }
 pg_function_info_v1!(pg_finfo_deident_k_serial);
 
-/// `_k_deserial(bytea, internal) RETURNS internal`: refuses bytes it did not write, and makes
-/// no state outside an aggregate (a state built from SQL-supplied bytes must not exist). SQL
-/// cannot call it directly (it has no `internal` to pass); an aggregate declared by a
-/// superuser can hand it another aggregate's bytes.
+/// `_k_deserial(bytea, internal) RETURNS internal`: the sealed bytes themselves, in a plain
+/// varlena, which the combine function opens (and so checks).
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn deident_k_deserial(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
-    // SAFETY: fmgr's call info of the strict deserial function declared in SQL.
+    // SAFETY: fmgr's call info of the strict deserial function; argument 0 is a bytea;
+    // pg_detoast_datum gives it a 4-byte header (a copy if it had a short one), so it cannot
+    // be taken for an expanded pointer.
     unsafe {
-        // The deserialized state lives in the current (per-input-tuple) context; combine
-        // copies what it keeps.
-        let env = PgEnv(pg_sys::CurrentMemoryContext);
-        let state =
-            KState::decode(fmgr::arg_bytes(fcinfo, 0), env).unwrap_or_else(|e| state_error(e));
         let _ = agg_context(fcinfo);
-        return_group(new_group(env.0, ValueType::None, PersonType::Unknown, state))
+        pg_sys::Datum::from(pg_sys::pg_detoast_datum(fmgr::arg(fcinfo, 0).cast_mut_ptr()))
     }
 }
 pg_function_info_v1!(pg_finfo_deident_k_deserial);

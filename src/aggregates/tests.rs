@@ -34,6 +34,11 @@ mod tests {
         PgEnv(unsafe { pg_sys::CurrentMemoryContext })
     }
 
+    fn base64_of(b: &[u8]) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(b)
+    }
+
     /// n pseudo-random hashes (xorshift), unsorted.
     fn random_hashes(n: usize) -> Buf<PgEnv> {
         let mut b = Buf::with_capacity(env(), n).unwrap();
@@ -132,9 +137,9 @@ mod tests {
         .execute()
     }
 
-    /// SQL cannot call the support functions (it has no `internal` to pass); C can. Outside an
-    /// aggregate they refuse to make a state (0A000), and deserialize refuses bytes it did not
-    /// write before anything else (22P03).
+    /// Outside an aggregate the support functions refuse to make or read a state (0A000), and
+    /// the state type's input refuses bytes that are not sealed (22P02). The regression tests
+    /// (k_state.sql) try the same from SQL.
     #[pg_test]
     fn support_functions_refuse_to_work_outside_an_aggregate() {
         // a transition call with no aggregate behind it
@@ -161,18 +166,20 @@ mod tests {
         });
         assert_eq!(got, Some(PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED));
 
-        // forged bytes: a k_count_distinct state claiming two persons with one hash, repeated
-        let forged = bytea(&[
-            1, 2, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0,
+        // unsealed state bytes as a k_state's text: refused by the input function, which
+        // takes only states sealed by a key of this ring
+        let text = std::ffi::CString::new(base64_of(&[
+            1, 2, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0,
             0, 0, 0, 0, 0,
-        ]);
+        ]))
+        .unwrap();
         let got = sqlstate_of(|| unsafe {
-            // SAFETY: as above.
+            // SAFETY: the input function reads one C string.
             pgrx::direct_pg_extern_function_call_as_datum(
-                deident_k_deserial,
-                &[Some(forged), None],
+                crate::aggregates::expanded::deident_k_state_in,
+                &[Some(pg_sys::Datum::from(text.as_ptr()))],
             );
         });
-        assert_eq!(got, Some(PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION));
+        assert_eq!(got, Some(PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION));
     }
 }

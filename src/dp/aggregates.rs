@@ -17,6 +17,7 @@ use super::charge;
 use super::noise::{self, OsRandom};
 use super::release::{self, Params, ReleaseError};
 use super::state::{self, Bounds, BoundsError, DpState};
+use crate::aggregates::expanded;
 use crate::aggregates::memory::{self, agg_context, palloc_value, PersonType, PgEnv, ValueType};
 use crate::aggregates::numeric;
 use crate::aggregates::support::{person_of, person_type, state_error, value_type};
@@ -24,7 +25,10 @@ use crate::error::{DeidentError, OrReport};
 use crate::fmgr::{self, pg_function_info_v1};
 use crate::{guc, preload};
 
-/// "deidentD": the first word of every dp_sum / dp_avg state (memory.rs explains the mark).
+/// "deidentD": the first word of every dp_sum / dp_avg state. A superuser can declare an
+/// aggregate that hands our functions another extension's `internal` state (PostgreSQL allows
+/// internal transition types to superusers only, since wrong pairings can crash the server:
+/// aggregatecmds.c, `DefineAggregate`); the mark turns that into an ERROR.
 const MAGIC: u64 = u64::from_le_bytes(*b"deidentD");
 
 #[repr(C)]
@@ -289,11 +293,13 @@ pub unsafe extern "C-unwind" fn deident_dp_count_final(
     // (k_count_distinct's) or NULL.
     unsafe {
         let (p, per_person) = begin_final(fcinfo, 1.0);
-        let Some(g) = memory::group_arg(fcinfo, 0) else {
+        let Some(g) = expanded::state_datum(fmgr::arg(fcinfo, 0)) else {
             // no persons: not released (the empty group's decision needs no noise)
             return fmgr::return_null(fcinfo);
         };
-        let state = std::ptr::from_mut(g) as usize;
+        // the group is known by its state datum, as admission.rs reads the hash table's (an
+        // expanded object's pointer, not the group's address inside it)
+        let state = fmgr::arg(fcinfo, 0).value();
         let hashes = g.state.distinct_hashes().unwrap_or_else(|e| state_error(e));
         let mut persons = Vec::new();
         if persons.try_reserve_exact(hashes.len()).is_err() {
@@ -302,7 +308,7 @@ pub unsafe extern "C-unwind" fn deident_dp_count_final(
         persons.extend_from_slice(hashes);
         // only the persons this call counts here (admission.rs)
         let n = admission::admit(fcinfo, per_person, state, &mut persons, 1, &mut |d, f| {
-            let g = memory::group_datum(d).unwrap_or_else(|| DeidentError::NotOurState.report());
+            let g = expanded::state_datum(d).unwrap_or_else(|| DeidentError::NotOurState.report());
             f(g.state.distinct_hashes().unwrap_or_else(|e| state_error(e)), 1);
         }) as u64;
         let (count, released) = decide(n, p.epsilon, p);

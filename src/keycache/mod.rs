@@ -46,6 +46,7 @@ use crate::fmgr;
 use crate::guc;
 use crate::keys::{self, FileStamp, KeyRing};
 use crate::pseudonym::DomainKey;
+use crate::seal::SealKey;
 use shared::RingId;
 
 /// At most this many (key, domain) pairs are kept across statements; a query over more
@@ -145,6 +146,9 @@ struct Cache {
     used: Option<(Epoch, RingId)>,
     /// Derived domain keys: (ring serial, key index, domain, DK), most recent last.
     domains: Vec<(u64, usize, Vec<u8>, DomainKey)>,
+    /// Derived state-sealing keys (seal.rs): (ring serial, key index, SK). A ring has a few
+    /// keys, and each is derived once.
+    seal_keys: Vec<(u64, usize, Rc<SealKey>)>,
 }
 
 thread_local! {
@@ -243,6 +247,7 @@ fn latest(cache: &mut Cache, epoch: Epoch) -> Settled {
     }
     // Keys derived from an older ring are of no more use to new queries.
     cache.domains.clear();
+    cache.seal_keys.clear();
     let settled = Settled { serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed), ring };
     cache.latest = Some(settled.clone());
     settled
@@ -358,6 +363,28 @@ fn domain_key(key_id: &[u8], domain: &[u8]) -> Result<(u64, DomainKey)> {
 #[cfg(any(test, feature = "pg_test"))]
 pub fn cached_domains() -> (usize, usize) {
     CACHE.with_borrow(|c| (c.domains.len(), c.domains.iter().map(|(_, _, d, _)| d.len()).sum()))
+}
+
+/// The state-sealing key (seal.rs) of the key `key_id` ('' for the active key) of the current
+/// ring, derived once per ring and key.
+pub fn seal_key(key_id: &[u8]) -> Result<Rc<SealKey>> {
+    CACHE.with_borrow_mut(|cache| {
+        let settled = usable_ring(cache)?;
+        let ring = ring_of(&settled)?;
+        let index = key_index(ring, key_id)?;
+        if let Some((_, _, k)) =
+            cache.seal_keys.iter().find(|(s, i, _)| *s == settled.serial && *i == index)
+        {
+            return Ok(k.clone());
+        }
+        let key = &ring.keys.keys[index];
+        // Key ids are SPEC's [A-Za-z0-9_-]{1,32} (keys.rs), which derive accepts.
+        let sk = SealKey::derive(key.id.as_bytes(), &key.bytes)
+            .map(Rc::new)
+            .ok_or_else(|| DeidentError::UnknownKeyId { id: key.id.as_bytes().to_vec() })?;
+        cache.seal_keys.push((settled.serial, index, sk.clone()));
+        Ok(sk)
+    })
 }
 
 /// Runs `f` with the raw bytes of the key `key_id` ('' for the active key) of the current

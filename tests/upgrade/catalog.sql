@@ -2,8 +2,8 @@
 -- so that two databases can be compared line by line (tests/upgrade.sh): every member of the
 -- extension (functions with their properties, aggregates with their support functions,
 -- relations with their columns and view definitions, types, anything else by description),
--- their owners, privileges, initial privileges and comments, column collations, the schema,
--- and the extension row.
+-- their owners, privileges, initial privileges and comments, column collations, what they
+-- depend on, the schema, and the extension row.
 WITH members AS (
   SELECT d.classid, d.objid FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
    WHERE d.refclassid = 'pg_extension'::regclass AND e.extname = 'pg_deident' AND d.deptype = 'e'
@@ -42,6 +42,13 @@ SELECT kind, identity, replace(detail, E'\n', E'\\n') AS detail FROM (
   UNION ALL
   SELECT 'other', pg_describe_object(m.classid, m.objid, 0), ''
     FROM members m WHERE m.classid NOT IN ('pg_proc'::regclass, 'pg_class'::regclass, 'pg_type'::regclass)
+  UNION ALL
+  -- what each member depends on besides the extension (an aggregate on its support functions,
+  -- a type on its I/O functions, everything on the schema)
+  SELECT 'dependency', pg_describe_object(d.classid, d.objid, d.objsubid),
+         d.deptype || ' on ' || pg_describe_object(d.refclassid, d.refobjid, d.refobjsubid)
+    FROM pg_depend d JOIN members m ON m.classid = d.classid AND m.objid = d.objid
+   WHERE d.deptype <> 'e'
   UNION ALL
   SELECT 'initial privileges', pg_describe_object(i.classoid, i.objoid, i.objsubid),
          i.privtype::text || ' ' || i.initprivs::text

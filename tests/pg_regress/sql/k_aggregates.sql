@@ -302,14 +302,18 @@ SELECT count(*) AS groups, count(*) FILTER (WHERE (h.c, h.d, h.s) IS DISTINCT FR
   JOIN regress_k_serial s USING (grp);
 RESET work_mem; RESET enable_sort; RESET max_parallel_workers_per_gather;
 
--- 10. no SQL caller may touch a partial state. The support functions take or give
--- internal, which SQL cannot supply, and only an aggregate can call them.
+-- 10. no SQL caller may read or forge a partial state. The k-aggregates' states are of type
+-- deident.k_state, sealed whenever they leave memory (k_state.sql tests the type); dp_count
+-- keeps k_count_distinct's state as internal, which SQL cannot supply.
 -- fail (a direct call cannot even be written: there is no value of type internal to pass)
 SELECT deident._k_serial(NULL);
--- none of them is executable by PUBLIC, nor so by the analyst
-SELECT count(*) AS support_functions,
+-- the support functions over internal are executable by no one but superusers; those over
+-- k_state by everyone (Citus checks the caller's privilege), and they refuse to run outside
+-- an aggregate (k_state.sql)
+SELECT 'internal'::regtype = ANY (p.proargtypes::oid[]) AS over_internal, count(*) AS support_functions,
        count(*) FILTER (WHERE has_function_privilege('regress_k_analyst', p.oid, 'EXECUTE')) AS executable_by_analyst
-  FROM pg_proc p WHERE p.pronamespace = 'deident'::regnamespace AND p.proname LIKE '\_k\_%';
+  FROM pg_proc p WHERE p.pronamespace = 'deident'::regnamespace AND p.proname LIKE '\_k\_%'
+ GROUP BY 1 ORDER BY 1;
 -- fail (an aggregate over internal states is for superusers alone, aggregatecmds.c: not even
 -- in the analyst's own schema)
 CREATE SCHEMA regress_k_own AUTHORIZATION regress_k_analyst;
@@ -318,11 +322,14 @@ CREATE AGGREGATE regress_k_own.peek(text) (SFUNC = deident._k_distinct_trans, ST
   FINALFUNC = deident._k_serial);
 RESET ROLE;
 DROP SCHEMA regress_k_own;
--- OK: a superuser's aggregate may show a partial state: version 1, kind 2 (k_count_distinct),
--- cap 0, 3 rows, then 2 persons' hashes, sorted
+-- OK: a superuser's aggregate may show a partial state, and sees it sealed: the mark "pgdS",
+-- format 1, kind 1 (k-aggregate), the key id k1; 9 header bytes, a 12-byte nonce, the 42
+-- bytes of the state (version, kind, cap, rows, 2 persons' hashes) and the 16-byte tag
 CREATE AGGREGATE regress_k_peek(text) (SFUNC = deident._k_distinct_trans, STYPE = internal,
   FINALFUNC = deident._k_serial);
-SELECT regress_k_peek(p) FROM (VALUES ('alice'), ('bob'), ('alice')) t(p);
+SELECT substr(s, 1, 9) AS header, length(s) AS bytes,
+       position('\xe5b8490fc4c00314'::bytea IN s) AS plain_hash_at
+  FROM (SELECT regress_k_peek(p) AS s FROM (VALUES ('alice'), ('bob'), ('alice')) t(p)) x;
 -- fail (42501: an aggregate runs its support functions with its owner's rights, nodeAgg.c,
 -- and an owner without EXECUTE on them gets nothing)
 ALTER AGGREGATE regress_k_peek(text) OWNER TO regress_k_analyst;
@@ -330,7 +337,7 @@ SET ROLE regress_k_analyst;
 SELECT regress_error($$SELECT regress_k_peek(p) FROM (VALUES ('alice')) t(p)$$);
 RESET ROLE;
 DROP AGGREGATE regress_k_peek(text);
--- fail (22P03: _k_deserial refuses bytes it did not write; here sum(numeric)'s partial
+-- fail (22P02: the combine function opens only sealed states; here sum(numeric)'s partial
 -- states, serialized by its own function in parallel workers and handed to ours)
 CREATE AGGREGATE regress_k_forged(numeric) (SFUNC = numeric_avg_accum, STYPE = internal,
   FINALFUNC = numeric_sum, COMBINEFUNC = deident._k_combine,
@@ -342,9 +349,10 @@ SELECT regress_error($$SELECT regress_k_forged(v) FROM regress_k_numeric$$);
 RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size;
 RESET max_parallel_workers_per_gather;
 DROP AGGREGATE regress_k_forged(numeric);
--- fail (42804: another aggregate's internal state handed to our final function)
+-- fail (22P02: another aggregate's internal state handed to our serialize function: its
+-- first bytes are not the mark of a state of ours, and nothing else of it is read)
 CREATE AGGREGATE regress_k_foreign(numeric) (SFUNC = numeric_avg_accum, STYPE = internal,
-  FINALFUNC = deident._k_count_final);
+  FINALFUNC = deident._k_serial);
 SELECT regress_error($$SELECT regress_k_foreign(v) FROM (VALUES (1.5)) t(v)$$);
 DROP AGGREGATE regress_k_foreign(numeric);
 

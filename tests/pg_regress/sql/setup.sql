@@ -14,16 +14,21 @@ SELECT p.oid::regprocedure AS function, p.provolatile, p.proisstrict, p.proparal
    AND p.prokind = 'f' AND p.proname NOT LIKE '\_%'
  ORDER BY p.oid::regprocedure::text;
 -- the aggregates: one per person type (text, uuid, bigint, integer) and value type, all
--- parallel safe with combine, serialize and deserialize functions
+-- parallel safe with a combine function, and, for internal states, serialize and deserialize
+-- functions (a k_state is sealed when it is flattened instead)
 SELECT p.proname, count(*) AS overloads, string_agg(DISTINCT p.proparallel::text, '') AS parallel,
-       bool_and(a.aggcombinefn <> 0 AND a.aggserialfn <> 0 AND a.aggdeserialfn <> 0) AS partial,
+       bool_and(a.aggcombinefn <> 0 AND (a.aggtranstype <> 'internal'::regtype
+                                          OR a.aggserialfn <> 0 AND a.aggdeserialfn <> 0)) AS partial,
        string_agg(DISTINCT format_type(a.aggtranstype, NULL), ',') AS state,
        string_agg(DISTINCT pg_get_function_result(p.oid), ', ') AS results
   FROM pg_proc p JOIN pg_aggregate a ON a.aggfnoid = p.oid
  WHERE p.pronamespace = 'deident'::regnamespace GROUP BY p.proname ORDER BY p.proname;
--- support functions are not for PUBLIC
-SELECT count(*) AS support_functions, bool_and(NOT has_function_privilege('public', p.oid, 'EXECUTE')) AS revoked
-  FROM pg_proc p WHERE p.pronamespace = 'deident'::regnamespace AND p.proname LIKE '\_k\_%';
+-- support functions over internal are not for PUBLIC; those over k_state are (Citus checks
+-- the caller's privilege on them), and refuse to run outside an aggregate (k_state.sql)
+SELECT 'internal'::regtype = ANY (p.proargtypes::oid[]) AS over_internal, count(*) AS support_functions,
+       count(*) FILTER (WHERE has_function_privilege('public', p.oid, 'EXECUTE')) AS executable_by_public
+  FROM pg_proc p WHERE p.pronamespace = 'deident'::regnamespace AND p.proname LIKE '\_k\_%'
+ GROUP BY 1 ORDER BY 1;
 
 -- regress_error(sql): runs sql and shows the error it raises: SQLSTATE, message, detail, hint.
 CREATE FUNCTION regress_error(sql text) RETURNS text LANGUAGE plpgsql AS $$

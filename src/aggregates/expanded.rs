@@ -1,0 +1,395 @@
+//! The k-aggregates' state type, `deident.k_state` (issue 11): between rows a state is an
+//! expanded object in memory, and whenever PostgreSQL flattens it (a parallel worker's tuple
+//! to its leader, Citus's `worker_partial_agg` rendering it as text, a value stored) it is
+//! sealed (seal.rs), so that no partial state can be read or forged outside the aggregates.
+//!
+//! **Why an expanded object** (PostgreSQL's src/include/utils/expandeddatum.h): a transition
+//! function that returns a read-write expanded datum whose memory context is a child of the
+//! aggregate context has it adopted by nodeAgg without a copy (nodeAgg.c,
+//! `ExecAggTransReparent`; Citus's `HandleTransition` does the same), and it is handed back as
+//! the next row's state, so a row costs what it cost with `internal`: no flattening, no
+//! sealing. Each group's state has a small memory context of its own, as the API asks: its
+//! arrays grow there, and PostgreSQL frees it with the aggregate context or deletes it when
+//! it discards the state.
+//!
+//! **Flat form** = a varlena holding the sealed bytes: `get_flat_size` and `flatten_into`
+//! encode the state (state.rs) and seal it with the active key of the query's ring, a fresh
+//! random nonce each time. The type's output function writes those bytes in base64; its input
+//! function accepts only bytes sealed by a key of this ring (and that decode), so whatever
+//! reaches a support function from SQL was made by one of the aggregates of a server with
+//! the same key ring. The k check stays in the final functions.
+
+use std::ffi::c_void;
+
+use pgrx::pg_guard;
+use pgrx::pg_sys;
+
+use super::memory::{palloc_value, varlena_datum, Group, PersonType, PgEnv, ValueType};
+use super::state::KState;
+use super::support::state_error;
+use crate::error::{DeidentError, OrReport};
+use crate::fmgr::{self, pg_function_info_v1};
+use crate::keycache;
+use crate::seal::{self, Kind, SealError};
+
+/// A state as an expanded object: PostgreSQL's header first (expandeddatum.h requires it),
+/// then the group.
+#[repr(C)]
+struct Expanded {
+    header: pg_sys::ExpandedObjectHeader,
+    group: Group,
+}
+
+/// Our methods; their address also tells our objects from any other expanded object.
+static METHODS: pg_sys::ExpandedObjectMethods = pg_sys::ExpandedObjectMethods {
+    get_flat_size: Some(flat_size),
+    flatten_into: Some(flatten_into),
+};
+
+/// postgres.h: a 1-byte-header external datum (VARATT_IS_1B_E, little-endian) whose tag
+/// (VARTAG_EXTERNAL) is an expanded pointer, read-only or read-write.
+const VARTAG_EXPANDED_RO: u8 = pg_sys::vartag_external::VARTAG_EXPANDED_RO as u8;
+const VARTAG_EXPANDED_RW: u8 = pg_sys::vartag_external::VARTAG_EXPANDED_RW as u8;
+
+/// What a k_state datum is.
+enum Datum<'a> {
+    /// One of our expanded objects, through a read-write pointer or not.
+    Object { object: &'a mut Expanded, read_write: bool },
+    /// Flat bytes, sealed (from the input function, a table, another process).
+    Sealed(&'a [u8]),
+}
+
+/// Reads a non-NULL k_state datum.
+///
+/// # Safety
+/// `d` is a non-NULL datum of type deident.k_state, which lives through the caller's use.
+#[inline]
+unsafe fn classify<'a>(d: pg_sys::Datum) -> Datum<'a> {
+    // SAFETY: a varlena datum: its first byte is readable, and a 1-byte external header is
+    // followed by its tag and (for expanded pointers) a varatt_expanded (postgres.h).
+    unsafe {
+        let p = d.cast_mut_ptr::<u8>();
+        if cfg!(target_endian = "little") && p.read() == 0x01 {
+            let tag = p.add(1).read();
+            if tag == VARTAG_EXPANDED_RW || tag == VARTAG_EXPANDED_RO {
+                let eoh = p.add(2).cast::<*mut pg_sys::ExpandedObjectHeader>().read_unaligned();
+                if !std::ptr::eq((*eoh).eoh_methods, &METHODS) {
+                    // A k_state value is made by our functions only; another type's expanded
+                    // object here would be a declaration gone wrong.
+                    DeidentError::NotOurState.report();
+                }
+                return Datum::Object {
+                    object: &mut *eoh.cast::<Expanded>(),
+                    read_write: tag == VARTAG_EXPANDED_RW,
+                };
+            }
+        }
+        // Flat bytes must be sealed ones. The mark is checked before the varlena header is
+        // trusted: a superuser's aggregate can hand the `internal` declarations (dp_count's)
+        // another aggregate's state, and that must become an ERROR, not a read of a length
+        // taken from a struct.
+        let h = p.read();
+        let data = if h & 0x03 == 0x00 {
+            let len = p.cast::<u32>().read_unaligned() >> 2;
+            if len < 8 {
+                sealed_error(SealError::NotSealed);
+            }
+            Some(p.add(4))
+        } else if h & 0x01 == 0x01 && h != 0x01 {
+            if h >> 1 < 5 {
+                sealed_error(SealError::NotSealed);
+            }
+            Some(p.add(1))
+        } else {
+            None // compressed or external: detoasted first, then checked
+        };
+        if let Some(data) = data {
+            if std::slice::from_raw_parts(data, 4) != seal::MAGIC {
+                sealed_error(SealError::NotSealed);
+            }
+        }
+        let bytes = fmgr::datum_bytes(d);
+        if !bytes.starts_with(&seal::MAGIC) {
+            sealed_error(SealError::NotSealed);
+        }
+        Datum::Sealed(bytes)
+    }
+}
+
+/// A new object for `group`'s state (made by `make` in the object's memory), in a memory
+/// context of its own under `parent`.
+///
+/// # Safety
+/// `parent` is a valid memory context (the aggregate context, for a transition state).
+unsafe fn new_object(
+    parent: pg_sys::MemoryContext,
+    value: ValueType,
+    person: PersonType,
+    make: impl FnOnce(PgEnv) -> KState<PgEnv>,
+) -> &'static mut Group {
+    // SAFETY: AllocSetContextCreateInternal makes a context under `parent` (or raises an
+    // ERROR); the name is a static string, as it requires. ALLOCSET_SMALL_SIZES
+    // (memutils.h): most states are a few hundred bytes, and such contexts are recycled
+    // from a free list.
+    unsafe {
+        let cx = pg_sys::AllocSetContextCreateInternal(
+            parent,
+            c"deident k_state".as_ptr(),
+            0,
+            1024,
+            8 * 1024,
+        );
+        let state = make(PgEnv(cx));
+        let object = palloc_value(
+            cx,
+            Expanded { header: std::mem::zeroed(), group: Group::new(value, person, state) },
+        );
+        pg_sys::EOH_init_header(&raw mut (*object).header, &METHODS, cx);
+        &mut (*object).group
+    }
+}
+
+/// The read-write datum of the object holding `group` (made by `new_object`).
+pub fn rw_datum(group: &mut Group) -> pg_sys::Datum {
+    // SAFETY: every Group handed out as a transition state lives in an Expanded (new_object),
+    // after the header; the header's rw pointer is the datum EOHPGetRWDatum gives.
+    unsafe {
+        let object = (group as *mut Group)
+            .cast::<u8>()
+            .sub(std::mem::offset_of!(Expanded, group))
+            .cast::<Expanded>();
+        pg_sys::Datum::from((*object).header.eoh_rw_ptr.as_mut_ptr())
+    }
+}
+
+/// Opens sealed bytes: the state they hold, decoded into `env`.
+fn open(bytes: &[u8], env: PgEnv) -> KState<PgEnv> {
+    let id = seal::key_id(bytes, Kind::KAggregate).unwrap_or_else(|e| sealed_error(e));
+    let key = keycache::seal_key(id).unwrap_or_else(|e| match e {
+        DeidentError::UnknownKeyId { .. } => sealed_error(SealError::UnknownKey),
+        e => e.report(),
+    });
+    let len = seal::plain_len(bytes, Kind::KAggregate).unwrap_or_else(|e| sealed_error(e));
+    // SAFETY: palloc0 of `len` bytes in env's context (or an ERROR), used as a slice while
+    // it lives; wiped after decoding (the persons' hashes need not outlive the state).
+    let plain = unsafe {
+        std::slice::from_raw_parts_mut(
+            pg_sys::MemoryContextAllocZero(env.0, len.max(1)).cast::<u8>(),
+            len,
+        )
+    };
+    seal::open(&key, Kind::KAggregate, bytes, plain).unwrap_or_else(|e| sealed_error(e));
+    let state = KState::decode(plain, env);
+    plain.fill(0);
+    state.unwrap_or_else(|e| state_error(e))
+}
+
+fn sealed_error(e: SealError) -> ! {
+    DeidentError::SealedState(e).report()
+}
+
+/// Argument `n` as a group to read (a final function's, or a combine function's second), None
+/// when NULL. Sealed bytes are opened into a group in the current memory context.
+///
+/// # Safety
+/// Argument `n` is a k_state or NULL.
+pub unsafe fn read_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<&'a mut Group> {
+    // SAFETY: per the contract.
+    unsafe {
+        if fmgr::arg_is_null(fcinfo, n) {
+            return None;
+        }
+        match classify(fmgr::arg(fcinfo, n)) {
+            Datum::Object { object, .. } => Some(&mut object.group),
+            Datum::Sealed(bytes) => {
+                let env = PgEnv(pg_sys::CurrentMemoryContext);
+                let state = open(bytes, env);
+                let g = palloc_value(env.0, Group::new(ValueType::None, PersonType::Unknown, state));
+                Some(&mut *g)
+            }
+        }
+    }
+}
+
+/// Argument 0 of a transition or combine function as the state to update, None when NULL:
+/// the object itself when it is ours to change (a read-write pointer to an object in the
+/// aggregate context `cx`, as every state we return is); otherwise a new object in `cx`
+/// holding a copy (a read-only pointer) or the opened state (sealed bytes: an aggregate's
+/// initial value), which the caller returns and nodeAgg adopts in place of the old value.
+///
+/// # Safety
+/// Argument 0 is a k_state or NULL; `cx` is the aggregate context.
+#[inline]
+pub unsafe fn update_arg<'a>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    cx: pg_sys::MemoryContext,
+) -> Option<&'a mut Group> {
+    // SAFETY: per the contract.
+    unsafe {
+        if fmgr::arg_is_null(fcinfo, 0) {
+            return None;
+        }
+        match classify(fmgr::arg(fcinfo, 0)) {
+            Datum::Object { object, read_write }
+                if read_write && (*object.header.eoh_context).parent == cx =>
+            {
+                Some(&mut object.group)
+            }
+            Datum::Object { object, .. } => {
+                let g = &object.group;
+                Some(new_object(cx, g.value, g.person, |env| {
+                    g.state.copy_in(env).unwrap_or_else(|e| state_error(e))
+                }))
+            }
+            Datum::Sealed(bytes) => {
+                Some(new_object(cx, ValueType::None, PersonType::Unknown, |env| open(bytes, env)))
+            }
+        }
+    }
+}
+
+/// A state datum of an aggregate's own (a transition value: nodeAgg's hash table, dp's
+/// admission.rs) as its group; None for a NULL pointer.
+///
+/// # Safety
+/// `d` is a transition value of one of the aggregates, or NULL.
+pub unsafe fn state_datum<'a>(d: pg_sys::Datum) -> Option<&'a mut Group> {
+    if d.is_null() {
+        return None;
+    }
+    // SAFETY: per the contract.
+    match unsafe { classify(d) } {
+        Datum::Object { object, .. } => Some(&mut object.group),
+        Datum::Sealed(_) => DeidentError::NotOurState.report(),
+    }
+}
+
+/// A k_state datum as a flat, sealed varlena (a copy in the current memory context when it
+/// was an expanded object).
+///
+/// # Safety
+/// `d` is a non-NULL k_state datum.
+pub unsafe fn sealed_copy(d: pg_sys::Datum) -> pg_sys::Datum {
+    // SAFETY: per the contract; pg_detoast_datum flattens an expanded datum into a palloc'd
+    // copy (detoast.c), through our flatten_into.
+    unsafe {
+        match classify(d) {
+            Datum::Object { .. } => pg_sys::Datum::from(pg_sys::pg_detoast_datum(d.cast_mut_ptr())),
+            Datum::Sealed(bytes) => varlena_datum(bytes.len(), |out| out.copy_from_slice(bytes)),
+        }
+    }
+}
+
+/// A new transition state in the aggregate context `cx`.
+///
+/// # Safety
+/// `cx` is the aggregate context.
+pub unsafe fn new_state<'a>(
+    cx: pg_sys::MemoryContext,
+    value: ValueType,
+    person: PersonType,
+    make: impl FnOnce(PgEnv) -> KState<PgEnv>,
+) -> &'a mut Group {
+    // SAFETY: per the contract.
+    unsafe { new_object(cx, value, person, make) }
+}
+
+/// The sealing key for flattening: the active key of the query's ring.
+fn sealing_key() -> std::rc::Rc<seal::SealKey> {
+    keycache::seal_key(b"").or_report()
+}
+
+/// `get_flat_size`: the varlena header, and the sealed encoding of the state.
+#[pg_guard]
+unsafe extern "C-unwind" fn flat_size(eoh: *mut pg_sys::ExpandedObjectHeader) -> pg_sys::Size {
+    // SAFETY: PostgreSQL calls the methods with the header of one of our objects.
+    let object = unsafe { &mut *eoh.cast::<Expanded>() };
+    let plain = object.group.state.encoded_len().unwrap_or_else(|e| state_error(e));
+    pg_sys::VARHDRSZ + seal::sealed_len(sealing_key().id().len(), plain)
+}
+
+/// `flatten_into`: writes the state's encoding where the ciphertext goes and seals it there.
+#[pg_guard]
+unsafe extern "C-unwind" fn flatten_into(
+    eoh: *mut pg_sys::ExpandedObjectHeader,
+    result: *mut c_void,
+    allocated: pg_sys::Size,
+) {
+    // SAFETY: as above; `result` is `allocated` writable bytes, the size flat_size returned.
+    let object = unsafe { &mut *eoh.cast::<Expanded>() };
+    let state = &mut object.group.state;
+    let plain = state.encoded_len().unwrap_or_else(|e| state_error(e));
+    let key = sealing_key();
+    let size = pg_sys::VARHDRSZ + seal::sealed_len(key.id().len(), plain);
+    if size != allocated {
+        // The ring cannot change between the two calls (one query keeps one ring), and the
+        // encoding's length is fixed once the persons are compacted.
+        pgrx::error!("pg_deident: k_state flattened into {allocated} bytes, needs {size}");
+    }
+    let nonce = nonce();
+    // SAFETY: see above; the header is written first, then the bytes after it are filled.
+    unsafe {
+        pgrx::varlena::set_varsize_4b(result.cast(), size as i32);
+        let out = std::slice::from_raw_parts_mut(
+            result.cast::<u8>().add(pg_sys::VARHDRSZ),
+            size - pg_sys::VARHDRSZ,
+        );
+        state.encode(&mut out[seal::body_range(key.id().len(), plain)]);
+        seal::seal_in_place(&key, Kind::KAggregate, nonce, out).unwrap_or_else(|e| sealed_error(e));
+    }
+}
+
+/// A fresh nonce from the operating system's CSPRNG.
+fn nonce() -> [u8; seal::NONCE_LEN] {
+    let mut n = [0u8; seal::NONCE_LEN];
+    if getrandom::fill(&mut n).is_err() {
+        DeidentError::DpRandom.report();
+    }
+    n
+}
+
+/// `_k_state_in(cstring) RETURNS deident.k_state`: base64 of sealed bytes, accepted only if
+/// a key of this ring sealed them and they decode; the value is the sealed bytes.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn deident_k_state_in(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    use base64::Engine;
+    // SAFETY: fmgr's call info of the strict input function; argument 0 is a C string.
+    let text = unsafe { std::ffi::CStr::from_ptr(fmgr::arg(fcinfo, 0).cast_mut_ptr()) };
+    // Whitespace is skipped, as PostgreSQL's decode(..., 'base64') does: its encode breaks
+    // lines every 76 characters.
+    let compact: Vec<u8> =
+        text.to_bytes().iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .unwrap_or_else(|_| sealed_error(SealError::NotSealed));
+    // SAFETY: a plain read of the current context, which holds the check's scratch.
+    let env = PgEnv(unsafe { pg_sys::CurrentMemoryContext });
+    let _ = open(&bytes, env);
+    varlena_datum(bytes.len(), |out| out.copy_from_slice(&bytes))
+}
+pg_function_info_v1!(pg_finfo_deident_k_state_in);
+
+/// `_k_state_out(deident.k_state) RETURNS cstring`: the sealed bytes in base64 (an expanded
+/// state is flattened, so sealed, first).
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn deident_k_state_out(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    use base64::Engine;
+    // SAFETY: fmgr's call info of the strict output function; argument 0 is a k_state, which
+    // pg_detoast_datum flattens (detoast.c: an expanded datum is flattened into a copy).
+    let bytes = unsafe { fmgr::datum_bytes(sealed_copy(fmgr::arg(fcinfo, 0))) };
+    let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+    // SAFETY: pstrdup-like: palloc'd, NUL-terminated; base64 has no NUL.
+    unsafe {
+        let out = pg_sys::palloc(text.len() + 1).cast::<u8>();
+        std::ptr::copy_nonoverlapping(text.as_ptr(), out, text.len());
+        out.add(text.len()).write(0);
+        pg_sys::Datum::from(out)
+    }
+}
+pg_function_info_v1!(pg_finfo_deident_k_state_out);

@@ -1,0 +1,127 @@
+--
+-- k_state: the state type of the k-aggregates. A state is an expanded object in memory and
+-- sealed bytes whenever it leaves memory (AES-256-GCM-SIV under a key derived from the key
+-- ring: docs/sealed-states.md); its text is base64 of them. The input function accepts only
+-- states sealed by a key of this ring, intact. Partial states can therefore be handed around
+-- (Citus ships them as text), never read or forged; the k check happens in the final
+-- functions only, whatever states are combined.
+--
+
+-- Data: three groups of 20 persons, one of 2 persons.
+CREATE TABLE regress_ks AS
+  SELECT g % 3 AS grp, format('p%s', g % 20) AS person, g AS v FROM generate_series(1, 60) g
+  UNION ALL SELECT 9, 'q1', 1000 UNION ALL SELECT 9, 'q2', 2000;
+CREATE ROLE regress_ks_analyst;
+GRANT SELECT ON regress_ks TO regress_ks_analyst;
+CREATE SCHEMA regress_ks_own AUTHORIZATION regress_ks_analyst;
+
+-- 1. what an analyst can do with our support functions: an aggregate without a final
+-- function returns the state itself, sealed; another combines states and answers as k_sum
+-- OK
+SET ROLE regress_ks_analyst;
+CREATE AGGREGATE regress_ks_own.partial(integer, text) (SFUNC = deident._k_trans,
+  STYPE = deident.k_state);
+CREATE AGGREGATE regress_ks_own.combined_sum(deident.k_state) (SFUNC = deident._k_combine,
+  STYPE = deident.k_state, FINALFUNC = deident._k_sum_int8_final, FINALFUNC_MODIFY = READ_WRITE);
+CREATE TABLE regress_ks_own.states AS
+  SELECT grp, regress_ks_own.partial(v, person) AS s FROM regress_ks GROUP BY grp;
+-- the text is base64 of: "pgdS", format 1, kind 1 (k-aggregate), the key id "k1" (the active
+-- key), a nonce, the ciphertext of the state, the tag. 4 + 3 + 2 + 12 + 16 bytes around a
+-- state of 34 + 8 bytes per person hash kept (at most k = 5 for k_sum)
+SELECT grp, left(s::text, 12) AS header, length(decode(s::text, 'base64')) AS bytes
+  FROM regress_ks_own.states ORDER BY grp;
+-- the same state sealed twice: under fresh nonces, so nothing shows that it is the same
+SELECT a <> b AS differ, length(a) = length(b) AS same_length
+  FROM (SELECT (SELECT regress_ks_own.partial(v, person)::text FROM regress_ks WHERE grp = 0) AS a,
+               (SELECT regress_ks_own.partial(v, person)::text FROM regress_ks WHERE grp = 0) AS b) x;
+-- OK: combined, the states answer exactly as k_sum does: the three groups of 20 persons, and
+-- NULL for the group of 2 (k = 5)
+SELECT grp, regress_ks_own.combined_sum(s) AS from_states,
+       (SELECT deident.k_sum(v, person) FROM regress_ks r WHERE r.grp = st.grp) AS k_sum,
+       (SELECT sum(v) FROM regress_ks r WHERE r.grp = st.grp) AS plain_sum
+  FROM regress_ks_own.states st GROUP BY grp ORDER BY grp;
+-- the small group's state combined with itself is still 2 persons: no answer
+SELECT regress_ks_own.combined_sum(s) FROM regress_ks_own.states, generate_series(1, 3)
+ WHERE grp = 9;
+-- all four groups' states together are the whole table
+SELECT regress_ks_own.combined_sum(s) AS from_states,
+       (SELECT deident.k_sum(v, person) FROM regress_ks) AS k_sum FROM regress_ks_own.states;
+
+-- 2. every altered, forged or foreign value is refused (22P02), before anything is decoded
+CREATE FUNCTION regress_ks_own.flip(s deident.k_state, byte int, bits int) RETURNS text
+LANGUAGE sql AS $$
+  SELECT encode(set_byte(decode(s::text, 'base64'), byte,
+                         get_byte(decode(s::text, 'base64'), byte) # bits), 'base64')
+$$;
+-- OK: the value as it is
+SELECT s::text::deident.k_state IS NOT NULL AS accepted FROM regress_ks_own.states WHERE grp = 0;
+-- fail (a bit of the ciphertext, of the nonce, of the tag)
+SELECT regress_error(format('SELECT %L::deident.k_state', regress_ks_own.flip(s, 40, 1)))
+  FROM regress_ks_own.states WHERE grp = 0;
+SELECT regress_error(format('SELECT %L::deident.k_state', regress_ks_own.flip(s, 12, 128)))
+  FROM regress_ks_own.states WHERE grp = 0;
+SELECT regress_error(format('SELECT %L::deident.k_state',
+                            regress_ks_own.flip(s, length(decode(s::text, 'base64')) - 1, 1)))
+  FROM regress_ks_own.states WHERE grp = 0;
+-- fail (the header: key id "k1" made "k2", a key of the ring; the kind made 2, a dp state;
+-- the format made 2)
+SELECT regress_error(format('SELECT %L::deident.k_state', regress_ks_own.flip(s, 8, 3)))
+  FROM regress_ks_own.states WHERE grp = 0;
+SELECT regress_error(format('SELECT %L::deident.k_state', regress_ks_own.flip(s, 5, 3)))
+  FROM regress_ks_own.states WHERE grp = 0;
+SELECT regress_error(format('SELECT %L::deident.k_state', regress_ks_own.flip(s, 4, 3)))
+  FROM regress_ks_own.states WHERE grp = 0;
+-- fail (cut short; not base64; base64 of something else; empty)
+SELECT regress_error(format('SELECT %L::deident.k_state', left(s::text, 60)))
+  FROM regress_ks_own.states WHERE grp = 0;
+SELECT regress_error($$SELECT 'not a state'::deident.k_state$$);
+SELECT regress_error($$SELECT encode('something else entirely', 'base64')::deident.k_state$$);
+SELECT regress_error($$SELECT encode('pgdS and then nothing sealed', 'base64')::deident.k_state$$);
+SELECT regress_error($$SELECT ''::deident.k_state$$);
+-- fail (0A000: the support functions run only inside an aggregate: no final answer, no
+-- combination, no new state from a direct call)
+SELECT regress_error($$SELECT deident._k_sum_int8_final(s) FROM regress_ks_own.states$$);
+SELECT regress_error($$SELECT deident._k_combine(s, s) FROM regress_ks_own.states$$);
+SELECT regress_error($$SELECT deident._k_trans(NULL::deident.k_state, 1, 'p1')$$);
+-- fail (42883: the type has no binary form, so the binary protocol and COPY BINARY cannot
+-- move a state past its input function)
+COPY (SELECT s FROM regress_ks_own.states) TO STDOUT (FORMAT binary);
+RESET ROLE;
+
+-- 3. the key ring: a state is accepted by the servers that hold the key that sealed it
+-- OK: the active key changes to k2: states sealed under k1 are still accepted (k1 is in the
+-- ring), new ones are sealed under k2
+ALTER SYSTEM SET deident.active_key = 'k2';
+SELECT regress_reload();
+SELECT regress_ks_own.combined_sum(s) AS from_k1_states FROM regress_ks_own.states WHERE grp = 1;
+SELECT left(regress_ks_own.partial(v, person)::text, 12) AS header
+  FROM regress_ks WHERE grp = 1;
+ALTER SYSTEM RESET deident.active_key;
+-- fail (55000: a ring without k1)
+ALTER SYSTEM SET deident.key_file = 'deident/k2only.keys';
+SELECT regress_reload();
+SELECT regress_error($$SELECT s::text::deident.k_state FROM regress_ks_own.states WHERE grp = 1$$);
+SELECT regress_error($$SELECT regress_ks_own.combined_sum(s) FROM regress_ks_own.states$$);
+-- fail (22P02: a ring whose k1 has other bytes)
+ALTER SYSTEM SET deident.key_file = 'deident/otherk1.keys';
+SELECT regress_reload();
+SELECT regress_error($$SELECT regress_ks_own.combined_sum(s) FROM regress_ks_own.states$$);
+ALTER SYSTEM RESET deident.key_file;
+SELECT regress_reload();
+SELECT regress_ks_own.combined_sum(s) AS again FROM regress_ks_own.states WHERE grp = 1;
+
+-- 4. in a parallel plan the workers' partial states reach the leader flattened, so sealed,
+-- and are opened there: the answers are the serial plan's and plain SQL's
+SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2; SET parallel_leader_participation = off;
+EXPLAIN (VERBOSE, COSTS OFF)
+  SELECT deident.k_sum(v, person), deident.k_count_distinct(person) FROM regress_ks;
+SELECT deident.k_sum(v, person) AS k_sum, sum(v) AS plain_sum,
+       deident.k_count_distinct(person) AS k_count_distinct, count(DISTINCT person) AS plain_count
+  FROM regress_ks;
+RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather; RESET parallel_leader_participation;
+
+DROP SCHEMA regress_ks_own CASCADE;
+DROP TABLE regress_ks;
+DROP ROLE regress_ks_analyst;
