@@ -5,7 +5,7 @@
 # `make` and `make install` build and install the release library (what PGXN's client runs).
 SHELL := /bin/bash
 
-.PHONY: all install deps demo demo-stop test lint pgtest regress bench stress package citus-test
+.PHONY: all install deps demo demo-stop test lint pgtest regress bench bench-citus stress package citus-test
 all: deps
 	cargo build --release
 
@@ -39,6 +39,11 @@ regress:
 
 bench: deps
 	@scripts/bench.sh
+
+# The k-aggregates on a Citus coordinator and two workers against sum and count(DISTINCT)
+# (bench/citus.sql); needs Citus (scripts/citus.sh). Not part of `make bench`.
+bench-citus: deps
+	@scripts/bench-citus.sh
 
 # A Debian package for the system PostgreSQL and PGXN's META.json, in target/package/
 # (scripts/package.sh); `make test` builds it, installs it, uses it and removes it.

@@ -99,11 +99,12 @@ END $$;
 --
 -- SSPACE is the planner's estimate of one group's state, which it uses to choose between
 -- hashing and sorting and to size a hash aggregate's batches (nodeAgg.c, hash_agg_set_limits).
--- A state is an expanded object with a memory context of its own, under the aggregate's,
--- where the executor measures it (with its children); the smallest such context takes 1 kB,
--- which holds the state of k_count, k_sum and k_avg (with k = 5 person hashes, and the
--- decimal limbs over numeric). k_count_distinct's grows with the group: about 3 kB for a group
--- of 100 persons (the hash array holds at most twice the distinct persons, plus 16).
+-- The states are palloc'd in a context under the aggregate's (src/aggregates/expanded.rs),
+-- where the executor measures them, so these are their real sizes: about 330 bytes for the
+-- expanded object in its chunk, plus k = 5 person hashes for k_count, k_sum and k_avg (448),
+-- plus the decimal limbs over numeric (544); for k_count_distinct, whose size grows with the
+-- group, a group of about 100 persons (2112: the hash array holds at most twice the distinct
+-- persons, plus 16).
 DO $$
 DECLARE
   person text;
@@ -116,22 +117,22 @@ DECLARE
 BEGIN
   FOREACH person IN ARRAY ARRAY['text', 'uuid', 'bigint', 'integer'] LOOP
     EXECUTE format('CREATE AGGREGATE deident.k_count(%s) (SFUNC = deident._k_count_trans, '
-                   'FINALFUNC = deident._k_count_final, SSPACE = 1100, %s)', person, common);
+                   'FINALFUNC = deident._k_count_final, SSPACE = 448, %s)', person, common);
     EXECUTE format('CREATE AGGREGATE deident.k_count_distinct(%s) (SFUNC = deident._k_distinct_trans, '
-                   'FINALFUNC = deident._k_distinct_final, SSPACE = 3072, %s)', person, common);
+                   'FINALFUNC = deident._k_distinct_final, SSPACE = 2112, %s)', person, common);
     FOR v IN SELECT * FROM (VALUES
-        ('smallint', '_k_sum_int8_final', '_k_avg_numeric_final'),
-        ('integer', '_k_sum_int8_final', '_k_avg_numeric_final'),
-        ('bigint', '_k_sum_numeric_final', '_k_avg_numeric_final'),
-        ('numeric', '_k_sum_numeric_final', '_k_avg_numeric_final'),
-        ('real', '_k_sum_float4_final', '_k_avg_float8_final'),
-        ('double precision', '_k_sum_float8_final', '_k_avg_float8_final'))
-        AS t(value, sum_final, avg_final)
+        ('smallint', '_k_sum_int8_final', '_k_avg_numeric_final', 448),
+        ('integer', '_k_sum_int8_final', '_k_avg_numeric_final', 448),
+        ('bigint', '_k_sum_numeric_final', '_k_avg_numeric_final', 448),
+        ('numeric', '_k_sum_numeric_final', '_k_avg_numeric_final', 544),
+        ('real', '_k_sum_float4_final', '_k_avg_float8_final', 448),
+        ('double precision', '_k_sum_float8_final', '_k_avg_float8_final', 448))
+        AS t(value, sum_final, avg_final, space)
     LOOP
       EXECUTE format('CREATE AGGREGATE deident.k_sum(%s, %s) (SFUNC = deident._k_trans, '
-                     'FINALFUNC = deident.%I, SSPACE = 1100, %s)', v.value, person, v.sum_final, common);
+                     'FINALFUNC = deident.%I, SSPACE = %s, %s)', v.value, person, v.sum_final, v.space, common);
       EXECUTE format('CREATE AGGREGATE deident.k_avg(%s, %s) (SFUNC = deident._k_trans, '
-                     'FINALFUNC = deident.%I, SSPACE = 1100, %s)', v.value, person, v.avg_final, common);
+                     'FINALFUNC = deident.%I, SSPACE = %s, %s)', v.value, person, v.avg_final, v.space, common);
     END LOOP;
   END LOOP;
 END $$;

@@ -181,8 +181,10 @@ BEGIN
     UPDATE pg_catalog.pg_aggregate
        SET aggtransfn = new_trans, aggfinalfn = new_final, aggcombinefn = new_combine,
            aggserialfn = 0, aggdeserialfn = 0, aggtranstype = k_state,
-           aggtransspace = CASE WHEN agg.proname OPERATOR(pg_catalog.=) 'k_count_distinct'
-                                THEN 3072 ELSE 1100 END
+           aggtransspace = CASE
+             WHEN agg.proname OPERATOR(pg_catalog.=) 'k_count_distinct' THEN 2112
+             WHEN agg.proargtypes[0] OPERATOR(pg_catalog.=) 'pg_catalog.numeric'::pg_catalog.regtype THEN 544
+             ELSE 448 END
      WHERE aggfnoid OPERATOR(pg_catalog.=) agg.aggfnoid;
     moves := ARRAY[agg.aggtransfn, new_trans, agg.aggfinalfn, new_final, agg.aggcombinefn, new_combine];
     FOR i IN 1..5 BY 2 LOOP

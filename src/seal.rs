@@ -127,8 +127,7 @@ pub fn seal_in_place(
     out: &mut [u8],
 ) -> Result<(), SealError> {
     let h = header_len(key.id.len());
-    let plain_len =
-        out.len().checked_sub(sealed_len(key.id.len(), 0)).ok_or(SealError::Length)?;
+    let plain_len = out.len().checked_sub(sealed_len(key.id.len(), 0)).ok_or(SealError::Length)?;
     let (header, rest) = out.split_at_mut(h);
     header[..4].copy_from_slice(&MAGIC);
     header[4] = VERSION;
@@ -317,7 +316,10 @@ mod tests {
         out[body_range(2, plain.len())].copy_from_slice(plain);
         seal_in_place(&key, Kind::KAggregate, [9; 12], &mut out).unwrap();
         assert_eq!(out, sealed(&key, Kind::KAggregate, [9; 12], plain));
-        assert_eq!(seal_in_place(&key, Kind::KAggregate, [9; 12], &mut [0u8; 10]), Err(SealError::Length));
+        assert_eq!(
+            seal_in_place(&key, Kind::KAggregate, [9; 12], &mut [0u8; 10]),
+            Err(SealError::Length)
+        );
     }
 
     #[test]

@@ -8,9 +8,8 @@
 //! aggregate context has it adopted by nodeAgg without a copy (nodeAgg.c,
 //! `ExecAggTransReparent`; Citus's `HandleTransition` does the same), and it is handed back as
 //! the next row's state, so a row costs what it cost with `internal`: no flattening, no
-//! sealing. Each group's state has a small memory context of its own, as the API asks: its
-//! arrays grow there, and PostgreSQL frees it with the aggregate context or deletes it when
-//! it discards the state.
+//! sealing. The states of one aggregate context live in one memory context under it
+//! (`states_context` says why one, not one each), freed with the aggregate context.
 //!
 //! **Flat form** = a varlena holding the sealed bytes: `get_flat_size` and `flatten_into`
 //! encode the state (state.rs) and seal it with the active key of the query's ring, a fresh
@@ -24,16 +23,21 @@ use std::ffi::c_void;
 use pgrx::pg_guard;
 use pgrx::pg_sys;
 
-use super::memory::{palloc_value, varlena_datum, Group, PersonType, PgEnv, ValueType};
+use super::memory::{
+    agg_context, palloc_value, varlena_datum, Group, PersonType, PgEnv, ValueType,
+};
 use super::state::KState;
 use super::support::state_error;
+use crate::dp::noise::{OsRandom, RandomError, RandomSource};
 use crate::error::{DeidentError, OrReport};
 use crate::fmgr::{self, pg_function_info_v1};
 use crate::keycache;
 use crate::seal::{self, Kind, SealError};
 
 /// A state as an expanded object: PostgreSQL's header first (expandeddatum.h requires it),
-/// then the group.
+/// then the group. 208 bytes, a 256-byte chunk, as the group alone took before it had the
+/// header (a larger alignment, to keep the header and the group's first fields in one cache
+/// line, doubled the chunks and made a parallel k_sum slower, not faster).
 #[repr(C)]
 struct Expanded {
     header: pg_sys::ExpandedObjectHeader,
@@ -63,7 +67,7 @@ enum Datum<'a> {
 ///
 /// # Safety
 /// `d` is a non-NULL datum of type deident.k_state, which lives through the caller's use.
-#[inline]
+#[inline(always)]
 unsafe fn classify<'a>(d: pg_sys::Datum) -> Datum<'a> {
     // SAFETY: a varlena datum: its first byte is readable, and a 1-byte external header is
     // followed by its tag and (for expanded pointers) a varatt_expanded (postgres.h).
@@ -84,10 +88,23 @@ unsafe fn classify<'a>(d: pg_sys::Datum) -> Datum<'a> {
                 };
             }
         }
-        // Flat bytes must be sealed ones. The mark is checked before the varlena header is
-        // trusted: a superuser's aggregate can hand the `internal` declarations (dp_count's)
-        // another aggregate's state, and that must become an ERROR, not a read of a length
-        // taken from a struct.
+        Datum::Sealed(flat_bytes(p))
+    }
+}
+
+/// The bytes of a flat k_state datum, which must be sealed ones. The mark is checked before
+/// the varlena header is trusted: a superuser's aggregate can hand the `internal`
+/// declarations (dp_count's) another aggregate's state, and that must become an ERROR, not a
+/// read of a length taken from a struct.
+///
+/// # Safety
+/// `p` points at a varlena, or at an `internal` state of at least 8 bytes.
+#[cold]
+#[inline(never)]
+unsafe fn flat_bytes<'a>(p: *mut u8) -> &'a [u8] {
+    // SAFETY: per the contract; 4 or 1 header bytes, then at least 4 more when the length
+    // says so.
+    unsafe {
         let h = p.read();
         let data = if h & 0x03 == 0x00 {
             let len = p.cast::<u32>().read_unaligned() >> 2;
@@ -108,16 +125,53 @@ unsafe fn classify<'a>(d: pg_sys::Datum) -> Datum<'a> {
                 sealed_error(SealError::NotSealed);
             }
         }
-        let bytes = fmgr::datum_bytes(d);
+        let bytes = fmgr::datum_bytes(pg_sys::Datum::from(p));
         if !bytes.starts_with(&seal::MAGIC) {
             sealed_error(SealError::NotSealed);
         }
-        Datum::Sealed(bytes)
+        bytes
     }
 }
 
-/// A new object for `group`'s state (made by `make` in the object's memory), in a memory
-/// context of its own under `parent`.
+/// The name of the memory context that holds the states of one aggregate context; its
+/// address (a static) marks the context as ours.
+static STATES: &std::ffi::CStr = c"deident k_states";
+
+/// The context under the aggregate context `cx` that holds its states: found among `cx`'s
+/// children, or made. One context for all of them rather than one each, because the hash
+/// aggregate measures its memory, children included, every time it adds a group (nodeAgg.c,
+/// `hash_agg_check_limits`, `MemoryContextMemAllocated(..., true)`): with a context per
+/// state that walk grew with the groups, quadratic over a query (measured: 1,000 groups in each
+/// of 32 Citus shards spent about a third of the workers' time there).
+///
+/// Sharing is sound because PostgreSQL deletes or moves a read-write expanded state only when
+/// a transition or combine function returns a different pointer than the state it was given
+/// (nodeAgg.c `ExecAggTransReparent`, nodeWindowAgg.c, Citus's `HandleTransition`), and ours
+/// never do: `update_arg` keeps the read-write object it is given. PL/pgSQL, the one caller
+/// that takes over read-write objects, receives ours only read-only (a final function's
+/// argument, a variable's value).
+///
+/// # Safety
+/// `cx` is a valid memory context.
+unsafe fn states_context(cx: pg_sys::MemoryContext) -> pg_sys::MemoryContext {
+    // SAFETY: the children of a valid context are valid contexts, linked through nextchild;
+    // AllocSetContextCreateInternal makes one under `cx` (or raises an ERROR), and keeps the
+    // name pointer, which is a static.
+    unsafe {
+        let mut c = (*cx).firstchild;
+        while !c.is_null() {
+            if std::ptr::eq((*c).name, STATES.as_ptr()) {
+                return c;
+            }
+            c = (*c).nextchild;
+        }
+        // ALLOCSET_DEFAULT_SIZES (memutils.h)
+        pg_sys::AllocSetContextCreateInternal(cx, STATES.as_ptr(), 0, 8 * 1024, 8 * 1024 * 1024)
+    }
+}
+
+/// A new object for `group`'s state (made by `make` in the object's memory), in the states'
+/// context under `parent`.
 ///
 /// # Safety
 /// `parent` is a valid memory context (the aggregate context, for a transition state).
@@ -127,18 +181,10 @@ unsafe fn new_object(
     person: PersonType,
     make: impl FnOnce(PgEnv) -> KState<PgEnv>,
 ) -> &'static mut Group {
-    // SAFETY: AllocSetContextCreateInternal makes a context under `parent` (or raises an
-    // ERROR); the name is a static string, as it requires. ALLOCSET_SMALL_SIZES
-    // (memutils.h): most states are a few hundred bytes, and such contexts are recycled
-    // from a free list.
+    // SAFETY: per the contract; the object lives in cx until cx is reset or deleted with its
+    // parent, after the last call that uses the state.
     unsafe {
-        let cx = pg_sys::AllocSetContextCreateInternal(
-            parent,
-            c"deident k_state".as_ptr(),
-            0,
-            1024,
-            8 * 1024,
-        );
+        let cx = states_context(parent);
         let state = make(PgEnv(cx));
         let object = palloc_value(
             cx,
@@ -204,7 +250,8 @@ pub unsafe fn read_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option
             Datum::Sealed(bytes) => {
                 let env = PgEnv(pg_sys::CurrentMemoryContext);
                 let state = open(bytes, env);
-                let g = palloc_value(env.0, Group::new(ValueType::None, PersonType::Unknown, state));
+                let g =
+                    palloc_value(env.0, Group::new(ValueType::None, PersonType::Unknown, state));
                 Some(&mut *g)
             }
         }
@@ -212,37 +259,38 @@ pub unsafe fn read_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option
 }
 
 /// Argument 0 of a transition or combine function as the state to update, None when NULL:
-/// the object itself when it is ours to change (a read-write pointer to an object in the
-/// aggregate context `cx`, as every state we return is); otherwise a new object in `cx`
-/// holding a copy (a read-only pointer) or the opened state (sealed bytes: an aggregate's
-/// initial value), which the caller returns and nodeAgg adopts in place of the old value.
+/// the object itself when it is ours to change (a read-write pointer, as every state we
+/// return is); otherwise a new object in the aggregate context holding a copy (a read-only
+/// pointer) or the opened state (sealed bytes: an aggregate's initial value), which the
+/// caller returns and nodeAgg adopts in place of the old value.
+///
+/// The read-write case is every row's, so it asks nothing of the executor: a read-write
+/// pointer to one of our objects exists only as the transition value of the aggregate that
+/// made it (nodeAgg hands final functions and partial results read-only pointers:
+/// `finalize_aggregate`, `finalize_partialaggregate`), and a support function called from SQL
+/// can only be given a flat or read-only value, for which the aggregate context is checked.
 ///
 /// # Safety
-/// Argument 0 is a k_state or NULL; `cx` is the aggregate context.
+/// Argument 0 is a k_state or NULL.
 #[inline]
-pub unsafe fn update_arg<'a>(
-    fcinfo: pg_sys::FunctionCallInfo,
-    cx: pg_sys::MemoryContext,
-) -> Option<&'a mut Group> {
+pub unsafe fn update_arg<'a>(fcinfo: pg_sys::FunctionCallInfo) -> Option<&'a mut Group> {
     // SAFETY: per the contract.
     unsafe {
         if fmgr::arg_is_null(fcinfo, 0) {
             return None;
         }
         match classify(fmgr::arg(fcinfo, 0)) {
-            Datum::Object { object, read_write }
-                if read_write && (*object.header.eoh_context).parent == cx =>
-            {
-                Some(&mut object.group)
-            }
+            Datum::Object { object, read_write: true } => Some(&mut object.group),
             Datum::Object { object, .. } => {
                 let g = &object.group;
-                Some(new_object(cx, g.value, g.person, |env| {
+                Some(new_object(agg_context(fcinfo), g.value, g.person, |env| {
                     g.state.copy_in(env).unwrap_or_else(|e| state_error(e))
                 }))
             }
             Datum::Sealed(bytes) => {
-                Some(new_object(cx, ValueType::None, PersonType::Unknown, |env| open(bytes, env)))
+                Some(new_object(agg_context(fcinfo), ValueType::None, PersonType::Unknown, |env| {
+                    open(bytes, env)
+                }))
             }
         }
     }
@@ -339,12 +387,19 @@ unsafe extern "C-unwind" fn flatten_into(
     }
 }
 
-/// A fresh nonce from the operating system's CSPRNG.
+thread_local! {
+    /// The operating system's CSPRNG, read 512 bytes at a time (a parallel plan seals a
+    /// state per group and worker: one system call each was measurable).
+    static NONCES: std::cell::RefCell<OsRandom> = std::cell::RefCell::new(OsRandom::new());
+}
+
+/// A fresh nonce from the operating system's CSPRNG (bytes used once: OsRandom wipes them).
 fn nonce() -> [u8; seal::NONCE_LEN] {
+    let words = NONCES.with_borrow_mut(|r| Ok::<_, RandomError>([r.next_u64()?, r.next_u64()?]));
+    let Ok([a, b]) = words else { DeidentError::DpRandom.report() };
     let mut n = [0u8; seal::NONCE_LEN];
-    if getrandom::fill(&mut n).is_err() {
-        DeidentError::DpRandom.report();
-    }
+    n[..8].copy_from_slice(&a.to_le_bytes());
+    n[8..].copy_from_slice(&b.to_le_bytes()[..4]);
     n
 }
 
@@ -393,3 +448,17 @@ pub unsafe extern "C-unwind" fn deident_k_state_out(
     }
 }
 pg_function_info_v1!(pg_finfo_deident_k_state_out);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_fits_the_chunk_the_group_alone_took() {
+        // palloc_value asks for size + align - 1 bytes; AllocSet rounds small requests up to
+        // a power of two: 256 bytes, as for the group without the header
+        let request = std::mem::size_of::<Expanded>() + std::mem::align_of::<Expanded>() - 1;
+        assert!(request <= 256, "{request}");
+        assert_eq!(std::mem::offset_of!(Expanded, header), 0);
+    }
+}

@@ -78,14 +78,14 @@ unsafe fn group_for<'a>(
     value_arg: Option<usize>,
     person_arg: usize,
 ) -> &'a mut Group {
-    // SAFETY: fcinfo is fmgr's call info.
-    let cx = unsafe { agg_context(fcinfo) };
     // SAFETY: argument 0 is the transition state, which lives until its memory context is
     // reset or deleted, after the last call that uses it.
-    let existing = match unsafe { update_arg(fcinfo, cx) } {
+    let existing = match unsafe { update_arg(fcinfo) } {
         Some(g) if g.person != PersonType::Unknown => return g,
         existing => existing,
     };
+    // SAFETY: fcinfo is fmgr's call info.
+    let cx = unsafe { agg_context(fcinfo) };
     preload::check().or_report();
     // SAFETY: fcinfo is valid; its flinfo is the call's.
     let (value, person) = unsafe {
@@ -149,10 +149,12 @@ pub(crate) unsafe fn person_of(
 unsafe fn state_unchanged(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     // SAFETY: per the contract; argument 0 is the transition state.
     unsafe {
-        let cx = agg_context(fcinfo);
-        match update_arg(fcinfo, cx) {
+        match update_arg(fcinfo) {
             Some(g) => rw_datum(g),
-            None => fmgr::return_null(fcinfo),
+            None => {
+                let _ = agg_context(fcinfo);
+                fmgr::return_null(fcinfo)
+            }
         }
     }
 }
@@ -268,7 +270,7 @@ pub unsafe extern "C-unwind" fn deident_k_combine(
     // SAFETY: fmgr's call info of the combine function declared in SQL.
     unsafe {
         let cx = agg_context(fcinfo);
-        let a = update_arg(fcinfo, cx);
+        let a = update_arg(fcinfo);
         let Some(b) = read_arg(fcinfo, 1) else {
             return match a {
                 Some(a) => rw_datum(a),

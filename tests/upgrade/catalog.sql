@@ -46,7 +46,7 @@ SELECT kind, identity, replace(detail, E'\n', E'\\n') AS detail FROM (
   -- what each member depends on besides the extension (an aggregate on its support functions,
   -- a type on its I/O functions, everything on the schema)
   SELECT 'dependency', pg_describe_object(d.classid, d.objid, d.objsubid),
-         d.deptype || ' on ' || pg_describe_object(d.refclassid, d.refobjid, d.refobjsubid)
+         d.deptype::text || ' on ' || pg_describe_object(d.refclassid, d.refobjid, d.refobjsubid)
     FROM pg_depend d JOIN members m ON m.classid = d.classid AND m.objid = d.objid
    WHERE d.deptype <> 'e'
   UNION ALL

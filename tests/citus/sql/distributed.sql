@@ -50,6 +50,46 @@ SELECT count(*) AS groups,
   FROM (SELECT a, row_number() OVER (ORDER BY a) FROM k_answers('people') a) x
   FULL JOIN (SELECT b, row_number() OVER (ORDER BY b) FROM k_answers('people_local') b) y
     USING (row_number);
+-- and Citus pushes them down: each worker aggregates its shards (worker_partial_agg) and
+-- sends the partial states, sealed, as text; the coordinator opens and combines them
+-- (coord_combine_agg), and the final functions check k there
+CREATE FUNCTION plan_has(q text, pattern text) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE line text;
+BEGIN
+  FOR line IN EXECUTE 'EXPLAIN (VERBOSE, COSTS OFF) ' || q LOOP
+    IF line LIKE pattern THEN RETURN true; END IF;
+  END LOOP;
+  RETURN false;
+END $$;
+SELECT a AS aggregate,
+       plan_has(format('SELECT org, %s FROM people GROUP BY org', a), '%worker_partial_agg%') AS on_workers,
+       plan_has(format('SELECT org, %s FROM people GROUP BY org', a), '%coord_combine_agg%') AS combined_on_coordinator
+  FROM unnest(ARRAY['deident.k_count(email)', 'deident.k_count_distinct(person_uuid)',
+                    'deident.k_sum(hours, person_big)', 'deident.k_avg(score, person_int)',
+                    'deident.dp_count(email)']) a;
+-- an analyst (not restricted) gets the same answers: Citus checks the caller's EXECUTE
+-- privilege on each support function it calls, which PUBLIC has on those over k_state
+CREATE ROLE citus_reader LOGIN;
+GRANT SELECT ON people, people_local TO citus_reader;
+GRANT USAGE ON SCHEMA deident TO citus_reader;
+SET ROLE citus_reader;
+SELECT count(*) AS groups,
+       count(*) FILTER (WHERE a IS DISTINCT FROM b) AS different
+  FROM (SELECT a, row_number() OVER (ORDER BY a) FROM k_answers('people') a) x
+  FULL JOIN (SELECT b, row_number() OVER (ORDER BY b) FROM k_answers('people_local') b) y
+    USING (row_number);
+RESET ROLE;
+-- what anyone may call: worker_partial_agg gives a group's partial state, sealed (the text of
+-- a k_state); coord_combine_agg takes states back through its input function: a real one of
+-- 2 persons answers nothing (k is checked in the final function), a forged one is refused
+SELECT left(worker_partial_agg('deident.k_count_distinct(text)'::regprocedure, email)::text, 12)
+       AS partial_state
+  FROM people_local WHERE id <= 2;
+SELECT coord_combine_agg('deident.k_count_distinct(text)'::regprocedure, s, NULL::bigint) AS combined
+  FROM (SELECT worker_partial_agg('deident.k_count_distinct(text)'::regprocedure, email) AS s
+          FROM people_local WHERE id <= 2) x;
+SELECT coord_combine_agg('deident.k_count_distinct(text)'::regprocedure,
+                         encode('forged', 'base64')::cstring, NULL::bigint);
 -- small groups stay silent there too
 SELECT org, deident.k_count_distinct(email) FROM people WHERE person_int < 4 GROUP BY org ORDER BY org LIMIT 3;
 
@@ -102,7 +142,10 @@ SELECT count(*) FROM citus_stat_tenants;
 RESET ROLE;
 DROP TABLE leftover_999999;
 
-DROP FUNCTION k_answers(regclass);
+DROP FUNCTION k_answers(regclass), plan_has(text, text);
+REVOKE USAGE ON SCHEMA deident FROM citus_reader;
+DROP OWNED BY citus_reader;
+DROP ROLE citus_reader;
 DROP TABLE people, people_local;
 REVOKE USAGE ON SCHEMA deident FROM citus_analyst;
 DROP ROLE citus_analyst;

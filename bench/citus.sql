@@ -1,0 +1,46 @@
+-- Benchmark: the k-aggregates on Citus (scripts/bench-citus.sh: a coordinator and two workers
+-- on this machine), against the plain aggregates a user would write, over a table distributed
+-- by an id while the person is another column: k_sum(v, person) against sum(v),
+-- k_count_distinct(person) against count(DISTINCT person). 1,000,000 rows in 1,000 groups,
+-- 100,000 persons (10 rows each), 32 shards; the nodes' default settings (work_mem 4MB, jit
+-- on, parallel plans as PostgreSQL chooses them); runs interleaved, medians.
+-- Run with: make bench-citus
+\set ON_ERROR_STOP 1
+CREATE EXTENSION IF NOT EXISTS pg_deident;
+SET client_min_messages = warning;
+DROP TABLE IF EXISTS bench_citus;
+RESET client_min_messages;
+CREATE TABLE bench_citus (id bigint, grp int, person text, v int);
+SELECT create_distributed_table('bench_citus', 'id') \gset
+INSERT INTO bench_citus
+  SELECT g, ((g::bigint * 7919) % 1000)::int, format('person%s@example.com', g % 100000), (g * 31) % 1000
+    FROM generate_series(1, 1000000) g;
+VACUUM ANALYZE bench_citus;
+
+CREATE TEMP TABLE bench_queries (name text, sql text, ord int);
+INSERT INTO bench_queries VALUES
+  ('sum(v)', 'SELECT grp, sum(v) FROM bench_citus GROUP BY grp', 1),
+  ('deident.k_sum(v, person)', 'SELECT grp, deident.k_sum(v, person) FROM bench_citus GROUP BY grp', 2),
+  ('count(DISTINCT person)', 'SELECT grp, count(DISTINCT person) FROM bench_citus GROUP BY grp', 3),
+  ('deident.k_count_distinct(person)', 'SELECT grp, deident.k_count_distinct(person) FROM bench_citus GROUP BY grp', 4);
+
+-- the answers agree (k = 5; every group has 100 persons)
+SELECT count(*) AS groups_compared,
+       count(*) FILTER (WHERE a.s IS DISTINCT FROM b.s OR a.d IS DISTINCT FROM b.d) AS mismatches
+  FROM (SELECT grp, sum(v) AS s, count(DISTINCT person) AS d FROM bench_citus GROUP BY grp) a
+  JOIN (SELECT grp, deident.k_sum(v, person) AS s, deident.k_count_distinct(person) AS d
+          FROM bench_citus GROUP BY grp) b USING (grp);
+\pset footer off
+\ir lib/harness.sql
+\echo
+\echo 'k-aggregates on Citus (coordinator and 2 workers, 32 shards), default settings: 1,000,000 rows, 1,000 groups, 100,000 persons, median of interleaved runs'
+SELECT query, runs, round(ms::numeric, 1) AS median_ms FROM bench_medians ORDER BY ord;
+\echo 'ratios of medians (targets: k_sum/sum <= 1.5; k_count_distinct/count(DISTINCT) <= 0.5)'
+WITH med AS (SELECT * FROM bench_medians)
+SELECT round(((SELECT ms FROM med WHERE query = 'deident.k_sum(v, person)')
+             / (SELECT ms FROM med WHERE query = 'sum(v)'))::numeric, 3) AS k_sum_vs_sum,
+       round(((SELECT ms FROM med WHERE query = 'deident.k_count_distinct(person)')
+             / (SELECT ms FROM med WHERE query = 'count(DISTINCT person)'))::numeric, 3)
+         AS k_count_distinct_vs_count_distinct;
+EXPLAIN (VERBOSE, COSTS OFF) SELECT grp, deident.k_sum(v, person) FROM bench_citus GROUP BY grp;
+DROP TABLE bench_citus;
