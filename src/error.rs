@@ -51,6 +51,8 @@ pub enum DeidentError {
     Aggregate(StateError),
     /// An aggregate support function was called by something other than an aggregate.
     OutsideAggregate,
+    /// An aggregate support function was called by a window aggregate.
+    WindowAggregate,
     /// An aggregate support function was given an `internal` state it did not make (an
     /// aggregate declared by a superuser that pairs our functions with others').
     NotOurState,
@@ -386,6 +388,12 @@ impl DeidentError {
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 "pg_deident aggregate support function called outside an aggregate".to_string(),
                 Some("These functions run only as part of deident.k_count, k_count_distinct, k_sum and k_avg.".to_string()),
+                None,
+            ),
+            DeidentError::WindowAggregate => (
+                ERRCODE_FEATURE_NOT_SUPPORTED,
+                "pg_deident aggregate support functions cannot be used in window functions".to_string(),
+                Some("A running aggregate over a moving window frame would give away each row's value.".to_string()),
                 None,
             ),
             DeidentError::NotOurState => (
@@ -755,6 +763,7 @@ mod tests {
             DeidentError::Aggregate(StateError::Mismatch),
             DeidentError::Aggregate(StateError::BadNumeric),
             DeidentError::OutsideAggregate,
+            DeidentError::WindowAggregate,
             DeidentError::NotOurState,
             DeidentError::SealedState(SealError::UnknownKey),
             DeidentError::SealedState(SealError::Forged),
@@ -908,6 +917,7 @@ mod tests {
                 ERRCODE_INVALID_BINARY_REPRESENTATION,
                 ERRCODE_INVALID_BINARY_REPRESENTATION,
                 ERRCODE_DATA_CORRUPTED,
+                ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_DATATYPE_MISMATCH,
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,

@@ -145,6 +145,33 @@ pub fn seal_in_place(
     Ok(())
 }
 
+/// The plaintext's frame: a state's encoding is sealed as its length (4 bytes, little-endian),
+/// the encoding, and zeros up to `padded_len`, so that the length of sealed bytes says nothing
+/// about the state within its size class (how many persons a group below k has, how large a
+/// sum is).
+pub const FRAME: usize = 4;
+
+/// The framed plaintext's length for an encoding of `len` bytes: at least `floor`, and a power
+/// of two.
+pub fn padded_len(len: usize, floor: usize) -> usize {
+    (len + FRAME).max(floor).next_power_of_two()
+}
+
+/// Writes the frame around an encoding already in `plain[FRAME..FRAME + len]`: the length
+/// before it, zeros after it.
+pub fn frame(plain: &mut [u8], len: usize) {
+    plain[..FRAME].copy_from_slice(&(len as u32).to_le_bytes());
+    plain[FRAME + len..].fill(0);
+}
+
+/// The encoding inside a framed plaintext; None if the frame is not one `frame` writes.
+pub fn unframe(plain: &[u8]) -> Option<&[u8]> {
+    let (len, rest) = plain.split_first_chunk::<FRAME>()?;
+    let len = usize::try_from(u32::from_le_bytes(*len)).ok()?;
+    let (encoding, padding) = rest.split_at_checked(len)?;
+    padding.iter().all(|&b| b == 0).then_some(encoding)
+}
+
 /// The parts of sealed bytes: the header checked for the mark, version and kind.
 struct Parts<'a> {
     header: &'a [u8],
@@ -320,6 +347,31 @@ mod tests {
             seal_in_place(&key, Kind::KAggregate, [9; 12], &mut [0u8; 10]),
             Err(SealError::Length)
         );
+    }
+
+    #[test]
+    fn frames_hide_the_length_within_a_size_class() {
+        // every encoding up to the floor gives the same length; beyond it, powers of two
+        assert_eq!(padded_len(0, 104), 128);
+        assert_eq!(padded_len(50, 104), 128);
+        assert_eq!(padded_len(74, 104), 128);
+        assert_eq!(padded_len(124, 104), 128);
+        assert_eq!(padded_len(125, 104), 256);
+        for len in [0usize, 1, 60, 124] {
+            let mut plain = vec![0xaau8; padded_len(len, 104)];
+            plain[FRAME..FRAME + len].fill(7);
+            frame(&mut plain, len);
+            assert_eq!(unframe(&plain), Some(&vec![7u8; len][..]));
+        }
+        // a length beyond the plaintext, non-zero padding, too short: refused
+        let mut plain = vec![0u8; 128];
+        frame(&mut plain, 10);
+        plain[..4].copy_from_slice(&200u32.to_le_bytes());
+        assert_eq!(unframe(&plain), None);
+        frame(&mut plain, 10);
+        plain[100] = 1;
+        assert_eq!(unframe(&plain), None);
+        assert_eq!(unframe(&[1, 0]), None);
     }
 
     #[test]

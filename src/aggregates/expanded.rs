@@ -26,13 +26,13 @@ use pgrx::pg_sys;
 use super::memory::{
     agg_context, palloc_value, varlena_datum, Group, PersonType, PgEnv, ValueType,
 };
-use super::state::KState;
+use super::state::{KState, StateError};
 use super::support::state_error;
 use crate::dp::noise::{OsRandom, RandomError, RandomSource};
 use crate::error::{DeidentError, OrReport};
 use crate::fmgr::{self, pg_function_info_v1};
-use crate::keycache;
 use crate::seal::{self, Kind, SealError};
+use crate::{guc, keycache};
 
 /// A state as an expanded object: PostgreSQL's header first (expandeddatum.h requires it),
 /// then the group. 208 bytes, a 256-byte chunk, as the group alone took before it had the
@@ -148,8 +148,10 @@ static STATES: &std::ffi::CStr = c"deident k_states";
 /// a transition or combine function returns a different pointer than the state it was given
 /// (nodeAgg.c `ExecAggTransReparent`, nodeWindowAgg.c, Citus's `HandleTransition`), and ours
 /// never do: `update_arg` keeps the read-write object it is given. PL/pgSQL, the one caller
-/// that takes over read-write objects, receives ours only read-only (a final function's
-/// argument, a variable's value).
+/// that takes over read-write objects, could receive one of ours read-write only as a moving
+/// window aggregate's inverse function (a review crashed the server that way); window
+/// aggregates are refused before they make a state (memory.rs, `agg_context`), and
+/// elsewhere PL/pgSQL gets ours read-only (a final function's argument, a variable's value).
 ///
 /// # Safety
 /// `cx` is a valid memory context.
@@ -225,9 +227,22 @@ fn open(bytes: &[u8], env: PgEnv) -> KState<PgEnv> {
         )
     };
     seal::open(&key, Kind::KAggregate, bytes, plain).unwrap_or_else(|e| sealed_error(e));
-    let state = KState::decode(plain, env);
+    let state = match seal::unframe(plain) {
+        Some(encoding) => KState::decode(encoding, env),
+        None => Err(StateError::Malformed),
+    };
     plain.fill(0);
     state.unwrap_or_else(|e| state_error(e))
+}
+
+/// The framed plaintext's length for a state (seal.rs, `frame`): the floor is the encoding of
+/// a state with k person hashes (its cap, or the current k for k_count_distinct's) and a few
+/// words to spare, so that every state of a group below k seals to the same length (64 bytes
+/// cover the fixed fields, an integer or float sum, and a numeric sum up to about 10^50).
+fn framed_len(state: &mut KState<PgEnv>) -> (usize, usize) {
+    let len = state.encoded_len().unwrap_or_else(|e| state_error(e));
+    let k = state.cap().max(guc::min_group_size()) as usize;
+    (len, seal::padded_len(len, 64 + 8 * k))
 }
 
 fn sealed_error(e: SealError) -> ! {
@@ -347,16 +362,17 @@ fn sealing_key() -> std::rc::Rc<seal::SealKey> {
     keycache::seal_key(b"").or_report()
 }
 
-/// `get_flat_size`: the varlena header, and the sealed encoding of the state.
+/// `get_flat_size`: the varlena header, and the sealed, framed encoding of the state.
 #[pg_guard]
 unsafe extern "C-unwind" fn flat_size(eoh: *mut pg_sys::ExpandedObjectHeader) -> pg_sys::Size {
     // SAFETY: PostgreSQL calls the methods with the header of one of our objects.
     let object = unsafe { &mut *eoh.cast::<Expanded>() };
-    let plain = object.group.state.encoded_len().unwrap_or_else(|e| state_error(e));
+    let (_, plain) = framed_len(&mut object.group.state);
     pg_sys::VARHDRSZ + seal::sealed_len(sealing_key().id().len(), plain)
 }
 
-/// `flatten_into`: writes the state's encoding where the ciphertext goes and seals it there.
+/// `flatten_into`: writes the state's framed encoding where the ciphertext goes and seals it
+/// there.
 #[pg_guard]
 unsafe extern "C-unwind" fn flatten_into(
     eoh: *mut pg_sys::ExpandedObjectHeader,
@@ -366,12 +382,13 @@ unsafe extern "C-unwind" fn flatten_into(
     // SAFETY: as above; `result` is `allocated` writable bytes, the size flat_size returned.
     let object = unsafe { &mut *eoh.cast::<Expanded>() };
     let state = &mut object.group.state;
-    let plain = state.encoded_len().unwrap_or_else(|e| state_error(e));
+    let (len, plain) = framed_len(state);
     let key = sealing_key();
     let size = pg_sys::VARHDRSZ + seal::sealed_len(key.id().len(), plain);
     if size != allocated {
-        // The ring cannot change between the two calls (one query keeps one ring), and the
-        // encoding's length is fixed once the persons are compacted.
+        // The ring cannot change between the two calls (one query keeps one ring), nor k (a
+        // setting changes between statements), and the encoding's length is fixed once the
+        // persons are compacted.
         pgrx::error!("pg_deident: k_state flattened into {allocated} bytes, needs {size}");
     }
     let nonce = nonce();
@@ -382,7 +399,9 @@ unsafe extern "C-unwind" fn flatten_into(
             result.cast::<u8>().add(pg_sys::VARHDRSZ),
             size - pg_sys::VARHDRSZ,
         );
-        state.encode(&mut out[seal::body_range(key.id().len(), plain)]);
+        let body = &mut out[seal::body_range(key.id().len(), plain)];
+        state.encode(&mut body[seal::FRAME..seal::FRAME + len]);
+        seal::frame(body, len);
         seal::seal_in_place(&key, Kind::KAggregate, nonce, out).unwrap_or_else(|e| sealed_error(e));
     }
 }

@@ -113,10 +113,18 @@ impl Group {
 pub unsafe fn agg_context(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::MemoryContext {
     let mut cx: pg_sys::MemoryContext = std::ptr::null_mut();
     // SAFETY: AggCheckCallContext only reads fcinfo->context and writes cx.
-    if unsafe { pg_sys::AggCheckCallContext(fcinfo, &mut cx) } == 0 || cx.is_null() {
-        DeidentError::OutsideAggregate.report();
+    match unsafe { pg_sys::AggCheckCallContext(fcinfo, &mut cx) } {
+        // AGG_CONTEXT_AGGREGATE (fmgr.h): a grouped or plain aggregate, also Citus's
+        // worker_partial_agg and coord_combine_agg, which pass their own context on
+        1 if !cx.is_null() => cx,
+        // AGG_CONTEXT_WINDOW: an aggregate declared over our support functions, used as a
+        // window function. A running answer over a moving frame gives away each row's value
+        // by subtraction, and a moving aggregate's inverse function receives the live
+        // read-write state, which PL/pgSQL takes over (expanded.rs, states_context): refused
+        // before any state exists.
+        2 => DeidentError::WindowAggregate.report(),
+        _ => DeidentError::OutsideAggregate.report(),
     }
-    cx
 }
 
 /// Puts `value` in `cx`. palloc aligns to MAXALIGN (8); a state may need more (it holds an

@@ -252,6 +252,11 @@ impl<E: Env> KState<E> {
         self.persons.env()
     }
 
+    /// The most persons a state remembers (k when it was made), 0 for k_count_distinct's.
+    pub fn cap(&self) -> u32 {
+        self.cap
+    }
+
     /// The persons remembered (for k_count_distinct, sorted once `distinct_persons` or
     /// `encoded_len` has run).
     #[cfg(test)]

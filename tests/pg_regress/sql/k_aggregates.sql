@@ -324,7 +324,8 @@ RESET ROLE;
 DROP SCHEMA regress_k_own;
 -- OK: a superuser's aggregate may show a partial state, and sees it sealed: the mark "pgdS",
 -- format 1, kind 1 (k-aggregate), the key id k1; 9 header bytes, a 12-byte nonce, the 42
--- bytes of the state (version, kind, cap, rows, 2 persons' hashes) and the 16-byte tag
+-- bytes of the state (version, kind, cap, rows, 2 persons' hashes) framed and padded to 128,
+-- and the 16-byte tag; no person's hash shows
 CREATE AGGREGATE regress_k_peek(text) (SFUNC = deident._k_distinct_trans, STYPE = internal,
   FINALFUNC = deident._k_serial);
 SELECT substr(s, 1, 9) AS header, length(s) AS bytes,

@@ -26,10 +26,22 @@ CREATE AGGREGATE regress_ks_own.combined_sum(deident.k_state) (SFUNC = deident._
 CREATE TABLE regress_ks_own.states AS
   SELECT grp, regress_ks_own.partial(v, person) AS s FROM regress_ks GROUP BY grp;
 -- the text is base64 of: "pgdS", format 1, kind 1 (k-aggregate), the key id "k1" (the active
--- key), a nonce, the ciphertext of the state, the tag. 4 + 3 + 2 + 12 + 16 bytes around a
--- state of 34 + 8 bytes per person hash kept (at most k = 5 for k_sum)
+-- key), a nonce, the ciphertext, the tag: 4 + 3 + 2 + 12 + 16 bytes around the state's
+-- encoding, framed and padded to a power of two of at least 64 + 8k bytes (here 128), so
+-- that the group of 2 persons looks like those of 20
 SELECT grp, left(s::text, 12) AS header, length(decode(s::text, 'base64')) AS bytes
   FROM regress_ks_own.states ORDER BY grp;
+-- nor does the length of any state tell how many persons a group below k has, or how large
+-- a sum is within its size class
+CREATE AGGREGATE regress_ks_own.partial_distinct(text) (SFUNC = deident._k_distinct_trans,
+  STYPE = deident.k_state);
+CREATE AGGREGATE regress_ks_own.partial_numeric(numeric, text) (SFUNC = deident._k_trans,
+  STYPE = deident.k_state);
+SELECT n AS persons, length(decode(regress_ks_own.partial_distinct(p)::text, 'base64')) AS bytes
+  FROM generate_series(1, 6) n, LATERAL generate_series(1, n) g, LATERAL (SELECT 'p' || g) x(p)
+ GROUP BY n ORDER BY n;
+SELECT x AS sum, length(decode(regress_ks_own.partial_numeric(x, 'alice')::text, 'base64')) AS bytes
+  FROM (VALUES (1::numeric), (1e20), (1e40), (-1e40)) v(x) GROUP BY x ORDER BY x;
 -- the same state sealed twice: under fresh nonces, so nothing shows that it is the same
 SELECT a <> b AS differ, length(a) = length(b) AS same_length
   FROM (SELECT (SELECT regress_ks_own.partial(v, person)::text FROM regress_ks WHERE grp = 0) AS a,
@@ -83,6 +95,22 @@ SELECT regress_error($$SELECT ''::deident.k_state$$);
 SELECT regress_error($$SELECT deident._k_sum_int8_final(s) FROM regress_ks_own.states$$);
 SELECT regress_error($$SELECT deident._k_combine(s, s) FROM regress_ks_own.states$$);
 SELECT regress_error($$SELECT deident._k_trans(NULL::deident.k_state, 1, 'p1')$$);
+-- fail (0A000: no window use of an aggregate declared over our support functions: a running
+-- answer gives each row's value away by subtraction, and a moving aggregate's inverse
+-- function would receive the live state)
+CREATE AGGREGATE regress_ks_own.running_sum(integer, text) (SFUNC = deident._k_trans,
+  STYPE = deident.k_state, FINALFUNC = deident._k_sum_int8_final);
+SELECT regress_error($$SELECT regress_ks_own.running_sum(v, person) OVER (ORDER BY v)
+                         FROM regress_ks WHERE grp = 9$$);
+CREATE FUNCTION regress_ks_own.inverse(s deident.k_state, v int, p text) RETURNS deident.k_state
+  LANGUAGE plpgsql AS 'BEGIN RETURN s; END';
+CREATE AGGREGATE regress_ks_own.moving(int, text) (SFUNC = deident._k_trans,
+  STYPE = deident.k_state, MSFUNC = deident._k_trans, MINVFUNC = regress_ks_own.inverse,
+  MSTYPE = deident.k_state);
+SELECT regress_error($$SELECT regress_ks_own.moving(i, 'p' || i) OVER (ORDER BY i ROWS 1 PRECEDING)
+                         FROM generate_series(1, 5) i$$);
+-- (the same aggregates grouped, not as window functions, work)
+SELECT regress_ks_own.running_sum(v, person) FROM regress_ks WHERE grp = 0;
 -- fail (42883: the type has no binary form, so the binary protocol and COPY BINARY cannot
 -- move a state past its input function)
 COPY (SELECT s FROM regress_ks_own.states) TO STDOUT (FORMAT binary);
