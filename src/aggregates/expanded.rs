@@ -148,10 +148,12 @@ static STATES: &std::ffi::CStr = c"deident k_states";
 /// a transition or combine function returns a different pointer than the state it was given
 /// (nodeAgg.c `ExecAggTransReparent`, nodeWindowAgg.c, Citus's `HandleTransition`), and ours
 /// never do: `update_arg` keeps the read-write object it is given. PL/pgSQL, the one caller
-/// that takes over read-write objects, could receive one of ours read-write only as a moving
-/// window aggregate's inverse function (a review crashed the server that way); window
-/// aggregates are refused before they make a state (memory.rs, `agg_context`), and
-/// elsewhere PL/pgSQL gets ours read-only (a final function's argument, a variable's value).
+/// that takes over read-write objects, could receive one of ours read-write as a moving
+/// window aggregate's inverse function (a review crashed the server that way: window
+/// aggregates are now refused before they make a state, memory.rs `agg_context`), or as the
+/// final function of an aggregate combined by Citus's `coord_combine_agg` (a second review:
+/// such states get a context each, `Placement::Own`); PostgreSQL itself hands final functions
+/// read-only pointers.
 ///
 /// # Safety
 /// `cx` is a valid memory context.
@@ -172,21 +174,61 @@ unsafe fn states_context(cx: pg_sys::MemoryContext) -> pg_sys::MemoryContext {
     }
 }
 
+/// Where a new state's memory goes.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Placement {
+    /// The states' context shared by the aggregate context (`states_context`).
+    Shared,
+    /// A small context of its own, under the aggregate context: for a combine function called
+    /// without a call expression, i.e. by a wrapper such as Citus's `coord_combine_agg`, whose
+    /// final step (`coord_combine_agg_ffunc`) hands the live state read-write to the
+    /// aggregate's final function, which may be a user's PL/pgSQL function that takes it over
+    /// (a second review crashed the server that way with the shared context). Taking over one
+    /// object then moves only that object.
+    Own,
+}
+
+/// The placement for states made by the combine function of this call.
+///
+/// # Safety
+/// `fcinfo` is fmgr's call info.
+pub unsafe fn combine_placement(fcinfo: pg_sys::FunctionCallInfo) -> Placement {
+    // SAFETY: per the contract; nodeAgg and nodeWindowAgg always give their support functions
+    // a call expression (fn_expr), Citus's wrappers never do.
+    if unsafe { (*(*fcinfo).flinfo).fn_expr.is_null() } {
+        Placement::Own
+    } else {
+        Placement::Shared
+    }
+}
+
 /// A new object for `group`'s state (made by `make` in the object's memory), in the states'
-/// context under `parent`.
+/// context under `parent`, or in a context of its own there.
 ///
 /// # Safety
 /// `parent` is a valid memory context (the aggregate context, for a transition state).
 unsafe fn new_object(
     parent: pg_sys::MemoryContext,
+    placement: Placement,
     value: ValueType,
     person: PersonType,
     make: impl FnOnce(PgEnv) -> KState<PgEnv>,
 ) -> &'static mut Group {
     // SAFETY: per the contract; the object lives in cx until cx is reset or deleted with its
-    // parent, after the last call that uses the state.
+    // parent, after the last call that uses the state. AllocSetContextCreateInternal makes a
+    // context under `parent` (or raises an ERROR) and keeps the static name;
+    // ALLOCSET_SMALL_SIZES (memutils.h) for a context of one state.
     unsafe {
-        let cx = states_context(parent);
+        let cx = match placement {
+            Placement::Shared => states_context(parent),
+            Placement::Own => pg_sys::AllocSetContextCreateInternal(
+                parent,
+                c"deident k_state".as_ptr(),
+                0,
+                1024,
+                8 * 1024,
+            ),
+        };
         let state = make(PgEnv(cx));
         let object = palloc_value(
             cx,
@@ -235,14 +277,18 @@ fn open(bytes: &[u8], env: PgEnv) -> KState<PgEnv> {
     state.unwrap_or_else(|e| state_error(e))
 }
 
-/// The framed plaintext's length for a state (seal.rs, `frame`): the floor is the encoding of
-/// a state with k person hashes (its cap, or the current k for k_count_distinct's) and a few
-/// words to spare, so that every state of a group below k seals to the same length (64 bytes
-/// cover the fixed fields, an integer or float sum, and a numeric sum up to about 10^50).
+/// The framed plaintext's length for a state (seal.rs, `frame`): padded as if the state held
+/// at least k person hashes (its cap, or the current k for k_count_distinct's), to a power of
+/// two of at least 64 + 8k bytes. So the number of persons of a group below k never shows in
+/// the length, whatever else the state holds (a second review found that a fixed floor let it
+/// show once a numeric sum's digits filled the floor); what can show is the size class of a
+/// numeric sum's digits (past about 10^50), and, for k_count_distinct at or above k, the size
+/// class of the person count.
 fn framed_len(state: &mut KState<PgEnv>) -> (usize, usize) {
     let len = state.encoded_len().unwrap_or_else(|e| state_error(e));
     let k = state.cap().max(guc::min_group_size()) as usize;
-    (len, seal::padded_len(len, 64 + 8 * k))
+    let as_if_k = len + 8 * k.saturating_sub(state.persons_kept());
+    (len, seal::padded_len(as_if_k, 64 + 8 * k))
 }
 
 fn sealed_error(e: SealError) -> ! {
@@ -288,7 +334,10 @@ pub unsafe fn read_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option
 /// # Safety
 /// Argument 0 is a k_state or NULL.
 #[inline]
-pub unsafe fn update_arg<'a>(fcinfo: pg_sys::FunctionCallInfo) -> Option<&'a mut Group> {
+pub unsafe fn update_arg<'a>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    placement: Placement,
+) -> Option<&'a mut Group> {
     // SAFETY: per the contract.
     unsafe {
         if fmgr::arg_is_null(fcinfo, 0) {
@@ -298,15 +347,17 @@ pub unsafe fn update_arg<'a>(fcinfo: pg_sys::FunctionCallInfo) -> Option<&'a mut
             Datum::Object { object, read_write: true } => Some(&mut object.group),
             Datum::Object { object, .. } => {
                 let g = &object.group;
-                Some(new_object(agg_context(fcinfo), g.value, g.person, |env| {
+                Some(new_object(agg_context(fcinfo), placement, g.value, g.person, |env| {
                     g.state.copy_in(env).unwrap_or_else(|e| state_error(e))
                 }))
             }
-            Datum::Sealed(bytes) => {
-                Some(new_object(agg_context(fcinfo), ValueType::None, PersonType::Unknown, |env| {
-                    open(bytes, env)
-                }))
-            }
+            Datum::Sealed(bytes) => Some(new_object(
+                agg_context(fcinfo),
+                placement,
+                ValueType::None,
+                PersonType::Unknown,
+                |env| open(bytes, env),
+            )),
         }
     }
 }
@@ -349,12 +400,13 @@ pub unsafe fn sealed_copy(d: pg_sys::Datum) -> pg_sys::Datum {
 /// `cx` is the aggregate context.
 pub unsafe fn new_state<'a>(
     cx: pg_sys::MemoryContext,
+    placement: Placement,
     value: ValueType,
     person: PersonType,
     make: impl FnOnce(PgEnv) -> KState<PgEnv>,
 ) -> &'a mut Group {
     // SAFETY: per the contract.
-    unsafe { new_object(cx, value, person, make) }
+    unsafe { new_object(cx, placement, value, person, make) }
 }
 
 /// The sealing key for flattening: the active key of the query's ring.

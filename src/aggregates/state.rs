@@ -257,6 +257,11 @@ impl<E: Env> KState<E> {
         self.cap
     }
 
+    /// The person hashes the state holds now (distinct once `encoded_len` has run).
+    pub fn persons_kept(&self) -> usize {
+        self.persons.len()
+    }
+
     /// The persons remembered (for k_count_distinct, sorted once `distinct_persons` or
     /// `encoded_len` has run).
     #[cfg(test)]

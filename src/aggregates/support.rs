@@ -9,7 +9,9 @@
 use pgrx::pg_guard;
 use pgrx::pg_sys::{self, BuiltinOid};
 
-use super::expanded::{new_state, read_arg, rw_datum, sealed_copy, update_arg};
+use super::expanded::{
+    combine_placement, new_state, read_arg, rw_datum, sealed_copy, update_arg, Placement,
+};
 use super::memory::{agg_context, Group, PersonType, PgEnv, ValueType};
 use super::numeric;
 use super::state::{person_hash, Acc, Decimal, KState, StateError};
@@ -80,7 +82,9 @@ unsafe fn group_for<'a>(
 ) -> &'a mut Group {
     // SAFETY: argument 0 is the transition state, which lives until its memory context is
     // reset or deleted, after the last call that uses it.
-    let existing = match unsafe { update_arg(fcinfo) } {
+    // (Transition states stay in the shared context also under Citus's worker_partial_agg,
+    // whose final step is the type's output function, ours.)
+    let existing = match unsafe { update_arg(fcinfo, Placement::Shared) } {
         Some(g) if g.person != PersonType::Unknown => return g,
         existing => existing,
     };
@@ -109,7 +113,7 @@ unsafe fn group_for<'a>(
         }
         // SAFETY: cx is the aggregate context.
         None => unsafe {
-            new_state(cx, value, person, |env| {
+            new_state(cx, Placement::Shared, value, person, |env| {
                 KState::new(acc(value, env), guc::min_group_size(), env)
             })
         },
@@ -149,7 +153,7 @@ pub(crate) unsafe fn person_of(
 unsafe fn state_unchanged(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     // SAFETY: per the contract; argument 0 is the transition state.
     unsafe {
-        match update_arg(fcinfo) {
+        match update_arg(fcinfo, Placement::Shared) {
             Some(g) => rw_datum(g),
             None => {
                 let _ = agg_context(fcinfo);
@@ -270,7 +274,8 @@ pub unsafe extern "C-unwind" fn deident_k_combine(
     // SAFETY: fmgr's call info of the combine function declared in SQL.
     unsafe {
         let cx = agg_context(fcinfo);
-        let a = update_arg(fcinfo);
+        let placement = combine_placement(fcinfo);
+        let a = update_arg(fcinfo, placement);
         let Some(b) = read_arg(fcinfo, 1) else {
             return match a {
                 Some(a) => rw_datum(a),
@@ -287,7 +292,7 @@ pub unsafe extern "C-unwind" fn deident_k_combine(
                 }
                 rw_datum(a)
             }
-            None => rw_datum(new_state(cx, b.value, b.person, |env| {
+            None => rw_datum(new_state(cx, placement, b.value, b.person, |env| {
                 b.state.copy_in(env).unwrap_or_else(|e| state_error(e))
             })),
         }

@@ -90,6 +90,24 @@ SELECT coord_combine_agg('deident.k_count_distinct(text)'::regprocedure, s, NULL
           FROM people_local WHERE id <= 2) x;
 SELECT coord_combine_agg('deident.k_count_distinct(text)'::regprocedure,
                          encode('forged', 'base64')::cstring, NULL::bigint);
+-- coord_combine_agg hands the live combined state to the aggregate's final function
+-- read-write; a user's PL/pgSQL final function takes it over (SPI_datumTransfer). That moves
+-- only that state (each state combined this way has a memory context of its own): 20,000
+-- groups come through, all states alike (this crashed the server when states shared one)
+CREATE FUNCTION plfinal(s deident.k_state) RETURNS deident.k_state LANGUAGE plpgsql
+  AS $$ BEGIN RETURN s; END $$;
+CREATE AGGREGATE user_final(int, text) (SFUNC = deident._k_trans, STYPE = deident.k_state,
+  COMBINEFUNC = deident._k_combine, FINALFUNC = plfinal);
+CREATE AGGREGATE user_partial(int, text) (SFUNC = deident._k_trans, STYPE = deident.k_state,
+  COMBINEFUNC = deident._k_combine);
+SET work_mem = '1GB';
+SELECT count(*) AS groups, count(DISTINCT length(c::text)) AS state_lengths FROM (
+  SELECT g, coord_combine_agg('user_final(int,text)'::regprocedure,
+                              (SELECT user_partial(1, 'p'))::text::cstring, NULL::deident.k_state) c
+    FROM generate_series(1, 20000) g GROUP BY g) z;
+RESET work_mem;
+DROP AGGREGATE user_final(int, text), user_partial(int, text);
+DROP FUNCTION plfinal(deident.k_state);
 -- small groups stay silent there too
 SELECT org, deident.k_count_distinct(email) FROM people WHERE person_int < 4 GROUP BY org ORDER BY org LIMIT 3;
 

@@ -42,6 +42,11 @@ SELECT n AS persons, length(decode(regress_ks_own.partial_distinct(p)::text, 'ba
  GROUP BY n ORDER BY n;
 SELECT x AS sum, length(decode(regress_ks_own.partial_numeric(x, 'alice')::text, 'base64')) AS bytes
   FROM (VALUES (1::numeric), (1e20), (1e40), (-1e40)) v(x) GROUP BY x ORDER BY x;
+-- also when a sum's digits alone fill the smallest size (scale 140): the persons below k
+-- still do not show; a larger size class is the sum's, the same for 1 to 4 persons
+SELECT n AS persons,
+       length(decode(regress_ks_own.partial_numeric(round(g * 1.25, 140), 'p' || g)::text, 'base64')) AS bytes
+  FROM generate_series(1, 6) n, generate_series(1, n) g GROUP BY n ORDER BY n;
 -- the same state sealed twice: under fresh nonces, so nothing shows that it is the same
 SELECT a <> b AS differ, length(a) = length(b) AS same_length
   FROM (SELECT (SELECT regress_ks_own.partial(v, person)::text FROM regress_ks WHERE grp = 0) AS a,
