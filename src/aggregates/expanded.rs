@@ -202,18 +202,18 @@ pub unsafe fn combine_placement(fcinfo: pg_sys::FunctionCallInfo) -> Placement {
     }
 }
 
-/// A new object for `group`'s state (made by `make` in the object's memory), in the states'
+/// A new object for a group's state (made by `make` in the object's memory), in the states'
 /// context under `parent`, or in a context of its own there.
 ///
 /// # Safety
 /// `parent` is a valid memory context (the aggregate context, for a transition state).
-unsafe fn new_object(
+pub unsafe fn new_object<'a>(
     parent: pg_sys::MemoryContext,
     placement: Placement,
     value: ValueType,
     person: PersonType,
     make: impl FnOnce(PgEnv) -> KState<PgEnv>,
-) -> &'static mut Group {
+) -> &'a mut Group {
     // SAFETY: per the contract; the object lives in cx until cx is reset or deleted with its
     // parent, after the last call that uses the state. AllocSetContextCreateInternal makes a
     // context under `parent` (or raises an ERROR) and keeps the static name;
@@ -392,21 +392,6 @@ pub unsafe fn sealed_copy(d: pg_sys::Datum) -> pg_sys::Datum {
             Datum::Sealed(bytes) => varlena_datum(bytes.len(), |out| out.copy_from_slice(bytes)),
         }
     }
-}
-
-/// A new transition state in the aggregate context `cx`.
-///
-/// # Safety
-/// `cx` is the aggregate context.
-pub unsafe fn new_state<'a>(
-    cx: pg_sys::MemoryContext,
-    placement: Placement,
-    value: ValueType,
-    person: PersonType,
-    make: impl FnOnce(PgEnv) -> KState<PgEnv>,
-) -> &'a mut Group {
-    // SAFETY: per the contract.
-    unsafe { new_object(cx, placement, value, person, make) }
 }
 
 /// The sealing key for flattening: the active key of the query's ring.

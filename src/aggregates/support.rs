@@ -10,7 +10,7 @@ use pgrx::pg_guard;
 use pgrx::pg_sys::{self, BuiltinOid};
 
 use super::expanded::{
-    combine_placement, new_state, read_arg, rw_datum, sealed_copy, update_arg, Placement,
+    combine_placement, new_object, read_arg, rw_datum, sealed_copy, update_arg, Placement,
 };
 use super::memory::{agg_context, Group, PersonType, PgEnv, ValueType};
 use super::numeric;
@@ -113,7 +113,7 @@ unsafe fn group_for<'a>(
         }
         // SAFETY: cx is the aggregate context.
         None => unsafe {
-            new_state(cx, Placement::Shared, value, person, |env| {
+            new_object(cx, Placement::Shared, value, person, |env| {
                 KState::new(acc(value, env), guc::min_group_size(), env)
             })
         },
@@ -292,7 +292,7 @@ pub unsafe extern "C-unwind" fn deident_k_combine(
                 }
                 rw_datum(a)
             }
-            None => rw_datum(new_state(cx, placement, b.value, b.person, |env| {
+            None => rw_datum(new_object(cx, placement, b.value, b.person, |env| {
                 b.state.copy_in(env).unwrap_or_else(|e| state_error(e))
             })),
         }
