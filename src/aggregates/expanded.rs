@@ -321,9 +321,8 @@ pub unsafe fn read_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option
 
 /// Argument 0 of a transition or combine function as the state to update, None when NULL:
 /// the object itself when it is ours to change (a read-write pointer, as every state we
-/// return is); otherwise a new object in the aggregate context holding a copy (a read-only
-/// pointer) or the opened state (sealed bytes: an aggregate's initial value), which the
-/// caller returns and nodeAgg adopts in place of the old value.
+/// return is); otherwise a new object holding a copy or the opened state (`copy_arg`), which
+/// the caller returns and nodeAgg adopts in place of the old value.
 ///
 /// The read-write case is every row's, so it asks nothing of the executor: a read-write
 /// pointer to one of our objects exists only as the transition value of the aggregate that
@@ -345,19 +344,55 @@ pub unsafe fn update_arg<'a>(
         }
         match classify(fmgr::arg(fcinfo, 0)) {
             Datum::Object { object, read_write: true } => Some(&mut object.group),
+            other => Some(copy_of(fcinfo, other, placement)),
+        }
+    }
+}
+
+/// Argument `n` as a new object of this aggregate's, None when NULL: a copy of an object
+/// (a read-only pointer), or the state of sealed bytes opened straight into it (an initial
+/// value, a partial state from another process).
+///
+/// # Safety
+/// Argument `n` is a k_state or NULL.
+pub unsafe fn copy_arg<'a>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    n: usize,
+    placement: Placement,
+) -> Option<&'a mut Group> {
+    // SAFETY: per the contract.
+    unsafe {
+        if fmgr::arg_is_null(fcinfo, n) {
+            return None;
+        }
+        Some(copy_of(fcinfo, classify(fmgr::arg(fcinfo, n)), placement))
+    }
+}
+
+/// A new object in the aggregate context, holding what `datum` holds.
+///
+/// # Safety
+/// `fcinfo` is a support function's call info; `datum` is one of its arguments.
+unsafe fn copy_of<'a>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    datum: Datum<'_>,
+    placement: Placement,
+) -> &'a mut Group {
+    // SAFETY: per the contract.
+    unsafe {
+        let cx = agg_context(fcinfo);
+        match datum {
             Datum::Object { object, .. } => {
                 let g = &object.group;
-                Some(new_object(agg_context(fcinfo), placement, g.value, g.person, |env| {
+                new_object(cx, placement, g.value, g.person, |env| {
                     g.state.copy_in(env).unwrap_or_else(|e| state_error(e))
-                }))
+                })
             }
-            Datum::Sealed(bytes) => Some(new_object(
-                agg_context(fcinfo),
-                placement,
-                ValueType::None,
-                PersonType::Unknown,
-                |env| open(bytes, env),
-            )),
+            Datum::Sealed(bytes) => {
+                new_object(cx, placement, ValueType::None, PersonType::Unknown, |env| {
+                    open(bytes, env)
+                })
+            }
         }
     }
 }

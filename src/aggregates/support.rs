@@ -10,7 +10,7 @@ use pgrx::pg_guard;
 use pgrx::pg_sys::{self, BuiltinOid};
 
 use super::expanded::{
-    combine_placement, new_object, read_arg, rw_datum, sealed_copy, update_arg, Placement,
+    combine_placement, copy_arg, new_object, read_arg, rw_datum, sealed_copy, update_arg, Placement,
 };
 use super::memory::{agg_context, Group, PersonType, PgEnv, ValueType};
 use super::numeric;
@@ -264,8 +264,9 @@ pub unsafe extern "C-unwind" fn deident_k_distinct_trans(
 pg_function_info_v1!(pg_finfo_deident_k_distinct_trans);
 
 /// `_k_combine(k_state, k_state)`: merges the second state into the first. A missing first
-/// state is made anew, a copy of the second, in the aggregate context; the second is only
-/// read (sealed bytes are opened into the current, per-tuple, memory context).
+/// state is made anew from the second, in the aggregate context (sealed bytes are opened
+/// straight into it); otherwise the second is only read (sealed bytes are opened into the
+/// current, per-tuple, memory context).
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn deident_k_combine(
@@ -273,28 +274,25 @@ pub unsafe extern "C-unwind" fn deident_k_combine(
 ) -> pg_sys::Datum {
     // SAFETY: fmgr's call info of the combine function declared in SQL.
     unsafe {
-        let cx = agg_context(fcinfo);
+        let _ = agg_context(fcinfo);
         let placement = combine_placement(fcinfo);
-        let a = update_arg(fcinfo, placement);
-        let Some(b) = read_arg(fcinfo, 1) else {
-            return match a {
-                Some(a) => rw_datum(a),
-                None => fmgr::return_null(fcinfo),
-            };
-        };
-        match a {
+        match update_arg(fcinfo, placement) {
             Some(a) => {
-                if let Err(e) = a.state.merge(&b.state) {
-                    state_error(e);
-                }
-                if a.person == PersonType::Unknown {
-                    (a.value, a.person) = (b.value, b.person);
+                if let Some(b) = read_arg(fcinfo, 1) {
+                    if let Err(e) = a.state.merge(&b.state) {
+                        state_error(e);
+                    }
+                    if a.person == PersonType::Unknown {
+                        (a.value, a.person) = (b.value, b.person);
+                    }
                 }
                 rw_datum(a)
             }
-            None => rw_datum(new_object(cx, placement, b.value, b.person, |env| {
-                b.state.copy_in(env).unwrap_or_else(|e| state_error(e))
-            })),
+            // the first state of a group: the second, copied (or opened) into a new object
+            None => match copy_arg(fcinfo, 1, placement) {
+                Some(b) => rw_datum(b),
+                None => fmgr::return_null(fcinfo),
+            },
         }
     }
 }
