@@ -89,7 +89,7 @@ pub unsafe fn datum_bytes<'a>(d: pg_sys::Datum) -> &'a [u8] {
             // of dp_sum's backend in a call of its own)
             let h = ptr.cast::<u8>().read();
             if h == 0x01 || h & 0x03 == 0x02 {
-                ptr = pg_sys::pg_detoast_datum_packed(ptr);
+                ptr = detoast_packed(ptr);
             }
             let p = ptr.cast::<u8>();
             let h = p.read();
@@ -109,6 +109,19 @@ pub unsafe fn datum_bytes<'a>(d: pg_sys::Datum) -> &'a [u8] {
             varlena::varlena_to_byte_slice(ptr)
         }
     }
+}
+
+/// pg_detoast_datum_packed, out of line: pgrx's guard around the call (a sigsetjmp buffer)
+/// gave `datum_bytes` a 424-byte stack frame and kept it from being inlined, on every row of
+/// the aggregates, although the call is only needed for compressed or out-of-line values.
+///
+/// # Safety
+/// `ptr` points at a varlena.
+#[cold]
+#[inline(never)]
+unsafe fn detoast_packed(ptr: *mut pg_sys::varlena) -> *mut pg_sys::varlena {
+    // SAFETY: per the contract.
+    unsafe { pg_sys::pg_detoast_datum_packed(ptr) }
 }
 
 /// Argument `n`, an int4.

@@ -124,7 +124,7 @@ unsafe fn group_for<'a>(
 ///
 /// # Safety
 /// Argument `n` is a non-NULL value of the type `person` says.
-#[inline]
+#[inline(always)]
 pub(crate) unsafe fn person_of(
     fcinfo: pg_sys::FunctionCallInfo,
     n: usize,
