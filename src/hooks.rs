@@ -63,6 +63,11 @@ pub fn install() {
         pg_sys::needs_fmgr_hook = Some(needs_fmgr);
         PREV_FMGR = pg_sys::fmgr_hook;
         pg_sys::fmgr_hook = Some(fmgr);
+        pg_sys::CacheRegisterSyscacheCallback(
+            pg_sys::SysCacheIdentifier::PROCOID as i32,
+            Some(function_changed),
+            pg_sys::Datum::from(0usize),
+        );
         PREV_SHMEM_STARTUP = pg_sys::shmem_startup_hook;
         pg_sys::shmem_startup_hook = Some(shmem_startup);
         #[cfg(not(any(feature = "pg13", feature = "pg14")))]
@@ -275,11 +280,6 @@ unsafe extern "C-unwind" fn check_permissions(rtable: *mut pg_sys::List, abort: 
     unsafe { enforcement::check_permissions(rtable, abort) }
 }
 
-#[pg_guard]
-unsafe extern "C-unwind" fn keeps_sql_functions_whole(fn_oid: pg_sys::Oid) -> bool {
-    enforcement::keeps_sql_functions_whole(fn_oid)
-}
-
 unsafe extern "C-unwind" fn post_parse_analyze(
     pstate: *mut pg_sys::ParseState,
     query: *mut pg_sys::Query,
@@ -395,8 +395,63 @@ unsafe extern "C-unwind" fn needs_fmgr(fn_oid: pg_sys::Oid) -> bool {
                 return true;
             }
         }
-        keeps_sql_functions_whole(fn_oid) || crate::dp::plan::keeps_sql_function_whole(fn_oid)
+        let known = FUNCTION_FACTS
+            .with(|f| f.try_borrow().ok().and_then(|m| m.get(&fn_oid.to_u32()).copied()));
+        let facts = match known {
+            Some(facts) => facts,
+            None => function_facts(fn_oid),
+        };
+        facts & KEPT_WHOLE_FOR_DP != 0
+            || enforcement::keeps_sql_functions_whole(facts & SQL_FUNCTION != 0)
     }
+}
+
+/// What `needs_fmgr` needs to know of a function, as bits: an SQL function (kept whole for a
+/// restricted role: `enforcement::keeps_sql_functions_whole`), or one kept whole because of
+/// the dp aggregates in its body (`dp::plan::keeps_sql_function_whole`).
+const SQL_FUNCTION: u8 = 1;
+const KEPT_WHOLE_FOR_DP: u8 = 2;
+
+thread_local! {
+    /// The facts by function OID, read once per function and kept until pg_proc changes
+    /// (`function_changed`). PostgreSQL asks the hook in every `fmgr_info` of a function that
+    /// is not built in, and Citus's `worker_partial_agg` calls `fmgr_info` on the aggregate's
+    /// transition function for every row: two syscache lookups per row there (each through
+    /// pgrx's guard) were most of what a k-aggregate cost Citus beyond a built-in aggregate.
+    static FUNCTION_FACTS: std::cell::RefCell<std::collections::HashMap<u32, u8>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// Reads a function's facts from pg_proc and keeps them.
+#[pg_guard]
+unsafe extern "C-unwind" fn function_facts(fn_oid: pg_sys::Oid) -> u8 {
+    /// pg_language_d.h.
+    const SQL_LANGUAGE_ID: pg_sys::Oid = pg_sys::Oid::from_u32(14);
+    let mut facts = 0;
+    if enforcement::catalog::func_language(fn_oid) == Some(SQL_LANGUAGE_ID) {
+        facts |= SQL_FUNCTION;
+        // SAFETY: a pg_proc lookup inside a transaction (fmgr_info runs in one).
+        if unsafe { crate::dp::plan::keeps_sql_function_whole(fn_oid) } {
+            facts |= KEPT_WHOLE_FOR_DP;
+        }
+    }
+    FUNCTION_FACTS.with(|f| {
+        if let Ok(mut m) = f.try_borrow_mut() {
+            m.insert(fn_oid.to_u32(), facts);
+        }
+    });
+    facts
+}
+
+/// A pg_proc row changed (CREATE OR REPLACE can change a function's language and body): the
+/// facts are read again.
+#[pg_guard]
+unsafe extern "C-unwind" fn function_changed(_arg: pg_sys::Datum, _cacheid: i32, _hash: u32) {
+    FUNCTION_FACTS.with(|f| {
+        if let Ok(mut m) = f.try_borrow_mut() {
+            m.clear();
+        }
+    });
 }
 
 unsafe extern "C-unwind" fn fmgr(

@@ -227,11 +227,10 @@ pub unsafe fn check_before_run(query: usize, stmt: *mut pg_sys::PlannedStmt) {
 
 /// `needs_fmgr_hook`: true for a SQL function while the role is restricted, which keeps the
 /// planner from inlining it (clauses.c `inline_function`, `inline_set_returning_function`
-/// test `FmgrHookIsNeeded`).
-pub fn keeps_sql_functions_whole(fn_oid: pg_sys::Oid) -> bool {
-    /// pg_language_d.h.
-    const SQL_LANGUAGE_ID: pg_sys::Oid = pg_sys::Oid::from_u32(14);
-    current_is_restricted() && catalog::func_language(fn_oid) == Some(SQL_LANGUAGE_ID)
+/// test `FmgrHookIsNeeded`). Whether the function is an SQL function comes from the hook's
+/// cache of pg_proc (`hooks::needs_fmgr`).
+pub fn keeps_sql_functions_whole(sql_function: bool) -> bool {
+    sql_function && current_is_restricted()
 }
 
 /// A keyed function's guard: a restricted role may call it only through the rewrite.
