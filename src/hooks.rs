@@ -395,11 +395,19 @@ unsafe extern "C-unwind" fn needs_fmgr(fn_oid: pg_sys::Oid) -> bool {
                 return true;
             }
         }
-        let known = FUNCTION_FACTS
-            .with(|f| f.try_borrow().ok().and_then(|m| m.get(&fn_oid.to_u32()).copied()));
-        let facts = match known {
-            Some(facts) => facts,
-            None => function_facts(fn_oid),
+        let oid = fn_oid.to_u32();
+        let (last, last_facts) = LAST_FUNCTION.get();
+        let facts = if last == oid && oid != 0 {
+            last_facts
+        } else {
+            let known =
+                FUNCTION_FACTS.with(|f| f.try_borrow().ok().and_then(|m| m.get(&oid).copied()));
+            let facts = match known {
+                Some(facts) => facts,
+                None => function_facts(fn_oid),
+            };
+            LAST_FUNCTION.set((oid, facts));
+            facts
         };
         facts & KEPT_WHOLE_FOR_DP != 0
             || enforcement::keeps_sql_functions_whole(facts & SQL_FUNCTION != 0)
@@ -420,6 +428,9 @@ thread_local! {
     /// pgrx's guard) were most of what a k-aggregate cost Citus beyond a built-in aggregate.
     static FUNCTION_FACTS: std::cell::RefCell<std::collections::HashMap<u32, u8>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
+    /// The last function asked about and its facts (Citus asks about the same one row after
+    /// row); OID 0 asks about nothing.
+    static LAST_FUNCTION: std::cell::Cell<(u32, u8)> = const { std::cell::Cell::new((0, 0)) };
 }
 
 /// Reads a function's facts from pg_proc and keeps them.
@@ -447,6 +458,7 @@ unsafe extern "C-unwind" fn function_facts(fn_oid: pg_sys::Oid) -> u8 {
 /// facts are read again.
 #[pg_guard]
 unsafe extern "C-unwind" fn function_changed(_arg: pg_sys::Datum, _cacheid: i32, _hash: u32) {
+    LAST_FUNCTION.set((0, 0));
     FUNCTION_FACTS.with(|f| {
         if let Ok(mut m) = f.try_borrow_mut() {
             m.clear();
