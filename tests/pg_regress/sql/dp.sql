@@ -132,13 +132,13 @@ CREATE FUNCTION regress_dp_srf() RETURNS SETOF bigint LANGUAGE sql STABLE
 SELECT * FROM regress_dp_srf();
 -- fail, also when the function was of another language the first time this session called
 -- it (the needs_fmgr hook keeps what it read of a function until pg_proc changes)
-CREATE OR REPLACE FUNCTION regress_dp_srf() RETURNS SETOF bigint LANGUAGE plpgsql STABLE
+CREATE FUNCTION regress_dp_srf2() RETURNS SETOF bigint LANGUAGE plpgsql STABLE
   AS $$ BEGIN RETURN NEXT 1; END $$;
-SELECT * FROM regress_dp_srf();
-CREATE OR REPLACE FUNCTION regress_dp_srf() RETURNS SETOF bigint LANGUAGE sql STABLE
+SELECT * FROM regress_dp_srf2();
+CREATE OR REPLACE FUNCTION regress_dp_srf2() RETURNS SETOF bigint LANGUAGE sql STABLE
   AS $$ SELECT deident.dp_count(p.person || g::text) FROM regress_dp p, generate_series(1, 100) g WHERE false $$;
-SELECT * FROM regress_dp_srf();
-DROP FUNCTION regress_dp_srf(), regress_dp_ten(), regress_dp_vmax();
+SELECT * FROM regress_dp_srf2();
+DROP FUNCTION regress_dp_srf(), regress_dp_srf2(), regress_dp_ten(), regress_dp_vmax();
 -- OK: pg_deident's own functions and aggregates are known, as are built-in non-volatile ones
 SELECT deident.k_count_distinct(person) AS k_persons, deident.dp_count(person) IS NOT NULL AS answered
   FROM regress_dp WHERE person <> '';
