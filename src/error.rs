@@ -118,7 +118,8 @@ pub enum DeidentError {
     RestrictedRawRead {
         relation: String,
     },
-    /// A restricted role reads a shard of a Citus table, where no label is (docs/citus.md).
+    /// A restricted role reads a relation named like a Citus shard that Citus's metadata does
+    /// not match to a table (docs/citus.md).
     RestrictedShard {
         relation: String,
     },
@@ -482,8 +483,8 @@ impl DeidentError {
             DeidentError::RestrictedShard { relation } => (
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 format!("a restricted role cannot read relation \"{}\" on a Citus node", echo(relation.as_bytes())),
-                Some("It is named like a shard of a distributed table (ending in _ and digits), or holds Citus's per-tenant statistics: column labels do not reliably reach shards, so pg_deident could not replace their identifier columns by pseudonyms.".to_string()),
-                Some("Restricted roles are not supported on Citus yet (docs/citus.md); rename a table of your own that only looks like a shard.".to_string()),
+                Some("It is named like a shard of a distributed table (ending in _ and digits) but Citus's metadata on this node does not say of which table (or the shard lacks one of the table's labelled columns), or it holds Citus's per-tenant statistics: pg_deident cannot tell which of its columns to replace by pseudonyms.".to_string()),
+                Some("Query the distributed table on a node with Citus metadata (docs/citus.md); rename a table of your own that only looks like a shard.".to_string()),
             ),
             DeidentError::RestrictedDdl { relation } => (
                 ERRCODE_INSUFFICIENT_PRIVILEGE,

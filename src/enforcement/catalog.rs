@@ -50,8 +50,8 @@ pub type Labels = Rc<Vec<ColumnLabel>>;
 
 thread_local! {
     static CACHE: RefCell<HashMap<(u32, bool), Labels>> = RefCell::new(HashMap::new());
-    /// `citus_shard`'s answers, dropped with the labels.
-    static SHARDS: RefCell<HashMap<u32, bool>> = RefCell::new(HashMap::new());
+    /// `shard_of`'s answers, dropped with the labels.
+    static SHARDS: RefCell<HashMap<u32, ShardOf>> = RefCell::new(HashMap::new());
 }
 
 /// Drops every cached label (a relcache invalidation, the end of a transaction, a label set
@@ -61,39 +61,127 @@ pub fn forget() {
     SHARDS.with(|c| c.borrow_mut().clear());
 }
 
-/// Is `relid` a relation that a restricted role must not read on a Citus node: one named like a
-/// shard (`<table>_<digits>`: Citus names a shard after its table and its id, the id last even
-/// when it truncates a long name), or Citus's per-tenant statistics (`citus_stat_tenants`,
-/// `citus_stat_tenants_local`, which hold raw values of the distribution column)? False where
-/// Citus is not installed in the database (no pg_dist_shard).
+/// What a relation is to Citus, as far as labels go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardOf {
+    /// Not named like a shard, or Citus is not installed in the database.
+    Nothing,
+    /// A shard of this distributed (or reference, or Citus local) table: it has the table's
+    /// labels, by column name.
+    Table(pg_sys::Oid),
+    /// Named like a shard, but Citus's metadata does not say of which table (a split's old
+    /// shard waiting for its deferred drop, a worker without metadata, a table of the DBA's
+    /// named like a shard), or one of the table's labelled columns is missing from it; or
+    /// Citus's per-tenant statistics (`citus_stat_tenants`, `citus_stat_tenants_local`, which
+    /// hold raw values of the distribution column). A restricted role may not read it.
+    Unknown,
+}
+
+/// Is `relid` a relation that a restricted role must not read on a Citus node
+/// (`ShardOf::Unknown`)?
 ///
-/// Labels do not reliably reach shards: Citus gives them to the workers' copy of the table and
-/// to shards made after the label, not to shards that existed before it, nor to a split's old
-/// shard waiting for its deferred drop (no longer in pg_dist_shard), and a worker without
-/// Citus metadata lists no shard at all. So the rule goes by the name alone, and fails closed:
-/// a table of the DBA's merely named like a shard (`sales_2024`) is refused to restricted
-/// roles on a Citus node too (docs/citus.md).
+/// Citus gives a column's label to the workers' copy of the distributed table and to shards
+/// made after the label, not to shards that existed before it, so a shard's labels are read
+/// from its table (`shard_of`), and what cannot be matched to a table fails closed (docs/citus.md).
 pub fn citus_shard(relid: pg_sys::Oid) -> bool {
+    shard_of(relid) == ShardOf::Unknown
+}
+
+/// The table whose shard `relid` is, from its name (`<table>_<shard id>`: Citus names a shard
+/// after its table and its id, the id last even when it truncates a long name) and Citus's
+/// metadata (`pg_dist_shard`, which a worker holds too since Citus 11).
+pub fn shard_of(relid: pg_sys::Oid) -> ShardOf {
     if let Some(hit) = SHARDS.with(|c| c.borrow().get(&relid.to_u32()).copied()) {
         return hit;
     }
-    let answer = read_citus_shard(relid);
+    let answer = read_shard_of(relid);
     SHARDS.with(|c| c.borrow_mut().insert(relid.to_u32(), answer));
     answer
 }
 
-fn read_citus_shard(relid: pg_sys::Oid) -> bool {
-    // SAFETY: syscache reads in a transaction.
+fn read_shard_of(relid: pg_sys::Oid) -> ShardOf {
+    // SAFETY: syscache and catalog reads in a transaction.
     unsafe {
         let catalog_ns = pg_sys::Oid::from_u32(pg_sys::PG_CATALOG_NAMESPACE);
-        if pg_sys::get_relname_relid(c"pg_dist_shard".as_ptr(), catalog_ns) == pg_sys::InvalidOid {
-            return false;
+        let dist_shard = pg_sys::get_relname_relid(c"pg_dist_shard".as_ptr(), catalog_ns);
+        if dist_shard == pg_sys::InvalidOid {
+            return ShardOf::Nothing;
         }
         let name = pg_sys::get_rel_name(relid);
         if name.is_null() {
-            return false;
+            return ShardOf::Nothing;
         }
-        shard_like(CStr::from_ptr(name).to_bytes())
+        let name = CStr::from_ptr(name).to_bytes();
+        if !shard_like(name) {
+            return ShardOf::Nothing;
+        }
+        let Some(shard_id) = shard_id(name) else { return ShardOf::Unknown };
+        let Some(table) = dist_shard_table(dist_shard, shard_id) else { return ShardOf::Unknown };
+        // Citus makes a table's shards in the table's schema; and every labelled column of
+        // the table (its own labels and its relatives': `read`) must be there, by name
+        if table == relid || pg_sys::get_rel_namespace(table) != pg_sys::get_rel_namespace(relid) {
+            return ShardOf::Unknown;
+        }
+        if read(table, true).iter().any(|c| attnum_of(relid, &c.name).is_none()) {
+            return ShardOf::Unknown;
+        }
+        ShardOf::Table(table)
+    }
+}
+
+/// The shard id at the end of a shard's name (`shard_like` holds).
+fn shard_id(name: &[u8]) -> Option<i64> {
+    let cut = name.iter().rposition(|&b| b == b'_')?;
+    std::str::from_utf8(&name[cut + 1..]).ok()?.parse().ok()
+}
+
+/// The table of shard `shard_id`, by index scan of Citus's `pg_dist_shard` (Citus's own
+/// `LoadShardInterval` reads it the same way), if Citus lists the shard.
+///
+/// # Safety
+/// In a transaction; `dist_shard` is pg_dist_shard.
+unsafe fn dist_shard_table(dist_shard: pg_sys::Oid, shard_id: i64) -> Option<pg_sys::Oid> {
+    // SAFETY: per the contract; the columns' numbers are checked by name first, and each
+    // tuple is deformed through the catalog's own descriptor.
+    unsafe {
+        let catalog_ns = pg_sys::Oid::from_u32(pg_sys::PG_CATALOG_NAMESPACE);
+        let index = pg_sys::get_relname_relid(c"pg_dist_shard_shardid_index".as_ptr(), catalog_ns);
+        let relid_att = pg_sys::get_attnum(dist_shard, c"logicalrelid".as_ptr());
+        let id_att = pg_sys::get_attnum(dist_shard, c"shardid".as_ptr());
+        if index == pg_sys::InvalidOid
+            || relid_att <= 0
+            || id_att <= 0
+            || pg_sys::get_atttype(dist_shard, relid_att) != pg_sys::REGCLASSOID
+            || pg_sys::get_atttype(dist_shard, id_att) != pg_sys::INT8OID
+        {
+            return None;
+        }
+        let rel = pg_sys::table_open(dist_shard, pg_sys::AccessShareLock as _);
+        let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
+        pg_sys::ScanKeyInit(
+            &mut key,
+            id_att,
+            pg_sys::BTEqualStrategyNumber as _,
+            pg_sys::F_INT8EQ.into(),
+            pg_sys::Datum::from(shard_id),
+        );
+        let scan = pg_sys::systable_beginscan(rel, index, true, std::ptr::null_mut(), 1, &mut key);
+        let desc = (*rel).rd_att;
+        let natts = (*desc).natts as usize;
+        let mut values = vec![pg_sys::Datum::from(0usize); natts];
+        let mut nulls = vec![false; natts];
+        let mut table = None;
+        let tuple = pg_sys::systable_getnext(scan);
+        if !tuple.is_null() {
+            pg_sys::heap_deform_tuple(tuple, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
+            let i = relid_att as usize - 1;
+            if i < natts && !nulls[i] {
+                table = Some(pg_sys::Oid::from(values[i].value() as u32));
+            }
+        }
+        pg_sys::systable_endscan(scan);
+        pg_sys::table_close(rel, pg_sys::AccessShareLock as _);
+        table
     }
 }
 
@@ -117,7 +205,20 @@ pub fn column_labels(relid: pg_sys::Oid, with_descendants: bool) -> Labels {
     if let Some(hit) = CACHE.with(|c| c.borrow().get(&key).cloned()) {
         return hit;
     }
-    let labels = Rc::new(read(relid, with_descendants));
+    let mut labels = read(relid, with_descendants);
+    if let ShardOf::Table(table) = shard_of(relid) {
+        // a shard has its own labels (if Citus gave it any) and its table's, by column name
+        // (a shard's columns are numbered without the table's dropped ones)
+        for c in read(table, with_descendants) {
+            let Some(attnum) = attnum_of(relid, &c.name) else { continue };
+            match labels.iter_mut().find(|l| l.attnum == attnum) {
+                Some(l) => l.label = l.label.strongest(c.label),
+                None => labels.push(ColumnLabel { attnum, name: c.name, label: c.label }),
+            }
+        }
+        labels.sort_by_key(|c| c.attnum);
+    }
+    let labels = Rc::new(labels);
     CACHE.with(|c| c.borrow_mut().insert(key, labels.clone()));
     labels
 }

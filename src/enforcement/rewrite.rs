@@ -250,6 +250,12 @@ unsafe fn rewrite_rtable(query: *mut Query, ctx: &mut Ctx, raw_quals: &[*mut pg_
                 continue;
             }
             let funcs = ctx.funcs();
+            if already_masked(query, rti, &identifiers, &funcs) {
+                continue;
+            }
+            if matches!(catalog::shard_of(relid), catalog::ShardOf::Table(_)) {
+                unmask_pushed_calls(query, rti, relid, &identifiers, &funcs);
+            }
             mask_relation(query, rte, rti, &identifiers, &funcs, raw_quals);
             replaced.push((rti, identifiers));
         }
@@ -263,6 +269,249 @@ unsafe fn rewrite_rtable(query: *mut Query, ctx: &mut Ctx, raw_quals: &[*mut pg_
 impl Ctx {
     fn funcs(&mut self) -> Funcs {
         *self.funcs.get_or_insert_with(lookup_funcs)
+    }
+}
+
+/// Was entry `rti` masked by an earlier pass of this rewrite? Citus plans parts of a query
+/// that the rewrite has already changed through `planner()` again (a subquery it plans
+/// apart, recursive planning), and the hook then sees the subquery the rewrite built around
+/// the relation: its identifier columns are read only as arguments of marked masking calls,
+/// which SQL cannot write. Masking it again would give pseudonyms of pseudonyms. An entry
+/// with any other reference to an identifier column (or to the whole row), or with none at
+/// all, is masked as usual.
+///
+/// # Safety
+/// `query` is a valid Query and `rti` one of its relation entries.
+unsafe fn already_masked(query: *mut Query, rti: i32, identifiers: &[i16], funcs: &Funcs) -> bool {
+    let mut ctx = Masked {
+        rti,
+        identifiers: identifiers.to_vec(),
+        funcs: [funcs.text, funcs.uuid, funcs.bigint, funcs.int],
+        depth: 0,
+        inside: 0,
+        marked: 0,
+        bare: 0,
+    };
+    // SAFETY: per the contract; the walker is a guarded C callback.
+    unsafe {
+        pg_sys::query_tree_walker(query, Some(masked_walker), (&raw mut ctx).cast(), 0);
+    }
+    ctx.marked > 0 && ctx.bare == 0
+}
+
+struct Masked {
+    rti: i32,
+    identifiers: Vec<i16>,
+    funcs: [Oid; 4],
+    /// Query levels below the entry's.
+    depth: u32,
+    /// Marked masking calls entered.
+    inside: u32,
+    /// References to the identifier columns inside marked masking calls, and elsewhere.
+    marked: u32,
+    bare: u32,
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn masked_walker(
+    node: *mut pg_sys::Node,
+    ctx: *mut std::ffi::c_void,
+) -> bool {
+    if node.is_null() {
+        return false;
+    }
+    // SAFETY: node is a valid Node; ctx is the Masked that already_masked passed.
+    unsafe {
+        let m = &mut *ctx.cast::<Masked>();
+        match (*node).type_ {
+            pg_sys::NodeTag::T_Query => {
+                m.depth += 1;
+                let stop = pg_sys::query_tree_walker(node.cast(), Some(masked_walker), ctx, 0);
+                m.depth -= 1;
+                stop
+            }
+            pg_sys::NodeTag::T_Var => {
+                let var = node.cast::<pg_sys::Var>();
+                if (*var).varno == m.rti
+                    && (*var).varlevelsup == m.depth
+                    && ((*var).varattno == 0 || m.identifiers.contains(&(*var).varattno))
+                {
+                    if m.inside > 0 && (*var).varattno != 0 {
+                        m.marked += 1;
+                    } else {
+                        m.bare += 1;
+                    }
+                }
+                false
+            }
+            pg_sys::NodeTag::T_FuncExpr => {
+                let f = node.cast::<pg_sys::FuncExpr>();
+                let marked = (*f).funcformat == pg_sys::CoercionForm::COERCE_SQL_SYNTAX
+                    && (*f).funcid != pg_sys::InvalidOid
+                    && m.funcs.contains(&(*f).funcid);
+                if marked {
+                    m.inside += 1;
+                }
+                let stop = pg_sys::expression_tree_walker(node, Some(masked_walker), ctx);
+                if marked {
+                    m.inside -= 1;
+                }
+                stop
+            }
+            _ => pg_sys::expression_tree_walker(node, Some(masked_walker), ctx),
+        }
+    }
+}
+
+/// A Citus worker's query on a shard, sent by the coordinator for a restricted role, already
+/// reads each identifier column through the call that masks it (the coordinator's rewrite
+/// built it, and Citus sent it as SQL, without the mark): masking the shard's column as well
+/// would give the pseudonym of a pseudonym. So every expression of the query, at any depth,
+/// that is exactly the rewrite's masking of an identifier column of entry `rti`
+/// (`mask_expr`; `equal` ignores the call's form and locations) becomes the bare column,
+/// which the rewrite then masks once, with its mark. The answer is the same as the call's,
+/// and a call that differs (another length, another key) stays, unmarked, and is refused as
+/// it would be on one node.
+///
+/// # Safety
+/// `query` is a valid Query and `rti` one of its relation entries, `relid`.
+unsafe fn unmask_pushed_calls(
+    query: *mut Query,
+    rti: i32,
+    relid: Oid,
+    identifiers: &[i16],
+    funcs: &Funcs,
+) {
+    // SAFETY: per the contract.
+    unsafe {
+        let rel = pg_sys::relation_open(relid, pg_sys::NoLock as _);
+        let desc = (*rel).rd_att;
+        let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
+        let columns: Vec<(i16, Oid, i32, Oid)> = identifiers
+            .iter()
+            .filter_map(|&a| {
+                let att = attrs.get(a as usize - 1)?;
+                Some((a, att.atttypid, att.atttypmod, att.attcollation))
+            })
+            .collect();
+        pg_sys::relation_close(rel, pg_sys::NoLock as _);
+        let mut ctx = Pushed { rti, columns, funcs: *funcs, depth: 0, canonical: Vec::new() };
+        unmask_in_query(query, &mut ctx);
+    }
+}
+
+struct Pushed {
+    rti: i32,
+    /// (attnum, type, typmod, collation) of each identifier column.
+    columns: Vec<(i16, Oid, i32, Oid)>,
+    funcs: Funcs,
+    /// Query levels below the entry's.
+    depth: u32,
+    /// By depth: each column's Var (levelsup = depth) and its masking expression.
+    canonical: Vec<Vec<(*mut pg_sys::Var, *mut pg_sys::Node)>>,
+}
+
+impl Pushed {
+    /// The columns' Vars and masking expressions at the current depth.
+    unsafe fn canonical(&mut self) -> &[(*mut pg_sys::Var, *mut pg_sys::Node)] {
+        let depth = self.depth as usize;
+        while self.canonical.len() <= depth {
+            let level = self.canonical.len() as u32;
+            let mut exprs = Vec::new();
+            for &(attnum, typid, typmod, collation) in &self.columns {
+                // SAFETY: nodes built in the planner's memory context.
+                unsafe {
+                    let var = pg_sys::makeVar(self.rti, attnum, typid, typmod, collation, level);
+                    let copy = pg_sys::copyObjectImpl(var.cast()).cast::<pg_sys::Expr>();
+                    let masked = mask_expr(copy, typid, typmod, collation, &self.funcs);
+                    // a type without a pseudonym masks to a NULL constant: nothing to match
+                    if (*masked).type_ != pg_sys::NodeTag::T_Const {
+                        exprs.push((var, masked.cast()));
+                    }
+                }
+            }
+            self.canonical.push(exprs);
+        }
+        &self.canonical[depth]
+    }
+}
+
+/// `unmask_pushed_calls` over one query's expressions, in place (the range table's entries
+/// keep their addresses: the rewrite holds them).
+///
+/// # Safety
+/// `query` is a valid Query, `ctx.depth` levels below the entry's.
+unsafe fn unmask_in_query(query: *mut Query, ctx: &mut Pushed) {
+    // SAFETY: per the contract; every field is an expression tree or NULL.
+    unsafe {
+        let c: *mut std::ffi::c_void = (ctx as *mut Pushed).cast();
+        let m = |n: *mut pg_sys::Node| pushed_mutator(n, c);
+        (*query).targetList = m((*query).targetList.cast()).cast();
+        (*query).returningList = m((*query).returningList.cast()).cast();
+        (*query).jointree = m((*query).jointree.cast()).cast();
+        (*query).havingQual = m((*query).havingQual);
+        (*query).limitOffset = m((*query).limitOffset);
+        (*query).limitCount = m((*query).limitCount);
+        (*query).onConflict = m((*query).onConflict.cast()).cast();
+        for wc in list_ptrs::<pg_sys::WindowClause>((*query).windowClause) {
+            (*wc).startOffset = m((*wc).startOffset);
+            (*wc).endOffset = m((*wc).endOffset);
+        }
+        for rte in list_ptrs::<RangeTblEntry>((*query).rtable) {
+            match (*rte).rtekind {
+                pg_sys::RTEKind::RTE_SUBQUERY if (*rte).lateral => {
+                    ctx.depth += 1;
+                    unmask_in_query((*rte).subquery, ctx);
+                    ctx.depth -= 1;
+                }
+                pg_sys::RTEKind::RTE_FUNCTION => {
+                    (*rte).functions = m((*rte).functions.cast()).cast();
+                }
+                pg_sys::RTEKind::RTE_VALUES => {
+                    (*rte).values_lists = m((*rte).values_lists.cast()).cast();
+                }
+                pg_sys::RTEKind::RTE_TABLEFUNC => {
+                    (*rte).tablefunc = m((*rte).tablefunc.cast()).cast();
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn pushed_mutator(
+    node: *mut pg_sys::Node,
+    ctx: *mut std::ffi::c_void,
+) -> *mut pg_sys::Node {
+    if node.is_null() {
+        return node;
+    }
+    // SAFETY: node is a valid Node; ctx is the Pushed that unmask_in_query passed.
+    unsafe {
+        let pushed = &mut *ctx.cast::<Pushed>();
+        if (*node).type_ == pg_sys::NodeTag::T_Query {
+            // a sublink's query, one level down; changed in place
+            pushed.depth += 1;
+            unmask_in_query(node.cast(), pushed);
+            pushed.depth -= 1;
+            return node;
+        }
+        for &(var, masked) in pushed.canonical() {
+            if (*masked).type_ == (*node).type_ && pg_sys::equal(node.cast(), masked.cast()) {
+                return pg_sys::copyObjectImpl(var.cast()).cast();
+            }
+        }
+        // nodeFuncs.h declares the mutator without parameters (`Node *(*mutator) ()`) and
+        // calls it with (node, context), which is pushed_mutator's signature
+        let mutator = std::mem::transmute::<
+            unsafe extern "C-unwind" fn(
+                *mut pg_sys::Node,
+                *mut std::ffi::c_void,
+            ) -> *mut pg_sys::Node,
+            unsafe extern "C-unwind" fn() -> *mut pg_sys::Node,
+        >(pushed_mutator);
+        pg_sys::expression_tree_mutator(node, Some(mutator), ctx)
     }
 }
 
