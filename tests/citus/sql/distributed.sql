@@ -157,6 +157,7 @@ BEGIN
   EXECUTE format('SELECT md5(string_agg(x::text, %L ORDER BY x::text)) FROM (%s) x', ',', format(q, 'people_local')) INTO b;
   RETURN CASE WHEN a IS NOT DISTINCT FROM b THEN 'same' ELSE 'different' END;
 END $$;
+SELECT deident.set_privacy_budget('citus_analyst', 1000);
 SET ROLE citus_analyst;
 -- SPEC's vector for person1, on one node and through the workers
 SELECT email FROM people_local WHERE id = 1;
@@ -174,6 +175,18 @@ SELECT shape, same_answers(q) FROM (VALUES
   ('window', 'SELECT id, row_number() OVER (PARTITION BY email ORDER BY id) FROM %s WHERE id < 9000'),
   ('cte', 'WITH e AS (SELECT DISTINCT email, person_uuid FROM %s) SELECT count(*), max(email), min(person_uuid::text) FROM e')
 ) v(shape, q);
+-- and the dp aggregates over the pseudonyms, charged to the role on the coordinator: at
+-- epsilon = 100 the single-node answers within the noise (as above for a superuser)
+SET deident.dp_epsilon = 100;
+CREATE TEMP TABLE dp_dist AS SELECT org, deident.dp_count(email) AS c, deident.dp_sum(hours, email, 0, 10) AS s
+  FROM people GROUP BY org;
+CREATE TEMP TABLE dp_local AS SELECT org, deident.dp_count(email) AS c, deident.dp_sum(hours, email, 0, 10) AS s
+  FROM people_local GROUP BY org;
+RESET deident.dp_epsilon;
+SELECT count(*) AS groups, count(*) FILTER (WHERE abs(d.c - l.c) > 1 OR abs(d.s - l.s) > 2) AS different
+  FROM dp_dist d JOIN dp_local l USING (org);
+DROP TABLE dp_dist, dp_local;
+SELECT "limit", spent > 0 AS charged FROM deident.privacy_budget;
 -- a query sent to the shards directly masks them too, and so does a worker's own session
 -- (which Citus gives the distributed table too)
 SELECT success, result FROM run_command_on_shards('people', $$SELECT email FROM %s WHERE id = 1$$) WHERE result <> '' ORDER BY shardid;
