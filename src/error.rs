@@ -118,6 +118,20 @@ pub enum DeidentError {
     RestrictedRawRead {
         relation: String,
     },
+    /// A session restricted through its login, under another role, calls a Citus function
+    /// that runs SQL on other nodes in new sessions of that role, or any restricted role
+    /// calls a Citus function that shows raw values (the per-tenant statistics).
+    RestrictedCitusCall {
+        function: String,
+        remote: bool,
+    },
+    /// Citus planned a restricted role's statement so that the coordinator would mask values
+    /// that the workers already masked (docs/citus.md).
+    RestrictedCitusPlan,
+    /// A DBA's view filters a Citus table on its identifier columns (docs/citus.md).
+    RestrictedCitusViewQuals {
+        relation: String,
+    },
     /// A restricted role reads a relation named like a Citus shard that Citus's metadata does
     /// not match to a table (docs/citus.md).
     RestrictedShard {
@@ -480,6 +494,30 @@ impl DeidentError {
                 Some("The statement would read raw values that pg_deident cannot replace by pseudonyms on this path (for example a labelled column of a view over UNION); it is refused rather than answered.".to_string()),
                 Some("Label the identifier columns of the tables that the view reads, or ask a role that is not restricted.".to_string()),
             ),
+            DeidentError::RestrictedCitusCall { function, remote: true } => (
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("a restricted session cannot call {}() as another role", echo(function.as_bytes())),
+                Some("Citus runs the command on other nodes in new sessions of the current role, where the restriction that this session's login carries does not reach.".to_string()),
+                Some("RESET ROLE first: the command then runs as the restricted login on every node.".to_string()),
+            ),
+            DeidentError::RestrictedCitusCall { function, remote: false } => (
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("a restricted role cannot call {}()", echo(function.as_bytes())),
+                Some("Citus's per-tenant statistics hold raw values of the distribution column.".to_string()),
+                Some("Ask a role that is not restricted.".to_string()),
+            ),
+            DeidentError::RestrictedCitusPlan => (
+                ERRCODE_FEATURE_NOT_SUPPORTED,
+                "pg_deident cannot answer this statement of a restricted role on Citus".to_string(),
+                Some("Citus planned it to compute pseudonyms on the coordinator from values that the workers have already replaced by pseudonyms (a window function, for example, over columns of several shards): the answer would hold pseudonyms of pseudonyms.".to_string()),
+                Some("Read the distributed table in a subquery that Citus runs on its own (with OFFSET 0, for example), and compute on its rows.".to_string()),
+            ),
+            DeidentError::RestrictedCitusViewQuals { relation } => (
+                ERRCODE_FEATURE_NOT_SUPPORTED,
+                format!("pg_deident cannot apply a view's conditions on identifier columns of Citus table \"{}\" for a restricted role", echo(relation.as_bytes())),
+                Some("On one node such conditions see the raw values; Citus sends them to the workers, where a restricted role's query sees only pseudonyms, so they would let rows through.".to_string()),
+                Some("Filter on other columns in the view, or keep the filtered rows in a table of their own.".to_string()),
+            ),
             DeidentError::RestrictedShard { relation } => (
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 format!("a restricted role cannot read relation \"{}\" on a Citus node", echo(relation.as_bytes())),
@@ -779,6 +817,14 @@ mod tests {
             DeidentError::RestrictedWrite { relation: "t".into() },
             DeidentError::RestrictedRawRead { relation: "t".into() },
             DeidentError::RestrictedShard { relation: "t_102008".into() },
+            DeidentError::RestrictedCitusCall {
+                function: "run_command_on_workers".into(),
+                remote: true,
+            },
+            DeidentError::RestrictedCitusCall {
+                function: "citus_stat_tenants".into(),
+                remote: false,
+            },
             DeidentError::RestrictedForeignQuery,
             DeidentError::RestrictedRoleChange,
             DeidentError::RestrictedHeldCursor,

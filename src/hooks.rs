@@ -258,6 +258,12 @@ unsafe extern "C-unwind" fn before_planning(query: *mut pg_sys::Query) {
 }
 
 #[pg_guard]
+unsafe extern "C-unwind" fn after_planning(stmt: *mut pg_sys::PlannedStmt) {
+    // SAFETY: the planner's output.
+    unsafe { enforcement::after_planning(stmt) }
+}
+
+#[pg_guard]
 unsafe extern "C-unwind" fn before_utility(
     pstmt: *mut pg_sys::PlannedStmt,
 ) -> *mut pg_sys::PlannedStmt {
@@ -307,13 +313,17 @@ unsafe extern "C-unwind" fn planner(
         // dp aggregate calls (their bounds, person and value: dp/plan.rs), on the query as
         // written, before restricted roles' rewrite turns tables into subqueries
         let dp = crate::dp::plan::worth_checking(parse) && crate::dp::plan::check_query(parse);
-        if !enforcement::surely_unrestricted() {
+        let restricted = !enforcement::surely_unrestricted();
+        if restricted {
             before_planning(parse);
         }
         let stmt = match PREV_PLANNER {
             Some(prev) => prev(parse, query_string, cursor_options, bound_params),
             None => standard_planner(parse, query_string, cursor_options, bound_params),
         };
+        if restricted && !stmt.is_null() {
+            after_planning(stmt);
+        }
         if dp && !stmt.is_null() {
             crate::dp::grouping::check_plan(stmt);
         }

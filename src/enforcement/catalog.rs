@@ -29,6 +29,9 @@ const ANUM_PG_INHERITS_INHRELID: i16 = 1;
 const ANUM_PG_INHERITS_INHPARENT: usize = 2;
 
 unsafe extern "C-unwind" {
+    /// common/hashfn.h (not in pgrx's bindings): the hash behind `hash_any`, which Citus uses
+    /// for long shard names. It raises no error.
+    fn hash_bytes(k: *const u8, keylen: i32) -> u32;
     /// pg_inherits.h (not in pgrx's bindings).
     fn find_all_inheritors(
         parent: pg_sys::Oid,
@@ -103,8 +106,7 @@ fn read_shard_of(relid: pg_sys::Oid) -> ShardOf {
     // SAFETY: syscache and catalog reads in a transaction.
     unsafe {
         let catalog_ns = pg_sys::Oid::from_u32(pg_sys::PG_CATALOG_NAMESPACE);
-        let dist_shard = pg_sys::get_relname_relid(c"pg_dist_shard".as_ptr(), catalog_ns);
-        if dist_shard == pg_sys::InvalidOid {
+        if pg_sys::get_relname_relid(c"pg_dist_shard".as_ptr(), catalog_ns) == pg_sys::InvalidOid {
             return ShardOf::Nothing;
         }
         let name = pg_sys::get_rel_name(relid);
@@ -116,16 +118,62 @@ fn read_shard_of(relid: pg_sys::Oid) -> ShardOf {
             return ShardOf::Nothing;
         }
         let Some(shard_id) = shard_id(name) else { return ShardOf::Unknown };
-        let Some(table) = dist_shard_table(dist_shard, shard_id) else { return ShardOf::Unknown };
-        // Citus makes a table's shards in the table's schema; and every labelled column of
-        // the table (its own labels and its relatives': `read`) must be there, by name
-        if table == relid || pg_sys::get_rel_namespace(table) != pg_sys::get_rel_namespace(relid) {
+        let Some(table) = citus_row(
+            c"pg_dist_shard",
+            c"pg_dist_shard_shardid_index",
+            c"shardid",
+            shard_id,
+            c"logicalrelid",
+        )
+        .and_then(|rows| rows.first().copied())
+        .map(|d| pg_sys::Oid::from(d.value() as u32)) else {
+            return ShardOf::Unknown;
+        };
+        // What makes it that shard and no other relation: Citus makes a shard in its table's
+        // schema, owned by the table's owner, as a table, named `<table>_<shard id>` exactly
+        // (`shard_name`), and Citus lists a placement of it on this node (so the shard itself
+        // exists here, and no other relation of the schema can have its name). A relation a
+        // role made itself and named like a shard would otherwise have its values masked:
+        // the pseudonyms of values it chose.
+        if table == relid
+            || pg_sys::get_rel_namespace(table) != pg_sys::get_rel_namespace(relid)
+            || rel_owner(table) != rel_owner(relid)
+            || !matches!(pg_sys::get_rel_relkind(relid) as u8, b'r' | b'p' | b'f')
+            || shard_name(table, shard_id).as_deref() != Some(name)
+            || !placed_here(shard_id)
+        {
             return ShardOf::Unknown;
         }
+        // every labelled column of the table (its own labels and its relatives': `read`)
+        // must be a column of the shard, by name
         if read(table, true).iter().any(|c| attnum_of(relid, &c.name).is_none()) {
             return ShardOf::Unknown;
         }
         ShardOf::Table(table)
+    }
+}
+
+/// Is `relid` a Citus table (distributed, reference or Citus local: listed in
+/// `pg_dist_partition`)?
+pub fn citus_table(relid: pg_sys::Oid) -> bool {
+    // SAFETY: catalog reads in a transaction.
+    unsafe {
+        let catalog_ns = pg_sys::Oid::from_u32(pg_sys::PG_CATALOG_NAMESPACE);
+        let partition = pg_sys::get_relname_relid(c"pg_dist_partition".as_ptr(), catalog_ns);
+        let index = pg_sys::get_relname_relid(
+            c"pg_dist_partition_logical_relid_index".as_ptr(),
+            catalog_ns,
+        );
+        if partition == pg_sys::InvalidOid || index == pg_sys::InvalidOid {
+            return false;
+        }
+        let att = pg_sys::get_attnum(partition, c"logicalrelid".as_ptr());
+        if att <= 0 {
+            return false;
+        }
+        let mut found = false;
+        scan::<1>(partition, Some(index), &[(att, relid)], |_| found = true);
+        found
     }
 }
 
@@ -135,53 +183,122 @@ fn shard_id(name: &[u8]) -> Option<i64> {
     std::str::from_utf8(&name[cut + 1..]).ok()?.parse().ok()
 }
 
-/// The table of shard `shard_id`, by index scan of Citus's `pg_dist_shard` (Citus's own
-/// `LoadShardInterval` reads it the same way), if Citus lists the shard.
-///
-/// # Safety
-/// In a transaction; `dist_shard` is pg_dist_shard.
-unsafe fn dist_shard_table(dist_shard: pg_sys::Oid, shard_id: i64) -> Option<pg_sys::Oid> {
-    // SAFETY: per the contract; the columns' numbers are checked by name first, and each
-    // tuple is deformed through the catalog's own descriptor.
+/// The name Citus gives shard `shard_id` of `table` (relay_event_utility.c,
+/// `AppendShardIdToName`): `<name>_<id>`, or, when that is longer than a name can be, the
+/// name clipped, the hash of the whole name in 8 hex digits, and the id.
+fn shard_name(table: pg_sys::Oid, shard_id: i64) -> Option<Vec<u8>> {
+    const NAMEDATALEN: usize = pg_sys::NAMEDATALEN as usize;
+    // SAFETY: syscache reads; the name is a NUL-terminated string of the catalog.
     unsafe {
-        let catalog_ns = pg_sys::Oid::from_u32(pg_sys::PG_CATALOG_NAMESPACE);
-        let index = pg_sys::get_relname_relid(c"pg_dist_shard_shardid_index".as_ptr(), catalog_ns);
-        let relid_att = pg_sys::get_attnum(dist_shard, c"logicalrelid".as_ptr());
-        let id_att = pg_sys::get_attnum(dist_shard, c"shardid".as_ptr());
-        if index == pg_sys::InvalidOid
-            || relid_att <= 0
-            || id_att <= 0
-            || pg_sys::get_atttype(dist_shard, relid_att) != pg_sys::REGCLASSOID
-            || pg_sys::get_atttype(dist_shard, id_att) != pg_sys::INT8OID
-        {
+        let name = pg_sys::get_rel_name(table);
+        if name.is_null() {
             return None;
         }
-        let rel = pg_sys::table_open(dist_shard, pg_sys::AccessShareLock as _);
-        let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
+        let bytes = CStr::from_ptr(name).to_bytes();
+        let suffix = format!("_{shard_id}");
+        let mut out = Vec::with_capacity(NAMEDATALEN);
+        if bytes.len() < NAMEDATALEN - suffix.len() {
+            out.extend_from_slice(bytes);
+        } else {
+            let hash = hash_bytes(bytes.as_ptr(), bytes.len() as i32);
+            let clip = pg_sys::pg_mbcliplen(
+                name,
+                bytes.len() as i32,
+                (NAMEDATALEN - suffix.len() - 10) as i32,
+            );
+            out.extend_from_slice(&bytes[..usize::try_from(clip).ok()?.min(bytes.len())]);
+            out.extend_from_slice(format!("_{hash:08x}").as_bytes());
+        }
+        out.extend_from_slice(suffix.as_bytes());
+        Some(out)
+    }
+}
+
+/// Does Citus list a placement of shard `shard_id` on this node (pg_dist_placement's group
+/// is pg_dist_local_group's)?
+fn placed_here(shard_id: i64) -> bool {
+    // SAFETY: a catalog read in a transaction.
+    unsafe {
+        let catalog_ns = pg_sys::Oid::from_u32(pg_sys::PG_CATALOG_NAMESPACE);
+        let local = pg_sys::get_relname_relid(c"pg_dist_local_group".as_ptr(), catalog_ns);
+        if local == pg_sys::InvalidOid {
+            return false;
+        }
+        let mut group = None;
+        let group_att = pg_sys::get_attnum(local, c"groupid".as_ptr());
+        if group_att <= 0 || pg_sys::get_atttype(local, group_att) != pg_sys::INT4OID {
+            return false;
+        }
+        scan::<1>(local, None, &[], |values| group = Some(values[0].value() as i32));
+        let Some(group) = group else { return false };
+        citus_row(
+            c"pg_dist_placement",
+            c"pg_dist_placement_shardid_index",
+            c"shardid",
+            shard_id,
+            c"groupid",
+        )
+        .is_some_and(|groups| groups.iter().any(|d| d.value() as i32 == group))
+    }
+}
+
+/// Column `want` of the rows of Citus's catalog table `catalog` whose int8 column `key` is
+/// `value`, by index scan of `index` (as Citus reads its own metadata); None if the table,
+/// the index or the columns are not as expected.
+///
+/// # Safety
+/// In a transaction.
+unsafe fn citus_row(
+    catalog: &CStr,
+    index: &CStr,
+    key: &CStr,
+    value: i64,
+    want: &CStr,
+) -> Option<Vec<pg_sys::Datum>> {
+    // SAFETY: per the contract; the columns' numbers and types are checked by name first,
+    // and each tuple is deformed through the catalog's own descriptor.
+    unsafe {
+        let catalog_ns = pg_sys::Oid::from_u32(pg_sys::PG_CATALOG_NAMESPACE);
+        let table = pg_sys::get_relname_relid(catalog.as_ptr(), catalog_ns);
+        let index = pg_sys::get_relname_relid(index.as_ptr(), catalog_ns);
+        if table == pg_sys::InvalidOid || index == pg_sys::InvalidOid {
+            return None;
+        }
+        let key_att = pg_sys::get_attnum(table, key.as_ptr());
+        let want_att = pg_sys::get_attnum(table, want.as_ptr());
+        if key_att <= 0 || want_att <= 0 || pg_sys::get_atttype(table, key_att) != pg_sys::INT8OID {
+            return None;
+        }
+        let rel = pg_sys::table_open(table, pg_sys::AccessShareLock as _);
+        let mut scan_key: pg_sys::ScanKeyData = std::mem::zeroed();
         pg_sys::ScanKeyInit(
-            &mut key,
-            id_att,
+            &mut scan_key,
+            key_att,
             pg_sys::BTEqualStrategyNumber as _,
             pg_sys::F_INT8EQ.into(),
-            pg_sys::Datum::from(shard_id),
+            pg_sys::Datum::from(value),
         );
-        let scan = pg_sys::systable_beginscan(rel, index, true, std::ptr::null_mut(), 1, &mut key);
+        let scan =
+            pg_sys::systable_beginscan(rel, index, true, std::ptr::null_mut(), 1, &mut scan_key);
         let desc = (*rel).rd_att;
         let natts = (*desc).natts as usize;
         let mut values = vec![pg_sys::Datum::from(0usize); natts];
         let mut nulls = vec![false; natts];
-        let mut table = None;
-        let tuple = pg_sys::systable_getnext(scan);
-        if !tuple.is_null() {
+        let mut out = Vec::new();
+        loop {
+            let tuple = pg_sys::systable_getnext(scan);
+            if tuple.is_null() {
+                break;
+            }
             pg_sys::heap_deform_tuple(tuple, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
-            let i = relid_att as usize - 1;
+            let i = want_att as usize - 1;
             if i < natts && !nulls[i] {
-                table = Some(pg_sys::Oid::from(values[i].value() as u32));
+                out.push(values[i]);
             }
         }
         pg_sys::systable_endscan(scan);
         pg_sys::table_close(rel, pg_sys::AccessShareLock as _);
-        table
+        Some(out)
     }
 }
 
@@ -292,8 +409,8 @@ fn attnum_of(rel: pg_sys::Oid, name: &str) -> Option<i16> {
 }
 
 /// Scans a catalog: by index `index` with equality keys `(attnum, oid)` on oid columns, or the
-/// whole table (`index` None, no keys), and hands each tuple's columns (those without a NULL)
-/// to `f`. Reads at most `N` columns.
+/// whole table (`index` None, no keys), and hands each tuple's first `N` columns (when none
+/// of them is NULL) to `f`.
 pub fn scan<const N: usize>(
     catalog: pg_sys::Oid,
     index: Option<pg_sys::Oid>,
@@ -325,16 +442,20 @@ pub fn scan<const N: usize>(
             if scan_keys.is_empty() { std::ptr::null_mut() } else { scan_keys.as_mut_ptr() },
         );
         let desc = (*rel).rd_att;
-        let mut values = [pg_sys::Datum::from(0usize); N];
-        let mut nulls = [false; N];
+        // heap_deform_tuple fills as many entries as the catalog has columns
+        let natts = ((*desc).natts as usize).max(N);
+        let mut values = vec![pg_sys::Datum::from(0usize); natts];
+        let mut nulls = vec![false; natts];
+        let mut first = [pg_sys::Datum::from(0usize); N];
         loop {
             let tuple = pg_sys::systable_getnext(scan);
             if tuple.is_null() {
                 break;
             }
             pg_sys::heap_deform_tuple(tuple, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
-            if !nulls.iter().any(|&n| n) {
-                f(&values);
+            if !nulls[..N].iter().any(|&n| n) {
+                first.copy_from_slice(&values[..N]);
+                f(&first);
             }
         }
         pg_sys::systable_endscan(scan);

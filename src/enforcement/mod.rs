@@ -160,6 +160,18 @@ pub unsafe fn before_planning(query: *mut pg_sys::Query) {
     }
 }
 
+/// The planner's last step, for a restricted role: a Citus plan that would run the rewrite's
+/// masking on the coordinator is refused (`rewrite::coordinator_masks`).
+///
+/// # Safety
+/// `stmt` is the planner's output.
+pub unsafe fn after_planning(stmt: *mut pg_sys::PlannedStmt) {
+    // SAFETY: per the contract.
+    if current_is_restricted() && unsafe { rewrite::coordinator_masks(stmt) } {
+        DeidentError::RestrictedCitusPlan.report();
+    }
+}
+
 /// ExecutorCheckPerms: the tripwire. Returns false (refused) only when `abort` is false.
 ///
 /// # Safety

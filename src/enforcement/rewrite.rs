@@ -111,7 +111,56 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, ctx: *mut std::ffi::
             rewrite_rtable(query, &mut *ctx.cast::<Ctx>(), &raw_quals);
             return false;
         }
+        if (*node).type_ == pg_sys::NodeTag::T_FuncExpr {
+            check_citus_call((*node.cast::<pg_sys::FuncExpr>()).funcid);
+        }
         pg_sys::expression_tree_walker(node, Some(walker), ctx)
+    }
+}
+
+/// Citus's functions that run SQL on other nodes (or on this one) in new sessions of the
+/// current role (`run_command_on_*`, `master_run_on_worker`).
+const CITUS_REMOTE: [&str; 7] = [
+    "run_command_on_workers",
+    "run_command_on_placements",
+    "run_command_on_colocated_placements",
+    "run_command_on_shards",
+    "run_command_on_all_nodes",
+    "run_command_on_coordinator",
+    "master_run_on_worker",
+];
+/// Citus's functions behind its per-tenant statistics, which hold raw values of the
+/// distribution column (their views are refused by name: `catalog::citus_shard`).
+const CITUS_TENANTS: [&str; 3] =
+    ["citus_stat_tenants", "citus_stat_tenants_local", "citus_stat_tenants_local_internal"];
+
+/// A restricted role's call of a Citus function that would show raw values: the per-tenant
+/// statistics, always; a `run_command_on_*` function in a session that is restricted through
+/// its login while the current role is another one (after SET ROLE, or in a SECURITY DEFINER
+/// function of a role the login belongs to). Citus runs that command in new sessions of the
+/// current role on the other nodes, where nothing tells them the login was restricted: the
+/// role itself is not. Called by the rewrite's walk for every function call of the statement.
+fn check_citus_call(func: Oid) {
+    // SAFETY: syscache reads in a transaction.
+    let (name, schema) = unsafe {
+        let name = pg_sys::get_func_name(func);
+        if name.is_null() {
+            return;
+        }
+        (std::ffi::CStr::from_ptr(name).to_bytes(), pg_sys::get_func_namespace(func))
+    };
+    if schema != Oid::from_u32(pg_sys::PG_CATALOG_NAMESPACE) {
+        return;
+    }
+    let name = String::from_utf8_lossy(name).into_owned();
+    if CITUS_TENANTS.contains(&name.as_str()) {
+        DeidentError::RestrictedCitusCall { function: name, remote: false }.report();
+    }
+    // SAFETY: miscinit.c's current user.
+    if CITUS_REMOTE.contains(&name.as_str())
+        && !super::roles::is_restricted(unsafe { pg_sys::GetUserId() })
+    {
+        DeidentError::RestrictedCitusCall { function: name, remote: true }.report();
     }
 }
 
@@ -256,6 +305,15 @@ unsafe fn rewrite_rtable(query: *mut Query, ctx: &mut Ctx, raw_quals: &[*mut pg_
             if matches!(catalog::shard_of(relid), catalog::ShardOf::Table(_)) {
                 unmask_pushed_calls(query, rti, relid, &identifiers, &funcs);
             }
+            // A DBA's view conditions read raw values through junk outputs of the relation's
+            // subquery, which Citus does not keep when it sends the view's query to the
+            // workers: they would test pseudonyms there, and let rows through
+            if !raw_quals.is_empty()
+                && quals_read(raw_quals, rti, &identifiers)
+                && catalog::citus_table(relid)
+            {
+                DeidentError::RestrictedCitusViewQuals { relation: rel_name(relid) }.report();
+            }
             mask_relation(query, rte, rti, &identifiers, &funcs, raw_quals);
             replaced.push((rti, identifiers));
         }
@@ -276,9 +334,10 @@ impl Ctx {
 /// that the rewrite has already changed through `planner()` again (a subquery it plans
 /// apart, recursive planning), and the hook then sees the subquery the rewrite built around
 /// the relation: its identifier columns are read only as arguments of marked masking calls,
-/// which SQL cannot write. Masking it again would give pseudonyms of pseudonyms. An entry
-/// with any other reference to an identifier column (or to the whole row), or with none at
-/// all, is masked as usual.
+/// which SQL cannot write. Masking it again would give pseudonyms of pseudonyms. Its other
+/// references to those columns are the rewrite's too (a DBA's view conditions moved to junk
+/// outputs, row-security conditions), since every reference a user wrote was already
+/// replaced by the subquery's output. An entry with no marked reference is masked as usual.
 ///
 /// # Safety
 /// `query` is a valid Query and `rti` one of its relation entries.
@@ -290,13 +349,35 @@ unsafe fn already_masked(query: *mut Query, rti: i32, identifiers: &[i16], funcs
         depth: 0,
         inside: 0,
         marked: 0,
-        bare: 0,
+        every: false,
     };
     // SAFETY: per the contract; the walker is a guarded C callback.
     unsafe {
         pg_sys::query_tree_walker(query, Some(masked_walker), (&raw mut ctx).cast(), 0);
     }
-    ctx.marked > 0 && ctx.bare == 0
+    ctx.marked > 0
+}
+
+/// Do a view's conditions read an identifier column (or the whole row) of entry `rti` of the
+/// view's query?
+///
+/// # Safety
+/// The conditions are valid expressions of the query that holds `rti`.
+unsafe fn quals_read(quals: &[*mut pg_sys::Node], rti: i32, identifiers: &[i16]) -> bool {
+    let mut ctx = Masked {
+        rti,
+        identifiers: identifiers.to_vec(),
+        funcs: [pg_sys::InvalidOid; 4],
+        depth: 0,
+        inside: 0,
+        marked: 0,
+        every: true,
+    };
+    for &q in quals {
+        // SAFETY: per the contract; the walker is a guarded C callback.
+        unsafe { masked_walker(q, (&raw mut ctx).cast()) };
+    }
+    ctx.marked > 0
 }
 
 struct Masked {
@@ -307,9 +388,10 @@ struct Masked {
     depth: u32,
     /// Marked masking calls entered.
     inside: u32,
-    /// References to the identifier columns inside marked masking calls, and elsewhere.
+    /// References to the identifier columns inside marked masking calls (or anywhere, and
+    /// whole-row ones, when `every`).
     marked: u32,
-    bare: u32,
+    every: bool,
 }
 
 #[pgrx::pg_guard]
@@ -334,13 +416,11 @@ unsafe extern "C-unwind" fn masked_walker(
                 let var = node.cast::<pg_sys::Var>();
                 if (*var).varno == m.rti
                     && (*var).varlevelsup == m.depth
-                    && ((*var).varattno == 0 || m.identifiers.contains(&(*var).varattno))
+                    && (m.inside > 0 || m.every)
+                    && (m.identifiers.contains(&(*var).varattno)
+                        || (m.every && (*var).varattno == 0))
                 {
-                    if m.inside > 0 && (*var).varattno != 0 {
-                        m.marked += 1;
-                    } else {
-                        m.bare += 1;
-                    }
+                    m.marked += 1;
                 }
                 false
             }
@@ -551,6 +631,10 @@ unsafe fn mask_view_outputs(
                     continue;
                 }
             }
+            // an earlier pass masked it already (Citus plans rewritten queries again)
+            if reads_masked(query, expr.cast(), funcs, 0) {
+                continue;
+            }
             let node = expr.cast::<pg_sys::Node>();
             (*tle).expr = mask_expr(
                 expr,
@@ -560,6 +644,180 @@ unsafe fn mask_view_outputs(
                 funcs,
             );
         }
+    }
+}
+
+/// Is `expr` (of `query`) the rewrite's own masking, a marked call, or a reference to a
+/// subquery's output that is (to a few levels down)?
+///
+/// # Safety
+/// `expr` is an expression of `query`.
+unsafe fn reads_masked(
+    query: *mut Query,
+    expr: *mut pg_sys::Node,
+    funcs: &Funcs,
+    depth: u32,
+) -> bool {
+    // SAFETY: per the contract; a Var's varno indexes the query's range table.
+    unsafe {
+        if depth > 8 || expr.is_null() {
+            return false;
+        }
+        let mut ctx = Masked {
+            rti: 0,
+            identifiers: Vec::new(),
+            funcs: [funcs.text, funcs.uuid, funcs.bigint, funcs.int],
+            depth: 0,
+            inside: 0,
+            marked: 0,
+            every: false,
+        };
+        if has_marked_call(expr, &mut ctx) {
+            return true;
+        }
+        if (*expr).type_ != pg_sys::NodeTag::T_Var {
+            return false;
+        }
+        let var = expr.cast::<pg_sys::Var>();
+        let rtable = (*query).rtable;
+        if (*var).varlevelsup != 0 || (*var).varno < 1 || (*var).varno > list_len(rtable) {
+            return false;
+        }
+        let rte = pg_sys::list_nth(rtable, (*var).varno - 1).cast::<RangeTblEntry>();
+        if (*rte).rtekind != pg_sys::RTEKind::RTE_SUBQUERY || (*rte).subquery.is_null() {
+            return false;
+        }
+        let sub = (*rte).subquery;
+        list_ptrs::<pg_sys::TargetEntry>((*sub).targetList)
+            .find(|&t| (*t).resno == (*var).varattno)
+            .is_some_and(|t| reads_masked(sub, (*t).expr.cast(), funcs, depth + 1))
+    }
+}
+
+/// Does `node` hold a marked masking call of `ctx.funcs`?
+unsafe fn has_marked_call(node: *mut pg_sys::Node, ctx: &mut Masked) -> bool {
+    #[pgrx::pg_guard]
+    unsafe extern "C-unwind" fn find(node: *mut pg_sys::Node, ctx: *mut std::ffi::c_void) -> bool {
+        if node.is_null() {
+            return false;
+        }
+        // SAFETY: node is a valid Node; ctx is the Masked of has_marked_call.
+        unsafe {
+            if (*node).type_ == pg_sys::NodeTag::T_FuncExpr {
+                let f = node.cast::<pg_sys::FuncExpr>();
+                let m = &*ctx.cast::<Masked>();
+                if (*f).funcformat == pg_sys::CoercionForm::COERCE_SQL_SYNTAX
+                    && m.funcs.contains(&(*f).funcid)
+                {
+                    return true;
+                }
+            }
+            pg_sys::expression_tree_walker(node, Some(find), ctx)
+        }
+    }
+    // SAFETY: a walk of a valid expression.
+    unsafe { find(node, (ctx as *mut Masked).cast()) }
+}
+
+fn list_len(list: *mut pg_sys::List) -> i32 {
+    // SAFETY: NULL is the empty list; otherwise a valid List.
+    if list.is_null() {
+        0
+    } else {
+        unsafe { (*list).length }
+    }
+}
+
+/// Does this plan, made by Citus, run a marked masking call on the coordinator? In a Citus
+/// plan the coordinator's nodes read the workers' rows (or intermediate results, which Citus
+/// planned apart), and a worker masks every shard column it reads for a restricted role: a
+/// masking call that Citus moved out of the query it sends (a window function over several
+/// shards' rows, for one) would mask a pseudonym. Plans without a Citus scan are never that.
+///
+/// # Safety
+/// `stmt` is a valid PlannedStmt.
+pub unsafe fn coordinator_masks(stmt: *mut pg_sys::PlannedStmt) -> bool {
+    // SAFETY: per the contract: a walk over the plan's nodes and their expressions.
+    unsafe {
+        let mut plans: Vec<*mut pg_sys::Plan> = vec![(*stmt).planTree];
+        plans.extend(list_ptrs::<pg_sys::Plan>((*stmt).subplans));
+        let mut citus = false;
+        let mut exprs: Vec<*mut pg_sys::Node> = Vec::new();
+        while let Some(plan) = plans.pop() {
+            if plan.is_null() {
+                continue;
+            }
+            exprs.push((*plan).targetlist.cast());
+            exprs.push((*plan).qual.cast());
+            plans.push((*plan).lefttree);
+            plans.push((*plan).righttree);
+            match (*plan).type_ {
+                pg_sys::NodeTag::T_CustomScan => {
+                    let scan = plan.cast::<pg_sys::CustomScan>();
+                    let methods = (*scan).methods;
+                    if !methods.is_null()
+                        && !(*methods).CustomName.is_null()
+                        && std::ffi::CStr::from_ptr((*methods).CustomName)
+                            .to_bytes()
+                            .starts_with(b"Citus")
+                    {
+                        citus = true;
+                    }
+                    plans.extend(list_ptrs::<pg_sys::Plan>((*scan).custom_plans));
+                    exprs.push((*scan).custom_exprs.cast());
+                }
+                pg_sys::NodeTag::T_Append => {
+                    plans.extend(list_ptrs::<pg_sys::Plan>(
+                        (*plan.cast::<pg_sys::Append>()).appendplans,
+                    ));
+                }
+                pg_sys::NodeTag::T_MergeAppend => {
+                    plans.extend(list_ptrs::<pg_sys::Plan>(
+                        (*plan.cast::<pg_sys::MergeAppend>()).mergeplans,
+                    ));
+                }
+                pg_sys::NodeTag::T_SubqueryScan => {
+                    plans.push((*plan.cast::<pg_sys::SubqueryScan>()).subplan);
+                }
+                pg_sys::NodeTag::T_NestLoop
+                | pg_sys::NodeTag::T_MergeJoin
+                | pg_sys::NodeTag::T_HashJoin => {
+                    exprs.push((*plan.cast::<pg_sys::Join>()).joinqual.cast());
+                    match (*plan).type_ {
+                        pg_sys::NodeTag::T_MergeJoin => {
+                            exprs.push((*plan.cast::<pg_sys::MergeJoin>()).mergeclauses.cast())
+                        }
+                        pg_sys::NodeTag::T_HashJoin => {
+                            exprs.push((*plan.cast::<pg_sys::HashJoin>()).hashclauses.cast())
+                        }
+                        _ => {}
+                    }
+                }
+                pg_sys::NodeTag::T_Result => {
+                    exprs.push((*plan.cast::<pg_sys::Result>()).resconstantqual);
+                }
+                pg_sys::NodeTag::T_WindowAgg => {
+                    let w = plan.cast::<pg_sys::WindowAgg>();
+                    exprs.push((*w).startOffset);
+                    exprs.push((*w).endOffset);
+                }
+                _ => {}
+            }
+        }
+        if !citus {
+            return false;
+        }
+        let funcs = lookup_funcs();
+        let mut ctx = Masked {
+            rti: 0,
+            identifiers: Vec::new(),
+            funcs: [funcs.text, funcs.uuid, funcs.bigint, funcs.int],
+            depth: 0,
+            inside: 0,
+            marked: 0,
+            every: false,
+        };
+        exprs.into_iter().any(|e| !e.is_null() && has_marked_call(e, &mut ctx))
     }
 }
 
