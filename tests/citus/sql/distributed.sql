@@ -158,6 +158,23 @@ BEGIN
   RETURN CASE WHEN a IS NOT DISTINCT FROM b THEN 'same' ELSE 'different' END;
 END $$;
 SELECT deident.set_privacy_budget('citus_analyst', 1000);
+-- for the cases a review found (below): a role the analyst may become, the right to create
+-- relations, a DBA's views, a table with row security and a labelled view over a local table
+CREATE ROLE citus_helper LOGIN;
+GRANT SELECT ON people, people_local TO citus_helper;
+GRANT citus_helper TO citus_analyst;
+GRANT CREATE ON SCHEMA public TO citus_analyst;
+CREATE VIEW people_but_1 AS SELECT id, email, org FROM people WHERE email NOT LIKE 'person1@%';
+CREATE VIEW people_org_under5 AS SELECT id, email, org FROM people WHERE org < 5;
+CREATE VIEW people_local_org_under5 AS SELECT id, email, org FROM people_local WHERE org < 5;
+CREATE TABLE rls_local AS SELECT id, email FROM people_local;
+SECURITY LABEL FOR deident ON COLUMN rls_local.email IS 'identifier';
+ALTER TABLE rls_local ENABLE ROW LEVEL SECURITY;
+CREATE POLICY not_person1 ON rls_local USING (email NOT LIKE 'person1@%');
+CREATE TABLE plain_local AS SELECT id, email FROM people_local;
+CREATE VIEW labelled_view AS SELECT id, email FROM plain_local;
+SECURITY LABEL FOR deident ON COLUMN labelled_view.email IS 'identifier';
+GRANT SELECT ON people_but_1, people_org_under5, people_local_org_under5, rls_local, labelled_view TO citus_analyst;
 SET ROLE citus_analyst;
 -- SPEC's vector for person1, on one node and through the workers
 SELECT email FROM people_local WHERE id = 1;
@@ -202,11 +219,55 @@ SELECT success, result FROM run_command_on_shards('people', $$SELECT deident.pse
 SELECT success, result FROM run_command_on_shards('people', $$UPDATE %s SET org = org WHERE id = 1$$) ORDER BY shardid LIMIT 1;
 -- a relation named like a shard that Citus does not list (a split's old shard waiting to be
 -- dropped, a table of the DBA's named so) is refused, and so are Citus's per-tenant
--- statistics (raw values of the distribution column)
+-- statistics (raw values of the distribution column), the view and the function
 SELECT email FROM leftover_999999;
 SELECT count(*) FROM citus_stat_tenants;
+SELECT count(*) FROM citus_stat_tenants(true);
+-- a relation the analyst makes, named like a real shard of a labelled table and with its
+-- columns, is not that shard (another owner, no placement here): refused, not masked (its
+-- masked values would be the pseudonyms of values the analyst chose)
+SELECT shardid AS some_shard FROM pg_dist_shard WHERE logicalrelid = 'people'::regclass ORDER BY shardid LIMIT 1 \gset
+SELECT format('CREATE TABLE guess_%s AS SELECT %L::text AS email, 1::bigint AS person_big, %L::uuid AS person_uuid, 1 AS person_int', :some_shard, 'person1@example.com', '00000000-0000-0000-0000-000000000001') \gexec
+SELECT format('SELECT email FROM guess_%s', :some_shard) \gexec
+SELECT format('CREATE VIEW guess_view_%s AS SELECT * FROM guess_%s', :some_shard, :some_shard) \gexec
+SELECT format('SELECT email FROM guess_view_%s', :some_shard) \gexec
+SELECT format('DROP VIEW guess_view_%s', :some_shard) \gexec
+SELECT format('DROP TABLE guess_%s', :some_shard) \gexec
+-- after SET ROLE to a role that is not restricted, the session stays restricted, but Citus
+-- would run a command on the other nodes in new sessions of that role: refused (RESET ROLE
+-- first); a statement on the distributed table is still masked
+RESET ROLE;
+SET SESSION AUTHORIZATION citus_analyst;
+SET ROLE citus_helper;
+SELECT result FROM run_command_on_workers($$SELECT email FROM people WHERE id = 1$$);
+SELECT result FROM run_command_on_coordinator($$SELECT email FROM people_local WHERE id = 1$$);
+SELECT email FROM people WHERE id = 1;
+RESET SESSION AUTHORIZATION;
+SET ROLE citus_analyst;
+-- a DBA's view that filters a distributed table on an identifier column is refused (Citus
+-- would send the condition to the workers, where it would test pseudonyms); one that filters
+-- on other columns answers as on one node
+SELECT count(*) FROM people_but_1;
+SELECT (SELECT md5(string_agg(email, ',' ORDER BY id)) FROM people_org_under5)
+     = (SELECT md5(string_agg(email, ',' ORDER BY id)) FROM people_local_org_under5) AS view_same;
+-- a window function over several shards' rows: Citus would compute the pseudonym on the
+-- coordinator from the workers' pseudonyms, so it is refused; over a subquery that Citus runs
+-- on its own it answers as on one node
+SELECT id, first_value(email) OVER (PARTITION BY org ORDER BY id) FROM people WHERE id IN (1, 2) ORDER BY id;
+SELECT id, first_value(email) OVER (PARTITION BY org ORDER BY id)
+  FROM (SELECT * FROM people OFFSET 0) p WHERE id IN (1, 2) ORDER BY id;
+SELECT id, first_value(email) OVER (PARTITION BY org ORDER BY id) FROM people_local WHERE id IN (1, 2) ORDER BY id;
+-- Citus plans a rewritten subquery again: a table with row security and a labelled view over
+-- a local table, joined with the distributed table, read once-pseudonymized, rows filtered
+WITH c AS MATERIALIZED (SELECT * FROM rls_local) SELECT c.id, c.email FROM c JOIN people p USING (id) WHERE c.id <= 3 ORDER BY 1;
+SELECT v.id, v.email FROM labelled_view v JOIN people p USING (id) WHERE v.id <= 2 ORDER BY 1;
 RESET ROLE;
 DROP TABLE leftover_999999;
+DROP VIEW people_but_1, people_org_under5, people_local_org_under5, labelled_view;
+DROP TABLE rls_local, plain_local;
+REVOKE CREATE ON SCHEMA public FROM citus_analyst;
+DROP OWNED BY citus_helper;
+DROP ROLE citus_helper;
 
 DROP FUNCTION k_answers(regclass), plan_has(text, text), same_answers(text);
 REVOKE USAGE ON SCHEMA deident FROM citus_reader;
