@@ -128,6 +128,8 @@ pub enum DeidentError {
     /// Citus planned a restricted role's statement so that the coordinator would mask values
     /// that the workers already masked (docs/citus.md).
     RestrictedCitusPlan,
+    /// UNION, INTERSECT or EXCEPT without ALL over Citus tables (docs/citus.md).
+    RestrictedCitusSetOperation,
     /// A DBA's view filters a Citus table on its identifier columns (docs/citus.md).
     RestrictedCitusViewQuals {
         relation: String,
@@ -511,6 +513,12 @@ impl DeidentError {
                 "pg_deident cannot answer this statement of a restricted role on Citus".to_string(),
                 Some("Citus planned it to compute pseudonyms on the coordinator from values that the workers have already replaced by pseudonyms (a window function, for example, over columns of several shards): the answer would hold pseudonyms of pseudonyms.".to_string()),
                 Some("Read the distributed table in a subquery that Citus runs on its own (with OFFSET 0, for example), and compute on its rows.".to_string()),
+            ),
+            DeidentError::RestrictedCitusSetOperation => (
+                ERRCODE_FEATURE_NOT_SUPPORTED,
+                "pg_deident cannot answer UNION, INTERSECT or EXCEPT without ALL over Citus tables for a restricted role".to_string(),
+                Some("pg_deident reads each labelled table through a subquery, and Citus then combines the branches shard by shard, so rows that repeat across shards would not be merged.".to_string()),
+                Some("Use UNION ALL and SELECT DISTINCT over it, or read each branch in a subquery with OFFSET 0.".to_string()),
             ),
             DeidentError::RestrictedCitusViewQuals { relation } => (
                 ERRCODE_FEATURE_NOT_SUPPORTED,

@@ -108,6 +108,9 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, ctx: *mut std::ffi::
             }
             let raw_quals: Vec<*mut pg_sys::Node> =
                 quals.into_iter().filter(|q| !q.is_null()).collect();
+            if distinct_set_operation(query) && reads_citus_table(query, 0) {
+                DeidentError::RestrictedCitusSetOperation.report();
+            }
             rewrite_rtable(query, &mut *ctx.cast::<Ctx>(), &raw_quals);
             return false;
         }
@@ -115,6 +118,43 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, ctx: *mut std::ffi::
             check_citus_call((*node.cast::<pg_sys::FuncExpr>()).funcid);
         }
         pg_sys::expression_tree_walker(node, Some(walker), ctx)
+    }
+}
+
+/// Does the query combine its branches with UNION, INTERSECT or EXCEPT without ALL?
+///
+/// # Safety
+/// `query` is a valid Query.
+unsafe fn distinct_set_operation(query: *mut Query) -> bool {
+    unsafe fn distinct(node: *mut pg_sys::Node) -> bool {
+        // SAFETY: a node of a set operation tree: SetOperationStmt or RangeTblRef.
+        unsafe {
+            if node.is_null() || (*node).type_ != pg_sys::NodeTag::T_SetOperationStmt {
+                return false;
+            }
+            let op = node.cast::<pg_sys::SetOperationStmt>();
+            !(*op).all || distinct((*op).larg) || distinct((*op).rarg)
+        }
+    }
+    // SAFETY: per the contract.
+    unsafe { distinct((*query).setOperations) }
+}
+
+/// Does the query read a Citus table, in its range table or its subqueries'?
+///
+/// # Safety
+/// `query` is a valid Query.
+unsafe fn reads_citus_table(query: *mut Query, depth: u32) -> bool {
+    // SAFETY: per the contract; the range table holds RangeTblEntry nodes.
+    unsafe {
+        depth < 16
+            && list_ptrs::<RangeTblEntry>((*query).rtable).any(|rte| match (*rte).rtekind {
+                pg_sys::RTEKind::RTE_RELATION => catalog::citus_table((*rte).relid),
+                pg_sys::RTEKind::RTE_SUBQUERY => {
+                    !(*rte).subquery.is_null() && reads_citus_table((*rte).subquery, depth + 1)
+                }
+                _ => false,
+            })
     }
 }
 

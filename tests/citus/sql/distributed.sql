@@ -257,6 +257,13 @@ SELECT id, first_value(email) OVER (PARTITION BY org ORDER BY id) FROM people WH
 SELECT id, first_value(email) OVER (PARTITION BY org ORDER BY id)
   FROM (SELECT * FROM people OFFSET 0) p WHERE id IN (1, 2) ORDER BY id;
 SELECT id, first_value(email) OVER (PARTITION BY org ORDER BY id) FROM people_local WHERE id IN (1, 2) ORDER BY id;
+-- UNION without ALL over a distributed table: Citus would combine the rewrite's subqueries
+-- shard by shard and keep rows that repeat across shards, so it is refused; UNION ALL with
+-- DISTINCT over it answers as on one node
+SELECT count(*) FROM (SELECT org FROM people UNION SELECT org FROM people) x;
+SELECT count(DISTINCT org) FROM (SELECT org FROM people UNION ALL SELECT org FROM people) x;
+SELECT count(*) FROM (SELECT DISTINCT email FROM (SELECT email FROM people UNION ALL SELECT email FROM people) u) x;
+SELECT count(*) FROM (SELECT DISTINCT email FROM (SELECT email FROM people_local UNION ALL SELECT email FROM people_local) u) x;
 -- Citus plans a rewritten subquery again: a table with row security and a labelled view over
 -- a local table, joined with the distributed table, read once-pseudonymized, rows filtered
 WITH c AS MATERIALIZED (SELECT * FROM rls_local) SELECT c.id, c.email FROM c JOIN people p USING (id) WHERE c.id <= 3 ORDER BY 1;
