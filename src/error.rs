@@ -505,7 +505,7 @@ impl DeidentError {
             DeidentError::RestrictedCitusCall { function, remote: false } => (
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 format!("a restricted role cannot call {}()", echo(function.as_bytes())),
-                Some("Citus's per-tenant statistics hold raw values of the distribution column.".to_string()),
+                Some("Citus's per-tenant and per-query statistics hold raw values of the distribution column.".to_string()),
                 Some("Ask a role that is not restricted.".to_string()),
             ),
             DeidentError::RestrictedCitusPlan => (

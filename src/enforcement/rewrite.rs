@@ -33,6 +33,10 @@ use crate::error::DeidentError;
 
 struct Ctx {
     funcs: Option<Funcs>,
+    /// The statement as the planner got it, and whether it reads a Citus table anywhere
+    /// (`reads_citus_table`, asked once, at the first set operation).
+    top: *mut Query,
+    citus: Option<bool>,
 }
 
 #[derive(Clone, Copy)]
@@ -53,7 +57,7 @@ const MASK_LENGTH: i32 = 22;
 /// # Safety
 /// `query` is a valid, rewritten Query that the caller may modify (the planner's input).
 pub unsafe fn rewrite(query: *mut Query) {
-    let mut ctx = Ctx { funcs: None };
+    let mut ctx = Ctx { funcs: None, top: query, citus: None };
     // SAFETY: per the contract; the walker is a guarded C callback.
     unsafe {
         walker(query.cast(), (&raw mut ctx).cast());
@@ -108,8 +112,12 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, ctx: *mut std::ffi::
             }
             let raw_quals: Vec<*mut pg_sys::Node> =
                 quals.into_iter().filter(|q| !q.is_null()).collect();
-            if distinct_set_operation(query) && reads_citus_table(query, 0) {
-                DeidentError::RestrictedCitusSetOperation.report();
+            if distinct_set_operation(query) {
+                let c = &mut *ctx.cast::<Ctx>();
+                let top = c.top;
+                if *c.citus.get_or_insert_with(|| reads_citus_table(top)) {
+                    DeidentError::RestrictedCitusSetOperation.report();
+                }
             }
             rewrite_rtable(query, &mut *ctx.cast::<Ctx>(), &raw_quals);
             return false;
@@ -140,22 +148,36 @@ unsafe fn distinct_set_operation(query: *mut Query) -> bool {
     unsafe { distinct((*query).setOperations) }
 }
 
-/// Does the query read a Citus table, in its range table or its subqueries'?
+/// Does the statement read a Citus table anywhere: its range tables, subqueries, CTEs,
+/// sublinks? (Citus inlines CTEs after the planner hook has run, so a set operation over CTE
+/// references is combined shard by shard too.)
 ///
 /// # Safety
 /// `query` is a valid Query.
-unsafe fn reads_citus_table(query: *mut Query, depth: u32) -> bool {
-    // SAFETY: per the contract; the range table holds RangeTblEntry nodes.
-    unsafe {
-        depth < 16
-            && list_ptrs::<RangeTblEntry>((*query).rtable).any(|rte| match (*rte).rtekind {
-                pg_sys::RTEKind::RTE_RELATION => catalog::citus_table((*rte).relid),
-                pg_sys::RTEKind::RTE_SUBQUERY => {
-                    !(*rte).subquery.is_null() && reads_citus_table((*rte).subquery, depth + 1)
+unsafe fn reads_citus_table(query: *mut Query) -> bool {
+    #[pgrx::pg_guard]
+    unsafe extern "C-unwind" fn find(node: *mut pg_sys::Node, ctx: *mut std::ffi::c_void) -> bool {
+        if node.is_null() {
+            return false;
+        }
+        // SAFETY: node is a valid Node of the statement.
+        unsafe {
+            if (*node).type_ == pg_sys::NodeTag::T_Query {
+                let query = node.cast::<Query>();
+                for rte in list_ptrs::<RangeTblEntry>((*query).rtable) {
+                    if (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION
+                        && catalog::citus_table((*rte).relid)
+                    {
+                        return true;
+                    }
                 }
-                _ => false,
-            })
+                return pg_sys::query_tree_walker(query, Some(find), ctx, 0);
+            }
+            pg_sys::expression_tree_walker(node, Some(find), ctx)
+        }
     }
+    // SAFETY: a walk of a valid statement.
+    unsafe { find(query.cast(), std::ptr::null_mut()) }
 }
 
 /// Citus's functions that run SQL on other nodes (or on this one) in new sessions of the
@@ -169,10 +191,15 @@ const CITUS_REMOTE: [&str; 7] = [
     "run_command_on_coordinator",
     "master_run_on_worker",
 ];
-/// Citus's functions behind its per-tenant statistics, which hold raw values of the
-/// distribution column (their views are refused by name: `catalog::citus_shard`).
-const CITUS_TENANTS: [&str; 3] =
-    ["citus_stat_tenants", "citus_stat_tenants_local", "citus_stat_tenants_local_internal"];
+/// Citus's functions behind its per-tenant and per-query statistics, which hold raw values of
+/// the distribution column (`tenant_attribute`, `partition_key`; the tenant views are refused
+/// by name too: `catalog::citus_shard`).
+const CITUS_TENANTS: [&str; 4] = [
+    "citus_stat_tenants",
+    "citus_stat_tenants_local",
+    "citus_stat_tenants_local_internal",
+    "citus_query_stats",
+];
 
 /// A restricted role's call of a Citus function that would show raw values: the per-tenant
 /// statistics, always; a `run_command_on_*` function in a session that is restricted through

@@ -223,6 +223,7 @@ SELECT success, result FROM run_command_on_shards('people', $$UPDATE %s SET org 
 SELECT email FROM leftover_999999;
 SELECT count(*) FROM citus_stat_tenants;
 SELECT count(*) FROM citus_stat_tenants(true);
+SELECT count(*) FROM citus_query_stats();
 -- a relation the analyst makes, named like a real shard of a labelled table and with its
 -- columns, is not that shard (another owner, no placement here): refused, not masked (its
 -- masked values would be the pseudonyms of values the analyst chose)
@@ -261,6 +262,8 @@ SELECT id, first_value(email) OVER (PARTITION BY org ORDER BY id) FROM people_lo
 -- shard by shard and keep rows that repeat across shards, so it is refused; UNION ALL with
 -- DISTINCT over it answers as on one node
 SELECT count(*) FROM (SELECT org FROM people UNION SELECT org FROM people) x;
+WITH a AS (SELECT org FROM people), b AS (SELECT org FROM people)
+SELECT count(*) FROM (SELECT org FROM a UNION SELECT org FROM b) x;
 SELECT count(DISTINCT org) FROM (SELECT org FROM people UNION ALL SELECT org FROM people) x;
 SELECT count(*) FROM (SELECT DISTINCT email FROM (SELECT email FROM people UNION ALL SELECT email FROM people) u) x;
 SELECT count(*) FROM (SELECT DISTINCT email FROM (SELECT email FROM people_local UNION ALL SELECT email FROM people_local) u) x;
