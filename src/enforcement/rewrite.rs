@@ -830,8 +830,9 @@ pub unsafe fn coordinator_masks(stmt: *mut pg_sys::PlannedStmt) -> bool {
                     {
                         citus = true;
                     }
+                    // (custom_exprs is the provider's: not walked, since it may hold nodes
+                    // that the expression walker does not know)
                     plans.extend(list_ptrs::<pg_sys::Plan>((*scan).custom_plans));
-                    exprs.push((*scan).custom_exprs.cast());
                 }
                 pg_sys::NodeTag::T_Append => {
                     plans.extend(list_ptrs::<pg_sys::Plan>(
