@@ -105,8 +105,7 @@ pub fn shard_of(relid: pg_sys::Oid) -> ShardOf {
 fn read_shard_of(relid: pg_sys::Oid) -> ShardOf {
     // SAFETY: syscache and catalog reads in a transaction.
     unsafe {
-        let catalog_ns = pg_sys::Oid::from_u32(pg_sys::PG_CATALOG_NAMESPACE);
-        if pg_sys::get_relname_relid(c"pg_dist_shard".as_ptr(), catalog_ns) == pg_sys::InvalidOid {
+        if pg_catalog_relation(c"pg_dist_shard").is_none() {
             return ShardOf::Nothing;
         }
         let name = pg_sys::get_rel_name(relid);
@@ -158,15 +157,12 @@ fn read_shard_of(relid: pg_sys::Oid) -> ShardOf {
 pub fn citus_table(relid: pg_sys::Oid) -> bool {
     // SAFETY: catalog reads in a transaction.
     unsafe {
-        let catalog_ns = pg_sys::Oid::from_u32(pg_sys::PG_CATALOG_NAMESPACE);
-        let partition = pg_sys::get_relname_relid(c"pg_dist_partition".as_ptr(), catalog_ns);
-        let index = pg_sys::get_relname_relid(
-            c"pg_dist_partition_logical_relid_index".as_ptr(),
-            catalog_ns,
-        );
-        if partition == pg_sys::InvalidOid || index == pg_sys::InvalidOid {
+        let (Some(partition), Some(index)) = (
+            pg_catalog_relation(c"pg_dist_partition"),
+            pg_catalog_relation(c"pg_dist_partition_logical_relid_index"),
+        ) else {
             return false;
-        }
+        };
         let att = pg_sys::get_attnum(partition, c"logicalrelid".as_ptr());
         if att <= 0 {
             return false;
@@ -175,6 +171,14 @@ pub fn citus_table(relid: pg_sys::Oid) -> bool {
         scan::<1>(partition, Some(index), &[(att, relid)], |_| found = true);
         found
     }
+}
+
+/// A relation of pg_catalog, by name (where Citus keeps its metadata), if there is one.
+fn pg_catalog_relation(name: &CStr) -> Option<pg_sys::Oid> {
+    let ns = pg_sys::Oid::from_u32(pg_sys::PG_CATALOG_NAMESPACE);
+    // SAFETY: a syscache lookup by name; InvalidOid when there is none.
+    let relid = unsafe { pg_sys::get_relname_relid(name.as_ptr(), ns) };
+    (relid != pg_sys::InvalidOid).then_some(relid)
 }
 
 /// The shard id at the end of a shard's name (`shard_like` holds).
@@ -219,17 +223,18 @@ fn shard_name(table: pg_sys::Oid, shard_id: i64) -> Option<Vec<u8>> {
 fn placed_here(shard_id: i64) -> bool {
     // SAFETY: a catalog read in a transaction.
     unsafe {
-        let catalog_ns = pg_sys::Oid::from_u32(pg_sys::PG_CATALOG_NAMESPACE);
-        let local = pg_sys::get_relname_relid(c"pg_dist_local_group".as_ptr(), catalog_ns);
-        if local == pg_sys::InvalidOid {
-            return false;
-        }
-        let mut group = None;
+        let Some(local) = pg_catalog_relation(c"pg_dist_local_group") else { return false };
         let group_att = pg_sys::get_attnum(local, c"groupid".as_ptr());
         if group_att <= 0 || pg_sys::get_atttype(local, group_att) != pg_sys::INT4OID {
             return false;
         }
-        scan::<1>(local, None, &[], |values| group = Some(values[0].value() as i32));
+        let i = group_att as usize - 1;
+        let mut group = None;
+        scan_rows(local, None, &[], |values, nulls| {
+            if i < values.len() && !nulls[i] {
+                group = Some(values[i].value() as i32);
+            }
+        });
         let Some(group) = group else { return false };
         citus_row(
             c"pg_dist_placement",
@@ -255,49 +260,23 @@ unsafe fn citus_row(
     value: i64,
     want: &CStr,
 ) -> Option<Vec<pg_sys::Datum>> {
-    // SAFETY: per the contract; the columns' numbers and types are checked by name first,
-    // and each tuple is deformed through the catalog's own descriptor.
+    // SAFETY: per the contract; the columns' numbers and types are checked by name first.
     unsafe {
-        let catalog_ns = pg_sys::Oid::from_u32(pg_sys::PG_CATALOG_NAMESPACE);
-        let table = pg_sys::get_relname_relid(catalog.as_ptr(), catalog_ns);
-        let index = pg_sys::get_relname_relid(index.as_ptr(), catalog_ns);
-        if table == pg_sys::InvalidOid || index == pg_sys::InvalidOid {
-            return None;
-        }
+        let table = pg_catalog_relation(catalog)?;
+        let index = pg_catalog_relation(index)?;
         let key_att = pg_sys::get_attnum(table, key.as_ptr());
         let want_att = pg_sys::get_attnum(table, want.as_ptr());
         if key_att <= 0 || want_att <= 0 || pg_sys::get_atttype(table, key_att) != pg_sys::INT8OID {
             return None;
         }
-        let rel = pg_sys::table_open(table, pg_sys::AccessShareLock as _);
-        let mut scan_key: pg_sys::ScanKeyData = std::mem::zeroed();
-        pg_sys::ScanKeyInit(
-            &mut scan_key,
-            key_att,
-            pg_sys::BTEqualStrategyNumber as _,
-            pg_sys::F_INT8EQ.into(),
-            pg_sys::Datum::from(value),
-        );
-        let scan =
-            pg_sys::systable_beginscan(rel, index, true, std::ptr::null_mut(), 1, &mut scan_key);
-        let desc = (*rel).rd_att;
-        let natts = (*desc).natts as usize;
-        let mut values = vec![pg_sys::Datum::from(0usize); natts];
-        let mut nulls = vec![false; natts];
+        let want = want_att as usize - 1;
         let mut out = Vec::new();
-        loop {
-            let tuple = pg_sys::systable_getnext(scan);
-            if tuple.is_null() {
-                break;
+        let key = (key_att, pg_sys::Oid::from(pg_sys::F_INT8EQ), pg_sys::Datum::from(value));
+        scan_rows(table, Some(index), &[key], |values, nulls| {
+            if want < values.len() && !nulls[want] {
+                out.push(values[want]);
             }
-            pg_sys::heap_deform_tuple(tuple, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
-            let i = want_att as usize - 1;
-            if i < natts && !nulls[i] {
-                out.push(values[i]);
-            }
-        }
-        pg_sys::systable_endscan(scan);
-        pg_sys::table_close(rel, pg_sys::AccessShareLock as _);
+        });
         Some(out)
     }
 }
@@ -417,19 +396,42 @@ pub fn scan<const N: usize>(
     keys: &[(i16, pg_sys::Oid)],
     mut f: impl FnMut(&[pg_sys::Datum; N]),
 ) {
+    let keys: Vec<(i16, pg_sys::Oid, pg_sys::Datum)> = keys
+        .iter()
+        .map(|&(attnum, value)| {
+            (attnum, pg_sys::Oid::from(pg_sys::F_OIDEQ), pg_sys::Datum::from(value))
+        })
+        .collect();
+    let mut first = [pg_sys::Datum::from(0usize); N];
+    scan_rows(catalog, index, &keys, |values, nulls| {
+        if nulls.len() >= N && !nulls[..N].iter().any(|&n| n) {
+            first.copy_from_slice(&values[..N]);
+            f(&first);
+        }
+    });
+}
+
+/// Scans a catalog as `scan` does, with equality keys `(attnum, equality function, value)`,
+/// and hands `f` each tuple's columns and their NULL flags, as many as the catalog has.
+fn scan_rows(
+    catalog: pg_sys::Oid,
+    index: Option<pg_sys::Oid>,
+    keys: &[(i16, pg_sys::Oid, pg_sys::Datum)],
+    mut f: impl FnMut(&[pg_sys::Datum], &[bool]),
+) {
     // SAFETY: a catalog scan in a transaction, as seclabel.c's GetSecurityLabel does it; each
-    // tuple is deformed through the catalog's own descriptor (of at most N columns).
+    // tuple is deformed through the catalog's own descriptor, into arrays of its size.
     unsafe {
         let rel = pg_sys::table_open(catalog, pg_sys::AccessShareLock as _);
         let mut scan_keys: Vec<pg_sys::ScanKeyData> = Vec::with_capacity(keys.len());
-        for &(attnum, value) in keys {
+        for &(attnum, procedure, value) in keys {
             let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
             pg_sys::ScanKeyInit(
                 &mut key,
                 attnum,
                 pg_sys::BTEqualStrategyNumber as _,
-                pg_sys::F_OIDEQ.into(),
-                pg_sys::Datum::from(value),
+                procedure,
+                value,
             );
             scan_keys.push(key);
         }
@@ -443,20 +445,16 @@ pub fn scan<const N: usize>(
         );
         let desc = (*rel).rd_att;
         // heap_deform_tuple fills as many entries as the catalog has columns
-        let natts = ((*desc).natts as usize).max(N);
+        let natts = (*desc).natts as usize;
         let mut values = vec![pg_sys::Datum::from(0usize); natts];
         let mut nulls = vec![false; natts];
-        let mut first = [pg_sys::Datum::from(0usize); N];
         loop {
             let tuple = pg_sys::systable_getnext(scan);
             if tuple.is_null() {
                 break;
             }
             pg_sys::heap_deform_tuple(tuple, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
-            if !nulls[..N].iter().any(|&n| n) {
-                first.copy_from_slice(&values[..N]);
-                f(&first);
-            }
+            f(&values, &nulls);
         }
         pg_sys::systable_endscan(scan);
         pg_sys::table_close(rel, pg_sys::AccessShareLock as _);

@@ -29,6 +29,7 @@ use pgrx::pg_sys::{Oid, Query, RangeTblEntry};
 
 use super::list_ptrs;
 use super::{bit, catalog, tripwire, STATISTIC_EXT_DATA_RELATION_ID, WRITE};
+use crate::dp::plan::{walk_tree, Visit};
 use crate::error::DeidentError;
 
 struct Ctx {
@@ -155,29 +156,21 @@ unsafe fn distinct_set_operation(query: *mut Query) -> bool {
 /// # Safety
 /// `query` is a valid Query.
 unsafe fn reads_citus_table(query: *mut Query) -> bool {
-    #[pgrx::pg_guard]
-    unsafe extern "C-unwind" fn find(node: *mut pg_sys::Node, ctx: *mut std::ffi::c_void) -> bool {
-        if node.is_null() {
-            return false;
-        }
-        // SAFETY: node is a valid Node of the statement.
-        unsafe {
-            if (*node).type_ == pg_sys::NodeTag::T_Query {
-                let query = node.cast::<Query>();
-                for rte in list_ptrs::<RangeTblEntry>((*query).rtable) {
-                    if (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION
+    // SAFETY: per the contract; the visitor reads the nodes it is handed.
+    unsafe {
+        walk_tree(query.cast(), true, &mut |n| {
+            let citus = (*n).type_ == pg_sys::NodeTag::T_Query
+                && list_ptrs::<RangeTblEntry>((*n.cast::<Query>()).rtable).any(|rte| {
+                    (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION
                         && catalog::citus_table((*rte).relid)
-                    {
-                        return true;
-                    }
-                }
-                return pg_sys::query_tree_walker(query, Some(find), ctx, 0);
+                });
+            if citus {
+                Visit::Stop
+            } else {
+                Visit::Continue
             }
-            pg_sys::expression_tree_walker(node, Some(find), ctx)
-        }
+        })
     }
-    // SAFETY: a walk of a valid statement.
-    unsafe { find(query.cast(), std::ptr::null_mut()) }
 }
 
 /// Citus's functions that run SQL on other nodes (or on this one) in new sessions of the
@@ -397,6 +390,30 @@ impl Ctx {
     }
 }
 
+impl Funcs {
+    /// The masking functions' OIDs (`int` may be InvalidOid: an older install).
+    fn oids(&self) -> [Oid; 4] {
+        [self.text, self.uuid, self.bigint, self.int]
+    }
+}
+
+/// Is `node` a marked call of one of the masking functions `funcs`: one the rewrite built?
+///
+/// # Safety
+/// `node` is a valid Node.
+unsafe fn is_marked_call(node: *mut pg_sys::Node, funcs: &[Oid; 4]) -> bool {
+    // SAFETY: per the contract; a FuncExpr node is read as one.
+    unsafe {
+        if (*node).type_ != pg_sys::NodeTag::T_FuncExpr {
+            return false;
+        }
+        let f = node.cast::<pg_sys::FuncExpr>();
+        (*f).funcformat == pg_sys::CoercionForm::COERCE_SQL_SYNTAX
+            && (*f).funcid != pg_sys::InvalidOid
+            && funcs.contains(&(*f).funcid)
+    }
+}
+
 /// Was entry `rti` masked by an earlier pass of this rewrite? Citus plans parts of a query
 /// that the rewrite has already changed through `planner()` again (a subquery it plans
 /// apart, recursive planning), and the hook then sees the subquery the rewrite built around
@@ -409,15 +426,7 @@ impl Ctx {
 /// # Safety
 /// `query` is a valid Query and `rti` one of its relation entries.
 unsafe fn already_masked(query: *mut Query, rti: i32, identifiers: &[i16], funcs: &Funcs) -> bool {
-    let mut ctx = Masked {
-        rti,
-        identifiers: identifiers.to_vec(),
-        funcs: [funcs.text, funcs.uuid, funcs.bigint, funcs.int],
-        depth: 0,
-        inside: 0,
-        marked: 0,
-        every: false,
-    };
+    let mut ctx = Masked::new(rti, identifiers, funcs.oids(), false);
     // SAFETY: per the contract; the walker is a guarded C callback.
     unsafe {
         pg_sys::query_tree_walker(query, Some(masked_walker), (&raw mut ctx).cast(), 0);
@@ -431,15 +440,7 @@ unsafe fn already_masked(query: *mut Query, rti: i32, identifiers: &[i16], funcs
 /// # Safety
 /// The conditions are valid expressions of the query that holds `rti`.
 unsafe fn quals_read(quals: &[*mut pg_sys::Node], rti: i32, identifiers: &[i16]) -> bool {
-    let mut ctx = Masked {
-        rti,
-        identifiers: identifiers.to_vec(),
-        funcs: [pg_sys::InvalidOid; 4],
-        depth: 0,
-        inside: 0,
-        marked: 0,
-        every: true,
-    };
+    let mut ctx = Masked::new(rti, identifiers, [pg_sys::InvalidOid; 4], true);
     for &q in quals {
         // SAFETY: per the contract; the walker is a guarded C callback.
         unsafe { masked_walker(q, (&raw mut ctx).cast()) };
@@ -459,6 +460,20 @@ struct Masked {
     /// whole-row ones, when `every`).
     marked: u32,
     every: bool,
+}
+
+impl Masked {
+    fn new(rti: i32, identifiers: &[i16], funcs: [Oid; 4], every: bool) -> Masked {
+        Masked {
+            rti,
+            identifiers: identifiers.to_vec(),
+            funcs,
+            depth: 0,
+            inside: 0,
+            marked: 0,
+            every,
+        }
+    }
 }
 
 #[pgrx::pg_guard]
@@ -492,10 +507,7 @@ unsafe extern "C-unwind" fn masked_walker(
                 false
             }
             pg_sys::NodeTag::T_FuncExpr => {
-                let f = node.cast::<pg_sys::FuncExpr>();
-                let marked = (*f).funcformat == pg_sys::CoercionForm::COERCE_SQL_SYNTAX
-                    && (*f).funcid != pg_sys::InvalidOid
-                    && m.funcs.contains(&(*f).funcid);
+                let marked = is_marked_call(node, &m.funcs);
                 if marked {
                     m.inside += 1;
                 }
@@ -730,27 +742,20 @@ unsafe fn reads_masked(
         if depth > 8 || expr.is_null() {
             return false;
         }
-        let mut ctx = Masked {
-            rti: 0,
-            identifiers: Vec::new(),
-            funcs: [funcs.text, funcs.uuid, funcs.bigint, funcs.int],
-            depth: 0,
-            inside: 0,
-            marked: 0,
-            every: false,
-        };
-        if has_marked_call(expr, &mut ctx) {
+        if has_marked_call(expr, &funcs.oids()) {
             return true;
         }
         if (*expr).type_ != pg_sys::NodeTag::T_Var {
             return false;
         }
         let var = expr.cast::<pg_sys::Var>();
-        let rtable = (*query).rtable;
-        if (*var).varlevelsup != 0 || (*var).varno < 1 || (*var).varno > list_len(rtable) {
+        if (*var).varlevelsup != 0 || (*var).varno < 1 {
             return false;
         }
-        let rte = pg_sys::list_nth(rtable, (*var).varno - 1).cast::<RangeTblEntry>();
+        let Some(rte) = list_ptrs::<RangeTblEntry>((*query).rtable).nth((*var).varno as usize - 1)
+        else {
+            return false;
+        };
         if (*rte).rtekind != pg_sys::RTEKind::RTE_SUBQUERY || (*rte).subquery.is_null() {
             return false;
         }
@@ -761,37 +766,21 @@ unsafe fn reads_masked(
     }
 }
 
-/// Does `node` hold a marked masking call of `ctx.funcs`?
-unsafe fn has_marked_call(node: *mut pg_sys::Node, ctx: &mut Masked) -> bool {
-    #[pgrx::pg_guard]
-    unsafe extern "C-unwind" fn find(node: *mut pg_sys::Node, ctx: *mut std::ffi::c_void) -> bool {
-        if node.is_null() {
-            return false;
-        }
-        // SAFETY: node is a valid Node; ctx is the Masked of has_marked_call.
-        unsafe {
-            if (*node).type_ == pg_sys::NodeTag::T_FuncExpr {
-                let f = node.cast::<pg_sys::FuncExpr>();
-                let m = &*ctx.cast::<Masked>();
-                if (*f).funcformat == pg_sys::CoercionForm::COERCE_SQL_SYNTAX
-                    && m.funcs.contains(&(*f).funcid)
-                {
-                    return true;
-                }
+/// Does `node` hold a marked call of the masking functions `funcs` (not looking into
+/// subqueries)?
+///
+/// # Safety
+/// `node` is a valid expression tree.
+unsafe fn has_marked_call(node: *mut pg_sys::Node, funcs: &[Oid; 4]) -> bool {
+    // SAFETY: per the contract; the visitor reads the nodes it is handed.
+    unsafe {
+        walk_tree(node, false, &mut |n| {
+            if is_marked_call(n, funcs) {
+                Visit::Stop
+            } else {
+                Visit::Continue
             }
-            pg_sys::expression_tree_walker(node, Some(find), ctx)
-        }
-    }
-    // SAFETY: a walk of a valid expression.
-    unsafe { find(node, (ctx as *mut Masked).cast()) }
-}
-
-fn list_len(list: *mut pg_sys::List) -> i32 {
-    // SAFETY: NULL is the empty list; otherwise a valid List.
-    if list.is_null() {
-        0
-    } else {
-        unsafe { (*list).length }
+        })
     }
 }
 
@@ -875,17 +864,8 @@ pub unsafe fn coordinator_masks(stmt: *mut pg_sys::PlannedStmt) -> bool {
         if !citus {
             return false;
         }
-        let funcs = lookup_funcs();
-        let mut ctx = Masked {
-            rti: 0,
-            identifiers: Vec::new(),
-            funcs: [funcs.text, funcs.uuid, funcs.bigint, funcs.int],
-            depth: 0,
-            inside: 0,
-            marked: 0,
-            every: false,
-        };
-        exprs.into_iter().any(|e| !e.is_null() && has_marked_call(e, &mut ctx))
+        let funcs = lookup_funcs().oids();
+        exprs.into_iter().any(|e| !e.is_null() && has_marked_call(e, &funcs))
     }
 }
 
