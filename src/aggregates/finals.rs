@@ -52,7 +52,7 @@ macro_rules! final_fn {
 
 fn int_sum(s: &KState<PgEnv>) -> i128 {
     match s.acc {
-        Acc::Int(v) => v,
+        Acc::Int(v) => v.get(),
         _ => state_error(StateError::Mismatch),
     }
 }
@@ -79,7 +79,7 @@ fn int_numeric(v: i128) -> pg_sys::Datum {
 /// The exact sum as a numeric datum.
 fn numeric_sum(s: &mut KState<PgEnv>) -> pg_sys::Datum {
     match &mut s.acc {
-        Acc::Int(v) => int_numeric(*v),
+        Acc::Int(v) => int_numeric(v.get()),
         Acc::Numeric(d) => d.with_value(numeric_datum).unwrap_or_else(|e| state_error(e)),
         _ => state_error(StateError::Mismatch),
     }

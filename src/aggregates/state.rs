@@ -18,14 +18,31 @@ use super::numeric::NumericRef;
 
 pub use super::decimal::Decimal;
 
-/// What the aggregate accumulates besides the persons.
+/// An exact integer sum: an i128 stored at 8-byte alignment, so that a state's fields pack
+/// without the padding a 16-aligned i128 forces (expanded.rs, `Expanded`, says why that
+/// matters: every row reads them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C, packed(8))]
+pub struct Wide(pub i128);
+
+impl Wide {
+    #[inline]
+    pub fn get(self) -> i128 {
+        self.0
+    }
+}
+
+/// What the aggregate accumulates besides the persons. The tag comes first (`repr(u8)`), next
+/// to the integer and floating-point sums, in the line a row reads (expanded.rs, `Expanded`);
+/// by default Rust may put it after the largest variant, a cache line further.
+#[repr(C, u8)]
 pub enum Acc<E: Env> {
     /// k_count: rows only.
     Count,
     /// k_count_distinct: the persons are the result.
     Distinct,
     /// k_sum / k_avg over smallint, integer, bigint: exact in 128 bits (2^63 rows of 2^63).
-    Int(i128),
+    Int(Wide),
     /// k_sum / k_avg over double precision.
     Float(f64),
     /// k_sum / k_avg over real: PostgreSQL sums real in single precision (float4pl) but
@@ -225,18 +242,21 @@ fn dedup_sorted<E: Env>(v: &mut [u64], env: E) -> usize {
 }
 
 /// The state of one group.
+#[repr(C)]
 pub struct KState<E: Env> {
     /// For the capped aggregates (k_count, k_sum, k_avg): the k in force when the state was
     /// made; at most this many persons are remembered, since k distinct persons are enough to
     /// meet the threshold. 0 for k_count_distinct, which remembers every person.
     pub cap: u32,
+    /// How many of `persons` are sorted and distinct (k_count_distinct). A u32: a Buf holds at
+    /// most MaxAllocSize / 8 < 2^27 hashes.
+    sorted: u32,
+    /// Rows that contributed (person and value both non-NULL).
+    pub rows: i64,
     /// Person hashes: distinct for the capped aggregates; for k_count_distinct, sorted and
     /// distinct up to `sorted`, then appended as they come (sorted and deduplicated in bulk,
     /// which keeps the per-row work a sequential write: see `add_person`).
     persons: Buf<E>,
-    sorted: usize,
-    /// Rows that contributed (person and value both non-NULL).
-    pub rows: i64,
     pub acc: Acc<E>,
 }
 
@@ -250,6 +270,15 @@ impl<E: Env> KState<E> {
 
     pub fn env(&self) -> E {
         self.persons.env()
+    }
+
+    fn sorted(&self) -> usize {
+        self.sorted as usize
+    }
+
+    fn set_sorted(&mut self, n: usize) {
+        // n counts hashes in a Buf: below 2^27 (MaxAllocSize / 8)
+        self.sorted = n as u32;
     }
 
     /// The most persons a state remembers (k when it was made), 0 for k_count_distinct's.
@@ -284,7 +313,7 @@ impl<E: Env> KState<E> {
         if self.cap == 0 {
             // Grow only to the next compaction, not by doubling: memory stays within about
             // twice the distinct persons.
-            let next = 2 * self.sorted + 16;
+            let next = 2 * self.sorted() + 16;
             if self.persons.len() == self.persons.capacity() {
                 self.persons.reserve_exact(next.saturating_sub(self.persons.len()).max(1))?;
             }
@@ -300,9 +329,10 @@ impl<E: Env> KState<E> {
 
     /// Sorts and deduplicates the k_count_distinct persons.
     pub fn compact(&mut self) -> Result<(), StateError> {
-        if self.cap == 0 && self.sorted < self.persons.len() {
-            sort_distinct(&mut self.persons, self.sorted)?;
-            self.sorted = self.persons.len();
+        if self.cap == 0 && self.sorted() < self.persons.len() {
+            let sorted = self.sorted();
+            sort_distinct(&mut self.persons, sorted)?;
+            self.set_sorted(self.persons.len());
         }
         Ok(())
     }
@@ -310,7 +340,7 @@ impl<E: Env> KState<E> {
     /// Adds one row's value (the person is added separately).
     pub fn add_int(&mut self, v: i64) -> Result<(), StateError> {
         if let Acc::Int(s) = &mut self.acc {
-            *s = s.checked_add(i128::from(v)).ok_or(StateError::Overflow)?;
+            *s = Wide(s.get().checked_add(i128::from(v)).ok_or(StateError::Overflow)?);
         }
         self.rows += 1;
         Ok(())
@@ -370,7 +400,9 @@ impl<E: Env> KState<E> {
     pub fn merge(&mut self, other: &KState<E>) -> Result<(), StateError> {
         match (&mut self.acc, &other.acc) {
             (Acc::Count, Acc::Count) | (Acc::Distinct, Acc::Distinct) => {}
-            (Acc::Int(a), Acc::Int(b)) => *a = a.checked_add(*b).ok_or(StateError::Overflow)?,
+            (Acc::Int(a), Acc::Int(b)) => {
+                *a = Wide(a.get().checked_add(b.get()).ok_or(StateError::Overflow)?)
+            }
             (Acc::Float(a), Acc::Float(b)) => *a = add_f64(*a, *b)?,
             (
                 Acc::Float4 { single: a, double: c, single_overflow: x },
@@ -398,14 +430,14 @@ impl<E: Env> KState<E> {
     fn merge_distinct(&mut self, other: &KState<E>) -> Result<(), StateError> {
         let env = self.env();
         self.compact()?;
-        if other.sorted == other.persons.len() {
+        if other.sorted() == other.persons.len() {
             // both sorted (a deserialized state always is): one linear merge from the back
             let sorted = self.persons.len();
             self.persons.resize(sorted + other.persons.len())?;
             merge_back(&mut self.persons, sorted, &other.persons, env);
             let m = dedup_sorted(&mut self.persons, env);
             self.persons.truncate(m);
-            self.sorted = m;
+            self.set_sorted(m);
         } else {
             self.persons.extend_from_slice(&other.persons)?;
             self.compact()?;
@@ -480,7 +512,7 @@ impl<E: Env> KState<E> {
         w.put(&self.rows.to_le_bytes());
         match &self.acc {
             Acc::Count | Acc::Distinct => {}
-            Acc::Int(s) => w.put(&s.to_le_bytes()),
+            Acc::Int(s) => w.put(&s.get().to_le_bytes()),
             Acc::Float(s) => w.put(&s.to_le_bytes()),
             Acc::Float4 { single, double, single_overflow } => {
                 w.put(&single.to_le_bytes());
@@ -515,7 +547,7 @@ impl<E: Env> KState<E> {
         let acc = match tag {
             1 => Acc::Count,
             2 => Acc::Distinct,
-            3 => Acc::Int(i128::from_le_bytes(r.take()?)),
+            3 => Acc::Int(Wide(i128::from_le_bytes(r.take()?))),
             4 => Acc::Float(f64::from_le_bytes(r.take()?)),
             6 => {
                 let single = f32::from_le_bytes(r.take()?);
@@ -561,7 +593,8 @@ impl<E: Env> KState<E> {
                 return Err(StateError::Malformed);
             }
         }
-        let sorted = if cap == 0 { persons.len() } else { 0 };
+        // persons.len() < 2^27 (a Buf's limit)
+        let sorted = if cap == 0 { persons.len() as u32 } else { 0 };
         Ok(KState { cap, persons, sorted, rows, acc })
     }
 }
@@ -609,7 +642,7 @@ mod tests {
     }
 
     fn capped(cap: u32, persons: &[u64]) -> State {
-        let mut s = KState::new(Acc::Int(0), cap, HeapEnv);
+        let mut s = KState::new(Acc::Int(Wide(0)), cap, HeapEnv);
         for &p in persons {
             s.add_person(p).unwrap();
             s.add_int(p as i64).unwrap();
@@ -709,7 +742,7 @@ mod tests {
         (0..n)
             .map(|_| {
                 let acc = match kind {
-                    0 => Acc::Int(0),
+                    0 => Acc::Int(Wide(0)),
                     1 => Acc::Distinct,
                     2 => Acc::Count,
                     _ => Acc::Numeric(Decimal::new(HeapEnv)),
@@ -741,7 +774,7 @@ mod tests {
 
     fn fold(states: &[State], order: &[usize]) -> State {
         let acc = match &states[0].acc {
-            Acc::Int(_) => Acc::Int(0),
+            Acc::Int(_) => Acc::Int(Wide(0)),
             Acc::Numeric(_) => Acc::Numeric(Decimal::new(HeapEnv)),
             Acc::Distinct => Acc::Distinct,
             _ => Acc::Count,

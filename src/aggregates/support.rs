@@ -14,7 +14,7 @@ use super::expanded::{
 };
 use super::memory::{agg_context, Group, PersonType, PgEnv, ValueType};
 use super::numeric;
-use super::state::{person_hash, Acc, Decimal, KState, StateError};
+use super::state::{person_hash, Acc, Decimal, KState, StateError, Wide};
 use crate::error::{DeidentError, OrReport};
 use crate::fmgr::{self, pg_function_info_v1};
 use crate::{guc, preload};
@@ -191,7 +191,7 @@ pub unsafe extern "C-unwind" fn deident_k_trans(fcinfo: pg_sys::FunctionCallInfo
         let g = group_for(
             fcinfo,
             |v, env| match v {
-                ValueType::Int2 | ValueType::Int4 | ValueType::Int8 => Acc::Int(0),
+                ValueType::Int2 | ValueType::Int4 | ValueType::Int8 => Acc::Int(Wide(0)),
                 ValueType::Float4 => {
                     Acc::Float4 { single: 0.0, double: 0.0, single_overflow: false }
                 }
