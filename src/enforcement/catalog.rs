@@ -173,6 +173,11 @@ pub fn citus_table(relid: pg_sys::Oid) -> bool {
     }
 }
 
+/// Is Citus installed in this database (its metadata tables are there)?
+pub fn citus_installed() -> bool {
+    pg_catalog_relation(c"pg_dist_partition").is_some()
+}
+
 /// A relation of pg_catalog, by name (where Citus keeps its metadata), if there is one.
 fn pg_catalog_relation(name: &CStr) -> Option<pg_sys::Oid> {
     let ns = pg_sys::Oid::from_u32(pg_sys::PG_CATALOG_NAMESPACE);

@@ -362,7 +362,9 @@ unsafe fn rewrite_rtable(query: *mut Query, ctx: &mut Ctx, raw_quals: &[*mut pg_
             if already_masked(query, rti, &identifiers, &funcs) {
                 continue;
             }
-            if matches!(catalog::shard_of(relid), catalog::ShardOf::Table(_)) {
+            // a statement Citus runs on this node reads its tables through the masking
+            // calls of the coordinator's rewrite (unmask_pushed_calls)
+            if catalog::citus_installed() {
                 unmask_pushed_calls(query, rti, relid, &identifiers, &funcs);
             }
             // A DBA's view conditions read raw values through junk outputs of the relation's
@@ -530,7 +532,10 @@ unsafe extern "C-unwind" fn masked_walker(
 /// (`mask_expr`; `equal` ignores the call's form and locations) becomes the bare column,
 /// which the rewrite then masks once, with its mark. The answer is the same as the call's,
 /// and a call that differs (another length, another key) stays, unmarked, and is refused as
-/// it would be on one node.
+/// it would be on one node. The same holds for a table that is not a shard in a statement
+/// Citus runs on its own node (the coordinator's local execution of a join with a reference
+/// table): its masking calls come back as SQL too. A restricted role that writes the call
+/// itself gets what reading the column gives.
 ///
 /// # Safety
 /// `query` is a valid Query and `rti` one of its relation entries, `relid`.
@@ -554,8 +559,16 @@ unsafe fn unmask_pushed_calls(
             })
             .collect();
         pg_sys::relation_close(rel, pg_sys::NoLock as _);
-        let mut ctx = Pushed { rti, columns, funcs: *funcs, depth: 0, canonical: Vec::new() };
-        unmask_in_query(query, &mut ctx);
+        let mut pushed = Pushed { rti, columns, funcs: *funcs, canonical: Vec::new() };
+        let mut unmask = |node: *mut pg_sys::Node, depth: u32| {
+            for &(var, masked) in pushed.canonical(depth) {
+                if (*masked).type_ == (*node).type_ && pg_sys::equal(node.cast(), masked.cast()) {
+                    return Some(pg_sys::copyObjectImpl(var.cast()).cast());
+                }
+            }
+            None
+        };
+        mutate_query(query, &mut Mutation { depth: 0, f: &mut unmask });
     }
 }
 
@@ -564,16 +577,14 @@ struct Pushed {
     /// (attnum, type, typmod, collation) of each identifier column.
     columns: Vec<(i16, Oid, i32, Oid)>,
     funcs: Funcs,
-    /// Query levels below the entry's.
-    depth: u32,
     /// By depth: each column's Var (levelsup = depth) and its masking expression.
     canonical: Vec<Vec<(*mut pg_sys::Var, *mut pg_sys::Node)>>,
 }
 
 impl Pushed {
-    /// The columns' Vars and masking expressions at the current depth.
-    unsafe fn canonical(&mut self) -> &[(*mut pg_sys::Var, *mut pg_sys::Node)] {
-        let depth = self.depth as usize;
+    /// The columns' Vars and masking expressions `depth` query levels below the entry's.
+    unsafe fn canonical(&mut self, depth: u32) -> &[(*mut pg_sys::Var, *mut pg_sys::Node)] {
+        let depth = depth as usize;
         while self.canonical.len() <= depth {
             let level = self.canonical.len() as u32;
             let mut exprs = Vec::new();
@@ -595,42 +606,51 @@ impl Pushed {
     }
 }
 
-/// `unmask_pushed_calls` over one query's expressions, in place (the range table's entries
-/// keep their addresses: the rewrite holds them).
+/// A change made in place to the expressions of a query and of the queries below it that can
+/// refer to its entries (sublinks, LATERAL subqueries): `f` is offered each node with its
+/// depth below the query, and gives its replacement, or None to look inside it.
+struct Mutation<'a> {
+    depth: u32,
+    f: &'a mut dyn FnMut(*mut pg_sys::Node, u32) -> Option<*mut pg_sys::Node>,
+}
+
+/// `m` over one query's expressions, in place (the range table's entries keep their
+/// addresses: the rewrite holds them).
 ///
 /// # Safety
-/// `query` is a valid Query, `ctx.depth` levels below the entry's.
-unsafe fn unmask_in_query(query: *mut Query, ctx: &mut Pushed) {
+/// `query` is a valid Query, `m.depth` levels below the query `m` was made for; `m.f` gives
+/// valid nodes.
+unsafe fn mutate_query(query: *mut Query, m: &mut Mutation<'_>) {
     // SAFETY: per the contract; every field is an expression tree or NULL.
     unsafe {
-        let c: *mut std::ffi::c_void = (ctx as *mut Pushed).cast();
-        let m = |n: *mut pg_sys::Node| pushed_mutator(n, c);
-        (*query).targetList = m((*query).targetList.cast()).cast();
-        (*query).returningList = m((*query).returningList.cast()).cast();
-        (*query).jointree = m((*query).jointree.cast()).cast();
-        (*query).havingQual = m((*query).havingQual);
-        (*query).limitOffset = m((*query).limitOffset);
-        (*query).limitCount = m((*query).limitCount);
-        (*query).onConflict = m((*query).onConflict.cast()).cast();
+        let c: *mut std::ffi::c_void = (m as *mut Mutation<'_>).cast();
+        let f = |n: *mut pg_sys::Node| mutation_mutator(n, c);
+        (*query).targetList = f((*query).targetList.cast()).cast();
+        (*query).returningList = f((*query).returningList.cast()).cast();
+        (*query).jointree = f((*query).jointree.cast()).cast();
+        (*query).havingQual = f((*query).havingQual);
+        (*query).limitOffset = f((*query).limitOffset);
+        (*query).limitCount = f((*query).limitCount);
+        (*query).onConflict = f((*query).onConflict.cast()).cast();
         for wc in list_ptrs::<pg_sys::WindowClause>((*query).windowClause) {
-            (*wc).startOffset = m((*wc).startOffset);
-            (*wc).endOffset = m((*wc).endOffset);
+            (*wc).startOffset = f((*wc).startOffset);
+            (*wc).endOffset = f((*wc).endOffset);
         }
         for rte in list_ptrs::<RangeTblEntry>((*query).rtable) {
             match (*rte).rtekind {
                 pg_sys::RTEKind::RTE_SUBQUERY if (*rte).lateral => {
-                    ctx.depth += 1;
-                    unmask_in_query((*rte).subquery, ctx);
-                    ctx.depth -= 1;
+                    m.depth += 1;
+                    mutate_query((*rte).subquery, m);
+                    m.depth -= 1;
                 }
                 pg_sys::RTEKind::RTE_FUNCTION => {
-                    (*rte).functions = m((*rte).functions.cast()).cast();
+                    (*rte).functions = f((*rte).functions.cast()).cast();
                 }
                 pg_sys::RTEKind::RTE_VALUES => {
-                    (*rte).values_lists = m((*rte).values_lists.cast()).cast();
+                    (*rte).values_lists = f((*rte).values_lists.cast()).cast();
                 }
                 pg_sys::RTEKind::RTE_TABLEFUNC => {
-                    (*rte).tablefunc = m((*rte).tablefunc.cast()).cast();
+                    (*rte).tablefunc = f((*rte).tablefunc.cast()).cast();
                 }
                 _ => {}
             }
@@ -639,37 +659,35 @@ unsafe fn unmask_in_query(query: *mut Query, ctx: &mut Pushed) {
 }
 
 #[pgrx::pg_guard]
-unsafe extern "C-unwind" fn pushed_mutator(
+unsafe extern "C-unwind" fn mutation_mutator(
     node: *mut pg_sys::Node,
     ctx: *mut std::ffi::c_void,
 ) -> *mut pg_sys::Node {
     if node.is_null() {
         return node;
     }
-    // SAFETY: node is a valid Node; ctx is the Pushed that unmask_in_query passed.
+    // SAFETY: node is a valid Node; ctx is the Mutation that mutate_query passed.
     unsafe {
-        let pushed = &mut *ctx.cast::<Pushed>();
+        let m = &mut *ctx.cast::<Mutation<'_>>();
         if (*node).type_ == pg_sys::NodeTag::T_Query {
             // a sublink's query, one level down; changed in place
-            pushed.depth += 1;
-            unmask_in_query(node.cast(), pushed);
-            pushed.depth -= 1;
+            m.depth += 1;
+            mutate_query(node.cast(), m);
+            m.depth -= 1;
             return node;
         }
-        for &(var, masked) in pushed.canonical() {
-            if (*masked).type_ == (*node).type_ && pg_sys::equal(node.cast(), masked.cast()) {
-                return pg_sys::copyObjectImpl(var.cast()).cast();
-            }
+        if let Some(replacement) = (m.f)(node, m.depth) {
+            return replacement;
         }
         // nodeFuncs.h declares the mutator without parameters (`Node *(*mutator) ()`) and
-        // calls it with (node, context), which is pushed_mutator's signature
+        // calls it with (node, context), which is mutation_mutator's signature
         let mutator = std::mem::transmute::<
             unsafe extern "C-unwind" fn(
                 *mut pg_sys::Node,
                 *mut std::ffi::c_void,
             ) -> *mut pg_sys::Node,
             unsafe extern "C-unwind" fn() -> *mut pg_sys::Node,
-        >(pushed_mutator);
+        >(mutation_mutator);
         pg_sys::expression_tree_mutator(node, Some(mutator), ctx)
     }
 }

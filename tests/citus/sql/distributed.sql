@@ -175,6 +175,16 @@ CREATE TABLE plain_local AS SELECT id, email FROM people_local;
 CREATE VIEW labelled_view AS SELECT id, email FROM plain_local;
 SECURITY LABEL FOR deident ON COLUMN labelled_view.email IS 'identifier';
 GRANT SELECT ON people_but_1, people_org_under5, people_local_org_under5, rls_local, labelled_view TO citus_analyst;
+-- a reference table (a copy on every node, the coordinator included), and its rows local
+CREATE TABLE orgs_local AS
+  SELECT i AS org, 'org' || i AS name, format('person%s@example.com', i * 7) AS boss
+    FROM generate_series(0, 39) i;
+CREATE TABLE orgs_ref (LIKE orgs_local);
+SELECT create_reference_table('orgs_ref');
+INSERT INTO orgs_ref SELECT * FROM orgs_local;
+SECURITY LABEL FOR deident ON COLUMN orgs_local.boss IS 'identifier';
+SECURITY LABEL FOR deident ON COLUMN orgs_ref.boss IS 'identifier';
+GRANT SELECT ON orgs_local, orgs_ref TO citus_analyst;
 SET ROLE citus_analyst;
 -- SPEC's vector for person1, on one node and through the workers
 SELECT email FROM people_local WHERE id = 1;
@@ -192,6 +202,21 @@ SELECT shape, same_answers(q) FROM (VALUES
   ('window', 'SELECT id, row_number() OVER (PARTITION BY email ORDER BY id) FROM %s WHERE id < 9000'),
   ('cte', 'WITH e AS (SELECT DISTINCT email, person_uuid FROM %s) SELECT count(*), max(email), min(person_uuid::text) FROM e')
 ) v(shape, q);
+-- a reference table joined on an identifier, with the distributed table (on the workers) and
+-- with a local table: Citus runs that one on the coordinator, as SQL over the reference
+-- table's shard there, so the local table's masking calls come back as SQL too; they are
+-- turned back into the column, which is masked once, as a shard's are. Both give the
+-- single-node answers (a second review saw the local join refused)
+SELECT count(*) AS joined, md5(string_agg(concat_ws(' ', p.id, o.name, p.email), ',' ORDER BY p.id)) AS with_distributed
+  FROM people p JOIN orgs_ref o ON p.email = o.boss \gset
+SELECT md5(string_agg(concat_ws(' ', p.id, o.name, p.email), ',' ORDER BY p.id)) AS with_local
+  FROM people_local p JOIN orgs_ref o ON p.email = o.boss \gset
+SELECT :joined AS joined,
+       md5(string_agg(concat_ws(' ', p.id, o.name, p.email), ',' ORDER BY p.id)) = :'with_distributed' AS distributed_same,
+       md5(string_agg(concat_ws(' ', p.id, o.name, p.email), ',' ORDER BY p.id)) = :'with_local' AS local_same
+  FROM people_local p JOIN orgs_local o ON p.email = o.boss;
+-- the masking call written on a local table's column gives what reading the column gives
+SELECT deident.pseudonymize(email, '', 22, '') = email AS call_is_column FROM people_local WHERE id = 1;
 -- and the dp aggregates over the pseudonyms, charged to the role on the coordinator: at
 -- epsilon = 100 the single-node answers within the noise (as above for a superuser)
 SET deident.dp_epsilon = 100;
@@ -274,7 +299,7 @@ SELECT v.id, v.email FROM labelled_view v JOIN people p USING (id) WHERE v.id <=
 RESET ROLE;
 DROP TABLE leftover_999999;
 DROP VIEW people_but_1, people_org_under5, people_local_org_under5, labelled_view;
-DROP TABLE rls_local, plain_local;
+DROP TABLE rls_local, plain_local, orgs_local, orgs_ref;
 REVOKE CREATE ON SCHEMA public FROM citus_analyst;
 DROP OWNED BY citus_helper;
 DROP ROLE citus_helper;
