@@ -365,7 +365,7 @@ unsafe fn rewrite_rtable(query: *mut Query, ctx: &mut Ctx, raw_quals: &[*mut pg_
             // a statement Citus runs on this node reads its tables through the masking
             // calls of the coordinator's rewrite (unmask_pushed_calls)
             if catalog::citus_installed() {
-                unmask_pushed_calls(query, rti, relid, &identifiers, &funcs);
+                unmask_pushed_calls(query, rti, relid, &identifiers, &funcs, raw_quals);
             }
             // A DBA's view conditions read raw values through junk outputs of the relation's
             // subquery, which Citus does not keep when it sends the view's query to the
@@ -537,14 +537,21 @@ unsafe extern "C-unwind" fn masked_walker(
 /// table): its masking calls come back as SQL too. A restricted role that writes the call
 /// itself gets what reading the column gives.
 ///
+/// The conditions of a DBA's view (`raw_quals`) are kept as they are, the same nodes: they
+/// test raw values as their author wrote them, and `mask_relation` reads them by address (the
+/// mutation copies every other node it passes, and a copy of them would be masked: a review
+/// saw a view's `WHERE email NOT LIKE ...` let the excluded rows through).
+///
 /// # Safety
-/// `query` is a valid Query and `rti` one of its relation entries, `relid`.
+/// `query` is a valid Query and `rti` one of its relation entries, `relid`; `raw_quals` are
+/// nodes of the query.
 unsafe fn unmask_pushed_calls(
     query: *mut Query,
     rti: i32,
     relid: Oid,
     identifiers: &[i16],
     funcs: &Funcs,
+    raw_quals: &[*mut pg_sys::Node],
 ) {
     // SAFETY: per the contract.
     unsafe {
@@ -561,6 +568,9 @@ unsafe fn unmask_pushed_calls(
         pg_sys::relation_close(rel, pg_sys::NoLock as _);
         let mut pushed = Pushed { rti, columns, funcs: *funcs, canonical: Vec::new() };
         let mut unmask = |node: *mut pg_sys::Node, depth: u32| {
+            if raw_quals.contains(&node) {
+                return Some(node);
+            }
             for &(var, masked) in pushed.canonical(depth) {
                 if (*masked).type_ == (*node).type_ && pg_sys::equal(node.cast(), masked.cast()) {
                     return Some(pg_sys::copyObjectImpl(var.cast()).cast());
