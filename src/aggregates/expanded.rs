@@ -24,7 +24,7 @@ use pgrx::pg_guard;
 use pgrx::pg_sys;
 
 use super::memory::{
-    agg_context, palloc_value, varlena_datum, Group, PersonType, PgEnv, ValueType,
+    agg_context, palloc_aligned, palloc_value, varlena_datum, Group, PersonType, PgEnv, ValueType,
 };
 use super::state::{KState, StateError};
 use super::support::state_error;
@@ -51,8 +51,6 @@ struct Expanded {
 
 /// A cache line of the processors we run on.
 const LINE: usize = 64;
-/// What an object asks palloc for: room to start it at a cache line.
-const OBJECT_REQUEST: usize = std::mem::size_of::<Expanded>() + LINE - 8;
 
 /// Our methods; their address also tells our objects from any other expanded object.
 static METHODS: pg_sys::ExpandedObjectMethods = pg_sys::ExpandedObjectMethods {
@@ -241,14 +239,13 @@ pub unsafe fn new_object<'a>(
         };
         let state = make(PgEnv(cx));
         // At a cache line's start: what a row reads of the header and of the group then lies
-        // in the object's first two lines (`Expanded`). palloc gives 8-byte alignment, so at
-        // most LINE - 8 bytes are skipped, within the same AllocSet chunk (the test below).
-        let raw = pg_sys::MemoryContextAlloc(cx, OBJECT_REQUEST).cast::<u8>();
-        let object = raw.add(raw.align_offset(LINE)).cast::<Expanded>();
-        object.write(Expanded {
-            header: std::mem::zeroed(),
-            group: Group::new(value, person, state),
-        });
+        // in the object's first two lines (`Expanded`), within the same 256-byte AllocSet
+        // chunk (the test below).
+        let object = palloc_aligned(
+            cx,
+            Expanded { header: std::mem::zeroed(), group: Group::new(value, person, state) },
+            LINE,
+        );
         pg_sys::EOH_init_header(&raw mut (*object).header, &METHODS, cx);
         &mut (*object).group
     }
@@ -561,9 +558,9 @@ mod tests {
 
     #[test]
     fn a_state_fits_the_chunk_the_group_alone_took() {
-        // new_object asks for OBJECT_REQUEST bytes; AllocSet rounds small requests up to a
-        // power of two: 256 bytes, as for the group without the header
-        const { assert!(OBJECT_REQUEST <= 256) };
+        // new_object asks palloc_aligned for size + LINE - 1 bytes; AllocSet rounds small
+        // requests up to a power of two: 256 bytes, as for the group without the header
+        const { assert!(std::mem::size_of::<Expanded>() + LINE - 1 <= 256) };
         assert_eq!(std::mem::align_of::<Expanded>(), 8);
     }
 

@@ -134,13 +134,25 @@ pub unsafe fn agg_context(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::MemoryCon
 /// `cx` is a valid memory context, and whatever `value` points to lives in `cx` or a
 /// longer-lived one.
 pub unsafe fn palloc_value<T>(cx: pg_sys::MemoryContext, value: T) -> *mut T {
-    let align = std::mem::align_of::<T>();
+    // SAFETY: per the contract.
+    unsafe { palloc_aligned(cx, value, std::mem::align_of::<T>()) }
+}
+
+/// `palloc_value` at an address that is a multiple of `align`, a power of two at least T's
+/// alignment (a cache line, for expanded.rs): the chunk has `align - 1` bytes more.
+///
+/// # Safety
+/// As `palloc_value`.
+pub unsafe fn palloc_aligned<T>(cx: pg_sys::MemoryContext, value: T, align: usize) -> *mut T {
+    debug_assert!(align.is_power_of_two() && align >= std::mem::align_of::<T>());
     let size = std::mem::size_of::<T>() + align - 1;
     // SAFETY: MemoryContextAlloc returns `size` bytes or raises an ERROR; the aligned value
-    // fits in them; writing initializes it.
+    // fits in them (at most align - 1 bytes are skipped); writing initializes it.
     unsafe {
         let raw = pg_sys::MemoryContextAlloc(cx, size).cast::<u8>();
-        let p = raw.add(raw.align_offset(align)).cast::<T>();
+        // computed, not `align_offset`, which may decline to give an offset
+        let skip = (align - raw as usize % align) % align;
+        let p = raw.add(skip).cast::<T>();
         p.write(value);
         p
     }
