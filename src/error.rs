@@ -134,6 +134,11 @@ pub enum DeidentError {
     RestrictedCitusViewQuals {
         relation: String,
     },
+    /// A restricted role reads system columns (ctid, ...) of a labelled relation in a statement
+    /// that reads a Citus table.
+    RestrictedCitusSystemColumn {
+        relation: String,
+    },
     /// A restricted role reads a relation named like a Citus shard that Citus's metadata does
     /// not match to a table (docs/citus.md).
     RestrictedShard {
@@ -522,9 +527,15 @@ impl DeidentError {
             ),
             DeidentError::RestrictedCitusViewQuals { relation } => (
                 ERRCODE_FEATURE_NOT_SUPPORTED,
-                format!("pg_deident cannot apply a view's conditions on identifier columns of Citus table \"{}\" for a restricted role", echo(relation.as_bytes())),
-                Some("On one node such conditions see the raw values; Citus sends them to the workers, where a restricted role's query sees only pseudonyms, so they would let rows through.".to_string()),
-                Some("Filter on other columns in the view, or keep the filtered rows in a table of their own.".to_string()),
+                format!("pg_deident cannot apply a view's conditions on \"{}\" for a restricted role in a statement that reads a Citus table", echo(relation.as_bytes())),
+                Some("On one node a view's conditions see raw values, also in the tables their subqueries read; Citus sends such a statement to other nodes or plans it again as SQL, where a restricted role's query sees only pseudonyms, so the conditions would let rows through.".to_string()),
+                Some("Filter in the view on columns that are not identifiers, without subqueries, or keep the filtered rows in a table of their own.".to_string()),
+            ),
+            DeidentError::RestrictedCitusSystemColumn { relation } => (
+                ERRCODE_FEATURE_NOT_SUPPORTED,
+                format!("pg_deident cannot give a restricted role system columns of \"{}\" in a statement that reads a Citus table", echo(relation.as_bytes())),
+                Some("A restricted role reads a labelled relation through a subquery, which carries system columns (ctid, xmin, tableoid, ...) as extra outputs; Citus drops them when it sends the statement to other nodes or plans it again as SQL.".to_string()),
+                Some("Leave system columns out of the query.".to_string()),
             ),
             DeidentError::RestrictedShard { relation } => (
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -836,6 +847,7 @@ mod tests {
             DeidentError::RestrictedCitusPlan,
             DeidentError::RestrictedCitusSetOperation,
             DeidentError::RestrictedCitusViewQuals { relation: "people".into() },
+            DeidentError::RestrictedCitusSystemColumn { relation: "people".into() },
             DeidentError::RestrictedForeignQuery,
             DeidentError::RestrictedRoleChange,
             DeidentError::RestrictedHeldCursor,
@@ -993,6 +1005,7 @@ mod tests {
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
+                ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_FEATURE_NOT_SUPPORTED,

@@ -34,10 +34,10 @@ use crate::error::DeidentError;
 
 struct Ctx {
     funcs: Option<Funcs>,
-    /// The statement as the planner got it, and whether it reads a Citus table anywhere
-    /// (`reads_citus_table`, asked once, at the first set operation).
-    top: *mut Query,
-    citus: Option<bool>,
+    /// Does the statement read a Citus table anywhere (`reads_citus_table`, asked once, before
+    /// the rewrite changes anything)? Citus may then send parts of it to other nodes, or
+    /// plan them again as SQL on this one, without the marks and views of this pass.
+    citus: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -58,9 +58,10 @@ const MASK_LENGTH: i32 = 22;
 /// # Safety
 /// `query` is a valid, rewritten Query that the caller may modify (the planner's input).
 pub unsafe fn rewrite(query: *mut Query) {
-    let mut ctx = Ctx { funcs: None, top: query, citus: None };
     // SAFETY: per the contract; the walker is a guarded C callback.
     unsafe {
+        let citus = catalog::citus_installed() && reads_citus_table(query);
+        let mut ctx = Ctx { funcs: None, citus };
         walker(query.cast(), (&raw mut ctx).cast());
     }
 }
@@ -113,12 +114,21 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, ctx: *mut std::ffi::
             }
             let raw_quals: Vec<*mut pg_sys::Node> =
                 quals.into_iter().filter(|q| !q.is_null()).collect();
-            if distinct_set_operation(query) {
-                let c = &mut *ctx.cast::<Ctx>();
-                let top = c.top;
-                if *c.citus.get_or_insert_with(|| reads_citus_table(top)) {
-                    DeidentError::RestrictedCitusSetOperation.report();
+            let citus = (*ctx.cast::<Ctx>()).citus;
+            if distinct_set_operation(query) && citus {
+                DeidentError::RestrictedCitusSetOperation.report();
+            }
+            // The tables a DBA's view condition reads in a subquery keep their raw values on
+            // this node (`allow_raw`); where Citus runs the statement they do not (a review saw
+            // `WHERE org NOT IN (SELECT org FROM reference_table WHERE boss LIKE ...)` let the
+            // rows through, the subquery's table masked on the node that ran it)
+            if citus && raw_quals.iter().any(|&q| pg_sys::checkExprHasSubLink(q)) {
+                let view =
+                    list_ptrs::<RangeTblEntry>((*query).rtable).next().map(|rte| (*rte).relid);
+                DeidentError::RestrictedCitusViewQuals {
+                    relation: rel_name(view.unwrap_or(pg_sys::InvalidOid)),
                 }
+                .report();
             }
             rewrite_rtable(query, &mut *ctx.cast::<Ctx>(), &raw_quals);
             return false;
@@ -368,15 +378,12 @@ unsafe fn rewrite_rtable(query: *mut Query, ctx: &mut Ctx, raw_quals: &[*mut pg_
                 unmask_pushed_calls(query, rti, relid, &identifiers, &funcs, raw_quals);
             }
             // A DBA's view conditions read raw values through junk outputs of the relation's
-            // subquery, which Citus does not keep when it sends the view's query to the
-            // workers: they would test pseudonyms there, and let rows through
-            if !raw_quals.is_empty()
-                && quals_read(raw_quals, rti, &identifiers)
-                && catalog::citus_table(relid)
-            {
+            // subquery, which Citus does not keep when it sends the statement to the workers or
+            // plans it again as SQL: they would test pseudonyms there, and let rows through
+            if !raw_quals.is_empty() && ctx.citus && quals_read(raw_quals, rti, &identifiers) {
                 DeidentError::RestrictedCitusViewQuals { relation: rel_name(relid) }.report();
             }
-            mask_relation(query, rte, rti, &identifiers, &funcs, raw_quals);
+            mask_relation(query, rte, rti, &identifiers, &funcs, raw_quals, ctx.citus);
             replaced.push((rti, identifiers));
         }
         if let Some((rte, identifiers)) = view {
@@ -982,6 +989,7 @@ unsafe fn mask_relation(
     identifiers: &[i16],
     funcs: &Funcs,
     raw_quals: &[*mut pg_sys::Node],
+    citus: bool,
 ) {
     // SAFETY: per the contract; every node is built in the planner's memory context.
     unsafe {
@@ -1037,6 +1045,11 @@ unsafe fn mask_relation(
                 junk.depth = 1;
                 system_columns(qual, (&raw mut junk).cast());
             }
+        }
+        // Citus drops junk outputs when it sends a statement elsewhere or plans it again as
+        // SQL (a review saw `invalid attnum` errors): refused there, with a clear error
+        if citus && !junk.moved.is_empty() {
+            DeidentError::RestrictedCitusSystemColumn { relation: rel_name(relid) }.report();
         }
         for (attnum, resno, var) in junk.moved {
             let v =
