@@ -134,6 +134,11 @@ pub enum DeidentError {
     RestrictedCitusViewQuals {
         relation: String,
     },
+    /// A DBA's view whose conditions read identifier values through a subquery's, a CTE's or a
+    /// join's outputs, which a restricted role's query masks.
+    RestrictedViewQuals {
+        relation: String,
+    },
     /// A restricted role reads system columns (ctid, ...) of a labelled relation in a statement
     /// that reads a Citus table.
     RestrictedCitusSystemColumn {
@@ -531,6 +536,12 @@ impl DeidentError {
                 Some("On one node a view's conditions see raw values, also in the tables their subqueries read; Citus sends such a statement to other nodes or plans it again as SQL, where a restricted role's query sees only pseudonyms, so the conditions would let rows through.".to_string()),
                 Some("Filter in the view on columns that are not identifiers, without subqueries, or keep the filtered rows in a table of their own.".to_string()),
             ),
+            DeidentError::RestrictedViewQuals { relation } => (
+                ERRCODE_FEATURE_NOT_SUPPORTED,
+                format!("pg_deident cannot apply the conditions of view \"{}\" for a restricted role", echo(relation.as_bytes())),
+                Some("They read identifier values through the outputs of a subquery, a WITH query or a join of the view, which a restricted role's query replaces by pseudonyms; the conditions would test pseudonyms and let rows through.".to_string()),
+                Some("Write the condition in the view on the table's own columns, in the query level that reads the table.".to_string()),
+            ),
             DeidentError::RestrictedCitusSystemColumn { relation } => (
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 format!("pg_deident cannot give a restricted role system columns of \"{}\" in a statement that reads a Citus table", echo(relation.as_bytes())),
@@ -848,6 +859,7 @@ mod tests {
             DeidentError::RestrictedCitusSetOperation,
             DeidentError::RestrictedCitusViewQuals { relation: "people".into() },
             DeidentError::RestrictedCitusSystemColumn { relation: "people".into() },
+            DeidentError::RestrictedViewQuals { relation: "v".into() },
             DeidentError::RestrictedForeignQuery,
             DeidentError::RestrictedRoleChange,
             DeidentError::RestrictedHeldCursor,
@@ -1005,6 +1017,7 @@ mod tests {
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
+                ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_FEATURE_NOT_SUPPORTED,

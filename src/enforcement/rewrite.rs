@@ -390,6 +390,172 @@ unsafe fn rewrite_rtable(query: *mut Query, ctx: &mut Ctx, raw_quals: &[*mut pg_
             let funcs = ctx.funcs();
             mask_view_outputs(query, rte, &identifiers, &replaced, &funcs);
         }
+        if !raw_quals.is_empty() {
+            let funcs = ctx.funcs().oids();
+            if quals_read_masked(query, raw_quals, &funcs) {
+                let view =
+                    list_ptrs::<RangeTblEntry>((*query).rtable).next().map(|rte| (*rte).relid);
+                DeidentError::RestrictedViewQuals {
+                    relation: rel_name(view.unwrap_or(pg_sys::InvalidOid)),
+                }
+                .report();
+            }
+        }
+    }
+}
+
+/// Do a DBA's view conditions (`raw_quals`, rewritten: a masked relation's identifier
+/// columns and whole rows moved to raw junk outputs) still read a masked value: an output of
+/// a subquery, a CTE or a join of the view's query that is (or holds) a pseudonym? On one
+/// node those conditions are meant to see raw values; through such an output they would test
+/// pseudonyms and let rows through (a review: `FROM (SELECT * FROM t) s WHERE s.email NOT
+/// LIKE ...`). The rewrite cannot give them the raw value there, so the statement is refused.
+///
+/// # Safety
+/// `query` is a valid Query whose range table the rewrite has finished; the conditions are
+/// expressions of it.
+unsafe fn quals_read_masked(
+    query: *mut Query,
+    raw_quals: &[*mut pg_sys::Node],
+    funcs: &[Oid; 4],
+) -> bool {
+    let mut ctx = ReadsMasked { query, funcs: *funcs, depth: 0, found: false };
+    for &q in raw_quals {
+        // SAFETY: per the contract; the walker is a guarded C callback.
+        unsafe { reads_masked_walker(q, (&raw mut ctx).cast()) };
+    }
+    ctx.found
+}
+
+struct ReadsMasked {
+    query: *mut Query,
+    funcs: [Oid; 4],
+    /// Query levels entered below the conditions' own.
+    depth: u32,
+    found: bool,
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn reads_masked_walker(
+    node: *mut pg_sys::Node,
+    ctx: *mut std::ffi::c_void,
+) -> bool {
+    if node.is_null() {
+        return false;
+    }
+    // SAFETY: node is a valid Node; ctx is the ReadsMasked that quals_read_masked passed.
+    unsafe {
+        let c = &mut *ctx.cast::<ReadsMasked>();
+        match (*node).type_ {
+            pg_sys::NodeTag::T_Query => {
+                c.depth += 1;
+                let r = pg_sys::query_tree_walker(node.cast(), Some(reads_masked_walker), ctx, 0);
+                (*ctx.cast::<ReadsMasked>()).depth -= 1;
+                r
+            }
+            pg_sys::NodeTag::T_Var => {
+                let var = node.cast::<pg_sys::Var>();
+                if (*var).varlevelsup == c.depth
+                    && output_masked(c.query, (*var).varno, (*var).varattno, &c.funcs, 0)
+                {
+                    c.found = true;
+                    return true;
+                }
+                false
+            }
+            _ => pg_sys::expression_tree_walker(node, Some(reads_masked_walker), ctx),
+        }
+    }
+}
+
+/// Is column `attno` (0: the whole row) of entry `varno` of `query` a masked value, or does it
+/// hold one: an output of a subquery or CTE that has a marked masking call or reads such an
+/// output in turn (a relation the rewrite masked is a subquery of marked calls), a join's
+/// column that is one of those? `hops` bounds the recursion (past it: yes).
+///
+/// # Safety
+/// `query` is a valid Query and `varno` one of its entries.
+unsafe fn output_masked(
+    query: *mut Query,
+    varno: i32,
+    attno: i16,
+    funcs: &[Oid; 4],
+    hops: u32,
+) -> bool {
+    // SAFETY: per the contract.
+    unsafe {
+        let rte = match list_ptrs::<RangeTblEntry>((*query).rtable)
+            .nth((varno as usize).wrapping_sub(1))
+        {
+            Some(rte) if hops < 64 => rte,
+            _ => return true,
+        };
+        let query_outputs = |q: *mut Query| -> bool {
+            if !(*q).setOperations.is_null() {
+                // the outputs of a UNION ...: any branch's
+                let n = list_ptrs::<RangeTblEntry>((*q).rtable).count() as i32;
+                return (1..=n).any(|i| output_masked(q, i, attno, funcs, hops + 1));
+            }
+            list_ptrs::<pg_sys::TargetEntry>((*q).targetList).any(|tle| {
+                (attno == 0 && !(*tle).resjunk || (*tle).resno == attno)
+                    && expr_masked(q, (*tle).expr.cast(), funcs, hops + 1)
+            })
+        };
+        match (*rte).rtekind {
+            pg_sys::RTEKind::RTE_SUBQUERY => query_outputs((*rte).subquery),
+            pg_sys::RTEKind::RTE_CTE => {
+                if (*rte).ctelevelsup != 0 {
+                    return true;
+                }
+                let name = std::ffi::CStr::from_ptr((*rte).ctename);
+                let cte = list_ptrs::<pg_sys::CommonTableExpr>((*query).cteList)
+                    .find(|&cte| std::ffi::CStr::from_ptr((*cte).ctename) == name);
+                match cte {
+                    Some(cte) => query_outputs((*cte).ctequery.cast()),
+                    None => true,
+                }
+            }
+            pg_sys::RTEKind::RTE_JOIN => {
+                let aliases: Vec<*mut pg_sys::Node> =
+                    list_ptrs::<pg_sys::Node>((*rte).joinaliasvars).collect();
+                let exprs: Vec<*mut pg_sys::Node> = if attno == 0 {
+                    aliases
+                } else {
+                    aliases.get((attno as usize).wrapping_sub(1)).copied().into_iter().collect()
+                };
+                exprs.into_iter().any(|e| expr_masked(query, e, funcs, hops + 1))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Is `expr`, of `query`, a masked value or built from one (`output_masked`)? An expression
+/// with a subquery counts as one (what the subquery reads is not followed).
+///
+/// # Safety
+/// `expr` is a valid expression of `query`.
+unsafe fn expr_masked(
+    query: *mut Query,
+    expr: *mut pg_sys::Node,
+    funcs: &[Oid; 4],
+    hops: u32,
+) -> bool {
+    // SAFETY: per the contract; the visitor reads the nodes it is handed.
+    unsafe {
+        has_marked_call(expr, funcs)
+            || pg_sys::checkExprHasSubLink(expr)
+            || walk_tree(expr, false, &mut |n| {
+                if (*n).type_ == pg_sys::NodeTag::T_Var {
+                    let v = n.cast::<pg_sys::Var>();
+                    if (*v).varlevelsup == 0
+                        && output_masked(query, (*v).varno, (*v).varattno, funcs, hops)
+                    {
+                        return Visit::Stop;
+                    }
+                }
+                Visit::Continue
+            })
     }
 }
 
@@ -1195,9 +1361,11 @@ unsafe extern "C-unwind" fn system_columns(
             pg_sys::NodeTag::T_Var => {
                 let var = node.cast::<pg_sys::Var>();
                 // depth counts the Query nodes entered, the holder itself being the first
+                // (a whole row, 0, read by a DBA's condition is the raw row: a junk output of
+                // the relation's whole row)
                 let wanted = match &ctx_ref.raw {
                     None => (*var).varattno < 0,
-                    Some(ids) => ids.contains(&(*var).varattno),
+                    Some(ids) => ids.contains(&(*var).varattno) || (*var).varattno == 0,
                 };
                 if (*var).varno == ctx_ref.rti && (*var).varlevelsup + 1 == ctx_ref.depth && wanted
                 {

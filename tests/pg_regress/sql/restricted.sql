@@ -295,6 +295,31 @@ SELECT id, email FROM regress_r.joined ORDER BY id;
 SELECT org, n FROM regress_r.by_org ORDER BY org;
 -- OK: the analyst's own outer conditions still see only pseudonyms
 SELECT count(*) FROM regress_r.public_acc WHERE email = 'alice@contoso.com';
+RESET ROLE;
+-- A DBA's condition on the whole row sees the raw row; one that reads the identifier through
+-- a subquery's or a WITH query's outputs (pseudonyms for a restricted role) is refused: it
+-- would test pseudonyms and let bob through (a review found both letting him through)
+CREATE VIEW regress_r.row_acc AS
+  SELECT id, email FROM regress_r.acc a WHERE a::text NOT LIKE '%@secret.com%';
+CREATE VIEW regress_r.sub_acc AS
+  SELECT id, email FROM (SELECT * FROM regress_r.acc) s WHERE s.email NOT LIKE '%@secret.com';
+CREATE VIEW regress_r.cte_acc AS
+  WITH c AS (SELECT * FROM regress_r.acc) SELECT id, email FROM c WHERE email NOT LIKE '%@secret.com';
+CREATE VIEW regress_r.sub_org AS
+  SELECT id, email FROM (SELECT * FROM regress_r.acc) s WHERE s.org = 'Sales';
+GRANT SELECT ON regress_r.row_acc, regress_r.sub_acc, regress_r.cte_acc, regress_r.sub_org
+  TO regress_masked, regress_plain;
+SET ROLE regress_plain;
+SELECT id FROM regress_r.row_acc ORDER BY id;
+SELECT id FROM regress_r.sub_acc ORDER BY id;
+SET ROLE regress_masked;
+-- OK: the same row, masked
+SELECT id, email FROM regress_r.row_acc ORDER BY id;
+-- fail (0A000)
+SELECT id FROM regress_r.sub_acc ORDER BY id;
+SELECT id FROM regress_r.cte_acc ORDER BY id;
+-- OK: a condition on a column that is not an identifier, through a subquery
+SELECT id, email FROM regress_r.sub_org ORDER BY id;
 -- OK: the analyst's own view's conditions, and own policies, see only pseudonyms (they could test guesses)
 CREATE VIEW regress_mine.guess AS SELECT id FROM regress_r.acc WHERE email = 'alice@contoso.com';
 SELECT count(*) FROM regress_mine.guess;
