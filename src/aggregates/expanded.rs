@@ -85,56 +85,19 @@ unsafe fn classify<'a>(d: pg_sys::Datum) -> Datum<'a> {
             let tag = p.add(1).read();
             if tag == VARTAG_EXPANDED_RW || tag == VARTAG_EXPANDED_RO {
                 let eoh = p.add(2).cast::<*mut pg_sys::ExpandedObjectHeader>().read_unaligned();
-                // The datums PostgreSQL makes of our objects are the header's own pointers
-                // (EOHPGetRWDatum, EOHPGetRODatum): the header is then known from the datum's
-                // address, and the reads of the group need not wait for the pointer's read
-                // (the common case is a branch, not a dependency on that load).
-                let at = if tag == VARTAG_EXPANDED_RW {
-                    std::mem::offset_of!(pg_sys::ExpandedObjectHeader, eoh_rw_ptr)
-                } else {
-                    std::mem::offset_of!(pg_sys::ExpandedObjectHeader, eoh_ro_ptr)
-                };
-                let own = p.wrapping_sub(at).cast::<pg_sys::ExpandedObjectHeader>();
-                if eoh != own {
-                    return object_elsewhere(eoh, tag == VARTAG_EXPANDED_RW);
+                if !std::ptr::eq((*eoh).eoh_methods, &METHODS) {
+                    // A k_state value is made by our functions only; another type's expanded
+                    // object here would be a declaration gone wrong.
+                    DeidentError::NotOurState.report();
                 }
-                return our_object(own, tag == VARTAG_EXPANDED_RW);
+                return Datum::Object {
+                    object: &mut *eoh.cast::<Expanded>(),
+                    read_write: tag == VARTAG_EXPANDED_RW,
+                };
             }
         }
         Datum::Sealed(flat_bytes(p))
     }
-}
-
-/// The object whose header `eoh` is, which must be one of ours.
-///
-/// # Safety
-/// `eoh` points at an expanded object's header.
-#[inline(always)]
-unsafe fn our_object<'a>(eoh: *mut pg_sys::ExpandedObjectHeader, read_write: bool) -> Datum<'a> {
-    // SAFETY: per the contract; our objects start with their header (`Expanded`).
-    unsafe {
-        if !std::ptr::eq((*eoh).eoh_methods, &METHODS) {
-            // A k_state value is made by our functions only; another type's expanded object
-            // here would be a declaration gone wrong.
-            DeidentError::NotOurState.report();
-        }
-        Datum::Object { object: &mut *eoh.cast::<Expanded>(), read_write }
-    }
-}
-
-/// `our_object` for an expanded datum that is not its header's own pointer (a copy of it
-/// elsewhere: legal, if no PostgreSQL code we know makes one).
-///
-/// # Safety
-/// As `our_object`.
-#[cold]
-#[inline(never)]
-unsafe fn object_elsewhere<'a>(
-    eoh: *mut pg_sys::ExpandedObjectHeader,
-    read_write: bool,
-) -> Datum<'a> {
-    // SAFETY: per the contract.
-    unsafe { our_object(eoh, read_write) }
 }
 
 /// The bytes of a flat k_state datum, which must be sealed ones. The mark is checked before
