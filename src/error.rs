@@ -134,6 +134,12 @@ pub enum DeidentError {
     RestrictedCitusViewQuals {
         relation: String,
     },
+    /// A view's or policy's conditions that read identifier columns (or use a subquery), on a
+    /// relation owned by a role the restricted session is a member of.
+    RestrictedMemberOwner {
+        relation: String,
+        owner: String,
+    },
     /// A DBA's view whose conditions read identifier values through a subquery's, a CTE's or a
     /// join's outputs, which a restricted role's query masks.
     RestrictedViewQuals {
@@ -536,11 +542,17 @@ impl DeidentError {
                 Some("On one node a view's conditions see raw values, also in the tables their subqueries read; Citus sends such a statement to other nodes or plans it again as SQL, where a restricted role's query sees only pseudonyms, so the conditions would let rows through.".to_string()),
                 Some("Filter in the view on columns that are not identifiers, without subqueries, or keep the filtered rows in a table of their own.".to_string()),
             ),
+            DeidentError::RestrictedMemberOwner { relation, owner } => (
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("a restricted role cannot use the conditions of \"{}\", owned by role \"{}\" of which it is a member", echo(relation.as_bytes()), echo(owner.as_bytes())),
+                Some("They read identifier columns or use a subquery. A DBA's conditions see raw values; a role the restricted session is a member of could have been given conditions the session wrote, which would test guesses of raw values.".to_string()),
+                Some("Give the view or table an owner that the restricted role is not a member of.".to_string()),
+            ),
             DeidentError::RestrictedViewQuals { relation } => (
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 format!("pg_deident cannot apply the conditions of view \"{}\" for a restricted role", echo(relation.as_bytes())),
-                Some("They read identifier values through the outputs of a subquery, a WITH query or a join of the view, which a restricted role's query replaces by pseudonyms; the conditions would test pseudonyms and let rows through.".to_string()),
-                Some("Write the condition in the view on the table's own columns, in the query level that reads the table.".to_string()),
+                Some("They read identifier values through the outputs of a subquery, a WITH query, a join or a function of the view, or they are the conditions of such a subquery, or a HAVING under GROUPING SETS; there a restricted role's query sees pseudonyms, so the conditions would test pseudonyms and let rows through.".to_string()),
+                Some("Read the table in the view's own FROM and write the condition in the view's own WHERE, JOIN ... ON or HAVING.".to_string()),
             ),
             DeidentError::RestrictedCitusSystemColumn { relation } => (
                 ERRCODE_FEATURE_NOT_SUPPORTED,
@@ -860,6 +872,7 @@ mod tests {
             DeidentError::RestrictedCitusViewQuals { relation: "people".into() },
             DeidentError::RestrictedCitusSystemColumn { relation: "people".into() },
             DeidentError::RestrictedViewQuals { relation: "v".into() },
+            DeidentError::RestrictedMemberOwner { relation: "v".into(), owner: "helper".into() },
             DeidentError::RestrictedForeignQuery,
             DeidentError::RestrictedRoleChange,
             DeidentError::RestrictedHeldCursor,
@@ -1022,6 +1035,7 @@ mod tests {
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_FEATURE_NOT_SUPPORTED,
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,

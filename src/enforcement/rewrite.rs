@@ -38,6 +38,13 @@ struct Ctx {
     /// the rewrite changes anything)? Citus may then send parts of it to other nodes, or
     /// plan them again as SQL on this one, without the marks and views of this pass.
     citus: bool,
+    /// The query level being rewritten is a view body whose owner the restricted session may
+    /// act as (`Owner::Member`): its conditions may touch no identifier column.
+    member_view: Option<Oid>,
+    /// The queries that feed rows to a DBA's view (its FROM subqueries, WITH queries, the
+    /// branches of its UNION ..., and theirs), with the view: their own conditions would test
+    /// pseudonyms where the DBA meant raw values (`dba_view_source`).
+    sources: Vec<(*mut Query, Oid)>,
 }
 
 #[derive(Clone, Copy)]
@@ -61,7 +68,7 @@ pub unsafe fn rewrite(query: *mut Query) {
     // SAFETY: per the contract; the walker is a guarded C callback.
     unsafe {
         let citus = catalog::citus_installed() && reads_citus_table(query);
-        let mut ctx = Ctx { funcs: None, citus };
+        let mut ctx = Ctx { funcs: None, citus, member_view: None, sources: Vec::new() };
         walker(query.cast(), (&raw mut ctx).cast());
     }
 }
@@ -83,20 +90,68 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, ctx: *mut std::ffi::
             // restricted owner wrote is rewritten like the role's own queries: it could test
             // guesses.
             let mut set_aside: Vec<(*mut RangeTblEntry, *mut pg_sys::List)> = Vec::new();
-            for rte in list_ptrs::<RangeTblEntry>((*query).rtable) {
-                if (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION
-                    && !(*rte).securityQuals.is_null()
-                    && !owner_is_restricted((*rte).relid)
+            for (i, rte) in list_ptrs::<RangeTblEntry>((*query).rtable).enumerate() {
+                if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION || (*rte).securityQuals.is_null()
                 {
-                    set_aside.push((rte, (*rte).securityQuals));
-                    (*rte).securityQuals = std::ptr::null_mut();
+                    continue;
+                }
+                match owner_of((*rte).relid) {
+                    Owner::Dba => {
+                        set_aside.push((rte, (*rte).securityQuals));
+                        (*rte).securityQuals = std::ptr::null_mut();
+                    }
+                    // rewritten as the role's own; refused if that could differ from the
+                    // DBA's meaning (a subquery, an identifier column, a whole row)
+                    Owner::Member(owner) => {
+                        let quals = (*rte).securityQuals.cast::<pg_sys::Node>();
+                        let labels = catalog::column_labels((*rte).relid, (*rte).inh);
+                        let identifiers: Vec<i16> = catalog::identifiers(&labels).collect();
+                        if pg_sys::checkExprHasSubLink(quals)
+                            || quals_read(&[quals], i as i32 + 1, &identifiers)
+                        {
+                            DeidentError::RestrictedMemberOwner {
+                                relation: rel_name((*rte).relid),
+                                owner: role_name(owner),
+                            }
+                            .report();
+                        }
+                    }
+                    Owner::Restricted => {}
                 }
             }
             // Likewise the conditions of a DBA's view (WHERE, JOIN ... ON, HAVING): a security
             // barrier view `WHERE email NOT LIKE '%@secret.com'` must hide the same rows from a
             // restricted role. They read raw values (`mask_relation`), and only decide which
             // rows pass; what the view returns is masked.
-            let slots = if is_trusted_view_body(query) { qual_slots(query) } else { Vec::new() };
+            let view_owner = view_body_owner(query);
+            // the view whose rows this query decides, if a DBA's: its body, or one of its
+            // row sources (a view body of its own decides for itself)
+            let dba_view = {
+                let c = &*ctx.cast::<Ctx>();
+                match view_owner {
+                    Some(Owner::Dba | Owner::Member(_)) => {
+                        list_ptrs::<RangeTblEntry>((*query).rtable).next().map(|rte| (*rte).relid)
+                    }
+                    Some(Owner::Restricted) => None,
+                    None => c.sources.iter().find(|(q, _)| *q == query).map(|&(_, v)| v),
+                }
+            };
+            let source_of = if view_owner.is_none() { dba_view } else { None };
+            if let Some(view) = dba_view {
+                let c = &mut *ctx.cast::<Ctx>();
+                for rte in list_ptrs::<RangeTblEntry>((*query).rtable) {
+                    if (*rte).rtekind == pg_sys::RTEKind::RTE_SUBQUERY {
+                        c.sources.push(((*rte).subquery, view));
+                    }
+                }
+                for cte in list_ptrs::<pg_sys::CommonTableExpr>((*query).cteList) {
+                    c.sources.push(((*cte).ctequery.cast(), view));
+                }
+            }
+            let slots = match view_owner {
+                Some(Owner::Dba | Owner::Member(_)) => qual_slots(query),
+                _ => Vec::new(),
+            };
             let quals: Vec<*mut pg_sys::Node> = slots.iter().map(|&slot| *slot).collect();
             for &slot in &slots {
                 *slot = std::ptr::null_mut();
@@ -123,14 +178,28 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, ctx: *mut std::ffi::
             // `WHERE org NOT IN (SELECT org FROM reference_table WHERE boss LIKE ...)` let the
             // rows through, the subquery's table masked on the node that ran it)
             if citus && raw_quals.iter().any(|&q| pg_sys::checkExprHasSubLink(q)) {
-                let view =
-                    list_ptrs::<RangeTblEntry>((*query).rtable).next().map(|rte| (*rte).relid);
-                DeidentError::RestrictedCitusViewQuals {
-                    relation: rel_name(view.unwrap_or(pg_sys::InvalidOid)),
-                }
-                .report();
+                DeidentError::RestrictedCitusViewQuals { relation: view_name(query) }.report();
             }
-            rewrite_rtable(query, &mut *ctx.cast::<Ctx>(), &raw_quals);
+            let member_view = match view_owner {
+                Some(Owner::Member(owner)) => Some(owner),
+                _ => None,
+            };
+            if let Some(owner) = member_view {
+                if raw_quals.iter().any(|&q| pg_sys::checkExprHasSubLink(q)) {
+                    DeidentError::RestrictedMemberOwner {
+                        relation: view_name(query),
+                        owner: role_name(owner),
+                    }
+                    .report();
+                }
+            }
+            let c = &mut *ctx.cast::<Ctx>();
+            c.member_view = member_view;
+            rewrite_rtable(query, c, &raw_quals);
+            c.member_view = None;
+            if let Some(view) = source_of {
+                dba_view_source(query, view, c);
+            }
             return false;
         }
         if (*node).type_ == pg_sys::NodeTag::T_FuncExpr {
@@ -234,24 +303,55 @@ fn check_citus_call(func: Oid) {
     }
 }
 
-/// Is `query` the body of a view whose owner is not restricted (a DBA's)? A view's query, as
+/// A query that feeds rows to a DBA's view `view` (a FROM subquery of it, a WITH query, a
+/// UNION branch), now rewritten as the role's own: its conditions see pseudonyms, so if they
+/// read an identifier value (through a masked relation or any output that holds one) or use a
+/// subquery (which would read masked tables too), they would not hide the rows the DBA meant
+/// to hide (a review: `SELECT * FROM (SELECT ... FROM t WHERE email NOT LIKE ...) s`): refused.
+///
+/// # Safety
+/// `query` is a valid Query that the rewrite has finished.
+unsafe fn dba_view_source(query: *mut Query, view: Oid, ctx: &mut Ctx) {
+    // SAFETY: per the contract.
+    unsafe {
+        let quals: Vec<*mut pg_sys::Node> =
+            qual_slots(query).into_iter().map(|slot| *slot).filter(|q| !q.is_null()).collect();
+        if quals.is_empty() {
+            return;
+        }
+        let funcs = ctx.funcs().oids();
+        if quals.iter().any(|&q| pg_sys::checkExprHasSubLink(q))
+            || quals_read_masked(query, &quals, &funcs)
+        {
+            DeidentError::RestrictedViewQuals { relation: rel_name(view) }.report();
+        }
+    }
+}
+
+/// Who owns the view whose body `query` is, if it is one? A view's query, as
 /// ApplyRetrieveRule expands it, has the view's own entry (OLD, for permissions: not in FROM,
 /// only SELECT) first.
-unsafe fn is_trusted_view_body(query: *mut Query) -> bool {
+unsafe fn view_body_owner(query: *mut Query) -> Option<Owner> {
     // SAFETY: a valid Query; its range table holds RangeTblEntry nodes.
     unsafe {
         if (*query).commandType != pg_sys::CmdType::CMD_SELECT {
-            return false;
+            return None;
         }
-        let Some(first) = list_ptrs::<RangeTblEntry>((*query).rtable).next() else {
-            return false;
-        };
-        (*first).rtekind == pg_sys::RTEKind::RTE_RELATION
+        let first = list_ptrs::<RangeTblEntry>((*query).rtable).next()?;
+        let body = (*first).rtekind == pg_sys::RTEKind::RTE_RELATION
             && (*first).relkind as u8 == b'v'
             && !(*first).inFromCl
-            && (*first).requiredPerms as u64 & !(pg_sys::ACL_SELECT as u64) == 0
-            && !owner_is_restricted((*first).relid)
+            && (*first).requiredPerms as u64 & !(pg_sys::ACL_SELECT as u64) == 0;
+        body.then(|| owner_of((*first).relid))
     }
+}
+
+/// The name of the view whose body `query` is (its first entry's relation).
+unsafe fn view_name(query: *mut Query) -> String {
+    // SAFETY: a valid Query.
+    let view =
+        unsafe { list_ptrs::<RangeTblEntry>((*query).rtable).next().map(|rte| (*rte).relid) };
+    rel_name(view.unwrap_or(pg_sys::InvalidOid))
 }
 
 /// The places that hold a query's row conditions: WHERE, each JOIN's ON, HAVING.
@@ -289,10 +389,39 @@ unsafe fn qual_slots(query: *mut Query) -> Vec<*mut *mut pg_sys::Node> {
     out
 }
 
-/// Is the owner of a relation restricted? (A relation without one is treated as if it were.)
-fn owner_is_restricted(relid: Oid) -> bool {
+/// Whose are a relation's conditions (its row-security policies, a view's WHERE ...)?
+#[derive(Clone, Copy)]
+enum Owner {
+    /// The DBA's: the owner is not restricted, and the restricted session cannot act as it.
+    /// They see raw values.
+    Dba,
+    /// The owner is restricted (or there is none): rewritten as the role's own.
+    Restricted,
+    /// The owner is not restricted, but the restricted session is a member of it
+    /// (`roles::may_act_as`): the session could have written them. Rewritten as the role's
+    /// own, and refused where that could differ from what a DBA meant.
+    Member(Oid),
+}
+
+fn owner_of(relid: Oid) -> Owner {
     let owner = catalog::rel_owner(relid);
-    owner == pg_sys::InvalidOid || super::roles::is_restricted(owner)
+    if owner == pg_sys::InvalidOid || super::roles::is_restricted(owner) {
+        Owner::Restricted
+    } else if super::roles::may_act_as(owner) {
+        Owner::Member(owner)
+    } else {
+        Owner::Dba
+    }
+}
+
+fn role_name(role: Oid) -> String {
+    // SAFETY: a syscache lookup; NULL for a role that no longer exists.
+    let name = unsafe { pg_sys::GetUserNameFromId(role, true) };
+    if name.is_null() {
+        return role.to_u32().to_string();
+    }
+    // SAFETY: a palloc'd C string.
+    unsafe { std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned() }
 }
 
 /// Walks a DBA's row-security condition: every relation it reads keeps its raw columns; their
@@ -380,8 +509,22 @@ unsafe fn rewrite_rtable(query: *mut Query, ctx: &mut Ctx, raw_quals: &[*mut pg_
             // A DBA's view conditions read raw values through junk outputs of the relation's
             // subquery, which Citus does not keep when it sends the statement to the workers or
             // plans it again as SQL: they would test pseudonyms there, and let rows through
-            if !raw_quals.is_empty() && ctx.citus && quals_read(raw_quals, rti, &identifiers) {
-                DeidentError::RestrictedCitusViewQuals { relation: rel_name(relid) }.report();
+            if !raw_quals.is_empty() && quals_read(raw_quals, rti, &identifiers) {
+                // under GROUPING SETS a raw junk output is no grouping column: a HAVING would
+                // read some row's raw value in a total row (a review saw a hidden row's count)
+                if !(*query).groupingSets.is_null() {
+                    DeidentError::RestrictedViewQuals { relation: view_name(query) }.report();
+                }
+                if let Some(owner) = ctx.member_view {
+                    DeidentError::RestrictedMemberOwner {
+                        relation: view_name(query),
+                        owner: role_name(owner),
+                    }
+                    .report();
+                }
+                if ctx.citus {
+                    DeidentError::RestrictedCitusViewQuals { relation: rel_name(relid) }.report();
+                }
             }
             mask_relation(query, rte, rti, &identifiers, &funcs, raw_quals, ctx.citus);
             replaced.push((rti, identifiers));
@@ -456,7 +599,7 @@ unsafe extern "C-unwind" fn reads_masked_walker(
             pg_sys::NodeTag::T_Var => {
                 let var = node.cast::<pg_sys::Var>();
                 if (*var).varlevelsup == c.depth
-                    && output_masked(c.query, (*var).varno, (*var).varattno, &c.funcs, 0)
+                    && output_masked(&[c.query], (*var).varno, (*var).varattno, &c.funcs)
                 {
                     c.found = true;
                     return true;
@@ -468,79 +611,91 @@ unsafe extern "C-unwind" fn reads_masked_walker(
     }
 }
 
-/// Is column `attno` (0: the whole row) of entry `varno` of `query` a masked value, or does it
-/// hold one: an output of a subquery or CTE that has a marked masking call or reads such an
-/// output in turn (a relation the rewrite masked is a subquery of marked calls), a join's
-/// column that is one of those? `hops` bounds the recursion (past it: yes).
+/// Is column `attno` (0: the whole row) of entry `varno` of the last query of `levels` (the
+/// queries from the conditions' own down to it) a masked value, or does it hold one: an output
+/// of a subquery or CTE that has a marked masking call or reads such a value in turn (a
+/// relation the rewrite masked is a subquery of marked calls; a LATERAL subquery's outer
+/// references are followed to the level they name), a column of a join, a function or a
+/// VALUES list built from one? Past 64 levels of following: yes.
 ///
 /// # Safety
-/// `query` is a valid Query and `varno` one of its entries.
-unsafe fn output_masked(
-    query: *mut Query,
-    varno: i32,
-    attno: i16,
-    funcs: &[Oid; 4],
-    hops: u32,
-) -> bool {
+/// The queries are valid, each an entry's or a sublink's query of the one before it.
+unsafe fn output_masked(levels: &[*mut Query], varno: i32, attno: i16, funcs: &[Oid; 4]) -> bool {
     // SAFETY: per the contract.
     unsafe {
+        let Some(&query) = levels.last() else { return true };
         let rte = match list_ptrs::<RangeTblEntry>((*query).rtable)
             .nth((varno as usize).wrapping_sub(1))
         {
-            Some(rte) if hops < 64 => rte,
+            Some(rte) if levels.len() < 64 => rte,
             _ => return true,
         };
-        let query_outputs = |q: *mut Query| -> bool {
+        let column = |exprs: Vec<*mut pg_sys::Node>| -> Vec<*mut pg_sys::Node> {
+            if attno == 0 {
+                exprs
+            } else {
+                exprs.get((attno as usize).wrapping_sub(1)).copied().into_iter().collect()
+            }
+        };
+        // the outputs of `q`, an entry's query of the last of `above`
+        let query_outputs = |above: &[*mut Query], q: *mut Query| -> bool {
+            let mut below = above.to_vec();
+            below.push(q);
             if !(*q).setOperations.is_null() {
                 // the outputs of a UNION ...: any branch's
                 let n = list_ptrs::<RangeTblEntry>((*q).rtable).count() as i32;
-                return (1..=n).any(|i| output_masked(q, i, attno, funcs, hops + 1));
+                return (1..=n).any(|i| output_masked(&below, i, attno, funcs));
             }
             list_ptrs::<pg_sys::TargetEntry>((*q).targetList).any(|tle| {
                 (attno == 0 && !(*tle).resjunk || (*tle).resno == attno)
-                    && expr_masked(q, (*tle).expr.cast(), funcs, hops + 1)
+                    && expr_masked(&below, (*tle).expr.cast(), funcs)
             })
         };
         match (*rte).rtekind {
-            pg_sys::RTEKind::RTE_SUBQUERY => query_outputs((*rte).subquery),
+            pg_sys::RTEKind::RTE_SUBQUERY => query_outputs(levels, (*rte).subquery),
             pg_sys::RTEKind::RTE_CTE => {
-                if (*rte).ctelevelsup != 0 {
+                let up = (*rte).ctelevelsup as usize;
+                let Some(holder_at) = levels.len().checked_sub(up + 1) else {
                     return true;
-                }
+                };
+                let holder = levels[holder_at];
                 let name = std::ffi::CStr::from_ptr((*rte).ctename);
-                let cte = list_ptrs::<pg_sys::CommonTableExpr>((*query).cteList)
+                let cte = list_ptrs::<pg_sys::CommonTableExpr>((*holder).cteList)
                     .find(|&cte| std::ffi::CStr::from_ptr((*cte).ctename) == name);
                 match cte {
-                    Some(cte) => query_outputs((*cte).ctequery.cast()),
+                    // a recursive CTE's reference to itself: what its other branch reads
+                    Some(cte) if (*cte).cterecursive && up > 0 => true,
+                    Some(cte) => query_outputs(&levels[..=holder_at], (*cte).ctequery.cast()),
                     None => true,
                 }
             }
             pg_sys::RTEKind::RTE_JOIN => {
-                let aliases: Vec<*mut pg_sys::Node> =
-                    list_ptrs::<pg_sys::Node>((*rte).joinaliasvars).collect();
-                let exprs: Vec<*mut pg_sys::Node> = if attno == 0 {
-                    aliases
-                } else {
-                    aliases.get((attno as usize).wrapping_sub(1)).copied().into_iter().collect()
-                };
-                exprs.into_iter().any(|e| expr_masked(query, e, funcs, hops + 1))
+                let aliases = list_ptrs::<pg_sys::Node>((*rte).joinaliasvars).collect();
+                column(aliases).into_iter().any(|e| expr_masked(levels, e, funcs))
             }
+            pg_sys::RTEKind::RTE_FUNCTION => {
+                list_ptrs::<pg_sys::RangeTblFunction>((*rte).functions)
+                    .any(|f| expr_masked(levels, (*f).funcexpr, funcs))
+            }
+            pg_sys::RTEKind::RTE_VALUES => {
+                list_ptrs::<pg_sys::List>((*rte).values_lists).any(|row| {
+                    let cells = list_ptrs::<pg_sys::Node>(row).collect();
+                    column(cells).into_iter().any(|e| expr_masked(levels, e, funcs))
+                })
+            }
+            pg_sys::RTEKind::RTE_TABLEFUNC => expr_masked(levels, (*rte).tablefunc.cast(), funcs),
             _ => false,
         }
     }
 }
 
-/// Is `expr`, of `query`, a masked value or built from one (`output_masked`)? An expression
-/// with a subquery counts as one (what the subquery reads is not followed).
+/// Is `expr`, of the last query of `levels`, a masked value or built from one
+/// (`output_masked`)? An expression with a subquery counts as one (what the subquery reads is
+/// not followed).
 ///
 /// # Safety
-/// `expr` is a valid expression of `query`.
-unsafe fn expr_masked(
-    query: *mut Query,
-    expr: *mut pg_sys::Node,
-    funcs: &[Oid; 4],
-    hops: u32,
-) -> bool {
+/// As `output_masked`; `expr` is an expression of the last query.
+unsafe fn expr_masked(levels: &[*mut Query], expr: *mut pg_sys::Node, funcs: &[Oid; 4]) -> bool {
     // SAFETY: per the contract; the visitor reads the nodes it is handed.
     unsafe {
         has_marked_call(expr, funcs)
@@ -548,9 +703,14 @@ unsafe fn expr_masked(
             || walk_tree(expr, false, &mut |n| {
                 if (*n).type_ == pg_sys::NodeTag::T_Var {
                     let v = n.cast::<pg_sys::Var>();
-                    if (*v).varlevelsup == 0
-                        && output_masked(query, (*v).varno, (*v).varattno, funcs, hops)
-                    {
+                    let up = (*v).varlevelsup as usize;
+                    let masked = match levels.len().checked_sub(up) {
+                        Some(len) if len > 0 => {
+                            output_masked(&levels[..len], (*v).varno, (*v).varattno, funcs)
+                        }
+                        _ => true,
+                    };
+                    if masked {
                         return Visit::Stop;
                     }
                 }

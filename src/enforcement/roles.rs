@@ -102,6 +102,24 @@ pub fn surely_unrestricted() -> bool {
     })
 }
 
+/// Could the restricted session (its login, or the current role if that is restricted) have
+/// made an object owned by `owner`, though `owner` is not restricted: is it a member of
+/// `owner`? It can then create objects as `owner` (SET ROLE) or give its own to it (ALTER ...
+/// OWNER TO), so such an object's conditions are not surely the DBA's (a review read raw
+/// values through a view the login handed to pg_read_all_data).
+pub fn may_act_as(owner: pg_sys::Oid) -> bool {
+    // SAFETY: plain reads of miscinit.c's state, and acl.c's role-membership cache inside a
+    // transaction.
+    unsafe {
+        if !is_transaction_state() {
+            return false;
+        }
+        [get_session_user_id(), get_user_id()]
+            .into_iter()
+            .any(|u| u != owner && is_restricted(u) && pg_sys::is_member_of_role(u, owner))
+    }
+}
+
 pub fn is_restricted(user: pg_sys::Oid) -> bool {
     if user == pg_sys::InvalidOid {
         return false;

@@ -320,6 +320,73 @@ SELECT id FROM regress_r.sub_acc ORDER BY id;
 SELECT id FROM regress_r.cte_acc ORDER BY id;
 -- OK: a condition on a column that is not an identifier, through a subquery
 SELECT id, email FROM regress_r.sub_org ORDER BY id;
+RESET ROLE;
+-- More shapes a second review found letting bob through: a condition through a LATERAL
+-- subquery's, a function's or a VALUES list's outputs; conditions inside a FROM subquery, a
+-- WITH query or a UNION branch of the view (rewritten as the role's own, they see
+-- pseudonyms); a HAVING under ROLLUP (its raw value is no grouping column: the total row
+-- kept bob's count). All refused (0A000); one on another column answers.
+CREATE VIEW regress_r.lat_acc AS SELECT a.id FROM regress_r.acc a,
+  LATERAL (SELECT a.email AS e) s WHERE s.e NOT LIKE '%@secret.com';
+CREATE VIEW regress_r.fn_acc AS SELECT a.id FROM regress_r.acc a,
+  LATERAL unnest(ARRAY[a.email]) e WHERE e NOT LIKE '%@secret.com';
+CREATE VIEW regress_r.vals_acc AS SELECT a.id FROM regress_r.acc a,
+  LATERAL (VALUES (a.email)) x(e) WHERE x.e NOT LIKE '%@secret.com';
+CREATE VIEW regress_r.in_sub_acc AS
+  SELECT * FROM (SELECT id, email FROM regress_r.acc WHERE email NOT LIKE '%@secret.com') s;
+CREATE VIEW regress_r.in_cte_acc AS
+  WITH c AS (SELECT id, email FROM regress_r.acc WHERE email NOT LIKE '%@secret.com') SELECT * FROM c;
+CREATE VIEW regress_r.in_union_acc AS
+  SELECT id FROM regress_r.acc WHERE email NOT LIKE '%@secret.com' UNION ALL SELECT id FROM regress_r.acc WHERE false;
+CREATE VIEW regress_r.rollup_acc AS SELECT email, count(*) AS n FROM regress_r.acc
+  GROUP BY ROLLUP (email) HAVING email IS NOT NULL AND email NOT LIKE '%@secret.com';
+CREATE VIEW regress_r.in_sub_org AS
+  SELECT * FROM (SELECT id, email FROM regress_r.acc WHERE org = 'Sales') s;
+GRANT SELECT ON regress_r.lat_acc, regress_r.fn_acc, regress_r.vals_acc, regress_r.in_sub_acc,
+  regress_r.in_cte_acc, regress_r.in_union_acc, regress_r.rollup_acc, regress_r.in_sub_org
+  TO regress_masked, regress_plain;
+SET ROLE regress_plain;
+SELECT (SELECT array_agg(id ORDER BY id) FROM regress_r.lat_acc) AS lat,
+       (SELECT array_agg(id ORDER BY id) FROM regress_r.in_sub_acc) AS in_sub,
+       (SELECT count(*) FROM regress_r.rollup_acc) AS rollup_rows;
+SET ROLE regress_masked;
+\set VERBOSITY sqlstate
+SELECT id FROM regress_r.lat_acc;
+SELECT id FROM regress_r.fn_acc;
+SELECT id FROM regress_r.vals_acc;
+SELECT id FROM regress_r.in_sub_acc;
+SELECT id FROM regress_r.in_cte_acc;
+SELECT id FROM regress_r.in_union_acc;
+SELECT n FROM regress_r.rollup_acc;
+\set VERBOSITY default
+SELECT id, email FROM regress_r.in_sub_org ORDER BY id;
+RESET ROLE;
+-- A view or a policy owned by a role the restricted login is a member of (regress_plain
+-- here) is not surely the DBA's: the login can hand its own view to that role (ALTER VIEW
+-- ... OWNER TO), or write a policy as it. A review read raw values so, a prefix at a time.
+-- Its conditions on identifier columns, or with a subquery, are refused (42501); others
+-- answer, rewritten as the role's own.
+GRANT CREATE ON SCHEMA regress_mine TO regress_plain;
+CREATE TABLE regress_r.probe2 (n int);
+INSERT INTO regress_r.probe2 VALUES (1);
+ALTER TABLE regress_r.probe2 OWNER TO regress_plain;
+ALTER TABLE regress_r.probe2 ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY probe2 ON regress_r.probe2
+  USING (EXISTS (SELECT FROM regress_r.acc WHERE email = 'alice@contoso.com'));
+GRANT SELECT ON regress_r.probe2 TO regress_masked;
+SET ROLE regress_masked;
+CREATE VIEW regress_mine.handed AS SELECT id FROM regress_r.acc WHERE email LIKE 'bob@s%';
+CREATE VIEW regress_mine.handed_org AS SELECT id FROM regress_r.acc WHERE org = 'Sales';
+ALTER VIEW regress_mine.handed OWNER TO regress_plain;
+ALTER VIEW regress_mine.handed_org OWNER TO regress_plain;
+SELECT id FROM regress_mine.handed;
+SELECT count(*) FROM regress_r.probe2;
+SELECT id FROM regress_mine.handed_org;
+RESET ROLE;
+DROP VIEW regress_mine.handed, regress_mine.handed_org;
+DROP TABLE regress_r.probe2;
+REVOKE CREATE ON SCHEMA regress_mine FROM regress_plain;
+SET ROLE regress_masked;
 -- OK: the analyst's own view's conditions, and own policies, see only pseudonyms (they could test guesses)
 CREATE VIEW regress_mine.guess AS SELECT id FROM regress_r.acc WHERE email = 'alice@contoso.com';
 SELECT count(*) FROM regress_mine.guess;
