@@ -562,53 +562,57 @@ unsafe fn quals_read_masked(
     raw_quals: &[*mut pg_sys::Node],
     funcs: &[Oid; 4],
 ) -> bool {
-    let mut ctx = ReadsMasked { query, funcs: *funcs, depth: 0, found: false };
-    for &q in raw_quals {
-        // SAFETY: per the contract; the walker is a guarded C callback.
-        unsafe { reads_masked_walker(q, (&raw mut ctx).cast()) };
-    }
-    ctx.found
+    // SAFETY: per the contract.
+    raw_quals.iter().any(|&q| unsafe {
+        visit_vars(q, 0, &mut |var, depth| {
+            (*var).varlevelsup == depth
+                && output_masked(&[query], (*var).varno, (*var).varattno, funcs)
+        })
+    })
 }
 
-struct ReadsMasked {
-    query: *mut Query,
-    funcs: [Oid; 4],
-    /// Query levels entered below the conditions' own.
-    depth: u32,
-    found: bool,
-}
-
-#[pgrx::pg_guard]
-unsafe extern "C-unwind" fn reads_masked_walker(
+/// Calls `f` on each Var under `node` with the number of Query nodes entered to reach it
+/// (counted from `depth`), until `f` returns true; true if it did. The Vars are the tree's
+/// own: `f` may change them in place.
+///
+/// # Safety
+/// `node` is a valid node tree.
+unsafe fn visit_vars(
     node: *mut pg_sys::Node,
-    ctx: *mut std::ffi::c_void,
+    depth: u32,
+    f: &mut dyn FnMut(*mut pg_sys::Var, u32) -> bool,
 ) -> bool {
-    if node.is_null() {
-        return false;
+    struct VarWalk<'a> {
+        depth: u32,
+        f: &'a mut dyn FnMut(*mut pg_sys::Var, u32) -> bool,
     }
-    // SAFETY: node is a valid Node; ctx is the ReadsMasked that quals_read_masked passed.
-    unsafe {
-        let c = &mut *ctx.cast::<ReadsMasked>();
-        match (*node).type_ {
-            pg_sys::NodeTag::T_Query => {
-                c.depth += 1;
-                let r = pg_sys::query_tree_walker(node.cast(), Some(reads_masked_walker), ctx, 0);
-                (*ctx.cast::<ReadsMasked>()).depth -= 1;
-                r
-            }
-            pg_sys::NodeTag::T_Var => {
-                let var = node.cast::<pg_sys::Var>();
-                if (*var).varlevelsup == c.depth
-                    && output_masked(&[c.query], (*var).varno, (*var).varattno, &c.funcs)
-                {
-                    c.found = true;
-                    return true;
+    #[pgrx::pg_guard]
+    unsafe extern "C-unwind" fn walker(
+        node: *mut pg_sys::Node,
+        ctx: *mut std::ffi::c_void,
+    ) -> bool {
+        if node.is_null() {
+            return false;
+        }
+        // SAFETY: node is a valid Node; ctx is the VarWalk below, reached only through this
+        // pointer (no reference to it outlives a nested call).
+        unsafe {
+            let w = ctx.cast::<VarWalk>();
+            match (*node).type_ {
+                pg_sys::NodeTag::T_Query => {
+                    (*w).depth += 1;
+                    let r = pg_sys::query_tree_walker(node.cast(), Some(walker), ctx, 0);
+                    (*w).depth -= 1;
+                    r
                 }
-                false
+                pg_sys::NodeTag::T_Var => ((*w).f)(node.cast(), (*w).depth),
+                _ => pg_sys::expression_tree_walker(node, Some(walker), ctx),
             }
-            _ => pg_sys::expression_tree_walker(node, Some(reads_masked_walker), ctx),
         }
     }
+    let mut w = VarWalk { depth, f };
+    // SAFETY: per the contract.
+    unsafe { walker(node, (&raw mut w).cast()) }
 }
 
 /// Is column `attno` (0: the whole row) of entry `varno` of the last query of `levels` (the
@@ -1362,14 +1366,14 @@ unsafe fn mask_relation(
         // references do not see it), and the query's references move there.
         let mut junk =
             JunkColumns { rti, depth: 0, next: natts as i16 + 1, raw: None, moved: Vec::new() };
-        system_columns(query.cast(), (&raw mut junk).cast());
+        system_columns(query.cast(), &mut junk);
         // A DBA's view filters on raw values (`raw_quals`, set aside by the walker): its
         // conditions read the identifier columns from junk outputs too.
         if !raw_quals.is_empty() {
             junk.raw = Some(identifiers.to_vec());
             for &qual in raw_quals {
                 junk.depth = 1;
-                system_columns(qual, (&raw mut junk).cast());
+                system_columns(qual, &mut junk);
             }
         }
         // Citus drops junk outputs when it sends a statement elsewhere or plans it again as
@@ -1490,7 +1494,8 @@ unsafe fn take_identifier_bits(
 /// conditions).
 struct JunkColumns {
     rti: i32,
-    /// Query levels entered: the one that holds the entry is 1.
+    /// Query levels entered before the walk starts: 0 from the query that holds the entry
+    /// (which is then level 1), 1 from one of its conditions.
     depth: u32,
     next: i16,
     /// The attnums to move: system columns (None), or these.
@@ -1499,53 +1504,39 @@ struct JunkColumns {
     moved: Vec<(i16, i16, *mut pg_sys::Var)>,
 }
 
-#[pgrx::pg_guard]
-unsafe extern "C-unwind" fn system_columns(
-    node: *mut pg_sys::Node,
-    ctx: *mut std::ffi::c_void,
-) -> bool {
-    if node.is_null() {
-        return false;
-    }
-    // SAFETY: node is a valid Node; ctx is the JunkColumns that mask_relation passed. The
-    // Vars are the query's own, changed in place (the planner's input is ours to change).
+/// Moves the references `junk` asks for (see `JunkColumns`) under `node` to junk outputs.
+///
+/// # Safety
+/// `node` is the query that holds entry `junk.rti` (`junk.depth` 0), or one of its
+/// conditions (`junk.depth` 1). The Vars are the query's own, changed in place (the
+/// planner's input is ours to change).
+unsafe fn system_columns(node: *mut pg_sys::Node, junk: &mut JunkColumns) {
+    // SAFETY: per the contract.
     unsafe {
-        let ctx_ref = &mut *ctx.cast::<JunkColumns>();
-        match (*node).type_ {
-            pg_sys::NodeTag::T_Query => {
-                ctx_ref.depth += 1;
-                let r = pg_sys::query_tree_walker(node.cast(), Some(system_columns), ctx, 0);
-                (*ctx.cast::<JunkColumns>()).depth -= 1;
-                r
-            }
-            pg_sys::NodeTag::T_Var => {
-                let var = node.cast::<pg_sys::Var>();
-                // depth counts the Query nodes entered, the holder itself being the first
-                // (a whole row, 0, read by a DBA's condition is the raw row: a junk output of
-                // the relation's whole row)
-                let wanted = match &ctx_ref.raw {
-                    None => (*var).varattno < 0,
-                    Some(ids) => ids.contains(&(*var).varattno) || (*var).varattno == 0,
+        visit_vars(node, junk.depth, &mut |var, depth| {
+            // depth counts the Query nodes entered, the holder itself being the first
+            // (a whole row, 0, read by a DBA's condition is the raw row: a junk output of
+            // the relation's whole row)
+            let wanted = match &junk.raw {
+                None => (*var).varattno < 0,
+                Some(ids) => ids.contains(&(*var).varattno) || (*var).varattno == 0,
+            };
+            if (*var).varno == junk.rti && (*var).varlevelsup + 1 == depth && wanted {
+                let attnum = (*var).varattno;
+                let resno = match junk.moved.iter().find(|(a, _, _)| *a == attnum) {
+                    Some((_, r, _)) => *r,
+                    None => {
+                        let r = junk.next;
+                        junk.next += 1;
+                        junk.moved.push((attnum, r, var));
+                        r
+                    }
                 };
-                if (*var).varno == ctx_ref.rti && (*var).varlevelsup + 1 == ctx_ref.depth && wanted
-                {
-                    let attnum = (*var).varattno;
-                    let resno = match ctx_ref.moved.iter().find(|(a, _, _)| *a == attnum) {
-                        Some((_, r, _)) => *r,
-                        None => {
-                            let r = ctx_ref.next;
-                            ctx_ref.next += 1;
-                            ctx_ref.moved.push((attnum, r, var));
-                            r
-                        }
-                    };
-                    (*var).varattno = resno;
-                    (*var).varattnosyn = resno;
-                }
-                false
+                (*var).varattno = resno;
+                (*var).varattnosyn = resno;
             }
-            _ => pg_sys::expression_tree_walker(node, Some(system_columns), ctx),
-        }
+            false
+        });
     }
 }
 
