@@ -685,9 +685,24 @@ pub unsafe fn walk_tree(
     into_queries: bool,
     visit: &mut dyn FnMut(*mut pg_sys::Node) -> Visit,
 ) -> bool {
+    // SAFETY: per the contract.
+    unsafe { walk_tree_levels(node, into_queries, &mut |n, _| visit(n)) }
+}
+
+/// `walk_tree`, telling `visit` how many Query nodes the walk entered to reach each node (a
+/// Query node itself is visited before it is entered).
+///
+/// # Safety
+/// As `walk_tree`.
+pub unsafe fn walk_tree_levels(
+    node: *mut pg_sys::Node,
+    into_queries: bool,
+    visit: &mut dyn FnMut(*mut pg_sys::Node, u32) -> Visit,
+) -> bool {
     struct Ctx<'a> {
         into_queries: bool,
-        visit: &'a mut dyn FnMut(*mut pg_sys::Node) -> Visit,
+        depth: u32,
+        visit: &'a mut dyn FnMut(*mut pg_sys::Node, u32) -> Visit,
     }
     #[pg_guard]
     unsafe extern "C-unwind" fn walker(
@@ -701,19 +716,24 @@ pub unsafe fn walk_tree(
         // a time (it returns before the walk goes deeper).
         unsafe {
             let c = ctx.cast::<Ctx>();
-            match ((*c).visit)(node) {
+            match ((*c).visit)(node, (*c).depth) {
                 Visit::Stop => return true,
                 Visit::Skip => return false,
                 Visit::Continue => {}
             }
             if (*node).type_ == pg_sys::NodeTag::T_Query {
-                return (*c).into_queries
-                    && pg_sys::query_tree_walker(node.cast(), Some(walker), ctx, 0);
+                if !(*c).into_queries {
+                    return false;
+                }
+                (*c).depth += 1;
+                let r = pg_sys::query_tree_walker(node.cast(), Some(walker), ctx, 0);
+                (*c).depth -= 1;
+                return r;
             }
             pg_sys::expression_tree_walker(node, Some(walker), ctx)
         }
     }
-    let mut ctx = Ctx { into_queries, visit };
+    let mut ctx = Ctx { into_queries, depth: 0, visit };
     // SAFETY: per the contract; the walker is a guarded C callback.
     unsafe { walker(node, (&raw mut ctx).cast()) }
 }

@@ -29,7 +29,7 @@ use pgrx::pg_sys::{Oid, Query, RangeTblEntry};
 
 use super::list_ptrs;
 use super::{bit, catalog, tripwire, STATISTIC_EXT_DATA_RELATION_ID, WRITE};
-use crate::dp::plan::{walk_tree, Visit};
+use crate::dp::plan::{walk_tree, walk_tree_levels, Visit};
 use crate::error::DeidentError;
 
 struct Ctx {
@@ -582,37 +582,16 @@ unsafe fn visit_vars(
     depth: u32,
     f: &mut dyn FnMut(*mut pg_sys::Var, u32) -> bool,
 ) -> bool {
-    struct VarWalk<'a> {
-        depth: u32,
-        f: &'a mut dyn FnMut(*mut pg_sys::Var, u32) -> bool,
-    }
-    #[pgrx::pg_guard]
-    unsafe extern "C-unwind" fn walker(
-        node: *mut pg_sys::Node,
-        ctx: *mut std::ffi::c_void,
-    ) -> bool {
-        if node.is_null() {
-            return false;
-        }
-        // SAFETY: node is a valid Node; ctx is the VarWalk below, reached only through this
-        // pointer (no reference to it outlives a nested call).
-        unsafe {
-            let w = ctx.cast::<VarWalk>();
-            match (*node).type_ {
-                pg_sys::NodeTag::T_Query => {
-                    (*w).depth += 1;
-                    let r = pg_sys::query_tree_walker(node.cast(), Some(walker), ctx, 0);
-                    (*w).depth -= 1;
-                    r
-                }
-                pg_sys::NodeTag::T_Var => ((*w).f)(node.cast(), (*w).depth),
-                _ => pg_sys::expression_tree_walker(node, Some(walker), ctx),
+    // SAFETY: per the contract; the visitor is handed each node once.
+    unsafe {
+        walk_tree_levels(node, true, &mut |n, levels| {
+            if (*n).type_ == pg_sys::NodeTag::T_Var && f(n.cast(), depth + levels) {
+                Visit::Stop
+            } else {
+                Visit::Continue
             }
-        }
+        })
     }
-    let mut w = VarWalk { depth, f };
-    // SAFETY: per the contract.
-    unsafe { walker(node, (&raw mut w).cast()) }
 }
 
 /// Is column `attno` (0: the whole row) of entry `varno` of the last query of `levels` (the
