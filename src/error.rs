@@ -140,6 +140,11 @@ pub enum DeidentError {
         relation: String,
         owner: String,
     },
+    /// A DBA's view's or policy's condition reads a view, a policy or a function that the
+    /// restricted session controls, or a function that may read tables.
+    RestrictedInDbaCondition {
+        object: String,
+    },
     /// A DBA's view whose conditions read identifier values through a subquery's, a CTE's or a
     /// join's outputs, which a restricted role's query masks.
     RestrictedViewQuals {
@@ -548,6 +553,12 @@ impl DeidentError {
                 Some("They read identifier columns or use a subquery. A DBA's conditions see raw values; a role the restricted session is a member of could have been given conditions the session wrote, which would test guesses of raw values.".to_string()),
                 Some("Give the view or table an owner that the restricted role is not a member of.".to_string()),
             ),
+            DeidentError::RestrictedInDbaCondition { object } => (
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("a restricted role cannot use a view's or policy's conditions that use \"{}\"", echo(object.as_bytes())),
+                Some("The conditions of a DBA's view or row-security policy see raw values. A view, policy or function there that the restricted role controls (its own, or one owned by a role it is a member of) would see them too, and a function that may read tables (not IMMUTABLE, in SQL or a procedural language) runs its queries as the restricted role, over pseudonyms.".to_string()),
+                Some("Use in such conditions only objects the DBA controls, and IMMUTABLE or built-in functions.".to_string()),
+            ),
             DeidentError::RestrictedViewQuals { relation } => (
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 format!("pg_deident cannot apply the conditions of view \"{}\" for a restricted role", echo(relation.as_bytes())),
@@ -873,6 +884,7 @@ mod tests {
             DeidentError::RestrictedCitusSystemColumn { relation: "people".into() },
             DeidentError::RestrictedViewQuals { relation: "v".into() },
             DeidentError::RestrictedMemberOwner { relation: "v".into(), owner: "helper".into() },
+            DeidentError::RestrictedInDbaCondition { object: "f".into() },
             DeidentError::RestrictedForeignQuery,
             DeidentError::RestrictedRoleChange,
             DeidentError::RestrictedHeldCursor,
@@ -1035,6 +1047,7 @@ mod tests {
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_FEATURE_NOT_SUPPORTED,
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,

@@ -200,6 +200,9 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, ctx: *mut std::ffi::
             if let Some(view) = source_of {
                 dba_view_source(query, view, c);
             }
+            if let Some(view) = dba_view {
+                dba_view_filters(query, view, c);
+            }
             return false;
         }
         if (*node).type_ == pg_sys::NodeTag::T_FuncExpr {
@@ -320,8 +323,50 @@ unsafe fn dba_view_source(query: *mut Query, view: Oid, ctx: &mut Ctx) {
             return;
         }
         let funcs = ctx.funcs().oids();
-        if quals.iter().any(|&q| pg_sys::checkExprHasSubLink(q))
+        // an outer reference (a LATERAL subquery's condition on the view's table) reads a
+        // level this check does not resolve: refused too (a review)
+        let outer =
+            |q: *mut pg_sys::Node| visit_vars(q, 0, &mut |var, depth| (*var).varlevelsup > depth);
+        if quals.iter().any(|&q| pg_sys::checkExprHasSubLink(q) || outer(q))
             || quals_read_masked(query, &quals, &funcs)
+        {
+            DeidentError::RestrictedViewQuals { relation: rel_name(view) }.report();
+        }
+    }
+}
+
+/// Aggregate FILTER clauses of a DBA's view (its body or a query that feeds it) decide which
+/// rows an aggregate sees, as conditions do; rewritten as the role's own they see
+/// pseudonyms: refused if they read a masked value, use a subquery or read an outer level
+/// (a review: `json_agg(t) FILTER (WHERE t.email NOT LIKE ...)` gave the hidden row).
+///
+/// # Safety
+/// `query` is a valid Query that the rewrite has finished.
+unsafe fn dba_view_filters(query: *mut Query, view: Oid, ctx: &mut Ctx) {
+    // SAFETY: per the contract; the visitor reads the nodes it is handed.
+    unsafe {
+        let mut filters: Vec<*mut pg_sys::Node> = Vec::new();
+        for root in [(*query).targetList.cast::<pg_sys::Node>(), (*query).havingQual] {
+            walk_tree(root, false, &mut |n| {
+                let filter = match (*n).type_ {
+                    pg_sys::NodeTag::T_Aggref => (*n.cast::<pg_sys::Aggref>()).aggfilter,
+                    pg_sys::NodeTag::T_WindowFunc => (*n.cast::<pg_sys::WindowFunc>()).aggfilter,
+                    _ => std::ptr::null_mut(),
+                };
+                if !filter.is_null() {
+                    filters.push(filter.cast());
+                }
+                Visit::Continue
+            });
+        }
+        if filters.is_empty() {
+            return;
+        }
+        let funcs = ctx.funcs().oids();
+        let outer =
+            |q: *mut pg_sys::Node| visit_vars(q, 0, &mut |var, depth| (*var).varlevelsup > depth);
+        if filters.iter().any(|&f| pg_sys::checkExprHasSubLink(f) || outer(f))
+            || quals_read_masked(query, &filters, &funcs)
         {
             DeidentError::RestrictedViewQuals { relation: rel_name(view) }.report();
         }
@@ -341,7 +386,9 @@ unsafe fn view_body_owner(query: *mut Query) -> Option<Owner> {
         let body = (*first).rtekind == pg_sys::RTEKind::RTE_RELATION
             && (*first).relkind as u8 == b'v'
             && !(*first).inFromCl
-            && (*first).requiredPerms as u64 & !(pg_sys::ACL_SELECT as u64) == 0;
+            && (*first).requiredPerms as u64
+                & !(pg_sys::ACL_SELECT as u64 | pg_sys::ACL_UPDATE as u64)
+                == 0;
         body.then(|| owner_of((*first).relid))
     }
 }
@@ -436,10 +483,22 @@ unsafe extern "C-unwind" fn allow_raw(node: *mut pg_sys::Node, ctx: *mut std::ff
     unsafe {
         if (*node).type_ == pg_sys::NodeTag::T_Query {
             let query = node.cast::<Query>();
+            // A view body or a row-security policy inside the condition that the restricted
+            // session controls (its own, or its owner's a role it is a member of) would see
+            // raw values too: the session's own condition, a guess oracle (a review)
+            if let Some(Owner::Restricted | Owner::Member(_)) = view_body_owner(query) {
+                DeidentError::RestrictedInDbaCondition { object: view_name(query) }.report();
+            }
             pg_sys::query_tree_walker(query, Some(allow_raw), ctx, 0);
             for rte in list_ptrs::<RangeTblEntry>((*query).rtable) {
                 if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION {
                     continue;
+                }
+                if !(*rte).securityQuals.is_null()
+                    && matches!(owner_of((*rte).relid), Owner::Restricted | Owner::Member(_))
+                {
+                    DeidentError::RestrictedInDbaCondition { object: rel_name((*rte).relid) }
+                        .report();
                 }
                 let labels = catalog::column_labels((*rte).relid, (*rte).inh);
                 let identifiers: Vec<i16> = catalog::identifiers(&labels).collect();
@@ -450,8 +509,63 @@ unsafe extern "C-unwind" fn allow_raw(node: *mut pg_sys::Node, ctx: *mut std::ff
             }
             return false;
         }
+        dba_condition_call(node);
         pg_sys::expression_tree_walker(node, Some(allow_raw), ctx)
     }
+}
+
+/// pg_language.dat: the language of built-in functions, which run no SQL of their own (nor,
+/// as a rule, do C functions: `C_LANGUAGE_ID`).
+const INTERNAL_LANGUAGE_ID: Oid = Oid::from_u32(12);
+
+/// A function that a DBA's condition calls sees raw values (its arguments, and what it reads
+/// itself, were it the DBA's): refused if the restricted session controls it (its owner is
+/// restricted or a role the session is a member of: it could copy the values out, a review
+/// found), or if it may read tables (LANGUAGE sql or a procedural language, not IMMUTABLE):
+/// it runs as the restricted role, its own queries see pseudonyms, and the condition would
+/// let rows through (a review: `WHERE NOT is_secret(id)`, `FROM rows_of_t() p WHERE ...`).
+///
+/// # Safety
+/// `node` is a valid node of a DBA's condition.
+unsafe fn dba_condition_call(node: *mut pg_sys::Node) {
+    // SAFETY: per the contract; the fields read are those of each node's type.
+    let func = unsafe {
+        match (*node).type_ {
+            pg_sys::NodeTag::T_FuncExpr => (*node.cast::<pg_sys::FuncExpr>()).funcid,
+            pg_sys::NodeTag::T_OpExpr
+            | pg_sys::NodeTag::T_DistinctExpr
+            | pg_sys::NodeTag::T_NullIfExpr => (*node.cast::<pg_sys::OpExpr>()).opfuncid,
+            pg_sys::NodeTag::T_ScalarArrayOpExpr => {
+                (*node.cast::<pg_sys::ScalarArrayOpExpr>()).opfuncid
+            }
+            pg_sys::NodeTag::T_Aggref => (*node.cast::<pg_sys::Aggref>()).aggfnoid,
+            pg_sys::NodeTag::T_WindowFunc => (*node.cast::<pg_sys::WindowFunc>()).winfnoid,
+            _ => return,
+        }
+    };
+    if func == pg_sys::InvalidOid {
+        return;
+    }
+    let facts = catalog::with_proc(func, |form, _| (form.proowner, form.prolang, form.provolatile));
+    let Some((owner, lang, volatile)) = facts else { return };
+    let controlled = owner != pg_sys::InvalidOid
+        && (super::roles::is_restricted(owner) || super::roles::may_act_as(owner));
+    let reads = lang != INTERNAL_LANGUAGE_ID
+        && lang != C_LANGUAGE_ID
+        && volatile != pg_sys::PROVOLATILE_IMMUTABLE as std::ffi::c_char;
+    if controlled || reads {
+        DeidentError::RestrictedInDbaCondition { object: func_name(func) }.report();
+    }
+}
+
+fn func_name(func: Oid) -> String {
+    // SAFETY: a syscache lookup; NULL for a function that no longer exists.
+    let name = unsafe { pg_sys::get_func_name(func) };
+    if name.is_null() {
+        return func.to_u32().to_string();
+    }
+    // SAFETY: a palloc'd C string.
+    unsafe { std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned() }
 }
 
 /// # Safety
@@ -512,7 +626,10 @@ unsafe fn rewrite_rtable(query: *mut Query, ctx: &mut Ctx, raw_quals: &[*mut pg_
             if !raw_quals.is_empty() && quals_read(raw_quals, rti, &identifiers) {
                 // under GROUPING SETS a raw junk output is no grouping column: a HAVING would
                 // read some row's raw value in a total row (a review saw a hidden row's count)
-                if !(*query).groupingSets.is_null() {
+                if !(*query).groupingSets.is_null()
+                    && !(*query).havingQual.is_null()
+                    && quals_read(&[(*query).havingQual], rti, &identifiers)
+                {
                     DeidentError::RestrictedViewQuals { relation: view_name(query) }.report();
                 }
                 if let Some(owner) = ctx.member_view {
@@ -656,9 +773,12 @@ unsafe fn output_masked(levels: &[*mut Query], varno: i32, attno: i16, funcs: &[
                 let aliases = list_ptrs::<pg_sys::Node>((*rte).joinaliasvars).collect();
                 column(aliases).into_iter().any(|e| expr_masked(levels, e, funcs))
             }
+            // a function that may read tables (not IMMUTABLE, in SQL or a procedural
+            // language) runs its queries as the restricted role: pseudonyms
             pg_sys::RTEKind::RTE_FUNCTION => {
-                list_ptrs::<pg_sys::RangeTblFunction>((*rte).functions)
-                    .any(|f| expr_masked(levels, (*f).funcexpr, funcs))
+                list_ptrs::<pg_sys::RangeTblFunction>((*rte).functions).any(|f| {
+                    expr_masked(levels, (*f).funcexpr, funcs) || may_read_tables((*f).funcexpr)
+                })
             }
             pg_sys::RTEKind::RTE_VALUES => {
                 list_ptrs::<pg_sys::List>((*rte).values_lists).any(|row| {
@@ -669,6 +789,27 @@ unsafe fn output_masked(levels: &[*mut Query], varno: i32, attno: i16, funcs: &[
             pg_sys::RTEKind::RTE_TABLEFUNC => expr_masked(levels, (*rte).tablefunc.cast(), funcs),
             _ => false,
         }
+    }
+}
+
+/// Is `expr` a call of a function that may read tables: not IMMUTABLE, in SQL or a
+/// procedural language?
+///
+/// # Safety
+/// `expr` is a valid expression.
+unsafe fn may_read_tables(expr: *mut pg_sys::Node) -> bool {
+    // SAFETY: per the contract.
+    unsafe {
+        if expr.is_null() || (*expr).type_ != pg_sys::NodeTag::T_FuncExpr {
+            return false;
+        }
+        let func = (*expr.cast::<pg_sys::FuncExpr>()).funcid;
+        catalog::with_proc(func, |form, _| {
+            form.prolang != INTERNAL_LANGUAGE_ID
+                && form.prolang != C_LANGUAGE_ID
+                && form.provolatile != pg_sys::PROVOLATILE_IMMUTABLE as std::ffi::c_char
+        })
+        .unwrap_or(true)
     }
 }
 

@@ -386,6 +386,56 @@ RESET ROLE;
 DROP VIEW regress_mine.handed, regress_mine.handed_org;
 DROP TABLE regress_r.probe2;
 REVOKE CREATE ON SCHEMA regress_mine FROM regress_plain;
+-- A third review: what a DBA's condition reads or calls must be the DBA's too. The analyst's
+-- own view (or policy, or function) inside it would see raw values: a guess oracle (42501).
+-- A function that may read tables (STABLE SQL) runs its query as the analyst, over
+-- pseudonyms, as does a set-returning one in FROM: the condition would let bob through
+-- (refused); so would a LATERAL subquery's condition on the view's table, and an aggregate's
+-- FILTER (0A000). FOR UPDATE on a DBA's view keeps its conditions.
+SET ROLE regress_masked;
+CREATE VIEW regress_mine.excl AS SELECT 0 AS id;
+CREATE FUNCTION regress_mine.grab(e text) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT true';
+RESET ROLE;
+CREATE VIEW regress_r.excl_acc AS
+  SELECT id FROM regress_r.acc WHERE id NOT IN (SELECT id FROM regress_mine.excl);
+CREATE VIEW regress_r.grab_acc AS SELECT id FROM regress_r.acc WHERE regress_mine.grab(email);
+CREATE FUNCTION regress_r.is_secret(i int) RETURNS boolean LANGUAGE sql STABLE
+  AS $$SELECT email LIKE '%@secret.com' FROM regress_r.acc WHERE id = i$$;
+CREATE VIEW regress_r.callfn_acc AS SELECT id FROM regress_r.acc WHERE NOT regress_r.is_secret(id);
+CREATE FUNCTION regress_r.acc_rows() RETURNS SETOF regress_r.acc LANGUAGE sql STABLE
+  AS 'SELECT * FROM regress_r.acc';
+CREATE VIEW regress_r.fnrows_acc AS
+  SELECT id FROM regress_r.acc_rows() p WHERE p.email NOT LIKE '%@secret.com';
+CREATE VIEW regress_r.latq_acc AS SELECT t.id FROM regress_r.acc t,
+  LATERAL (SELECT 1 WHERE t.email NOT LIKE '%@secret.com') x;
+CREATE VIEW regress_r.filter_acc AS
+  SELECT count(*) FILTER (WHERE email NOT LIKE '%@secret.com') AS n FROM regress_r.acc;
+CREATE TABLE regress_r.orders (oid int, cust int);
+INSERT INTO regress_r.orders VALUES (10, 1), (20, 2), (30, 3);
+CREATE VIEW regress_r.v_orders AS SELECT * FROM regress_r.orders o
+  WHERE o.cust NOT IN (SELECT id FROM regress_r.acc WHERE email LIKE '%@secret.com');
+GRANT SELECT ON regress_r.excl_acc, regress_r.grab_acc, regress_r.callfn_acc,
+  regress_r.fnrows_acc, regress_r.latq_acc, regress_r.filter_acc TO regress_masked, regress_plain;
+GRANT SELECT, UPDATE ON regress_r.v_orders TO regress_masked, regress_plain;
+SET ROLE regress_plain;
+SELECT (SELECT count(*) FROM regress_r.callfn_acc) AS callfn, (SELECT count(*) FROM regress_r.fnrows_acc) AS fnrows,
+       (SELECT count(*) FROM regress_r.latq_acc) AS latq, (SELECT n FROM regress_r.filter_acc) AS filter;
+SET ROLE regress_masked;
+CREATE OR REPLACE VIEW regress_mine.excl AS SELECT id FROM regress_r.acc WHERE email LIKE 'bob@s%';
+\set VERBOSITY sqlstate
+SELECT count(*) FROM regress_r.excl_acc;
+SELECT count(*) FROM regress_r.grab_acc;
+SELECT count(*) FROM regress_r.callfn_acc;
+SELECT count(*) FROM regress_r.fnrows_acc;
+SELECT count(*) FROM regress_r.latq_acc;
+SELECT n FROM regress_r.filter_acc;
+\set VERBOSITY default
+SELECT oid FROM regress_r.v_orders ORDER BY oid;
+SELECT oid FROM regress_r.v_orders ORDER BY oid FOR UPDATE;
+RESET ROLE;
+DROP VIEW regress_r.excl_acc, regress_r.grab_acc;
+DROP VIEW regress_mine.excl;
+DROP FUNCTION regress_mine.grab(text);
 SET ROLE regress_masked;
 -- OK: the analyst's own view's conditions, and own policies, see only pseudonyms (they could test guesses)
 CREATE VIEW regress_mine.guess AS SELECT id FROM regress_r.acc WHERE email = 'alice@contoso.com';
