@@ -551,7 +551,7 @@ impl DeidentError {
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 format!("a restricted role cannot use the conditions of \"{}\", owned by role \"{}\" of which it is a member", echo(relation.as_bytes()), echo(owner.as_bytes())),
                 Some("They read identifier columns or use a subquery. A DBA's conditions see raw values; a role the restricted session is a member of could have been given conditions the session wrote, which would test guesses of raw values.".to_string()),
-                Some("Give the view or table an owner that the restricted role is not a member of.".to_string()),
+                Some("Have the DBA check that the conditions are the DBA's, then give the view or table an owner that the restricted role is not a member of.".to_string()),
             ),
             DeidentError::RestrictedInDbaCondition { object } => (
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
