@@ -556,8 +556,8 @@ impl DeidentError {
             DeidentError::RestrictedInDbaCondition { object } => (
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 format!("a restricted role cannot use a view's or policy's conditions that use \"{}\"", echo(object.as_bytes())),
-                Some("The conditions of a DBA's view or row-security policy see raw values. A view, policy or function there that the restricted role controls (its own, or one owned by a role it is a member of) would see them too, and a function that may read tables (not IMMUTABLE, in SQL or a procedural language) runs its queries as the restricted role, over pseudonyms.".to_string()),
-                Some("Use in such conditions only objects the DBA controls, and IMMUTABLE or built-in functions.".to_string()),
+                Some("The conditions of a DBA's view or row-security policy see raw values. A table, view, policy or function there that the restricted role controls (its own, or one owned by a role it is a member of) would see them too or answer guesses; a function in SQL or a procedural language, or a domain's CHECK, may run the role's code or read tables as the role, over pseudonyms; current_setting() and current_query() hold values the role chose.".to_string()),
+                Some("Use in such conditions only tables and views the DBA controls and built-in or C functions.".to_string()),
             ),
             DeidentError::RestrictedViewQuals { relation } => (
                 ERRCODE_FEATURE_NOT_SUPPORTED,

@@ -494,9 +494,8 @@ unsafe extern "C-unwind" fn allow_raw(node: *mut pg_sys::Node, ctx: *mut std::ff
                 if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION {
                     continue;
                 }
-                if !(*rte).securityQuals.is_null()
-                    && matches!(owner_of((*rte).relid), Owner::Restricted | Owner::Member(_))
-                {
+                // a table the session controls (writes) is a guess oracle too (a review)
+                if matches!(owner_of((*rte).relid), Owner::Restricted | Owner::Member(_)) {
                     DeidentError::RestrictedInDbaCondition { object: rel_name((*rte).relid) }
                         .report();
                 }
@@ -518,44 +517,104 @@ unsafe extern "C-unwind" fn allow_raw(node: *mut pg_sys::Node, ctx: *mut std::ff
 /// as a rule, do C functions: `C_LANGUAGE_ID`).
 const INTERNAL_LANGUAGE_ID: Oid = Oid::from_u32(12);
 
-/// A function that a DBA's condition calls sees raw values (its arguments, and what it reads
-/// itself, were it the DBA's): refused if the restricted session controls it (its owner is
-/// restricted or a role the session is a member of: it could copy the values out, a review
-/// found), or if it may read tables (LANGUAGE sql or a procedural language, not IMMUTABLE):
-/// it runs as the restricted role, its own queries see pseudonyms, and the condition would
-/// let rows through (a review: `WHERE NOT is_secret(id)`, `FROM rows_of_t() p WHERE ...`).
+/// A function that a DBA's condition calls sees raw values (its arguments), and so do the
+/// support functions of an aggregate it calls. Each must be the DBA's and run no SQL of its
+/// own: refused (42501) if the restricted session controls it (its owner is restricted or a
+/// role the session is a member of: it could copy the values out, reviews found), or if it is
+/// in SQL or a procedural language (its body may call the session's functions, or read
+/// tables as the restricted role, over pseudonyms, and let rows through: reviews found both,
+/// also behind IMMUTABLE). `current_setting()` and `current_query()` give the condition a
+/// value the session chose: compared with a raw value, a guess oracle (a review). A cast to a
+/// domain runs its CHECK expressions, which may call anything: refused too.
 ///
 /// # Safety
 /// `node` is a valid node of a DBA's condition.
 unsafe fn dba_condition_call(node: *mut pg_sys::Node) {
     // SAFETY: per the contract; the fields read are those of each node's type.
-    let func = unsafe {
+    let funcs: Vec<Oid> = unsafe {
         match (*node).type_ {
-            pg_sys::NodeTag::T_FuncExpr => (*node.cast::<pg_sys::FuncExpr>()).funcid,
+            pg_sys::NodeTag::T_FuncExpr => vec![(*node.cast::<pg_sys::FuncExpr>()).funcid],
             pg_sys::NodeTag::T_OpExpr
             | pg_sys::NodeTag::T_DistinctExpr
-            | pg_sys::NodeTag::T_NullIfExpr => (*node.cast::<pg_sys::OpExpr>()).opfuncid,
+            | pg_sys::NodeTag::T_NullIfExpr => vec![(*node.cast::<pg_sys::OpExpr>()).opfuncid],
             pg_sys::NodeTag::T_ScalarArrayOpExpr => {
-                (*node.cast::<pg_sys::ScalarArrayOpExpr>()).opfuncid
+                vec![(*node.cast::<pg_sys::ScalarArrayOpExpr>()).opfuncid]
             }
-            pg_sys::NodeTag::T_Aggref => (*node.cast::<pg_sys::Aggref>()).aggfnoid,
-            pg_sys::NodeTag::T_WindowFunc => (*node.cast::<pg_sys::WindowFunc>()).winfnoid,
+            pg_sys::NodeTag::T_Aggref => {
+                aggregate_functions((*node.cast::<pg_sys::Aggref>()).aggfnoid)
+            }
+            pg_sys::NodeTag::T_WindowFunc => {
+                aggregate_functions((*node.cast::<pg_sys::WindowFunc>()).winfnoid)
+            }
+            pg_sys::NodeTag::T_CoerceToDomain => {
+                let domain = (*node.cast::<pg_sys::CoerceToDomain>()).resulttype;
+                DeidentError::RestrictedInDbaCondition { object: type_name(domain) }.report()
+            }
             _ => return,
         }
     };
-    if func == pg_sys::InvalidOid {
-        return;
+    for func in funcs {
+        if func == pg_sys::InvalidOid {
+            continue;
+        }
+        if func == F_CURRENT_SETTING || func == F_CURRENT_SETTING_MISSING || func == F_CURRENT_QUERY
+        {
+            DeidentError::RestrictedInDbaCondition { object: func_name(func) }.report();
+        }
+        let facts =
+            catalog::with_proc(func, |form, _| (form.proowner, form.prolang, form.pronamespace));
+        let Some((owner, lang, namespace)) = facts else { continue };
+        let controlled = owner != pg_sys::InvalidOid
+            && (super::roles::is_restricted(owner) || super::roles::may_act_as(owner));
+        // (PostgreSQL's own SQL-language functions, in pg_catalog, call only built-ins)
+        let runs_sql = lang != INTERNAL_LANGUAGE_ID
+            && lang != C_LANGUAGE_ID
+            && namespace != Oid::from_u32(pg_sys::PG_CATALOG_NAMESPACE);
+        if controlled || runs_sql {
+            DeidentError::RestrictedInDbaCondition { object: func_name(func) }.report();
+        }
     }
-    let facts = catalog::with_proc(func, |form, _| (form.proowner, form.prolang, form.provolatile));
-    let Some((owner, lang, volatile)) = facts else { return };
-    let controlled = owner != pg_sys::InvalidOid
-        && (super::roles::is_restricted(owner) || super::roles::may_act_as(owner));
-    let reads = lang != INTERNAL_LANGUAGE_ID
-        && lang != C_LANGUAGE_ID
-        && volatile != pg_sys::PROVOLATILE_IMMUTABLE as std::ffi::c_char;
-    if controlled || reads {
-        DeidentError::RestrictedInDbaCondition { object: func_name(func) }.report();
+}
+
+/// pg_proc.dat: `current_setting(text)`, `current_setting(text, bool)`, `current_query()`.
+const F_CURRENT_SETTING: Oid = Oid::from_u32(2077);
+const F_CURRENT_SETTING_MISSING: Oid = Oid::from_u32(3294);
+const F_CURRENT_QUERY: Oid = Oid::from_u32(817);
+
+/// The functions a call of `func` runs: itself, and for an aggregate its support functions
+/// (pg_aggregate).
+fn aggregate_functions(func: Oid) -> Vec<Oid> {
+    let mut out = vec![func];
+    // SAFETY: a syscache read in a transaction; the row is released after use.
+    unsafe {
+        let tuple = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::AGGFNOID as i32,
+            pg_sys::Datum::from(func),
+        );
+        if tuple.is_null() {
+            return out;
+        }
+        // pg_aggregate.h: aggtransfn (4) to aggmfinalfn (11), regproc columns
+        for attnum in 4..=11 {
+            let mut isnull = false;
+            let d = pg_sys::SysCacheGetAttr(
+                pg_sys::SysCacheIdentifier::AGGFNOID as i32,
+                tuple,
+                attnum,
+                &mut isnull,
+            );
+            if !isnull {
+                out.push(Oid::from(d.value() as u32));
+            }
+        }
+        pg_sys::ReleaseSysCache(tuple);
     }
+    out
+}
+
+fn type_name(typ: Oid) -> String {
+    // SAFETY: format_type_be palloc's a name, or raises an ERROR for a type that is gone.
+    unsafe { std::ffi::CStr::from_ptr(pg_sys::format_type_be(typ)).to_string_lossy().into_owned() }
 }
 
 fn func_name(func: Oid) -> String {
@@ -746,9 +805,33 @@ unsafe fn output_masked(levels: &[*mut Query], varno: i32, attno: i16, funcs: &[
                 let n = list_ptrs::<RangeTblEntry>((*q).rtable).count() as i32;
                 return (1..=n).any(|i| output_masked(&below, i, attno, funcs));
             }
+            // a window function's or aggregate's value depends on how rows are partitioned,
+            // ordered or grouped: masked if any of that reads a masked value (a review:
+            // `rank() OVER (ORDER BY email LIKE ...)`, `count(*) OVER (PARTITION BY
+            // split_part(email, ...))`)
+            let arranged = || -> bool {
+                let mut refs: Vec<pg_sys::Index> = Vec::new();
+                let mut clauses = |l: *mut pg_sys::List| {
+                    for c in list_ptrs::<pg_sys::SortGroupClause>(l) {
+                        refs.push((*c).tleSortGroupRef);
+                    }
+                };
+                clauses((*q).groupClause);
+                clauses((*q).distinctClause);
+                for wc in list_ptrs::<pg_sys::WindowClause>((*q).windowClause) {
+                    clauses((*wc).partitionClause);
+                    clauses((*wc).orderClause);
+                }
+                !(*q).groupingSets.is_null()
+                    || list_ptrs::<pg_sys::TargetEntry>((*q).targetList).any(|t| {
+                        refs.contains(&(*t).ressortgroupref)
+                            && expr_masked(&below, (*t).expr.cast(), funcs)
+                    })
+            };
             list_ptrs::<pg_sys::TargetEntry>((*q).targetList).any(|tle| {
                 (attno == 0 && !(*tle).resjunk || (*tle).resno == attno)
-                    && expr_masked(&below, (*tle).expr.cast(), funcs)
+                    && (expr_masked(&below, (*tle).expr.cast(), funcs)
+                        || has_aggregate_or_window((*tle).expr.cast()) && arranged())
             })
         };
         match (*rte).rtekind {
@@ -789,6 +872,20 @@ unsafe fn output_masked(levels: &[*mut Query], varno: i32, attno: i16, funcs: &[
             pg_sys::RTEKind::RTE_TABLEFUNC => expr_masked(levels, (*rte).tablefunc.cast(), funcs),
             _ => false,
         }
+    }
+}
+
+/// Does `expr` hold an aggregate or a window function (of its own level)?
+///
+/// # Safety
+/// `expr` is a valid expression.
+unsafe fn has_aggregate_or_window(expr: *mut pg_sys::Node) -> bool {
+    // SAFETY: per the contract; the visitor reads the nodes it is handed.
+    unsafe {
+        walk_tree(expr, false, &mut |n| match (*n).type_ {
+            pg_sys::NodeTag::T_Aggref | pg_sys::NodeTag::T_WindowFunc => Visit::Stop,
+            _ => Visit::Continue,
+        })
     }
 }
 

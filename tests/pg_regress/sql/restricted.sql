@@ -436,6 +436,45 @@ RESET ROLE;
 DROP VIEW regress_r.excl_acc, regress_r.grab_acc;
 DROP VIEW regress_mine.excl;
 DROP FUNCTION regress_mine.grab(text);
+-- A fourth review: a window's or aggregate's value in a FROM subquery depends on an
+-- arrangement by identifier values (0A000); current_setting() hands the condition a value the
+-- role chose (a guess oracle); a function in SQL, even IMMUTABLE, may call the role's code or
+-- read tables as the role; so may a domain's CHECK and an aggregate's support functions; a
+-- table a member-owner holds is one the role can write (all 42501)
+CREATE VIEW regress_r.rank_acc AS SELECT id FROM (SELECT id,
+  rank() OVER (ORDER BY email LIKE '%@secret.com') r FROM regress_r.acc) s WHERE r = 1;
+CREATE VIEW regress_r.setting_acc AS
+  SELECT id FROM regress_r.acc WHERE email = current_setting('regress.me', true);
+CREATE FUNCTION regress_r.norm(e text) RETURNS text LANGUAGE sql IMMUTABLE
+  BEGIN ATOMIC SELECT lower(e); END;
+CREATE VIEW regress_r.norm_acc AS SELECT id FROM regress_r.acc WHERE regress_r.norm(email) NOT LIKE '%@secret.com';
+CREATE DOMAIN regress_r.mail AS text CHECK (VALUE <> '');
+CREATE VIEW regress_r.domain_acc AS SELECT id FROM regress_r.acc WHERE email::regress_r.mail <> 'x';
+CREATE FUNCTION regress_r.keep(s text, e text) RETURNS text LANGUAGE plpgsql IMMUTABLE
+  AS 'BEGIN RETURN e; END';
+CREATE AGGREGATE regress_r.last_mail(text) (SFUNC = regress_r.keep, STYPE = text);
+CREATE VIEW regress_r.agg_acc AS SELECT org FROM regress_r.acc GROUP BY org
+  HAVING regress_r.last_mail(email) IS NOT NULL;
+CREATE TABLE regress_r.suppress (e text);
+ALTER TABLE regress_r.suppress OWNER TO regress_plain;
+CREATE VIEW regress_r.supp_acc AS
+  SELECT id FROM regress_r.acc WHERE email NOT IN (SELECT e FROM regress_r.suppress);
+GRANT SELECT ON regress_r.rank_acc, regress_r.setting_acc, regress_r.norm_acc, regress_r.domain_acc,
+  regress_r.agg_acc, regress_r.supp_acc TO regress_masked, regress_plain;
+SET ROLE regress_masked;
+SET regress.me = 'bob@secret.com';
+\set VERBOSITY sqlstate
+SELECT count(*) FROM regress_r.rank_acc;
+SELECT count(*) FROM regress_r.setting_acc;
+SELECT count(*) FROM regress_r.norm_acc;
+SELECT count(*) FROM regress_r.domain_acc;
+SELECT count(*) FROM regress_r.agg_acc;
+SELECT count(*) FROM regress_r.supp_acc;
+\set VERBOSITY default
+RESET regress.me;
+RESET ROLE;
+DROP VIEW regress_r.supp_acc;
+DROP TABLE regress_r.suppress;
 SET ROLE regress_masked;
 -- OK: the analyst's own view's conditions, and own policies, see only pseudonyms (they could test guesses)
 CREATE VIEW regress_mine.guess AS SELECT id FROM regress_r.acc WHERE email = 'alice@contoso.com';
