@@ -33,6 +33,7 @@ static mut PREV_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
 static mut PREV_EXECUTOR_CHECK_PERMS: pg_sys::ExecutorCheckPerms_hook_type = None;
 static mut PREV_NEEDS_FMGR: pg_sys::needs_fmgr_hook_type = None;
 static mut PREV_FMGR: pg_sys::fmgr_hook_type = None;
+static mut PREV_EMIT_LOG: pg_sys::emit_log_hook_type = None;
 #[cfg(not(any(feature = "pg13", feature = "pg14")))]
 static mut PREV_SHMEM_REQUEST: pg_sys::shmem_request_hook_type = None;
 
@@ -63,6 +64,8 @@ pub fn install() {
         pg_sys::needs_fmgr_hook = Some(needs_fmgr);
         PREV_FMGR = pg_sys::fmgr_hook;
         pg_sys::fmgr_hook = Some(fmgr);
+        PREV_EMIT_LOG = pg_sys::emit_log_hook;
+        pg_sys::emit_log_hook = Some(emit_log);
         pg_sys::CacheRegisterSyscacheCallback(
             pg_sys::SysCacheIdentifier::PROCOID as i32,
             Some(function_changed),
@@ -79,6 +82,69 @@ pub fn install() {
     // Before 15, shared memory is requested from _PG_init itself.
     #[cfg(any(feature = "pg13", feature = "pg14"))]
     request_shared_memory();
+}
+
+/// ERRCODE_TO_CATEGORY of a data exception (SQLSTATE class 22): the first two characters,
+/// six bits each.
+const DATA_EXCEPTION: i32 = (b'2' - b'0') as i32 | (((b'2' - b'0') as i32) << 6);
+/// What a restricted role reads instead of a data exception's message.
+const HIDDEN_VALUE: &str = "invalid value (its text is not shown to a restricted role)";
+const HIDDEN_VALUE_HINT: &str =
+    "The value may be one a view's or policy's condition read before masking: ask the DBA.";
+
+thread_local! {
+    /// Did the last statement the executor ran here run for a restricted role (asked in
+    /// `executor_run`, where the catalog may be read)? `emit_log` reads it.
+    static RESTRICTED_RUN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A data exception (SQLSTATE class 22: a failing cast or input function, a value out of
+/// range) raised while a restricted role's statement runs may quote the value it failed on,
+/// and a DBA's view condition or row-security policy evaluates raw values: a review read a
+/// raw identifier from `invalid input syntax for type integer: "..."`, picking the row with
+/// its own WHERE. For a role that is not surely unrestricted (from the caches alone: this
+/// hook must not read the catalog or fail), such an error's message becomes a fixed one and
+/// its detail goes; its SQLSTATE stays. PostgreSQL calls this hook only for messages it
+/// logs, and with `log_min_messages` at `log`, `fatal` or `panic` it logs no ERROR: then the
+/// message goes out as raised (docs/restricted-roles.md says to keep the default).
+/// (Catching the error around the executor instead, through pgrx's guard, crashed the
+/// server in the regress suite; not kept.)
+#[pg_guard]
+unsafe extern "C-unwind" fn emit_log(edata: *mut pg_sys::ErrorData) {
+    // SAFETY: PostgreSQL hands the error being reported; the strings are palloc'd in the
+    // current (error) context, as elog.c's own.
+    unsafe {
+        if let Some(prev) = PREV_EMIT_LOG {
+            prev(edata);
+        }
+        if edata.is_null()
+            || (*edata).elevel < pgrx::PgLogLevel::ERROR as i32
+            || (*edata).sqlerrcode & 0xFFF != DATA_EXCEPTION
+            || ours(edata)
+            || !RESTRICTED_RUN.get() && crate::enforcement::roles::surely_unrestricted()
+        {
+            return;
+        }
+        let message = std::ffi::CString::new(HIDDEN_VALUE).unwrap_or_default();
+        let hint = std::ffi::CString::new(HIDDEN_VALUE_HINT).unwrap_or_default();
+        (*edata).message = pg_sys::pstrdup(message.as_ptr());
+        (*edata).detail = std::ptr::null_mut();
+        (*edata).detail_log = std::ptr::null_mut();
+        (*edata).hint = pg_sys::pstrdup(hint.as_ptr());
+    }
+}
+
+/// Was the error raised by pg_deident itself (its source file a Rust one)? Those never quote a
+/// raw value.
+///
+/// # Safety
+/// `edata` is the error being reported.
+unsafe fn ours(edata: *mut pg_sys::ErrorData) -> bool {
+    // SAFETY: per the contract; filename is a static C string or NULL.
+    unsafe {
+        let file = (*edata).filename;
+        !file.is_null() && std::ffi::CStr::from_ptr(file).to_bytes().ends_with(b".rs")
+    }
 }
 
 /// Everything pg_deident keeps in shared memory: the key ring slots and the privacy ledger.
@@ -206,6 +272,9 @@ unsafe extern "C-unwind" fn executor_run(
     unsafe {
         let stmt = (*query_desc).plannedstmt;
         let parallel = !stmt.is_null() && (*stmt).parallelModeNeeded;
+        let restricted =
+            !enforcement::surely_unrestricted() && enforcement::current_is_restricted();
+        RESTRICTED_RUN.set(restricted);
         if !enforcement::surely_unrestricted() {
             check_before_run(query_desc, stmt);
         }

@@ -494,8 +494,10 @@ unsafe extern "C-unwind" fn allow_raw(node: *mut pg_sys::Node, ctx: *mut std::ff
                 if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION {
                     continue;
                 }
-                // a table the session controls (writes) is a guess oracle too (a review)
-                if matches!(owner_of((*rte).relid), Owner::Restricted | Owner::Member(_)) {
+                // a table the session controls or may write is a guess oracle too (reviews)
+                if matches!(owner_of((*rte).relid), Owner::Restricted | Owner::Member(_))
+                    || super::roles::may_write((*rte).relid)
+                {
                     DeidentError::RestrictedInDbaCondition { object: rel_name((*rte).relid) }
                         .report();
                 }
@@ -557,13 +559,18 @@ unsafe fn dba_condition_call(node: *mut pg_sys::Node) {
         if func == pg_sys::InvalidOid {
             continue;
         }
-        if func == F_CURRENT_SETTING || func == F_CURRENT_SETTING_MISSING || func == F_CURRENT_QUERY
+        let facts = catalog::with_proc(func, |form, _| {
+            let name = form.proname.data.as_ptr();
+            let name = std::ffi::CStr::from_ptr(name).to_bytes().to_vec();
+            (form.proowner, form.prolang, form.pronamespace, name, form.pronargs)
+        });
+        let Some((owner, lang, namespace, name, nargs)) = facts else { continue };
+        if namespace == Oid::from_u32(pg_sys::PG_CATALOG_NAMESPACE)
+            && (SESSION_STEERED.contains(&name.as_slice())
+                || nargs == 1 && TEXT_SEARCH_DEFAULTS.contains(&name.as_slice()))
         {
             DeidentError::RestrictedInDbaCondition { object: func_name(func) }.report();
         }
-        let facts =
-            catalog::with_proc(func, |form, _| (form.proowner, form.prolang, form.pronamespace));
-        let Some((owner, lang, namespace)) = facts else { continue };
         let controlled = owner != pg_sys::InvalidOid
             && (super::roles::is_restricted(owner) || super::roles::may_act_as(owner));
         // (PostgreSQL's own SQL-language functions, in pg_catalog, call only built-ins)
@@ -576,10 +583,34 @@ unsafe fn dba_condition_call(node: *mut pg_sys::Node) {
     }
 }
 
-/// pg_proc.dat: `current_setting(text)`, `current_setting(text, bool)`, `current_query()`.
-const F_CURRENT_SETTING: Oid = Oid::from_u32(2077);
-const F_CURRENT_SETTING_MISSING: Oid = Oid::from_u32(3294);
-const F_CURRENT_QUERY: Oid = Oid::from_u32(817);
+/// Built-ins whose result the session steers: values it chose (settings, its query text,
+/// its application_name through pg_stat_activity), or SQL text they run with its search_path
+/// (reviews found a guess oracle in each kind).
+const SESSION_STEERED: [&[u8]; 13] = [
+    b"current_setting",
+    b"current_query",
+    b"pg_show_all_settings",
+    b"pg_stat_get_activity",
+    b"query_to_xml",
+    b"query_to_xmlschema",
+    b"query_to_xml_and_xmlschema",
+    b"cursor_to_xml",
+    b"cursor_to_xmlschema",
+    b"ts_stat",
+    b"ts_rewrite",
+    b"pg_settings_get_flags",
+    b"set_config",
+];
+/// Text search functions that, with one argument, use `default_text_search_config`, a
+/// setting the session can point at a configuration of its own (a review).
+const TEXT_SEARCH_DEFAULTS: [&[u8]; 6] = [
+    b"to_tsvector",
+    b"to_tsquery",
+    b"plainto_tsquery",
+    b"phraseto_tsquery",
+    b"websearch_to_tsquery",
+    b"json_to_tsvector",
+];
 
 /// The functions a call of `func` runs: itself, and for an aggregate its support functions
 /// (pg_aggregate).

@@ -120,6 +120,25 @@ pub fn may_act_as(owner: pg_sys::Oid) -> bool {
     }
 }
 
+/// May the restricted session (its login, or its current role if restricted) change the rows
+/// of `relid` (INSERT, UPDATE, DELETE or TRUNCATE, also through pg_write_all_data)? A DBA's
+/// condition that reads such a table answers guesses the session writes into it.
+pub fn may_write(relid: pg_sys::Oid) -> bool {
+    const WRITES: pg_sys::AclMode =
+        (pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE | pg_sys::ACL_DELETE | pg_sys::ACL_TRUNCATE)
+            as pg_sys::AclMode;
+    // SAFETY: plain reads of miscinit.c's state, and acl.c's checks inside a transaction.
+    unsafe {
+        if !is_transaction_state() {
+            return false;
+        }
+        [get_session_user_id(), get_user_id()].into_iter().any(|u| {
+            is_restricted(u)
+                && pg_sys::pg_class_aclmask(relid, u, WRITES, pg_sys::AclMaskHow::ACLMASK_ANY) != 0
+        })
+    }
+}
+
 pub fn is_restricted(user: pg_sys::Oid) -> bool {
     if user == pg_sys::InvalidOid {
         return false;

@@ -475,6 +475,41 @@ RESET regress.me;
 RESET ROLE;
 DROP VIEW regress_r.supp_acc;
 DROP TABLE regress_r.suppress;
+-- A fifth review: a DBA's condition that fails on a raw value quoted it in the error
+-- (`invalid input syntax for type integer: "x9"`): a restricted role's data exceptions now
+-- read the same for every value; a table the role may write, read by a DBA's condition, is
+-- a guess oracle (42501); so are pg_settings (application_name) and the one-argument text
+-- search functions (default_text_search_config may name the role's own configuration).
+CREATE TABLE regress_r.codes (id int, code text);
+INSERT INTO regress_r.codes VALUES (1, '12'), (2, 'x9');
+SECURITY LABEL FOR deident ON COLUMN regress_r.codes.code IS 'identifier';
+CREATE VIEW regress_r.cast_codes AS SELECT id FROM regress_r.codes WHERE code::int > 0;
+CREATE TABLE regress_r.writable (email text);
+GRANT SELECT, INSERT ON regress_r.writable TO regress_masked;
+CREATE VIEW regress_r.writable_acc AS
+  SELECT id FROM regress_r.acc WHERE email NOT IN (SELECT email FROM regress_r.writable);
+CREATE VIEW regress_r.settings_acc AS SELECT id FROM regress_r.acc
+  WHERE email = (SELECT setting FROM pg_settings WHERE name = 'application_name');
+CREATE VIEW regress_r.ts_acc AS SELECT id FROM regress_r.acc
+  WHERE NOT (to_tsvector(email) @@ to_tsquery('bob'));
+GRANT SELECT ON regress_r.codes, regress_r.cast_codes, regress_r.writable_acc,
+  regress_r.settings_acc, regress_r.ts_acc TO regress_masked;
+-- (this suite's server sets log_min_messages = log, under which PostgreSQL logs no ERROR
+-- and the hook that hides the value is not called: the default, warning, is needed)
+SET log_min_messages = warning;
+SET ROLE regress_masked;
+SELECT id FROM regress_r.cast_codes WHERE id = 2;
+\set VERBOSITY sqlstate
+SELECT count(*) FROM regress_r.writable_acc;
+SELECT count(*) FROM regress_r.settings_acc;
+SELECT count(*) FROM regress_r.ts_acc;
+\set VERBOSITY default
+RESET ROLE;
+-- the same error, for a role that is not restricted, says what failed
+SELECT id FROM regress_r.cast_codes WHERE id = 2;
+RESET log_min_messages;
+DROP VIEW regress_r.cast_codes, regress_r.writable_acc, regress_r.settings_acc, regress_r.ts_acc;
+DROP TABLE regress_r.codes, regress_r.writable;
 SET ROLE regress_masked;
 -- OK: the analyst's own view's conditions, and own policies, see only pseudonyms (they could test guesses)
 CREATE VIEW regress_mine.guess AS SELECT id FROM regress_r.acc WHERE email = 'alice@contoso.com';
