@@ -759,28 +759,12 @@ fn dp_kind(aggfnoid: pg_sys::Oid) -> Option<DpKind> {
 }
 
 fn dp_kind_uncached(aggfnoid: pg_sys::Oid) -> Option<DpKind> {
-    // SAFETY: syscache reads in a transaction.
-    unsafe {
-        let tuple = pg_sys::SearchSysCache1(
-            pg_sys::SysCacheIdentifier::AGGFNOID as i32,
-            pg_sys::Datum::from(aggfnoid),
-        );
-        if tuple.is_null() {
-            return None;
-        }
-        let column = |attnum: i16| {
-            let mut isnull = false;
-            let d = pg_sys::SysCacheGetAttr(
-                pg_sys::SysCacheIdentifier::AGGFNOID as i32,
-                tuple,
-                attnum,
-                &mut isnull,
-            );
-            (!isnull).then(|| pg_sys::Oid::from(d.value() as u32))
-        };
-        let (trans, fin) =
-            (column(ANUM_PG_AGGREGATE_AGGTRANSFN), column(ANUM_PG_AGGREGATE_AGGFINALFN));
-        pg_sys::ReleaseSysCache(tuple);
+    {
+        let columns = crate::enforcement::catalog::aggregate_functions(
+            aggfnoid,
+            &[ANUM_PG_AGGREGATE_AGGTRANSFN, ANUM_PG_AGGREGATE_AGGFINALFN],
+        )?;
+        let (trans, fin) = (columns[0], columns[1]);
         let name = |f: pg_sys::Oid| our_function_name(f);
         let fin = name(fin?)?;
         if !(fin.starts_with("_dp_") && fin.ends_with("_final")) {

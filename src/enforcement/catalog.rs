@@ -565,6 +565,39 @@ pub fn with_proc<R>(
 }
 
 /// The language of a function (pg_language OID), if the function exists.
+/// The regproc columns `attnums` of aggregate `aggfnoid`'s pg_aggregate row (None for a
+/// NULL or missing one), or None when it is not an aggregate.
+pub fn aggregate_functions(
+    aggfnoid: pg_sys::Oid,
+    attnums: &[i16],
+) -> Option<Vec<Option<pg_sys::Oid>>> {
+    // SAFETY: a syscache read in a transaction; the row is released after use.
+    unsafe {
+        let tuple = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::AGGFNOID as i32,
+            pg_sys::Datum::from(aggfnoid),
+        );
+        if tuple.is_null() {
+            return None;
+        }
+        let columns = attnums
+            .iter()
+            .map(|&attnum| {
+                let mut isnull = false;
+                let d = pg_sys::SysCacheGetAttr(
+                    pg_sys::SysCacheIdentifier::AGGFNOID as i32,
+                    tuple,
+                    attnum,
+                    &mut isnull,
+                );
+                (!isnull).then(|| pg_sys::Oid::from(d.value() as u32))
+            })
+            .collect();
+        pg_sys::ReleaseSysCache(tuple);
+        Some(columns)
+    }
+}
+
 pub fn func_language(func: pg_sys::Oid) -> Option<pg_sys::Oid> {
     with_proc(func, |form, _| form.prolang)
 }

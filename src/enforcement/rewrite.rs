@@ -322,13 +322,30 @@ unsafe fn dba_view_source(query: *mut Query, view: Oid, ctx: &mut Ctx) {
         if quals.is_empty() {
             return;
         }
+        refuse_pseudonym_tests(query, &quals, view, ctx);
+    }
+}
+
+/// Refuses (0A000) expressions of a DBA's view `view`, rewritten as the role's own, that
+/// would test pseudonyms where the DBA meant raw values: that read a masked value, use a
+/// subquery, or read an outer level (a LATERAL subquery's condition on the view's table,
+/// which this check does not resolve; a review).
+///
+/// # Safety
+/// `query` is a valid Query that the rewrite has finished; `exprs` are expressions of it.
+unsafe fn refuse_pseudonym_tests(
+    query: *mut Query,
+    exprs: &[*mut pg_sys::Node],
+    view: Oid,
+    ctx: &mut Ctx,
+) {
+    // SAFETY: per the contract.
+    unsafe {
         let funcs = ctx.funcs().oids();
-        // an outer reference (a LATERAL subquery's condition on the view's table) reads a
-        // level this check does not resolve: refused too (a review)
         let outer =
             |q: *mut pg_sys::Node| visit_vars(q, 0, &mut |var, depth| (*var).varlevelsup > depth);
-        if quals.iter().any(|&q| pg_sys::checkExprHasSubLink(q) || outer(q))
-            || quals_read_masked(query, &quals, &funcs)
+        if exprs.iter().any(|&q| pg_sys::checkExprHasSubLink(q) || outer(q))
+            || quals_read_masked(query, exprs, &funcs)
         {
             DeidentError::RestrictedViewQuals { relation: rel_name(view) }.report();
         }
@@ -359,17 +376,7 @@ unsafe fn dba_view_filters(query: *mut Query, view: Oid, ctx: &mut Ctx) {
                 Visit::Continue
             });
         }
-        if filters.is_empty() {
-            return;
-        }
-        let funcs = ctx.funcs().oids();
-        let outer =
-            |q: *mut pg_sys::Node| visit_vars(q, 0, &mut |var, depth| (*var).varlevelsup > depth);
-        if filters.iter().any(|&f| pg_sys::checkExprHasSubLink(f) || outer(f))
-            || quals_read_masked(query, &filters, &funcs)
-        {
-            DeidentError::RestrictedViewQuals { relation: rel_name(view) }.report();
-        }
+        refuse_pseudonym_tests(query, &filters, view, ctx);
     }
 }
 
@@ -613,33 +620,11 @@ const TEXT_SEARCH_DEFAULTS: [&[u8]; 6] = [
 ];
 
 /// The functions a call of `func` runs: itself, and for an aggregate its support functions
-/// (pg_aggregate).
+/// (pg_aggregate.h: aggtransfn, 4, to aggmfinalfn, 11).
 fn aggregate_functions(func: Oid) -> Vec<Oid> {
     let mut out = vec![func];
-    // SAFETY: a syscache read in a transaction; the row is released after use.
-    unsafe {
-        let tuple = pg_sys::SearchSysCache1(
-            pg_sys::SysCacheIdentifier::AGGFNOID as i32,
-            pg_sys::Datum::from(func),
-        );
-        if tuple.is_null() {
-            return out;
-        }
-        // pg_aggregate.h: aggtransfn (4) to aggmfinalfn (11), regproc columns
-        for attnum in 4..=11 {
-            let mut isnull = false;
-            let d = pg_sys::SysCacheGetAttr(
-                pg_sys::SysCacheIdentifier::AGGFNOID as i32,
-                tuple,
-                attnum,
-                &mut isnull,
-            );
-            if !isnull {
-                out.push(Oid::from(d.value() as u32));
-            }
-        }
-        pg_sys::ReleaseSysCache(tuple);
-    }
+    let support = catalog::aggregate_functions(func, &[4, 5, 6, 7, 8, 9, 10, 11]);
+    out.extend(support.into_iter().flatten().flatten());
     out
 }
 
