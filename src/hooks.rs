@@ -130,6 +130,8 @@ unsafe extern "C-unwind" fn emit_log(edata: *mut pg_sys::ErrorData) {
         (*edata).message = pg_sys::pstrdup(message.as_ptr());
         (*edata).detail = std::ptr::null_mut();
         (*edata).detail_log = std::ptr::null_mut();
+        // (a JSON parse error's context quotes the input up to the error: a review)
+        (*edata).context = std::ptr::null_mut();
         (*edata).hint = pg_sys::pstrdup(hint.as_ptr());
     }
 }

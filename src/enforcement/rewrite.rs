@@ -559,6 +559,18 @@ unsafe fn dba_condition_call(node: *mut pg_sys::Node) {
                 let domain = (*node.cast::<pg_sys::CoerceToDomain>()).resulttype;
                 DeidentError::RestrictedInDbaCondition { object: type_name(domain) }.report()
             }
+            // An input function (a cast through text to integer, date, jsonb ...) that fails
+            // quotes the raw value in its error, which the role's own PL/pgSQL can catch and
+            // read (a review; the message scrub in hooks.rs sees only reported errors): only
+            // casts to text types, whose input cannot fail, are allowed.
+            pg_sys::NodeTag::T_CoerceViaIO => {
+                let target = (*node.cast::<pg_sys::CoerceViaIO>()).resulttype;
+                let text_like = [pg_sys::TEXTOID, pg_sys::VARCHAROID, pg_sys::BPCHAROID];
+                if !text_like.contains(&target) {
+                    DeidentError::RestrictedInDbaCondition { object: type_name(target) }.report()
+                }
+                return;
+            }
             _ => return,
         }
     };
@@ -574,7 +586,8 @@ unsafe fn dba_condition_call(node: *mut pg_sys::Node) {
         let Some((owner, lang, namespace, name, nargs)) = facts else { continue };
         if namespace == Oid::from_u32(pg_sys::PG_CATALOG_NAMESPACE)
             && (SESSION_STEERED.contains(&name.as_slice())
-                || nargs == 1 && TEXT_SEARCH_DEFAULTS.contains(&name.as_slice()))
+                || nargs == 1 && TEXT_SEARCH_DEFAULTS.contains(&name.as_slice())
+                || NAME_LOOKUPS.contains(&name.as_slice()) && text_argument(node))
         {
             DeidentError::RestrictedInDbaCondition { object: func_name(func) }.report();
         }
@@ -593,7 +606,59 @@ unsafe fn dba_condition_call(node: *mut pg_sys::Node) {
 /// Built-ins whose result the session steers: values it chose (settings, its query text,
 /// its application_name through pg_stat_activity), or SQL text they run with its search_path
 /// (reviews found a guess oracle in each kind).
-const SESSION_STEERED: [&[u8]; 13] = [
+/// Built-ins that look a name up, or parse their text: given a value (not a constant of the
+/// condition), an unknown name or a parse error quotes the raw value in its error, which the
+/// role's PL/pgSQL can catch, or the answer depends on the session's search_path (a review).
+/// With OIDs and constants (as PostgreSQL's own catalog views call them) they are allowed.
+const NAME_LOOKUPS: &[&[u8]] = &[
+    b"pg_has_role",
+    b"has_table_privilege",
+    b"has_column_privilege",
+    b"has_any_column_privilege",
+    b"has_schema_privilege",
+    b"has_database_privilege",
+    b"has_function_privilege",
+    b"has_sequence_privilege",
+    b"has_type_privilege",
+    b"has_language_privilege",
+    b"has_server_privilege",
+    b"has_tablespace_privilege",
+    b"has_foreign_data_wrapper_privilege",
+    b"has_parameter_privilege",
+    b"regclass",
+    b"to_regclass",
+    b"to_regproc",
+    b"to_regprocedure",
+    b"to_regoper",
+    b"to_regoperator",
+    b"to_regtype",
+    b"to_regnamespace",
+    b"to_regrole",
+    b"to_regcollation",
+    // tsquery parsing errors quote the text
+    b"to_tsquery",
+];
+
+/// Does the call `node` take a text-like argument that is not a constant?
+///
+/// # Safety
+/// `node` is a valid node.
+unsafe fn text_argument(node: *mut pg_sys::Node) -> bool {
+    // SAFETY: per the contract; a FuncExpr's args are expressions.
+    unsafe {
+        if (*node).type_ != pg_sys::NodeTag::T_FuncExpr {
+            return false;
+        }
+        list_ptrs::<pg_sys::Node>((*node.cast::<pg_sys::FuncExpr>()).args).any(|arg| {
+            let typ = pg_sys::exprType(arg);
+            let text_like =
+                [pg_sys::TEXTOID, pg_sys::NAMEOID, pg_sys::VARCHAROID, pg_sys::BPCHAROID];
+            text_like.contains(&typ) && (*arg).type_ != pg_sys::NodeTag::T_Const
+        })
+    }
+}
+
+const SESSION_STEERED: &[&[u8]] = &[
     b"current_setting",
     b"current_query",
     b"pg_show_all_settings",

@@ -134,7 +134,14 @@ pub fn may_write(relid: pg_sys::Oid) -> bool {
         }
         [get_session_user_id(), get_user_id()].into_iter().any(|u| {
             is_restricted(u)
-                && pg_sys::pg_class_aclmask(relid, u, WRITES, pg_sys::AclMaskHow::ACLMASK_ANY) != 0
+                && (pg_sys::pg_class_aclmask(relid, u, WRITES, pg_sys::AclMaskHow::ACLMASK_ANY) != 0
+                    // a column's INSERT or UPDATE privilege is enough to write a guess (a review)
+                    || pg_sys::pg_attribute_aclcheck_all(
+                        relid,
+                        u,
+                        (pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE) as pg_sys::AclMode,
+                        pg_sys::AclMaskHow::ACLMASK_ANY,
+                    ) == pg_sys::AclResult::ACLCHECK_OK)
         })
     }
 }

@@ -477,7 +477,8 @@ DROP VIEW regress_r.supp_acc;
 DROP TABLE regress_r.suppress;
 -- A fifth review: a DBA's condition that fails on a raw value quoted it in the error
 -- (`invalid input syntax for type integer: "x9"`): a restricted role's data exceptions now
--- read the same for every value; a table the role may write, read by a DBA's condition, is
+-- read the same for every value (hooks.rs), and since the sixth review such a cast in a DBA's
+-- condition is refused before it runs (below); a table the role may write, read by a DBA's condition, is
 -- a guess oracle (42501); so are pg_settings (application_name) and the one-argument text
 -- search functions (default_text_search_config may name the role's own configuration).
 CREATE TABLE regress_r.codes (id int, code text);
@@ -508,6 +509,29 @@ RESET ROLE;
 -- the same error, for a role that is not restricted, says what failed
 SELECT id FROM regress_r.cast_codes WHERE id = 2;
 RESET log_min_messages;
+-- A sixth review: the role's own PL/pgSQL caught that error and read its text (the scrub sees
+-- only reported errors). So a DBA's condition may not cast through an input function that
+-- can fail (casts to text types only), nor look names up (pg_has_role, regclass, ...), nor
+-- parse a tsquery (42501); a column privilege to write is a write (42501).
+CREATE TABLE regress_r.colwrite (email text);
+GRANT INSERT (email) ON regress_r.colwrite TO regress_masked;
+CREATE VIEW regress_r.colwrite_acc AS
+  SELECT id FROM regress_r.acc WHERE email NOT IN (SELECT email FROM regress_r.colwrite);
+CREATE VIEW regress_r.role_acc AS SELECT id FROM regress_r.acc
+  WHERE NOT pg_has_role(email, 'pg_monitor', 'member');
+GRANT SELECT ON regress_r.codes, regress_r.cast_codes, regress_r.colwrite_acc, regress_r.role_acc TO regress_masked;
+SET ROLE regress_masked;
+DO $$ BEGIN
+  PERFORM id FROM regress_r.cast_codes WHERE id = 2;
+EXCEPTION WHEN others THEN RAISE NOTICE 'caught: %', SQLERRM;
+END $$;
+\set VERBOSITY sqlstate
+SELECT count(*) FROM regress_r.colwrite_acc;
+SELECT count(*) FROM regress_r.role_acc;
+\set VERBOSITY default
+RESET ROLE;
+DROP VIEW regress_r.colwrite_acc, regress_r.role_acc;
+DROP TABLE regress_r.colwrite;
 DROP VIEW regress_r.cast_codes, regress_r.writable_acc, regress_r.settings_acc, regress_r.ts_acc;
 DROP TABLE regress_r.codes, regress_r.writable;
 SET ROLE regress_masked;
