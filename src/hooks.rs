@@ -94,7 +94,7 @@ const HIDDEN_VALUE_HINT: &str =
 
 thread_local! {
     /// Did the last statement the executor ran here run for a restricted role (asked in
-    /// `executor_run`, where the catalog may be read)? `emit_log` reads it.
+    /// `check_before_run`, where the catalog may be read)? `emit_log` reads it.
     static RESTRICTED_RUN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
@@ -274,10 +274,9 @@ unsafe extern "C-unwind" fn executor_run(
     unsafe {
         let stmt = (*query_desc).plannedstmt;
         let parallel = !stmt.is_null() && (*stmt).parallelModeNeeded;
-        let restricted =
-            !enforcement::surely_unrestricted() && enforcement::current_is_restricted();
-        RESTRICTED_RUN.set(restricted);
-        if !enforcement::surely_unrestricted() {
+        if enforcement::surely_unrestricted() {
+            RESTRICTED_RUN.set(false);
+        } else {
             check_before_run(query_desc, stmt);
         }
         let depth = query_running(query_desc, parallel);
@@ -318,6 +317,8 @@ unsafe extern "C-unwind" fn check_before_run(
     query_desc: *mut pg_sys::QueryDesc,
     stmt: *mut pg_sys::PlannedStmt,
 ) {
+    // (asked here, guarded: it may read the catalog)
+    RESTRICTED_RUN.set(enforcement::current_is_restricted());
     // SAFETY: the QueryDesc about to run, and its PlannedStmt or NULL.
     unsafe { enforcement::check_before_run(query_desc as usize, stmt) }
 }
