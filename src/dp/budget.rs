@@ -164,18 +164,6 @@ fn charged_roles() -> Vec<pg_sys::Oid> {
     }
 }
 
-fn role_name(role: u32) -> String {
-    // SAFETY: GetUserNameFromId with noerr returns NULL for a role that no longer exists.
-    unsafe {
-        let p = pg_sys::GetUserNameFromId(pg_sys::Oid::from(role), true);
-        if p.is_null() {
-            role.to_string()
-        } else {
-            std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
-        }
-    }
-}
-
 /// Failures of a charge, found with the lock held and raised after it is released.
 enum Refusal {
     NoBudget(u32),
@@ -189,9 +177,11 @@ enum Refusal {
 impl Refusal {
     fn report(self, asked: u64) -> ! {
         match self {
-            Refusal::NoBudget(role) => DeidentError::NoPrivacyBudget { role: role_name(role) },
+            Refusal::NoBudget(role) => DeidentError::NoPrivacyBudget {
+                role: crate::enforcement::catalog::role_name(pg_sys::Oid::from(role)),
+            },
             Refusal::Exhausted { role, remaining } => DeidentError::PrivacyBudgetExhausted {
-                role: role_name(role),
+                role: crate::enforcement::catalog::role_name(pg_sys::Oid::from(role)),
                 asked: ledger::epsilon(asked),
                 remaining: ledger::epsilon(remaining),
             },

@@ -709,6 +709,28 @@ pub fn tree_labelled(relid: pg_sys::Oid) -> bool {
     roots.into_iter().any(|root| !column_labels(root, true).is_empty())
 }
 
+/// A role's name, or its OID as text when it no longer exists (for messages).
+pub fn role_name(role: pg_sys::Oid) -> String {
+    // SAFETY: a syscache lookup; NULL (noerr) for a role that no longer exists.
+    let name = unsafe { pg_sys::GetUserNameFromId(role, true) };
+    if name.is_null() {
+        return role.to_u32().to_string();
+    }
+    // SAFETY: a palloc'd C string.
+    unsafe { std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned() }
+}
+
+/// A function's name, or its OID as text when it no longer exists (for messages).
+pub fn func_name(func: pg_sys::Oid) -> String {
+    // SAFETY: a syscache lookup; NULL for a function that no longer exists.
+    let name = unsafe { pg_sys::get_func_name(func) };
+    if name.is_null() {
+        return func.to_u32().to_string();
+    }
+    // SAFETY: a palloc'd C string.
+    unsafe { std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned() }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -111,7 +111,7 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, ctx: *mut std::ffi::
                         {
                             DeidentError::RestrictedMemberOwner {
                                 relation: rel_name((*rte).relid),
-                                owner: role_name(owner),
+                                owner: catalog::role_name(owner),
                             }
                             .report();
                         }
@@ -188,7 +188,7 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, ctx: *mut std::ffi::
                 if raw_quals.iter().any(|&q| pg_sys::checkExprHasSubLink(q)) {
                     DeidentError::RestrictedMemberOwner {
                         relation: view_name(query),
-                        owner: role_name(owner),
+                        owner: catalog::role_name(owner),
                     }
                     .report();
                 }
@@ -468,16 +468,6 @@ fn owner_of(relid: Oid) -> Owner {
     }
 }
 
-fn role_name(role: Oid) -> String {
-    // SAFETY: a syscache lookup; NULL for a role that no longer exists.
-    let name = unsafe { pg_sys::GetUserNameFromId(role, true) };
-    if name.is_null() {
-        return role.to_u32().to_string();
-    }
-    // SAFETY: a palloc'd C string.
-    unsafe { std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned() }
-}
-
 /// Walks a DBA's row-security condition: every relation it reads keeps its raw columns; their
 /// SELECT privilege is checked here and their bits taken away, so the tripwire knows these
 /// reads are the policy's.
@@ -589,7 +579,7 @@ unsafe fn dba_condition_call(node: *mut pg_sys::Node) {
                 || nargs == 1 && TEXT_SEARCH_DEFAULTS.contains(&name.as_slice())
                 || NAME_LOOKUPS.contains(&name.as_slice()) && text_argument(node))
         {
-            DeidentError::RestrictedInDbaCondition { object: func_name(func) }.report();
+            DeidentError::RestrictedInDbaCondition { object: catalog::func_name(func) }.report();
         }
         let controlled = owner != pg_sys::InvalidOid
             && (super::roles::is_restricted(owner) || super::roles::may_act_as(owner));
@@ -598,7 +588,7 @@ unsafe fn dba_condition_call(node: *mut pg_sys::Node) {
             && lang != C_LANGUAGE_ID
             && namespace != Oid::from_u32(pg_sys::PG_CATALOG_NAMESPACE);
         if controlled || runs_sql {
-            DeidentError::RestrictedInDbaCondition { object: func_name(func) }.report();
+            DeidentError::RestrictedInDbaCondition { object: catalog::func_name(func) }.report();
         }
     }
 }
@@ -698,16 +688,6 @@ fn type_name(typ: Oid) -> String {
     unsafe { std::ffi::CStr::from_ptr(pg_sys::format_type_be(typ)).to_string_lossy().into_owned() }
 }
 
-fn func_name(func: Oid) -> String {
-    // SAFETY: a syscache lookup; NULL for a function that no longer exists.
-    let name = unsafe { pg_sys::get_func_name(func) };
-    if name.is_null() {
-        return func.to_u32().to_string();
-    }
-    // SAFETY: a palloc'd C string.
-    unsafe { std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned() }
-}
-
 /// # Safety
 /// `query` is a valid Query.
 unsafe fn rewrite_rtable(query: *mut Query, ctx: &mut Ctx, raw_quals: &[*mut pg_sys::Node]) {
@@ -775,7 +755,7 @@ unsafe fn rewrite_rtable(query: *mut Query, ctx: &mut Ctx, raw_quals: &[*mut pg_
                 if let Some(owner) = ctx.member_view {
                     DeidentError::RestrictedMemberOwner {
                         relation: view_name(query),
-                        owner: role_name(owner),
+                        owner: catalog::role_name(owner),
                     }
                     .report();
                 }
@@ -1063,12 +1043,26 @@ unsafe fn is_marked_call(node: *mut pg_sys::Node, funcs: &[Oid; 4]) -> bool {
 /// # Safety
 /// `query` is a valid Query and `rti` one of its relation entries.
 unsafe fn already_masked(query: *mut Query, rti: i32, identifiers: &[i16], funcs: &Funcs) -> bool {
-    let mut ctx = Masked::new(rti, identifiers, funcs.oids(), false);
-    // SAFETY: per the contract; the walker is a guarded C callback.
+    let funcs = funcs.oids();
+    // SAFETY: per the contract; the visitors read the nodes they are handed.
     unsafe {
-        pg_sys::query_tree_walker(query, Some(masked_walker), (&raw mut ctx).cast(), 0);
+        walk_tree_levels(query.cast(), true, &mut |n, levels| {
+            if !is_marked_call(n, &funcs) {
+                return Visit::Continue;
+            }
+            // inside the call: the entry's columns, at the depth of the call's own query
+            let reads = visit_vars(n, levels.saturating_sub(1), &mut |var, depth| {
+                (*var).varno == rti
+                    && (*var).varlevelsup == depth
+                    && identifiers.contains(&(*var).varattno)
+            });
+            if reads {
+                Visit::Stop
+            } else {
+                Visit::Skip
+            }
+        })
     }
-    ctx.marked > 0
 }
 
 /// Do a view's conditions read an identifier column (or the whole row) of entry `rti` of the
@@ -1077,86 +1071,14 @@ unsafe fn already_masked(query: *mut Query, rti: i32, identifiers: &[i16], funcs
 /// # Safety
 /// The conditions are valid expressions of the query that holds `rti`.
 unsafe fn quals_read(quals: &[*mut pg_sys::Node], rti: i32, identifiers: &[i16]) -> bool {
-    let mut ctx = Masked::new(rti, identifiers, [pg_sys::InvalidOid; 4], true);
-    for &q in quals {
-        // SAFETY: per the contract; the walker is a guarded C callback.
-        unsafe { masked_walker(q, (&raw mut ctx).cast()) };
-    }
-    ctx.marked > 0
-}
-
-struct Masked {
-    rti: i32,
-    identifiers: Vec<i16>,
-    funcs: [Oid; 4],
-    /// Query levels below the entry's.
-    depth: u32,
-    /// Marked masking calls entered.
-    inside: u32,
-    /// References to the identifier columns inside marked masking calls (or anywhere, and
-    /// whole-row ones, when `every`).
-    marked: u32,
-    every: bool,
-}
-
-impl Masked {
-    fn new(rti: i32, identifiers: &[i16], funcs: [Oid; 4], every: bool) -> Masked {
-        Masked {
-            rti,
-            identifiers: identifiers.to_vec(),
-            funcs,
-            depth: 0,
-            inside: 0,
-            marked: 0,
-            every,
-        }
-    }
-}
-
-#[pgrx::pg_guard]
-unsafe extern "C-unwind" fn masked_walker(
-    node: *mut pg_sys::Node,
-    ctx: *mut std::ffi::c_void,
-) -> bool {
-    if node.is_null() {
-        return false;
-    }
-    // SAFETY: node is a valid Node; ctx is the Masked that already_masked passed.
-    unsafe {
-        let m = &mut *ctx.cast::<Masked>();
-        match (*node).type_ {
-            pg_sys::NodeTag::T_Query => {
-                m.depth += 1;
-                let stop = pg_sys::query_tree_walker(node.cast(), Some(masked_walker), ctx, 0);
-                m.depth -= 1;
-                stop
-            }
-            pg_sys::NodeTag::T_Var => {
-                let var = node.cast::<pg_sys::Var>();
-                if (*var).varno == m.rti
-                    && (*var).varlevelsup == m.depth
-                    && (m.inside > 0 || m.every)
-                    && (m.identifiers.contains(&(*var).varattno)
-                        || (m.every && (*var).varattno == 0))
-                {
-                    m.marked += 1;
-                }
-                false
-            }
-            pg_sys::NodeTag::T_FuncExpr => {
-                let marked = is_marked_call(node, &m.funcs);
-                if marked {
-                    m.inside += 1;
-                }
-                let stop = pg_sys::expression_tree_walker(node, Some(masked_walker), ctx);
-                if marked {
-                    m.inside -= 1;
-                }
-                stop
-            }
-            _ => pg_sys::expression_tree_walker(node, Some(masked_walker), ctx),
-        }
-    }
+    // SAFETY: per the contract.
+    quals.iter().any(|&q| unsafe {
+        visit_vars(q, 0, &mut |var, depth| {
+            (*var).varno == rti
+                && (*var).varlevelsup == depth
+                && (identifiers.contains(&(*var).varattno) || (*var).varattno == 0)
+        })
+    })
 }
 
 /// A Citus worker's query on a shard, sent by the coordinator for a restricted role, already
