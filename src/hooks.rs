@@ -88,9 +88,9 @@ pub fn install() {
 /// six bits each.
 const DATA_EXCEPTION: i32 = (b'2' - b'0') as i32 | (((b'2' - b'0') as i32) << 6);
 /// What a restricted role reads instead of a data exception's message.
-const HIDDEN_VALUE: &str = "invalid value (its text is not shown to a restricted role)";
-const HIDDEN_VALUE_HINT: &str =
-    "The value may be one a view's or policy's condition read before masking: ask the DBA.";
+const HIDDEN_VALUE: &std::ffi::CStr = c"invalid value (its text is not shown to a restricted role)";
+const HIDDEN_VALUE_HINT: &std::ffi::CStr =
+    c"The value may be one a view's or policy's condition read before masking: ask the DBA.";
 
 thread_local! {
     /// Did the last statement the executor ran here run for a restricted role (asked in
@@ -125,14 +125,12 @@ unsafe extern "C-unwind" fn emit_log(edata: *mut pg_sys::ErrorData) {
         {
             return;
         }
-        let message = std::ffi::CString::new(HIDDEN_VALUE).unwrap_or_default();
-        let hint = std::ffi::CString::new(HIDDEN_VALUE_HINT).unwrap_or_default();
-        (*edata).message = pg_sys::pstrdup(message.as_ptr());
+        (*edata).message = pg_sys::pstrdup(HIDDEN_VALUE.as_ptr());
         (*edata).detail = std::ptr::null_mut();
         (*edata).detail_log = std::ptr::null_mut();
         // (a JSON parse error's context quotes the input up to the error: a review)
         (*edata).context = std::ptr::null_mut();
-        (*edata).hint = pg_sys::pstrdup(hint.as_ptr());
+        (*edata).hint = pg_sys::pstrdup(HIDDEN_VALUE_HINT.as_ptr());
     }
 }
 
