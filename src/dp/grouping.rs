@@ -77,6 +77,39 @@ unsafe fn finalizes_hashed(path: *mut pg_sys::Path) -> bool {
     }
 }
 
+/// Is the path an aggregate that finalizes partial states (made by parallel workers)?
+///
+/// # Safety
+/// `path` is a valid Path.
+unsafe fn finalizes_partial(path: *mut pg_sys::Path) -> bool {
+    // SAFETY: per the contract.
+    unsafe {
+        (*path).type_ == pg_sys::NodeTag::T_AggPath
+            && (*path.cast::<pg_sys::AggPath>()).aggsplit & pg_sys::AGGSPLITOP_COMBINE != 0
+    }
+}
+
+/// The relation of partially grouped paths (parallel workers' partial aggregates under a
+/// Gather) that the planner made for the grouping of `grouped`, if it made any: looked up as
+/// `fetch_upper_rel` finds it (pathnodes.h, `upper_rels`), without making one.
+///
+/// # Safety
+/// `root` and `grouped` are the planner's, during the grouping step.
+unsafe fn partially_grouped(
+    root: *mut pg_sys::PlannerInfo,
+    grouped: *mut pg_sys::RelOptInfo,
+) -> Option<*mut pg_sys::RelOptInfo> {
+    // SAFETY: per the contract; upper_rels[kind] is a List of RelOptInfo.
+    unsafe {
+        let kind = pg_sys::UpperRelationKind::UPPERREL_PARTIAL_GROUP_AGG as usize;
+        list_ptrs::<pg_sys::RelOptInfo>((*root).upper_rels[kind]).find(|&rel| {
+            pg_sys::bms_equal((*rel).relids, (*grouped).relids)
+                && !(*rel).pathlist.is_null()
+                && !(*rel).cheapest_total_path.is_null()
+        })
+    }
+}
+
 /// `create_upper_paths_hook`'s work (hooks.rs): for the grouping step of a query level with
 /// dp aggregates, only paths that finalize in a hash aggregate.
 ///
@@ -119,6 +152,29 @@ pub unsafe extern "C-unwind" fn upper_paths(
         let mut kept: Vec<*mut pg_sys::Path> =
             paths.iter().copied().filter(|&p| finalizes_hashed(p)).collect();
         let extra = extra.cast::<pg_sys::GroupPathExtraData>();
+        if (*extra).flags & pg_sys::GROUPING_CAN_USE_HASH as i32 != 0
+            && !kept.iter().any(|&p| finalizes_partial(p))
+        {
+            if let Some(partial) = partially_grouped(root, output_rel) {
+                // PostgreSQL made this path too (planner.c, add_paths_to_grouping_rel), and
+                // add_path dropped it when a sorted finalization over the same workers cost
+                // less; the cheaper of the kept paths is chosen after this hook (set_cheapest)
+                let path = pg_sys::create_agg_path(
+                    root,
+                    output_rel,
+                    (*partial).cheapest_total_path,
+                    (*output_rel).reltarget,
+                    pg_sys::AggStrategy::AGG_HASHED,
+                    pg_sys::AggSplit::AGGSPLIT_FINAL_DESERIAL,
+                    (*parse).groupClause,
+                    (*extra).havingQual.cast(),
+                    &(*extra).agg_final_costs,
+                    (*any).rows,
+                );
+                (*path).path.parallel_safe = false;
+                kept.push(path.cast());
+            }
+        }
         if kept.is_empty() {
             if (*extra).flags & pg_sys::GROUPING_CAN_USE_HASH as i32 == 0 {
                 // left as it is: `check_plan` refuses it

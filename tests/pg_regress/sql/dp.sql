@@ -304,6 +304,49 @@ RESET work_mem;
 SELECT count(*) AS groups, sum(a.c) AS persons_counted,
        count(*) FILTER (WHERE a.c IS DISTINCT FROM b.c) AS groups_changed
   FROM regress_dp_big_mem a FULL JOIN regress_dp_small_mem b USING (grp);
+-- the same choice in a parallel plan (grouped dp aggregates finalize in a hash aggregate
+-- over the workers' partial states, grouping.rs): the leader combines every group's partial
+-- states in one hash table and chooses there, so every group's count is the same again
+SET max_parallel_workers_per_gather = 2;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET parallel_leader_participation = off;
+CREATE FUNCTION pg_temp.parallel_plan(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE p json; g json; w json;
+BEGIN
+  EXECUTE 'EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, FORMAT JSON) ' || q INTO p;
+  p := p->0->'Plan';
+  g := p->'Plans'->0;
+  w := g->'Plans'->0;
+  WHILE w->>'Node Type' <> 'Aggregate' LOOP  -- below the Sort of a Gather Merge
+    w := w->'Plans'->0;
+  END LOOP;
+  RETURN format('%s %s %s over %s, %s workers launched, each: %s %s %s', p->>'Partial Mode',
+                p->>'Strategy', p->>'Node Type', split_part(g->>'Node Type', ' ', 1),
+                g->>'Workers Launched',
+                w->>'Partial Mode', w->>'Strategy', w->>'Node Type');
+END $$;
+SELECT pg_temp.parallel_plan('CREATE TEMP TABLE regress_dp_parallel AS SELECT grp, deident.dp_count(person) AS c FROM regress_dp_many GROUP BY grp');
+SELECT count(*) AS groups, sum(b.c) AS persons_counted,
+       count(*) FILTER (WHERE a.c IS DISTINCT FROM b.c) AS groups_changed
+  FROM regress_dp_big_mem a FULL JOIN regress_dp_parallel b USING (grp);
+-- and dp_sum: each person's 200 rows (all in one of 3 groups) are split between the two
+-- workers, whose partial totals are added in the leader before clamping: 100 persons a group,
+-- each clamped to 10, so 1,000 (clamping each worker's partial total would give about 2,000)
+CREATE TABLE regress_dp_split AS
+  SELECT i % 3 AS grp, 'p' || (i % 300) AS person, 1 AS v FROM generate_series(1, 60000) i;
+SECURITY LABEL FOR deident ON COLUMN regress_dp_split.person IS 'identifier';
+ANALYZE regress_dp_split;
+SELECT pg_temp.parallel_plan('CREATE TEMP TABLE regress_dp_split_sums AS SELECT grp, deident.dp_sum(v, person, 0, 10) AS s, deident.dp_avg(v, person, 0, 10) AS a FROM regress_dp_split GROUP BY grp');
+SELECT grp, abs(s - 1000) <= 2 AS sum_exact, abs(a - 10) < 0.1 AS avg_exact
+  FROM regress_dp_split_sums ORDER BY grp;
+DROP TABLE regress_dp_split;
+RESET max_parallel_workers_per_gather;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET parallel_leader_participation;
 -- and one person's rows (in 40 groups of their own and 20 of the others') change at most the
 -- one group they count in
 INSERT INTO regress_dp_many SELECT g, 'victim' FROM generate_series(0, 19) g UNION ALL SELECT g, 'victim' FROM generate_series(5000, 5039) g;
