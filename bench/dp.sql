@@ -2,14 +2,15 @@
 -- (issue 10): dp_sum(v, person, 0, 5000) against the hand-written two-level SQL that does the
 -- same bounding (sum per person and group, clamp, sum per group), and dp_count(person)
 -- against count(DISTINCT person). The same data as bench/k_aggregates.sql: 1,000,000 rows in
--- 1,000 groups, 100,000 persons (10 rows each, all in one group). Serial plans, interleaved
--- runs, medians, at the server's defaults (work_mem 4MB, jit on); then work_mem = 256MB.
+-- 1,000 groups, 100,000 persons (10 rows each, all in one group). Interleaved runs, medians,
+-- first at the server's defaults (work_mem 4MB, jit on, up to 2 parallel workers a query: the
+-- planner chooses), then with serial plans only (max_parallel_workers_per_gather = 0), then at
+-- work_mem = 256MB.
 -- dp_sum also runs as a role with a privacy budget, to show what charging 1,000 groups costs
 -- (a superuser is not charged), and count(*) shows the floor: the scan and the hash aggregate
 -- that every query here pays before any aggregate does its work. Run with: make bench
 \set ON_ERROR_STOP 1
 CREATE EXTENSION IF NOT EXISTS pg_deident;
-SET max_parallel_workers_per_gather = 0;
 
 SET client_min_messages = warning;
 DROP TABLE IF EXISTS bench_dp;
@@ -52,9 +53,15 @@ SELECT count(*) AS groups, count(b.s) AS released,
 DROP TABLE bench_dp_answers;
 
 \pset footer off
-\set settings 'default settings (work_mem 4MB, jit on)'
+\set settings 'default settings (work_mem 4MB, jit on, max_parallel_workers_per_gather 2)'
 \ir lib/harness.sql
 \ir lib/dp_report.sql
+
+SET max_parallel_workers_per_gather = 0;
+\set settings 'serial plans (max_parallel_workers_per_gather = 0), work_mem 4MB'
+\ir lib/harness.sql
+\ir lib/dp_report.sql
+RESET max_parallel_workers_per_gather;
 
 SET work_mem = '256MB';
 \set settings 'work_mem = 256MB'

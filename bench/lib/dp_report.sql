@@ -1,6 +1,6 @@
 -- The dp benchmark's report (bench/dp.sql), for the current settings.
 \echo
-\echo 'dp benchmark, ':settings': 1,000,000 rows, 1,000 groups, 100,000 persons, serial, median of interleaved runs'
+\echo 'dp benchmark, ':settings': 1,000,000 rows, 1,000 groups, 100,000 persons, median of interleaved runs'
 SELECT query, runs, round(ms::numeric, 1) AS median_ms FROM bench_medians ORDER BY ord;
 \echo 'ratios of medians (targets: dp_sum / two-level SQL <= 0.5; dp_count / count(DISTINCT) <= 0.5)'
 WITH med AS (SELECT * FROM bench_medians)
