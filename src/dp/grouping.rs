@@ -5,7 +5,8 @@
 //! - When the query is planned, `upper_paths` (PostgreSQL's `create_upper_paths_hook`, for
 //!   the grouping step of a query level whose aggregates include a dp aggregate) keeps only
 //!   the paths that finalize in a hash aggregate, and makes one when the planner had none
-//!   left (add_path drops a hash path that a sorted one beats on cost). Which paths survive
+//!   left (add_path drops a hash path that a sorted one beats on cost); in a parallel plan
+//!   too, where the leader's hash aggregate finalizes the workers' partial states. Which paths survive
 //!   the cost comparison depends on the statistics, that is on the data; this makes the
 //!   strategy depend on the query alone. Grouped paths that would finalize in parallel
 //!   workers (a partitionwise aggregate) go too.
