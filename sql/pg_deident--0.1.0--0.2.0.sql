@@ -213,6 +213,24 @@ DROP FUNCTION deident._k_sum_float8_final(internal);
 DROP FUNCTION deident._k_avg_numeric_final(internal);
 DROP FUNCTION deident._k_avg_float8_final(internal);
 
+-- 4b. Citus's worker_partial_agg for the k-aggregates, without its per-row lookups
+-- (src/aggregates/partial.rs): when a query is planned, worker_partial_agg(k-aggregate,
+-- arguments) becomes deident._k_partial(k-aggregate, arguments...), which runs the
+-- k-aggregate's own transition function and renders the state as the type's output function
+-- does (sealed, base64). Executable by everyone, as worker_partial_agg is: it checks that its
+-- aggregate is a k-aggregate of these argument types that the caller may execute, and gives
+-- nothing but the sealed state.
+CREATE FUNCTION deident._k_partial_trans(deident.k_state, oid, "any") RETURNS deident.k_state
+  LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_partial_trans';
+CREATE FUNCTION deident._k_partial_trans(deident.k_state, oid, "any", "any")
+  RETURNS deident.k_state LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_partial_trans';
+CREATE FUNCTION deident._k_partial_final(deident.k_state) RETURNS cstring
+  LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_state_out';
+CREATE AGGREGATE deident._k_partial(oid, "any") (SFUNC = deident._k_partial_trans,
+  STYPE = deident.k_state, FINALFUNC = deident._k_partial_final, PARALLEL = SAFE);
+CREATE AGGREGATE deident._k_partial(oid, "any", "any") (SFUNC = deident._k_partial_trans,
+  STYPE = deident.k_state, FINALFUNC = deident._k_partial_final, PARALLEL = SAFE);
+
 -- 5. Differentially private aggregates and the privacy budget.
 CREATE FUNCTION deident._privacy_budgets() RETURNS TABLE ("role" oid, "limit" double precision, "spent" double precision, "remaining" double precision)
 STRICT VOLATILE PARALLEL SAFE LANGUAGE c

@@ -56,6 +56,10 @@ pub enum DeidentError {
     /// An aggregate support function was given an `internal` state it did not make (an
     /// aggregate declared by a superuser that pairs our functions with others').
     NotOurState,
+    /// deident._k_partial was given an aggregate that is not one of the k-aggregates.
+    PartialNotKAggregate,
+    /// deident._k_partial's arguments are not of its aggregate's argument types.
+    PartialArgumentTypes,
     /// A k_state value that is not sealed by a key of this ring, or not intact (seal.rs).
     SealedState(SealError),
     /// A security label was refused.
@@ -69,6 +73,8 @@ pub enum DeidentError {
     /// A dp aggregate is finalized in a statement that was not charged (a parallel worker
     /// finalizing groups itself).
     DpUncharged,
+    /// EXPLAIN ANALYZE of a statement with dp aggregates by a role the budget charges.
+    DpExplainAnalyze,
     DpGrouping(crate::dp::grouping::GroupingProblem),
     /// A noise scale out of the sampler's range (the settings' ranges exclude it).
     DpNoiseScale,
@@ -440,6 +446,18 @@ impl DeidentError {
                 Some("An aggregate passes another aggregate's internal state to a pg_deident support function.".to_string()),
                 None,
             ),
+            DeidentError::PartialNotKAggregate => (
+                ERRCODE_WRONG_OBJECT_TYPE,
+                "deident._k_partial computes partial states of pg_deident's k-aggregates only".to_string(),
+                Some("Its first argument must be deident.k_count, k_count_distinct, k_sum or k_avg, as Citus's worker_partial_agg gives it.".to_string()),
+                None,
+            ),
+            DeidentError::PartialArgumentTypes => (
+                ERRCODE_DATATYPE_MISMATCH,
+                "arguments of deident._k_partial do not match the aggregate's argument types".to_string(),
+                None,
+                None,
+            ),
             DeidentError::SealedState(SealError::UnknownKey) => (
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                 "aggregate state was sealed with a key this server does not hold".to_string(),
@@ -691,7 +709,13 @@ impl DeidentError {
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 "dp aggregates cannot be finalized in a parallel worker".to_string(),
                 Some("Each dp aggregate call counts every person in a bounded number of groups; a worker finalizing groups itself would count them on its own.".to_string()),
-                Some("SET enable_partitionwise_aggregate = off.".to_string()),
+                Some("SET enable_partitionwise_aggregate = off; and run dp aggregates outside functions that parallel workers run.".to_string()),
+            ),
+            DeidentError::DpExplainAnalyze => (
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
+                "only superusers may run EXPLAIN ANALYZE on a statement with dp aggregates".to_string(),
+                Some("Its row counts are exact; the answers of dp aggregates are noisy so that no single person's data shows.".to_string()),
+                Some("Run the statement itself, or EXPLAIN without ANALYZE to see its plan.".to_string()),
             ),
             DeidentError::DpNoiseScale => (
                 ERRCODE_INVALID_PARAMETER_VALUE,
@@ -857,6 +881,8 @@ mod tests {
             DeidentError::OutsideAggregate,
             DeidentError::WindowAggregate,
             DeidentError::NotOurState,
+            DeidentError::PartialNotKAggregate,
+            DeidentError::PartialArgumentTypes,
             DeidentError::SealedState(SealError::UnknownKey),
             DeidentError::SealedState(SealError::Forged),
             DeidentError::Label(LabelError::NotSuperuser),
@@ -907,6 +933,7 @@ mod tests {
             DeidentError::DpPerson(crate::dp::plan::PersonProblem::OtherPersonalTable),
             DeidentError::DpPerson(crate::dp::plan::PersonProblem::Leaky),
             DeidentError::DpUncharged,
+            DeidentError::DpExplainAnalyze,
             DeidentError::DpGrouping(crate::dp::grouping::GroupingProblem::GroupingSets),
             DeidentError::DpGrouping(crate::dp::grouping::GroupingProblem::OrderedAggregate),
             DeidentError::DpGrouping(crate::dp::grouping::GroupingProblem::NotHashable),
@@ -1027,6 +1054,8 @@ mod tests {
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_DATATYPE_MISMATCH,
+                ERRCODE_WRONG_OBJECT_TYPE,
+                ERRCODE_DATATYPE_MISMATCH,
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                 ERRCODE_INVALID_TEXT_REPRESENTATION,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -1071,6 +1100,7 @@ mod tests {
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_FEATURE_NOT_SUPPORTED,
+                ERRCODE_INSUFFICIENT_PRIVILEGE,
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_FEATURE_NOT_SUPPORTED,

@@ -23,6 +23,7 @@ pub mod decimal;
 pub(crate) mod expanded;
 mod finals;
 pub(crate) mod memory;
+pub(crate) mod partial;
 pub mod numeric;
 pub mod state;
 pub(crate) mod support;

@@ -163,8 +163,8 @@ pub(super) unsafe fn dp_calls(agg: *mut pg_sys::Agg) -> usize {
 /// After the executor has started a statement whose plan may finalize aggregates: counts its
 /// dp aggregate calls, charges ε × L × calls to the roles the budget names (or raises the
 /// ERROR that refuses the statement), and keeps the terms for the final functions. Nothing is
-/// charged for EXPLAIN without ANALYZE, nor in a parallel worker (the leader charged for the
-/// whole plan).
+/// charged for EXPLAIN without ANALYZE, nor for a parallel worker's part of its leader's plan
+/// (partial aggregation: the leader charged for the whole plan).
 ///
 /// # Safety
 /// `query_desc` has just been started by the executor.
@@ -172,11 +172,10 @@ pub(super) unsafe fn dp_calls(agg: *mut pg_sys::Agg) -> usize {
 pub unsafe extern "C-unwind" fn after_start(query_desc: *mut pg_sys::QueryDesc, eflags: i32) {
     // SAFETY: per the contract.
     unsafe {
-        if eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 != 0
-            || crate::keycache::shared::in_parallel_worker()
-        {
+        if eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 != 0 {
             return;
         }
+        let worker = crate::keycache::shared::in_parallel_worker();
         let mut calls = 0usize;
         let mut in_workers = false;
         finalizing_aggs((*query_desc).plannedstmt, &mut |agg, parallel| {
@@ -190,8 +189,12 @@ pub unsafe extern "C-unwind" fn after_start(query_desc: *mut pg_sys::QueryDesc, 
         }
         // Parallel workers finalizing groups themselves (a partitionwise aggregate below a
         // Gather) would each count persons on their own: refused here, from the plan, rather
-        // than in a final function, which runs only where a group has rows.
-        if in_workers {
+        // than in a final function, which runs only where a group has rows. So is a plan in a
+        // worker that finalizes dp aggregates: its leader gives workers partial aggregation
+        // only, so the worker planned it itself (a statement in a PARALLEL SAFE function the
+        // worker runs), and nothing charged it (a review probed groups for free that way:
+        // the final function's error told which had rows).
+        if in_workers || worker {
             DeidentError::DpUncharged.report();
         }
         let terms =
@@ -200,6 +203,33 @@ pub unsafe extern "C-unwind" fn after_start(query_desc: *mut pg_sys::QueryDesc, 
         super::grouping::keep_in_memory(query_desc);
         let estate = (*query_desc).estate as usize;
         RUNNING.with(|r| r.borrow_mut().push((estate, terms)));
+    }
+}
+
+/// EXPLAIN ANALYZE of a query with dp aggregates (views expanded), for a role the budget
+/// charges: refused, whatever the data. Its row counts are exact (a scan's rows under a view's
+/// WHERE, "Rows Removed by Filter" for the groups that were not released), beside answers
+/// whose point is to be noisy. EXPLAIN without ANALYZE shows the plan only.
+///
+/// # Safety
+/// `query` is a valid Query.
+#[pg_guard]
+pub unsafe extern "C-unwind" fn refuse_explain_analyze(query: *mut pg_sys::Query) {
+    // SAFETY: per the contract.
+    unsafe {
+        let mut dp = false;
+        super::plan::walk_tree(query.cast(), true, &mut |n| {
+            if (*n).type_ == pg_sys::NodeTag::T_Aggref
+                && super::plan::is_dp_aggregate((*n.cast::<pg_sys::Aggref>()).aggfnoid)
+            {
+                dp = true;
+                return super::plan::Visit::Stop;
+            }
+            super::plan::Visit::Continue
+        });
+        if dp && budget::charged() {
+            DeidentError::DpExplainAnalyze.report();
+        }
     }
 }
 

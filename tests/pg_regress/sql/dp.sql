@@ -492,6 +492,34 @@ SET SESSION AUTHORIZATION regress_dp_analyst;
 -- fail (the analyst's budget is spent)
 SELECT regress_dp_definer();
 RESET SESSION AUTHORIZATION;
+-- fail, whatever the data: a dp statement that a parallel worker plans and runs itself (in a
+-- PARALLEL SAFE function the worker calls) is one that nothing charged; it is refused from
+-- its plan when it starts, for a person with rows and for one without (a review probed
+-- persons for free this way: the final function's refusal came only where a group had rows)
+CREATE FUNCTION regress_dp_probe(p text) RETURNS bigint LANGUAGE sql PARALLEL SAFE
+  AS $$ SELECT deident.dp_count(person) FROM regress_dp WHERE person = p $$;
+GRANT EXECUTE ON FUNCTION regress_dp_probe(text) TO regress_dp_analyst;
+SET SESSION AUTHORIZATION regress_dp_analyst;
+SET force_parallel_mode = on;
+SELECT regress_dp_probe('outlier');
+SELECT regress_dp_probe('nobody');
+RESET force_parallel_mode;
+RESET SESSION AUTHORIZATION;
+-- fail: EXPLAIN ANALYZE of a statement with dp aggregates, for a role the budget charges,
+-- also through a view (its row counts are exact: the scan's rows under the view's WHERE, the
+-- groups filtered out); EXPLAIN without ANALYZE shows the plan
+CREATE VIEW regress_dp_report AS
+  SELECT half, deident.dp_count(person) AS persons FROM regress_dp GROUP BY half;
+GRANT SELECT ON regress_dp_report TO regress_dp_analyst;
+SET SESSION AUTHORIZATION regress_dp_analyst;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT * FROM regress_dp_report WHERE half = 1;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT deident.dp_count(person) FROM regress_dp;
+EXPLAIN (COSTS OFF) SELECT * FROM regress_dp_report WHERE half = 1;
+RESET SESSION AUTHORIZATION;
+-- OK: a superuser's (no budget charges it)
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT deident.dp_count(person) FROM regress_dp;
+DROP VIEW regress_dp_report;
+DROP FUNCTION regress_dp_probe(text);
 -- a lowered limit leaves nothing remaining, never a negative figure; spent stays
 SELECT deident.set_privacy_budget('regress_dp_analyst', 0.1);
 SELECT role, "limit", spent, remaining FROM deident.privacy_budget WHERE role = 'regress_dp_analyst'::regrole;

@@ -155,6 +155,45 @@ SELECT deident.k_sum(v, person) AS k_sum, sum(v) AS plain_sum,
 RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size;
 RESET max_parallel_workers_per_gather; RESET parallel_leader_participation;
 
+-- 5. deident._k_partial(aggregate, arguments...): what Citus's worker_partial_agg gives for a
+-- k-aggregate (the planner turns one into the other on a Citus node: docs/citus.md), the
+-- aggregate's own transition run once per row and the state's text. Anyone may call it; it
+-- gives sealed states, which combine into the answers of k_sum and k_count_distinct (each
+-- group's rows split into two partial states here)
+SET ROLE regress_ks_analyst;
+CREATE AGGREGATE regress_ks_own.combined_distinct(deident.k_state) (SFUNC = deident._k_combine,
+  STYPE = deident.k_state, FINALFUNC = deident._k_distinct_final, FINALFUNC_MODIFY = READ_WRITE);
+CREATE TABLE regress_ks_own.partials AS
+  SELECT grp, v % 2 AS half,
+         deident._k_partial('deident.k_sum(integer,text)'::regprocedure, v, person)::text AS s,
+         deident._k_partial('deident.k_count_distinct(text)'::regprocedure, person)::text AS d
+    FROM regress_ks GROUP BY grp, v % 2;
+SELECT left(s, 8) AS sealed_sum, left(d, 8) AS sealed_distinct
+  FROM regress_ks_own.partials WHERE grp = 0 AND half = 0;
+SELECT p.grp, p.s, p.d, k.s AS k_sum, k.d AS k_count_distinct
+  FROM (SELECT grp, regress_ks_own.combined_sum(s::deident.k_state) AS s,
+               regress_ks_own.combined_distinct(d::deident.k_state) AS d
+          FROM regress_ks_own.partials GROUP BY grp) p
+  JOIN (SELECT grp, deident.k_sum(v, person) AS s, deident.k_count_distinct(person) AS d
+          FROM regress_ks GROUP BY grp) k USING (grp)
+ ORDER BY grp;
+-- fail: an aggregate that is not a k-aggregate (a built-in one, a dp aggregate), arguments
+-- of other types than the aggregate's or too few, no aggregate, a window
+SELECT regress_error($$SELECT deident._k_partial('sum(integer)'::regprocedure, v) FROM regress_ks$$);
+SELECT regress_error($$SELECT deident._k_partial('deident.dp_count(text)'::regprocedure, person) FROM regress_ks$$);
+SELECT regress_error($$SELECT deident._k_partial('deident.k_sum(integer,text)'::regprocedure, v::bigint, person) FROM regress_ks$$);
+SELECT regress_error($$SELECT deident._k_partial('deident.k_sum(integer,text)'::regprocedure, person) FROM regress_ks$$);
+SELECT regress_error($$SELECT deident._k_partial(NULL::oid, person) FROM regress_ks$$);
+SELECT regress_error($$SELECT deident._k_partial('deident.k_count_distinct(text)'::regprocedure, person) OVER () FROM regress_ks$$);
+RESET ROLE;
+-- fail: as for the aggregate itself, the caller must be allowed to execute it
+REVOKE EXECUTE ON FUNCTION deident.k_count_distinct(text) FROM PUBLIC;
+SET ROLE regress_ks_analyst;
+SELECT regress_error($$SELECT deident._k_partial('deident.k_count_distinct(text)'::regprocedure, person) FROM regress_ks$$);
+SELECT regress_error($$SELECT deident.k_count_distinct(person) FROM regress_ks$$);
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION deident.k_count_distinct(text) TO PUBLIC;
+
 DROP SCHEMA regress_ks_own CASCADE;
 DROP TABLE regress_ks;
 DROP ROLE regress_ks_analyst;
