@@ -52,7 +52,10 @@ SELECT count(*) AS groups,
     USING (row_number);
 -- and Citus pushes them down: each worker aggregates its shards (worker_partial_agg) and
 -- sends the partial states, sealed, as text; the coordinator opens and combines them
--- (coord_combine_agg), and the final functions check k there
+-- (coord_combine_agg), and the final functions check k there. On the worker, Citus's
+-- worker_partial_agg of a k-aggregate is planned as deident._k_partial (the same states
+-- without Citus's per-row lookups: src/aggregates/partial.rs), as the worker's plan shows;
+-- dp_count's rows are gathered (its groups are admitted on one node)
 CREATE FUNCTION plan_has(q text, pattern text) RETURNS boolean LANGUAGE plpgsql AS $$
 DECLARE line text;
 BEGIN
@@ -63,7 +66,8 @@ BEGIN
 END $$;
 SELECT a AS aggregate,
        plan_has(format('SELECT org, %s FROM people GROUP BY org', a), '%worker_partial_agg%') AS on_workers,
-       plan_has(format('SELECT org, %s FROM people GROUP BY org', a), '%coord_combine_agg%') AS combined_on_coordinator
+       plan_has(format('SELECT org, %s FROM people GROUP BY org', a), '%coord_combine_agg%') AS combined_on_coordinator,
+       plan_has(format('SELECT org, %s FROM people GROUP BY org', a), '%Output: org, deident._k_partial(%') AS worker_runs_k_partial
   FROM unnest(ARRAY['deident.k_count(email)', 'deident.k_count_distinct(person_uuid)',
                     'deident.k_sum(hours, person_big)', 'deident.k_avg(score, person_int)',
                     'deident.dp_count(email)']) a;
