@@ -105,9 +105,11 @@ unsafe fn site_for(fcinfo: pg_sys::FunctionCallInfo, aggregate: pg_sys::Oid) -> 
         let own = (*flinfo).fn_oid;
         let state_type = pg_sys::get_func_rettype(own);
         let schema = pg_sys::get_func_namespace(own);
-        let columns =
-            catalog::aggregate_functions(aggregate, &[AGGKIND, AGGNUMDIRECTARGS, AGGTRANSFN, AGGTRANSTYPE])
-                .unwrap_or_else(|| DeidentError::PartialNotKAggregate.report());
+        let columns = catalog::aggregate_functions(
+            aggregate,
+            &[AGGKIND, AGGNUMDIRECTARGS, AGGTRANSFN, AGGTRANSTYPE],
+        )
+        .unwrap_or_else(|| DeidentError::PartialNotKAggregate.report());
         let (kind, direct, transfn, transtype) = (columns[0], columns[1], columns[2], columns[3]);
         let ours = kind == Some(pg_sys::Oid::from_u32(u32::from(b'n')))
             && direct == Some(pg_sys::Oid::from_u32(0))
@@ -154,7 +156,8 @@ unsafe fn site_for(fcinfo: pg_sys::FunctionCallInfo, aggregate: pg_sys::Oid) -> 
         }
         let size = std::mem::size_of::<pg_sys::FunctionCallInfoBaseData>()
             + (1 + nargs) * std::mem::size_of::<pg_sys::NullableDatum>();
-        let call = pg_sys::MemoryContextAllocZero(cx, size).cast::<pg_sys::FunctionCallInfoBaseData>();
+        let call =
+            pg_sys::MemoryContextAllocZero(cx, size).cast::<pg_sys::FunctionCallInfoBaseData>();
         (*call).flinfo = finfo;
         (*call).nargs = (1 + nargs) as i16;
         Site { aggregate, nargs, transfn: finfo, call }
@@ -275,7 +278,8 @@ fn is_worker_partial_agg(func: pg_sys::Oid) -> bool {
 /// The number of arguments of `aggregate` if it is one of pg_deident's k-aggregates (in the
 /// extension's schema, over deident.k_state); `_k_partial_trans` checks the rest when it runs.
 fn k_aggregate_arity(aggregate: pg_sys::Oid) -> Option<usize> {
-    let transtype = catalog::aggregate_functions(aggregate, &[AGGTRANSTYPE])?.first().copied()??;
+    let transtype =
+        catalog::aggregate_functions(aggregate, &[AGGTRANSTYPE])?.first().copied()??;
     // SAFETY: syscache lookups by name and OID.
     unsafe {
         let schema = pg_sys::get_namespace_oid(c"deident".as_ptr(), true);
@@ -306,7 +310,9 @@ fn partial_aggregate(nargs: usize) -> Option<pg_sys::Oid> {
     let oid = unsafe {
         let names = pg_sys::list_make2_impl(
             pg_sys::NodeTag::T_List,
-            pg_sys::ListCell { ptr_value: pg_sys::makeString(c"deident".as_ptr().cast_mut()).cast() },
+            pg_sys::ListCell {
+                ptr_value: pg_sys::makeString(c"deident".as_ptr().cast_mut()).cast(),
+            },
             pg_sys::ListCell {
                 ptr_value: pg_sys::makeString(c"_k_partial".as_ptr().cast_mut()).cast(),
             },
