@@ -23,8 +23,8 @@ pub mod decimal;
 pub(crate) mod expanded;
 mod finals;
 pub(crate) mod memory;
-pub(crate) mod partial;
 pub mod numeric;
+pub(crate) mod partial;
 pub mod state;
 pub(crate) mod support;
 
