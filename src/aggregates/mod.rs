@@ -17,6 +17,8 @@
 //! - `memory`: where states live in the server: the aggregate's memory context.
 //! - `support`: transition, combine, serialize and deserialize functions.
 //! - `finals`: the final functions, where k is checked.
+//! - `expanded`: the state type deident.k_state (an expanded object, sealed when flattened).
+//! - `partial`: what a Citus worker runs in `worker_partial_agg`'s place for a k-aggregate.
 
 pub mod buf;
 pub mod decimal;

@@ -63,6 +63,15 @@ SELECT regress_ks_own.combined_sum(s) FROM regress_ks_own.states, generate_serie
 -- all four groups' states together are the whole table
 SELECT regress_ks_own.combined_sum(s) AS from_states,
        (SELECT deident.k_sum(v, person) FROM regress_ks) AS k_sum FROM regress_ks_own.states;
+-- and read from their text as Citus's coordinator reads them: the input function opens each
+-- state to check it and keeps it for the combine function that follows (expanded.rs,
+-- `Opened`); so too when every text is read before any is combined (a sort between), where
+-- what is kept belongs to another state
+SELECT regress_ks_own.combined_sum(s::text::deident.k_state) AS one_by_one,
+       (SELECT regress_ks_own.combined_sum(t)
+          FROM (SELECT s::text::deident.k_state AS t FROM regress_ks_own.states
+                 ORDER BY grp DESC OFFSET 0) x) AS all_read_first
+  FROM regress_ks_own.states;
 
 -- 2. every altered, forged or foreign value is refused (22P02), before anything is decoded
 CREATE FUNCTION regress_ks_own.flip(s deident.k_state, byte int, bits int) RETURNS text
