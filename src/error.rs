@@ -715,7 +715,7 @@ impl DeidentError {
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 "only superusers may run EXPLAIN ANALYZE on a statement with dp aggregates".to_string(),
                 Some("Its row counts are exact; the answers of dp aggregates are noisy so that no single person's data shows.".to_string()),
-                Some("Run the statement itself, or EXPLAIN without ANALYZE to see its plan.".to_string()),
+                Some("Run the statement itself, or EXPLAIN without ANALYZE to see its plan; with auto_explain, set auto_explain.log_analyze = off.".to_string()),
             ),
             DeidentError::DpNoiseScale => (
                 ERRCODE_INVALID_PARAMETER_VALUE,

@@ -30,7 +30,6 @@ static mut PREV_POST_PARSE_ANALYZE: pg_sys::post_parse_analyze_hook_type = None;
 static mut PREV_PLANNER: pg_sys::planner_hook_type = None;
 static mut PREV_UPPER_PATHS: pg_sys::create_upper_paths_hook_type = None;
 static mut PREV_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
-static mut PREV_EXPLAIN_ONE_QUERY: pg_sys::ExplainOneQuery_hook_type = None;
 static mut PREV_EXECUTOR_CHECK_PERMS: pg_sys::ExecutorCheckPerms_hook_type = None;
 static mut PREV_NEEDS_FMGR: pg_sys::needs_fmgr_hook_type = None;
 static mut PREV_FMGR: pg_sys::fmgr_hook_type = None;
@@ -59,8 +58,6 @@ pub fn install() {
         pg_sys::create_upper_paths_hook = Some(upper_paths);
         PREV_PROCESS_UTILITY = pg_sys::ProcessUtility_hook;
         pg_sys::ProcessUtility_hook = Some(process_utility);
-        PREV_EXPLAIN_ONE_QUERY = pg_sys::ExplainOneQuery_hook;
-        pg_sys::ExplainOneQuery_hook = Some(explain_one_query);
         PREV_EXECUTOR_CHECK_PERMS = pg_sys::ExecutorCheckPerms_hook;
         pg_sys::ExecutorCheckPerms_hook = Some(executor_check_perms);
         PREV_NEEDS_FMGR = pg_sys::needs_fmgr_hook;
@@ -456,54 +453,6 @@ unsafe extern "C-unwind" fn process_utility(
             ),
         }
         after_utility(pstmt);
-    }
-}
-
-/// EXPLAIN of one (rewritten) query: EXPLAIN ANALYZE of a statement with dp aggregates is
-/// refused to the roles the privacy budget charges (its row counts are exact: dp/charge.rs,
-/// `refuse_explain_analyze`); anything else is explained as PostgreSQL does without this
-/// hook (explain.c, ExplainOneQuery), or by the hook that was there before.
-unsafe extern "C-unwind" fn explain_one_query(
-    query: *mut pg_sys::Query,
-    cursor_options: i32,
-    into: *mut pg_sys::IntoClause,
-    es: *mut pg_sys::ExplainState,
-    query_string: *const std::ffi::c_char,
-    params: pg_sys::ParamListInfo,
-    query_env: *mut pg_sys::QueryEnvironment,
-) {
-    // SAFETY: as in executor_start; explain.c's arguments, passed on.
-    unsafe {
-        if (*es).analyze {
-            crate::dp::charge::refuse_explain_analyze(query);
-        }
-        if let Some(prev) = PREV_EXPLAIN_ONE_QUERY {
-            prev(query, cursor_options, into, es, query_string, params, query_env);
-            return;
-        }
-        let buffers_before = (*es).buffers.then_some(pg_sys::pgBufferUsage);
-        let start = std::time::Instant::now();
-        let plan = pg_sys::pg_plan_query(query, query_string, cursor_options, params);
-        let elapsed = start.elapsed();
-        // instr_time is a struct timespec in PostgreSQL 15 (portability/instr_time.h)
-        let planning = pg_sys::instr_time {
-            tv_sec: elapsed.as_secs() as _,
-            tv_nsec: elapsed.subsec_nanos() as _,
-        };
-        let mut usage: pg_sys::BufferUsage = std::mem::zeroed();
-        if let Some(before) = buffers_before {
-            pg_sys::BufferUsageAccumDiff(&mut usage, &raw const pg_sys::pgBufferUsage, &before);
-        }
-        pg_sys::ExplainOnePlan(
-            plan,
-            into,
-            es,
-            query_string,
-            params,
-            query_env,
-            &planning,
-            if buffers_before.is_some() { &usage } else { std::ptr::null() },
-        );
     }
 }
 

@@ -197,39 +197,19 @@ pub unsafe extern "C-unwind" fn after_start(query_desc: *mut pg_sys::QueryDesc, 
         if in_workers || worker {
             DeidentError::DpUncharged.report();
         }
+        // An instrumented run (EXPLAIN ANALYZE, also of a prepared statement or a CREATE
+        // TABLE AS; auto_explain with log_analyze) counts rows exactly: a scan's rows under a
+        // view's WHERE, the groups a HAVING filtered out. For a role the budget charges, it is
+        // refused before a row is read, whatever the data.
+        if (*query_desc).instrument_options != 0 && budget::charged() {
+            DeidentError::DpExplainAnalyze.report();
+        }
         let terms =
             Terms { epsilon: guc::dp_epsilon(), per_person: guc::dp_max_groups_per_person() };
         budget::charge(terms.epsilon * f64::from(terms.per_person) * calls as f64);
         super::grouping::keep_in_memory(query_desc);
         let estate = (*query_desc).estate as usize;
         RUNNING.with(|r| r.borrow_mut().push((estate, terms)));
-    }
-}
-
-/// EXPLAIN ANALYZE of a query with dp aggregates (views expanded), for a role the budget
-/// charges: refused, whatever the data. Its row counts are exact (a scan's rows under a view's
-/// WHERE, "Rows Removed by Filter" for the groups that were not released), beside answers
-/// whose point is to be noisy. EXPLAIN without ANALYZE shows the plan only.
-///
-/// # Safety
-/// `query` is a valid Query.
-#[pg_guard]
-pub unsafe extern "C-unwind" fn refuse_explain_analyze(query: *mut pg_sys::Query) {
-    // SAFETY: per the contract.
-    unsafe {
-        let mut dp = false;
-        super::plan::walk_tree(query.cast(), true, &mut |n| {
-            if (*n).type_ == pg_sys::NodeTag::T_Aggref
-                && super::plan::is_dp_aggregate((*n.cast::<pg_sys::Aggref>()).aggfnoid)
-            {
-                dp = true;
-                return super::plan::Visit::Stop;
-            }
-            super::plan::Visit::Continue
-        });
-        if dp && budget::charged() {
-            DeidentError::DpExplainAnalyze.report();
-        }
     }
 }
 

@@ -506,15 +506,24 @@ SELECT regress_dp_probe('nobody');
 RESET force_parallel_mode;
 RESET SESSION AUTHORIZATION;
 -- fail: EXPLAIN ANALYZE of a statement with dp aggregates, for a role the budget charges,
--- also through a view (its row counts are exact: the scan's rows under the view's WHERE, the
--- groups filtered out); EXPLAIN without ANALYZE shows the plan
+-- also through a view, of a prepared statement, of CREATE TABLE AS (its row counts are exact:
+-- the scan's rows under the view's WHERE, the groups filtered out; refused when the executor
+-- starts an instrumented run); EXPLAIN without ANALYZE shows the plan
 CREATE VIEW regress_dp_report AS
   SELECT half, deident.dp_count(person) AS persons FROM regress_dp GROUP BY half;
 GRANT SELECT ON regress_dp_report TO regress_dp_analyst;
 SET SESSION AUTHORIZATION regress_dp_analyst;
 EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT * FROM regress_dp_report WHERE half = 1;
 EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT deident.dp_count(person) FROM regress_dp;
+PREPARE regress_dp_q AS SELECT * FROM regress_dp_report WHERE half = 1;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE regress_dp_q;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+  CREATE TEMP TABLE regress_dp_copy AS SELECT * FROM regress_dp_report;
+DEALLOCATE regress_dp_q;
 EXPLAIN (COSTS OFF) SELECT * FROM regress_dp_report WHERE half = 1;
+-- (an error under EXPLAIN is an error like any other, and the session goes on)
+EXPLAIN SELECT 1 / 0;
+SELECT 1 AS still_here;
 RESET SESSION AUTHORIZATION;
 -- OK: a superuser's (no budget charges it)
 EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT deident.dp_count(person) FROM regress_dp;
