@@ -381,7 +381,10 @@ unsafe extern "C-unwind" fn planner(
     // plan cache makes a new one when another role runs it (plancache.c CheckCachedPlan).
     unsafe {
         // Citus's partial aggregation of the k-aggregates, done without its per-row lookups
-        crate::aggregates::partial::rewrite_worker_partial_aggs(parse);
+        // (a pointer read first: most statements have no aggregate)
+        if (*parse).hasAggs {
+            crate::aggregates::partial::rewrite_worker_partial_aggs(parse);
+        }
         // dp aggregate calls (their bounds, person and value: dp/plan.rs), on the query as
         // written, before restricted roles' rewrite turns tables into subqueries
         let dp = crate::dp::plan::worth_checking(parse) && crate::dp::plan::check_query(parse);
