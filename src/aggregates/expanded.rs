@@ -272,14 +272,14 @@ fn open(bytes: &[u8], env: PgEnv) -> KState<PgEnv> {
 /// `open`, keeping the opened state for the next `open` of the same bytes when `keep` (the
 /// input function's check: `Opened`).
 fn open_keeping(bytes: &[u8], env: PgEnv, keep: bool) -> KState<PgEnv> {
+    if let Some(state) = OPENED.with(|o| o.borrow_mut().take(bytes, env)) {
+        return state;
+    }
     let id = seal::key_id(bytes, Kind::KAggregate).unwrap_or_else(|e| sealed_error(e));
     let key = keycache::seal_key(id).unwrap_or_else(|e| match e {
         DeidentError::UnknownKeyId { .. } => sealed_error(SealError::UnknownKey),
         e => e.report(),
     });
-    if let Some(state) = OPENED.with(|o| o.borrow_mut().take(bytes, &key, env)) {
-        return state;
-    }
     let len = seal::plain_len(bytes, Kind::KAggregate).unwrap_or_else(|e| sealed_error(e));
     // SAFETY: palloc0 of `len` bytes in env's context (or an ERROR), used as a slice while
     // it lives; wiped after decoding (the persons' hashes need not outlive the state).
@@ -296,7 +296,7 @@ fn open_keeping(bytes: &[u8], env: PgEnv, keep: bool) -> KState<PgEnv> {
         None => Err(StateError::Malformed),
     };
     if let (Some(encoding), Ok(_), true) = (encoding, &state, keep) {
-        OPENED.with(|o| o.borrow_mut().keep(bytes, &key, encoding));
+        OPENED.with(|o| o.borrow_mut().keep(bytes, encoding));
     }
     plain.fill(0);
     state.unwrap_or_else(|e| state_error(e))
@@ -308,46 +308,50 @@ thread_local! {
     /// the input function, which opens it to check it, and hands the bytes it returns to the
     /// combine function, which would open them again (AES-GCM-SIV with its per-message key
     /// derivation, about a quarter of the coordinator's work per state). Kept under the
-    /// exact sealed bytes that were opened and authenticated and the ring's key that opened
-    /// them (the ring is asked again: a key gone meanwhile fails as before), used once, and
-    /// wiped.
+    /// exact sealed bytes that were opened and authenticated, used once, wiped, and forgotten
+    /// when the executor starts another statement (`forget_opened`): a statement reads one
+    /// key ring (keycache pins it), so a state kept is one its statement's ring opened.
     static OPENED: std::cell::RefCell<Opened> = const { std::cell::RefCell::new(Opened::empty()) };
+}
+
+/// When the executor starts a statement: what the last one kept goes (plain Rust).
+pub fn forget_opened() {
+    OPENED.with(|o| {
+        if let Ok(mut o) = o.try_borrow_mut() {
+            o.clear();
+        }
+    });
 }
 
 struct Opened {
     sealed: Vec<u8>,
     encoding: Vec<u8>,
-    key: Option<std::rc::Rc<seal::SealKey>>,
+    full: bool,
 }
 
 impl Opened {
     const fn empty() -> Opened {
-        Opened { sealed: Vec::new(), encoding: Vec::new(), key: None }
+        Opened { sealed: Vec::new(), encoding: Vec::new(), full: false }
     }
 
     /// Keeps a copy (skipped if memory is short: it only saves work).
-    fn keep(&mut self, sealed: &[u8], key: &std::rc::Rc<seal::SealKey>, encoding: &[u8]) {
+    fn keep(&mut self, sealed: &[u8], encoding: &[u8]) {
         self.clear();
         if self.sealed.try_reserve(sealed.len()).is_ok()
             && self.encoding.try_reserve(encoding.len()).is_ok()
         {
             self.sealed.extend_from_slice(sealed);
             self.encoding.extend_from_slice(encoding);
-            self.key = Some(key.clone());
+            self.full = true;
         }
     }
 
-    /// The state sealed as `sealed` under `key`, if it is the one kept; the copy is wiped
-    /// either way.
-    fn take(
-        &mut self,
-        sealed: &[u8],
-        key: &std::rc::Rc<seal::SealKey>,
-        env: PgEnv,
-    ) -> Option<KState<PgEnv>> {
-        let same = self.key.as_ref()?;
-        let state = (std::rc::Rc::ptr_eq(same, key) && self.sealed == sealed)
-            .then(|| KState::decode(&self.encoding, env));
+    /// The state sealed as `sealed`, if it is the one kept; the copy is wiped either way.
+    fn take(&mut self, sealed: &[u8], env: PgEnv) -> Option<KState<PgEnv>> {
+        if !self.full {
+            return None;
+        }
+        let state = (self.sealed == sealed).then(|| KState::decode(&self.encoding, env));
         self.clear();
         state.map(|s| s.unwrap_or_else(|e| state_error(e)))
     }
@@ -356,7 +360,7 @@ impl Opened {
         self.encoding.fill(0);
         self.encoding.clear();
         self.sealed.clear();
-        self.key = None;
+        self.full = false;
     }
 }
 
