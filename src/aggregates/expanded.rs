@@ -296,7 +296,11 @@ fn open_keeping(bytes: &[u8], env: PgEnv, keep: bool) -> KState<PgEnv> {
         None => Err(StateError::Malformed),
     };
     if let (Some(encoding), Ok(_), true) = (encoding, &state, keep) {
-        OPENED.with(|o| o.borrow_mut().keep(bytes, encoding));
+        // the ring seal_key just used, as published for the running query (0: keep nothing)
+        let serial = keycache::running_serial();
+        if serial != 0 {
+            OPENED.with(|o| o.borrow_mut().keep(bytes, serial, encoding));
+        }
     }
     plain.fill(0);
     state.unwrap_or_else(|e| state_error(e))
@@ -308,13 +312,19 @@ thread_local! {
     /// the input function, which opens it to check it, and hands the bytes it returns to the
     /// combine function, which would open them again (AES-GCM-SIV with its per-message key
     /// derivation, about a quarter of the coordinator's work per state). Kept under the
-    /// exact sealed bytes that were opened and authenticated, used once, wiped, and forgotten
-    /// when the executor starts another statement (`forget_opened`): a statement reads one
-    /// key ring (keycache pins it), so a state kept is one its statement's ring opened.
+    /// exact sealed bytes that were opened and authenticated and the serial of the key ring
+    /// that opened them, as the running query publishes it (keycache, `running_serial`): it is
+    /// used only while the running query reads that same ring (the serial is 0 outside a
+    /// query, and when a statement would mix two rings), once, and wiped; forgotten when the
+    /// executor starts another statement and at the end of a transaction. (A first version
+    /// kept it until the next statement only: a review had a state sealed under a key removed
+    /// meanwhile accepted once, from a literal parsed before the next statement started, from
+    /// a cursor, from a procedure after COMMIT.)
     static OPENED: std::cell::RefCell<Opened> = const { std::cell::RefCell::new(Opened::empty()) };
 }
 
-/// When the executor starts a statement: what the last one kept goes (plain Rust).
+/// When the executor starts a statement, and at the end of a transaction: what was kept goes
+/// (plain Rust).
 pub fn forget_opened() {
     OPENED.with(|o| {
         if let Ok(mut o) = o.try_borrow_mut() {
@@ -326,33 +336,39 @@ pub fn forget_opened() {
 struct Opened {
     sealed: Vec<u8>,
     encoding: Vec<u8>,
-    full: bool,
+    /// The ring's serial; 0 when nothing is kept.
+    serial: u64,
 }
 
 impl Opened {
     const fn empty() -> Opened {
-        Opened { sealed: Vec::new(), encoding: Vec::new(), full: false }
+        Opened { sealed: Vec::new(), encoding: Vec::new(), serial: 0 }
     }
 
     /// Keeps a copy (skipped if memory is short: it only saves work).
-    fn keep(&mut self, sealed: &[u8], encoding: &[u8]) {
+    fn keep(&mut self, sealed: &[u8], serial: u64, encoding: &[u8]) {
         self.clear();
         if self.sealed.try_reserve(sealed.len()).is_ok()
             && self.encoding.try_reserve(encoding.len()).is_ok()
         {
             self.sealed.extend_from_slice(sealed);
             self.encoding.extend_from_slice(encoding);
-            self.full = true;
+            self.serial = serial;
         }
     }
 
-    /// The state sealed as `sealed`, if it is the one kept; the copy is wiped either way.
+    /// The state sealed as `sealed`, if it is the one kept and the running query reads the
+    /// ring that opened it. The copy leaves the cache before it is decoded (a cancel during
+    /// a large decode cannot leave it to be used again), and is wiped when dropped, also by
+    /// an ERROR's unwinding.
     fn take(&mut self, sealed: &[u8], env: PgEnv) -> Option<KState<PgEnv>> {
-        if !self.full {
+        if self.serial == 0 {
             return None;
         }
-        let state = (self.sealed == sealed).then(|| KState::decode(&self.encoding, env));
+        let hit = self.serial == keycache::running_serial() && self.sealed == sealed;
+        let encoding = zeroize::Zeroizing::new(std::mem::take(&mut self.encoding));
         self.clear();
+        let state = hit.then(|| KState::decode(&encoding, env));
         state.map(|s| s.unwrap_or_else(|e| state_error(e)))
     }
 
@@ -360,7 +376,7 @@ impl Opened {
         self.encoding.fill(0);
         self.encoding.clear();
         self.sealed.clear();
-        self.full = false;
+        self.serial = 0;
     }
 }
 

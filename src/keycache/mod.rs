@@ -92,6 +92,7 @@ unsafe extern "C-unwind" fn end_of_transaction(
             | XACT_EVENT_PARALLEL_ABORT
     ) {
         forget_queries();
+        crate::aggregates::expanded::forget_opened();
     }
 }
 
@@ -367,6 +368,13 @@ pub fn cached_domains() -> (usize, usize) {
 
 /// The state-sealing key (seal.rs) of the key `key_id` ('' for the active key) of the current
 /// ring, derived once per ring and key.
+/// The serial of the ring the innermost running query reads, as published for the call
+/// sites' fast path (`publish_running_serial`); 0 when none may be assumed (no running query,
+/// a ring not settled yet, or one the statement may not use).
+pub fn running_serial() -> u64 {
+    RUNNING_SERIAL.load(Ordering::Relaxed)
+}
+
 pub fn seal_key(key_id: &[u8]) -> Result<Rc<SealKey>> {
     CACHE.with_borrow_mut(|cache| {
         let settled = usable_ring(cache)?;

@@ -234,6 +234,37 @@ SELECT regress_p('alice@contoso.com', '') AS k2, regress_p('alice@contoso.com', 
        deident.pseudonymize('alice@contoso.com', 'hr', 22, 'k2') AS expected_k2_hr;
 COMMIT;
 DROP FUNCTION regress_p(text, text);
+-- a k_state sealed under a key that the file no longer holds is refused from the next
+-- statement on, also right after a statement read it under the old ring (the input function
+-- keeps what it opened for the next opening of the same bytes: expanded.rs, `Opened`; a
+-- review had such a state accepted once, as a literal and through a cursor)
+COPY (SELECT) TO PROGRAM 'cp deident/regress.keys deident/rotate.keys';
+CREATE AGGREGATE regress_partial(integer, text) (SFUNC = deident._k_trans, STYPE = deident.k_state);
+CREATE AGGREGATE regress_combined(deident.k_state) (SFUNC = deident._k_combine,
+  STYPE = deident.k_state, FINALFUNC = deident._k_sum_int8_final, FINALFUNC_MODIFY = READ_WRITE);
+CREATE TABLE regress_k1_state AS
+  SELECT regress_partial(g, 'p' || g)::text AS s FROM generate_series(1, 10) g;
+SELECT s AS k1_state FROM regress_k1_state \gset
+-- OK: read and combined under the ring that sealed it
+SELECT regress_combined(s::deident.k_state) AS combined FROM regress_k1_state;
+SELECT :'k1_state'::deident.k_state IS NOT NULL AS read_before_rotation;
+COPY (SELECT) TO PROGRAM 'cp deident/k2only.keys deident/rotate.keys';
+-- fail (a literal, parsed before its statement's executor starts; terse: the error's
+-- position would quote the state, whose nonce is random)
+\set VERBOSITY terse
+SELECT :'k1_state'::deident.k_state IS NOT NULL AS read_after_rotation;
+\set VERBOSITY default
+-- fail (a cursor whose first FETCH comes after the rotation)
+COPY (SELECT) TO PROGRAM 'cp deident/regress.keys deident/rotate.keys';
+BEGIN;
+DECLARE regress_kc CURSOR FOR SELECT regress_combined(s::deident.k_state) FROM regress_k1_state;
+SELECT s::deident.k_state IS NOT NULL AS read_before_rotation FROM regress_k1_state;
+COPY (SELECT) TO PROGRAM 'cp deident/k2only.keys deident/rotate.keys';
+FETCH regress_kc;
+ROLLBACK;
+DROP TABLE regress_k1_state;
+DROP AGGREGATE regress_partial(integer, text);
+DROP AGGREGATE regress_combined(deident.k_state);
 COPY (SELECT) TO PROGRAM 'rm deident/rotate.keys';
 
 -- 8. the path and the active key id go only to a superuser at the prompt: the session user
