@@ -323,15 +323,21 @@ thread_local! {
     static OPENED: std::cell::RefCell<Opened> = const { std::cell::RefCell::new(Opened::empty()) };
 }
 
-/// When the executor starts a statement, and at the end of a transaction: what was kept goes
-/// (plain Rust).
+/// When the executor starts a statement, and at the end of a transaction: what was kept goes,
+/// its memory too (plain Rust).
 pub fn forget_opened() {
     OPENED.with(|o| {
         if let Ok(mut o) = o.try_borrow_mut() {
             o.clear();
+            o.release();
         }
     });
 }
+
+/// The largest buffers `Opened` keeps between states (a Citus partial state is a few hundred
+/// bytes; a larger one's copies are freed once used, so that a session does not hold twice its
+/// largest state outside PostgreSQL's memory accounting: a review saw 131 MB kept).
+const KEPT_CAPACITY: usize = 64 * 1024;
 
 struct Opened {
     sealed: Vec<u8>,
@@ -377,6 +383,15 @@ impl Opened {
         self.encoding.clear();
         self.sealed.clear();
         self.serial = 0;
+        if self.sealed.capacity() > KEPT_CAPACITY || self.encoding.capacity() > KEPT_CAPACITY {
+            self.release();
+        }
+    }
+
+    /// Frees the buffers (cleared first).
+    fn release(&mut self) {
+        self.sealed = Vec::new();
+        self.encoding = Vec::new();
     }
 }
 

@@ -366,8 +366,6 @@ pub fn cached_domains() -> (usize, usize) {
     CACHE.with_borrow(|c| (c.domains.len(), c.domains.iter().map(|(_, _, d, _)| d.len()).sum()))
 }
 
-/// The state-sealing key (seal.rs) of the key `key_id` ('' for the active key) of the current
-/// ring, derived once per ring and key.
 /// The serial of the ring the innermost running query reads, as published for the call
 /// sites' fast path (`publish_running_serial`); 0 when none may be assumed (no running query,
 /// a ring not settled yet, or one the statement may not use).
@@ -375,6 +373,8 @@ pub fn running_serial() -> u64 {
     RUNNING_SERIAL.load(Ordering::Relaxed)
 }
 
+/// The state-sealing key (seal.rs) of the key `key_id` ('' for the active key) of the current
+/// ring, derived once per ring and key.
 pub fn seal_key(key_id: &[u8]) -> Result<Rc<SealKey>> {
     CACHE.with_borrow_mut(|cache| {
         let settled = usable_ring(cache)?;
