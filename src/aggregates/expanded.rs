@@ -307,7 +307,7 @@ fn open_keeping(bytes: &[u8], env: PgEnv, keep: bool) -> KState<PgEnv> {
 }
 
 thread_local! {
-    /// The state the input function opened last (`open_to_check`), kept for the function
+    /// The state the input function opened last (`open_keeping`), kept for the function
     /// that receives it next: Citus's `coord_combine_agg` reads each partial state through
     /// the input function, which opens it to check it, and hands the bytes it returns to the
     /// combine function, which would open them again (AES-GCM-SIV with its per-message key

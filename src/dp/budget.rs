@@ -145,15 +145,15 @@ fn in_recovery() -> bool {
     unsafe { pg_sys::RecoveryInProgress() }
 }
 
-/// The roles a charge goes to: the session user (the person at the prompt: also inside a
-/// superuser's SECURITY DEFINER function) and, when it differs, the current user, each unless
-/// it is a superuser. Both must have budget left: SET ROLE to another role cannot spend
-/// someone else's budget instead of one's own, nor a definer function escape the caller's.
 /// Would a dp aggregate statement of this session be charged (charged_roles)?
 pub fn charged() -> bool {
     !charged_roles().is_empty()
 }
 
+/// The roles a charge goes to: the session user (the person at the prompt: also inside a
+/// superuser's SECURITY DEFINER function) and, when it differs, the current user, each unless
+/// it is a superuser. Both must have budget left: SET ROLE to another role cannot spend
+/// someone else's budget instead of one's own, nor a definer function escape the caller's.
 fn charged_roles() -> Vec<pg_sys::Oid> {
     // SAFETY: plain reads of miscinit.c's variables, and syscache lookups in a transaction.
     unsafe {
