@@ -153,50 +153,50 @@ pub unsafe extern "C-unwind" fn upper_paths(
         let mut kept: Vec<*mut pg_sys::Path> =
             paths.iter().copied().filter(|&p| finalizes_hashed(p)).collect();
         let extra = extra.cast::<pg_sys::GroupPathExtraData>();
-        if (*extra).flags & pg_sys::GROUPING_CAN_USE_HASH as i32 != 0
-            && !kept.iter().any(|&p| finalizes_partial(p))
-        {
+        let can_hash = (*extra).flags & pg_sys::GROUPING_CAN_USE_HASH as i32 != 0;
+        // a hash aggregate of this grouping over `input`, never below a Gather
+        let hashed = |input: *mut pg_sys::Path,
+                      split: pg_sys::AggSplit::Type,
+                      costs: *const pg_sys::AggClauseCosts| {
+            let path = pg_sys::create_agg_path(
+                root,
+                output_rel,
+                input,
+                (*output_rel).reltarget,
+                pg_sys::AggStrategy::AGG_HASHED,
+                split,
+                (*parse).groupClause,
+                (*extra).havingQual.cast(),
+                costs,
+                (*any).rows,
+            );
+            (*path).path.parallel_safe = false;
+            path.cast::<pg_sys::Path>()
+        };
+        if can_hash && !kept.iter().any(|&p| finalizes_partial(p)) {
             if let Some(partial) = partially_grouped(root, output_rel) {
                 // PostgreSQL made this path too (planner.c, add_paths_to_grouping_rel), and
                 // add_path dropped it when a sorted finalization over the same workers cost
                 // less; the cheaper of the kept paths is chosen after this hook (set_cheapest)
-                let path = pg_sys::create_agg_path(
-                    root,
-                    output_rel,
+                kept.push(hashed(
                     (*partial).cheapest_total_path,
-                    (*output_rel).reltarget,
-                    pg_sys::AggStrategy::AGG_HASHED,
                     pg_sys::AggSplit::AGGSPLIT_FINAL_DESERIAL,
-                    (*parse).groupClause,
-                    (*extra).havingQual.cast(),
                     &(*extra).agg_final_costs,
-                    (*any).rows,
-                );
-                (*path).path.parallel_safe = false;
-                kept.push(path.cast());
+                ));
             }
         }
         if kept.is_empty() {
-            if (*extra).flags & pg_sys::GROUPING_CAN_USE_HASH as i32 == 0 {
+            if !can_hash {
                 // left as it is: `check_plan` refuses it
                 return;
             }
             let mut costs: pg_sys::AggClauseCosts = std::mem::zeroed();
             get_agg_clause_costs(root, pg_sys::AggSplit::AGGSPLIT_SIMPLE, &mut costs);
-            let path = pg_sys::create_agg_path(
-                root,
-                output_rel,
+            kept.push(hashed(
                 (*input_rel).cheapest_total_path,
-                (*output_rel).reltarget,
-                pg_sys::AggStrategy::AGG_HASHED,
                 pg_sys::AggSplit::AGGSPLIT_SIMPLE,
-                (*parse).groupClause,
-                (*extra).havingQual.cast(),
                 &costs,
-                (*any).rows,
-            );
-            (*path).path.parallel_safe = false;
-            kept.push(path.cast());
+            ));
         }
         let mut list: *mut pg_sys::List = std::ptr::null_mut();
         for p in kept {
