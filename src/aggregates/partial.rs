@@ -27,12 +27,6 @@ use crate::enforcement::list_ptrs;
 use crate::error::DeidentError;
 use crate::fmgr::{self, pg_function_info_v1};
 
-const C_LANGUAGE_ID: pg_sys::Oid = pg_sys::Oid::from_u32(13);
-/// pg_aggregate's columns (pg_aggregate.h).
-const AGGKIND: i16 = 2;
-const AGGNUMDIRECTARGS: i16 = 3;
-const AGGTRANSFN: i16 = 4;
-const AGGTRANSTYPE: i16 = 17;
 /// The most arguments a k-aggregate takes (k_sum, k_avg: value and person).
 const MAX_ARGS: usize = 2;
 
@@ -40,9 +34,8 @@ const MAX_ARGS: usize = 2;
 struct Site {
     aggregate: pg_sys::Oid,
     nargs: usize,
-    /// The aggregate's transition function.
-    transfn: *mut pg_sys::FmgrInfo,
-    /// Its call info, reused for every row: the state and the aggregate's arguments.
+    /// The call info of the aggregate's transition function (its FmgrInfo in `flinfo`),
+    /// reused for every row: the state and the aggregate's arguments.
     call: pg_sys::FunctionCallInfo,
 }
 
@@ -79,7 +72,7 @@ pub unsafe extern "C-unwind" fn deident_k_partial_trans(
         (*call).context = (*fcinfo).context;
         (*call).fncollation = (*fcinfo).fncollation;
         (*call).isnull = false;
-        let Some(transition) = (*site.transfn).fn_addr else {
+        let Some(transition) = (*(*call).flinfo).fn_addr else {
             DeidentError::PartialNotKAggregate.report()
         };
         let state = transition(call);
@@ -91,8 +84,7 @@ pub unsafe extern "C-unwind" fn deident_k_partial_trans(
 }
 pg_function_info_v1!(pg_finfo_deident_k_partial_trans);
 
-/// Checks, once per call site, that `aggregate` is a k-aggregate (an aggregate of this
-/// function's schema over its state type, with a C transition function of that schema) whose
+/// Checks, once per call site, that `aggregate` is a k-aggregate (`k_aggregate`) whose
 /// argument types are the call's, and that the caller may execute it; then sets up its
 /// transition function's call.
 ///
@@ -102,32 +94,15 @@ unsafe fn site_for(fcinfo: pg_sys::FunctionCallInfo, aggregate: pg_sys::Oid) -> 
     // SAFETY: per the contract; syscache reads, and allocations in fn_mcxt.
     unsafe {
         let flinfo = (*fcinfo).flinfo;
-        let own = (*flinfo).fn_oid;
-        let state_type = pg_sys::get_func_rettype(own);
-        let schema = pg_sys::get_func_namespace(own);
-        let columns = catalog::aggregate_functions(
-            aggregate,
-            &[AGGKIND, AGGNUMDIRECTARGS, AGGTRANSFN, AGGTRANSTYPE],
-        )
-        .unwrap_or_else(|| DeidentError::PartialNotKAggregate.report());
-        let (kind, direct, transfn, transtype) = (columns[0], columns[1], columns[2], columns[3]);
-        let ours = kind == Some(pg_sys::Oid::from_u32(u32::from(b'n')))
-            && direct == Some(pg_sys::Oid::from_u32(0))
-            && transtype == Some(state_type)
-            && pg_sys::get_func_namespace(aggregate) == schema;
-        let Some(transfn) = transfn.filter(|&f| {
-            ours && pg_sys::get_func_namespace(f) == schema
-                && catalog::func_language(f) == Some(C_LANGUAGE_ID)
-        }) else {
+        let Some((transfn, nargs)) = k_aggregate(aggregate) else {
             DeidentError::PartialNotKAggregate.report()
         };
         // the aggregate's argument types, against the call's (after the aggregate's oid)
         let mut types: *mut pg_sys::Oid = std::ptr::null_mut();
-        let mut nargs = 0;
-        pg_sys::get_func_signature(aggregate, &mut types, &mut nargs);
-        let nargs = nargs.max(0) as usize;
+        let mut declared = 0;
+        pg_sys::get_func_signature(aggregate, &mut types, &mut declared);
         let given = (*fcinfo).nargs.max(0) as usize;
-        if nargs == 0 || nargs > MAX_ARGS || given != 2 + nargs {
+        if declared.max(0) as usize != nargs || given != 2 + nargs {
             DeidentError::PartialArgumentTypes.report();
         }
         for i in 0..nargs {
@@ -160,7 +135,7 @@ unsafe fn site_for(fcinfo: pg_sys::FunctionCallInfo, aggregate: pg_sys::Oid) -> 
             pg_sys::MemoryContextAllocZero(cx, size).cast::<pg_sys::FunctionCallInfoBaseData>();
         (*call).flinfo = finfo;
         (*call).nargs = (1 + nargs) as i16;
-        Site { aggregate, nargs, transfn: finfo, call }
+        Site { aggregate, nargs, call }
     }
 }
 
@@ -176,7 +151,8 @@ unsafe fn site_for(fcinfo: pg_sys::FunctionCallInfo, aggregate: pg_sys::Oid) -> 
 pub unsafe extern "C-unwind" fn rewrite_worker_partial_aggs(query: *mut pg_sys::Query) {
     // SAFETY: per the contract; the nodes are the query's, changed in place.
     unsafe {
-        if !(*query).hasAggs || (*query).commandType != pg_sys::CmdType::CMD_SELECT {
+        // (the planner hook calls this only for a query with aggregates)
+        if (*query).commandType != pg_sys::CmdType::CMD_SELECT {
             return;
         }
         let mut calls: Vec<*mut pg_sys::Aggref> = Vec::new();
@@ -233,7 +209,7 @@ unsafe fn rewrite_call(a: *mut pg_sys::Aggref) {
             return;
         }
         let aggregate = pg_sys::Oid::from((*oid).constvalue.value() as u32);
-        let Some(nargs) = k_aggregate_arity(aggregate) else { return };
+        let Some((_, nargs)) = k_aggregate(aggregate) else { return };
         // Citus passes one argument as it is, several as a ROW (aggregate_utils.c)
         let arg = (*second).expr.cast::<pg_sys::Node>();
         let args: Vec<*mut pg_sys::Expr> = if nargs == 1 {
@@ -275,31 +251,43 @@ fn is_worker_partial_agg(func: pg_sys::Oid) -> bool {
     .unwrap_or(false)
 }
 
-/// The number of arguments of `aggregate` if it is one of pg_deident's k-aggregates (in the
-/// extension's schema, over deident.k_state); `_k_partial_trans` checks the rest when it runs.
-fn k_aggregate_arity(aggregate: pg_sys::Oid) -> Option<usize> {
-    let transtype =
-        catalog::aggregate_functions(aggregate, &[AGGTRANSTYPE])?.first().copied()??;
+/// `aggregate`'s transition function and number of arguments if it is one of pg_deident's
+/// k-aggregates: a plain aggregate of pg_deident's schema over deident.k_state, of one or two
+/// arguments, whose transition function is a C function of that schema.
+fn k_aggregate(aggregate: pg_sys::Oid) -> Option<(pg_sys::Oid, usize)> {
+    use catalog::{AGG_KIND, AGG_NUM_DIRECT_ARGS, AGG_TRANSFN, AGG_TRANSTYPE};
+    let columns = catalog::aggregate_columns(
+        aggregate,
+        &[AGG_KIND, AGG_NUM_DIRECT_ARGS, AGG_TRANSFN, AGG_TRANSTYPE],
+    )?;
+    let [kind, direct, transfn, transtype] = columns[..] else { return None };
+    let oid = |d: pg_sys::Datum| pg_sys::Oid::from(d.value() as u32);
     // SAFETY: syscache lookups by name and OID.
-    unsafe {
+    let state = unsafe {
         let schema = pg_sys::get_namespace_oid(c"deident".as_ptr(), true);
-        let state = pg_sys::GetSysCacheOid(
+        pg_sys::GetSysCacheOid(
             pg_sys::SysCacheIdentifier::TYPENAMENSP as i32,
             pg_sys::Anum_pg_type_oid as i16,
             pg_sys::Datum::from(c"k_state".as_ptr()),
             pg_sys::Datum::from(schema),
             pg_sys::Datum::from(0),
             pg_sys::Datum::from(0),
-        );
-        if schema == pg_sys::InvalidOid
-            || transtype != state
-            || pg_sys::get_func_namespace(aggregate) != schema
-        {
-            return None;
-        }
+        )
+    };
+    let plain = kind?.value() as u8 == b'n' && direct?.value() as i16 == 0;
+    // SAFETY: a syscache read in a transaction.
+    let schema = unsafe { pg_sys::get_func_namespace(aggregate) };
+    if !plain
+        || state == pg_sys::InvalidOid
+        || oid(transtype?) != state
+        || !catalog::is_deident_namespace(schema)
+    {
+        return None;
     }
-    catalog::with_proc(aggregate, |form, _| form.pronargs as usize)
-        .filter(|&n| (1..=MAX_ARGS).contains(&n))
+    let transfn = oid(transfn?);
+    catalog::our_function_name(transfn)?;
+    let nargs = catalog::with_proc(aggregate, |form, _| form.pronargs as usize)?;
+    (1..=MAX_ARGS).contains(&nargs).then_some((transfn, nargs))
 }
 
 /// `deident._k_partial(oid, "any" × nargs)`.

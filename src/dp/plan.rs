@@ -17,6 +17,7 @@ use pgrx::pg_sys;
 use super::aggregates::bounds_of;
 use super::grouping::GroupingProblem;
 use super::state::BoundsError;
+use crate::enforcement::catalog;
 use crate::enforcement::list_ptrs;
 use crate::error::DeidentError;
 
@@ -36,11 +37,6 @@ pub unsafe fn worth_checking(query: *mut pg_sys::Query) -> bool {
                 .any(|rte| (*rte).rtekind == pg_sys::RTEKind::RTE_SUBQUERY)
     }
 }
-
-/// pg_language's "c" (pg_language.dat) and pg_aggregate's aggtransfn and aggfinalfn columns.
-const C_LANGUAGE_ID: pg_sys::Oid = pg_sys::Oid::from_u32(13);
-const ANUM_PG_AGGREGATE_AGGTRANSFN: i16 = 4;
-const ANUM_PG_AGGREGATE_AGGFINALFN: i16 = 5;
 
 /// What is wrong with a dp aggregate call.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -248,9 +244,9 @@ unsafe fn person_relation(
         if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION {
             return None;
         }
-        let labels = crate::enforcement::catalog::column_labels((*rte).relid, false);
+        let labels = catalog::column_labels((*rte).relid, false);
         let attnum = (*var).varattno;
-        let labelled = crate::enforcement::catalog::identifiers(&labels).any(|a| a == attnum);
+        let labelled = catalog::identifiers(&labels).any(|a| a == attnum);
         labelled.then_some(varno)
     }
 }
@@ -363,9 +359,8 @@ unsafe fn strict_query(
         for (i, rte) in list_ptrs::<pg_sys::RangeTblEntry>((*query).rtable).enumerate() {
             match (*rte).rtekind {
                 pg_sys::RTEKind::RTE_RELATION => {
-                    let labels = crate::enforcement::catalog::column_labels((*rte).relid, false);
-                    let personal =
-                        crate::enforcement::catalog::identifiers(&labels).next().is_some();
+                    let labels = catalog::column_labels((*rte).relid, false);
+                    let personal = catalog::identifiers(&labels).next().is_some();
                     if personal && !persons.contains(&(query as usize, i as i32 + 1)) {
                         return Err(PersonProblem::OtherPersonalTable);
                     }
@@ -566,7 +561,7 @@ pub unsafe extern "C-unwind" fn keeps_sql_function_whole(func: pg_sys::Oid) -> b
     if func.to_u32() < pg_sys::FirstNormalObjectId {
         return false;
     }
-    crate::enforcement::catalog::with_proc(func, |form, tuple| {
+    catalog::with_proc(func, |form, tuple| {
         if !(form.prolang == SQL_LANGUAGE_ID && form.proretset) {
             return false;
         }
@@ -580,7 +575,7 @@ pub unsafe extern "C-unwind" fn keeps_sql_function_whole(func: pg_sys::Oid) -> b
                     attnum,
                     &mut isnull,
                 );
-                !isnull && crate::enforcement::catalog::text_of(d).to_lowercase().contains(needle)
+                !isnull && catalog::text_of(d).to_lowercase().contains(needle)
             }
         })
     })
@@ -760,12 +755,10 @@ fn dp_kind(aggfnoid: pg_sys::Oid) -> Option<DpKind> {
 
 fn dp_kind_uncached(aggfnoid: pg_sys::Oid) -> Option<DpKind> {
     {
-        let columns = crate::enforcement::catalog::aggregate_functions(
-            aggfnoid,
-            &[ANUM_PG_AGGREGATE_AGGTRANSFN, ANUM_PG_AGGREGATE_AGGFINALFN],
-        )?;
+        let columns =
+            catalog::aggregate_functions(aggfnoid, &[catalog::AGG_TRANSFN, catalog::AGG_FINALFN])?;
         let (trans, fin) = (columns[0], columns[1]);
-        let name = |f: pg_sys::Oid| our_function_name(f);
+        let name = |f: pg_sys::Oid| catalog::our_function_name(f);
         let fin = name(fin?)?;
         if !(fin.starts_with("_dp_") && fin.ends_with("_final")) {
             return None;
@@ -778,30 +771,9 @@ fn dp_kind_uncached(aggfnoid: pg_sys::Oid) -> Option<DpKind> {
     }
 }
 
-/// The name of `func` if it is a C function in schema `deident`.
-fn our_function_name(func: pg_sys::Oid) -> Option<String> {
-    crate::enforcement::catalog::with_proc(func, |form, _| {
-        let ours = form.prolang == C_LANGUAGE_ID && is_deident_namespace(form.pronamespace);
-        // SAFETY: proname is a NUL-terminated NameData.
-        let name = unsafe { std::ffi::CStr::from_ptr(form.proname.data.as_ptr()) };
-        ours.then(|| name.to_string_lossy().into_owned())
-    })
-    .flatten()
-}
-
-/// Is `ns` pg_deident's schema? Only a superuser can create anything there (the extension's
-/// schema is refused if anyone else could), so what is in it is pg_deident's own.
-fn is_deident_namespace(ns: pg_sys::Oid) -> bool {
-    // SAFETY: a syscache read in a transaction; NULL for no such schema.
-    unsafe {
-        let name = pg_sys::get_namespace_name(ns);
-        !name.is_null() && std::ffi::CStr::from_ptr(name).to_bytes() == b"deident"
-    }
-}
-
 /// A user-defined function (not built in) outside pg_deident's schema.
 fn foreign_function(func: pg_sys::Oid) -> bool {
     // SAFETY: a syscache read in a transaction.
     func.to_u32() >= pg_sys::FirstNormalObjectId
-        && !is_deident_namespace(unsafe { pg_sys::get_func_namespace(func) })
+        && !catalog::is_deident_namespace(unsafe { pg_sys::get_func_namespace(func) })
 }

@@ -525,21 +525,42 @@ pub fn labelled_relations() -> Vec<pg_sys::Oid> {
     out
 }
 
+/// pg_language's "c" (pg_language.dat).
+pub const C_LANGUAGE_ID: pg_sys::Oid = pg_sys::Oid::from_u32(13);
+
+/// Columns of pg_aggregate (pg_aggregate.h).
+pub const AGG_KIND: i16 = 2;
+pub const AGG_NUM_DIRECT_ARGS: i16 = 3;
+pub const AGG_TRANSFN: i16 = 4;
+pub const AGG_FINALFN: i16 = 5;
+pub const AGG_TRANSTYPE: i16 = 17;
+
+/// Runs `f` on the row of syscache `cache` under `key`, None if there is no such row; the row
+/// is released after `f` has used it.
+fn with_syscache_row<R>(
+    cache: pg_sys::SysCacheIdentifier::Type,
+    key: pg_sys::Oid,
+    f: impl FnOnce(pg_sys::HeapTuple) -> R,
+) -> Option<R> {
+    // SAFETY: a syscache read in a transaction; the tuple lives until it is released.
+    unsafe {
+        let tuple = pg_sys::SearchSysCache1(cache as i32, pg_sys::Datum::from(key));
+        if tuple.is_null() {
+            return None;
+        }
+        let result = f(tuple);
+        pg_sys::ReleaseSysCache(tuple);
+        Some(result)
+    }
+}
+
 /// The owner of a relation (InvalidOid if there is none such).
 pub fn rel_owner(relid: pg_sys::Oid) -> pg_sys::Oid {
-    // SAFETY: a syscache read in a transaction.
-    unsafe {
-        let tuple = pg_sys::SearchSysCache1(
-            pg_sys::SysCacheIdentifier::RELOID as i32,
-            pg_sys::Datum::from(relid),
-        );
-        if tuple.is_null() {
-            return pg_sys::InvalidOid;
-        }
-        let owner = (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_class>(tuple)).relowner;
-        pg_sys::ReleaseSysCache(tuple);
-        owner
-    }
+    with_syscache_row(pg_sys::SysCacheIdentifier::RELOID, relid, |tuple| {
+        // SAFETY: a pg_class row's fixed part.
+        unsafe { (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_class>(tuple)).relowner }
+    })
+    .unwrap_or(pg_sys::InvalidOid)
 }
 
 /// Runs `f` on a function's pg_proc row (through the syscache), None if there is no such
@@ -549,57 +570,72 @@ pub fn with_proc<R>(
     func: pg_sys::Oid,
     f: impl FnOnce(&pg_sys::FormData_pg_proc, pg_sys::HeapTuple) -> R,
 ) -> Option<R> {
-    // SAFETY: a syscache read in a transaction; the row is released after `f` has used it.
-    unsafe {
-        let tuple = pg_sys::SearchSysCache1(
-            pg_sys::SysCacheIdentifier::PROCOID as i32,
-            pg_sys::Datum::from(func),
-        );
-        if tuple.is_null() {
-            return None;
-        }
-        let result = f(&*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_proc>(tuple), tuple);
-        pg_sys::ReleaseSysCache(tuple);
-        Some(result)
-    }
+    with_syscache_row(pg_sys::SysCacheIdentifier::PROCOID, func, |tuple| {
+        // SAFETY: a pg_proc row's fixed part, borrowed while the row is held.
+        f(unsafe { &*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_proc>(tuple) }, tuple)
+    })
 }
 
-/// The language of a function (pg_language OID), if the function exists.
-/// The regproc columns `attnums` of aggregate `aggfnoid`'s pg_aggregate row (None for a
-/// NULL or missing one), or None when it is not an aggregate.
+/// The columns `attnums` of aggregate `aggfnoid`'s pg_aggregate row (None for a NULL one), or
+/// None when it is not an aggregate.
+pub fn aggregate_columns(
+    aggfnoid: pg_sys::Oid,
+    attnums: &[i16],
+) -> Option<Vec<Option<pg_sys::Datum>>> {
+    with_syscache_row(pg_sys::SysCacheIdentifier::AGGFNOID, aggfnoid, |tuple| {
+        attnums
+            .iter()
+            .map(|&attnum| {
+                let mut isnull = false;
+                // SAFETY: a column of the row held, by number.
+                let d = unsafe {
+                    pg_sys::SysCacheGetAttr(
+                        pg_sys::SysCacheIdentifier::AGGFNOID as i32,
+                        tuple,
+                        attnum,
+                        &mut isnull,
+                    )
+                };
+                (!isnull).then_some(d)
+            })
+            .collect()
+    })
+}
+
+/// The regproc (or other oid) columns `attnums` of aggregate `aggfnoid`'s pg_aggregate row
+/// (None for a NULL one), or None when it is not an aggregate.
 pub fn aggregate_functions(
     aggfnoid: pg_sys::Oid,
     attnums: &[i16],
 ) -> Option<Vec<Option<pg_sys::Oid>>> {
-    // SAFETY: a syscache read in a transaction; the row is released after use.
+    let columns = aggregate_columns(aggfnoid, attnums)?;
+    Some(columns.into_iter().map(|d| d.map(|d| pg_sys::Oid::from(d.value() as u32))).collect())
+}
+
+/// The language of a function (pg_language OID), if the function exists.
+pub fn func_language(func: pg_sys::Oid) -> Option<pg_sys::Oid> {
+    with_proc(func, |form, _| form.prolang)
+}
+
+/// Is `ns` pg_deident's schema? Only a superuser can create anything there (the extension's
+/// schema is refused if anyone else could), so what is in it is pg_deident's own.
+pub fn is_deident_namespace(ns: pg_sys::Oid) -> bool {
+    // SAFETY: a syscache read in a transaction; NULL for no such schema.
     unsafe {
-        let tuple = pg_sys::SearchSysCache1(
-            pg_sys::SysCacheIdentifier::AGGFNOID as i32,
-            pg_sys::Datum::from(aggfnoid),
-        );
-        if tuple.is_null() {
-            return None;
-        }
-        let columns = attnums
-            .iter()
-            .map(|&attnum| {
-                let mut isnull = false;
-                let d = pg_sys::SysCacheGetAttr(
-                    pg_sys::SysCacheIdentifier::AGGFNOID as i32,
-                    tuple,
-                    attnum,
-                    &mut isnull,
-                );
-                (!isnull).then(|| pg_sys::Oid::from(d.value() as u32))
-            })
-            .collect();
-        pg_sys::ReleaseSysCache(tuple);
-        Some(columns)
+        let name = pg_sys::get_namespace_name(ns);
+        !name.is_null() && std::ffi::CStr::from_ptr(name).to_bytes() == b"deident"
     }
 }
 
-pub fn func_language(func: pg_sys::Oid) -> Option<pg_sys::Oid> {
-    with_proc(func, |form, _| form.prolang)
+/// The name of `func` if it is a C function in schema `deident`.
+pub fn our_function_name(func: pg_sys::Oid) -> Option<String> {
+    with_proc(func, |form, _| {
+        let ours = form.prolang == C_LANGUAGE_ID && is_deident_namespace(form.pronamespace);
+        // SAFETY: proname is a NUL-terminated NameData.
+        let name = unsafe { std::ffi::CStr::from_ptr(form.proname.data.as_ptr()) };
+        ours.then(|| name.to_string_lossy().into_owned())
+    })
+    .flatten()
 }
 
 /// The direct parents of `rel` (partition parent or inheritance parents), from pg_inherits.

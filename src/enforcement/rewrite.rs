@@ -27,6 +27,7 @@ use std::ffi::CString;
 use pgrx::pg_sys;
 use pgrx::pg_sys::{Oid, Query, RangeTblEntry};
 
+use super::catalog::C_LANGUAGE_ID;
 use super::list_ptrs;
 use super::{bit, catalog, tripwire, STATISTIC_EXT_DATA_RELATION_ID, WRITE};
 use crate::dp::plan::{walk_tree, walk_tree_levels, Visit};
@@ -55,8 +56,6 @@ struct Funcs {
     int: Oid,
 }
 
-/// pg_language_d.h.
-const C_LANGUAGE_ID: Oid = Oid::from_u32(13);
 /// The length of the text pseudonym a masked column gets (SPEC's default).
 const MASK_LENGTH: i32 = 22;
 
