@@ -12,7 +12,7 @@ use sha2::block_api::compress256;
 use sha2::Sha256;
 use zeroize::Zeroize;
 
-type HmacSha256 = Hmac<Sha256>;
+pub(crate) type HmacSha256 = Hmac<Sha256>;
 
 /// Shortest and longest base-62 pseudonym. 8 characters are ~47 bits (the smallest that still
 /// makes accidental collisions rare in a table of a million people); 43 is the first length

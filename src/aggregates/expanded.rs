@@ -28,7 +28,6 @@ use super::memory::{
 };
 use super::state::{KState, StateError};
 use super::support::state_error;
-use crate::dp::noise::{OsRandom, RandomError, RandomSource};
 use crate::error::{DeidentError, OrReport};
 use crate::fmgr::{self, pg_function_info_v1};
 use crate::seal::{self, Kind, SealError};
@@ -410,7 +409,10 @@ fn framed_len(state: &mut KState<PgEnv>) -> (usize, usize) {
 }
 
 fn sealed_error(e: SealError) -> ! {
-    DeidentError::SealedState(e).report()
+    match e {
+        SealError::Random => DeidentError::DpRandom.report(),
+        e => DeidentError::SealedState(e).report(),
+    }
 }
 
 /// Argument `n` as a group to read (a final function's, or a combine function's second), None
@@ -552,17 +554,35 @@ fn sealing_key() -> std::rc::Rc<seal::SealKey> {
     keycache::seal_key(b"").or_report()
 }
 
+/// A state's sealed size under `key`, with its encoding's length and its framed plaintext's.
+fn sealed_size(state: &mut KState<PgEnv>, key: &seal::SealKey) -> (usize, usize, usize) {
+    let (len, plain) = framed_len(state);
+    (seal::sealed_len(key.id().len(), plain), len, plain)
+}
+
+/// Writes the state's framed encoding where the ciphertext goes in `out` and seals it there
+/// (`out` is `sealed_size`'s first number of bytes, `len` and `plain` its others).
+fn seal_state(
+    state: &mut KState<PgEnv>,
+    key: &seal::SealKey,
+    (len, plain): (usize, usize),
+    out: &mut [u8],
+) {
+    let body = &mut out[seal::body_range(key.id().len(), plain)];
+    state.encode(&mut body[seal::FRAME..seal::FRAME + len]);
+    seal::frame(body, len);
+    seal::seal_in_place(key, Kind::KAggregate, out).unwrap_or_else(|e| sealed_error(e));
+}
+
 /// `get_flat_size`: the varlena header, and the sealed, framed encoding of the state.
 #[pg_guard]
 unsafe extern "C-unwind" fn flat_size(eoh: *mut pg_sys::ExpandedObjectHeader) -> pg_sys::Size {
     // SAFETY: PostgreSQL calls the methods with the header of one of our objects.
     let object = unsafe { &mut *eoh.cast::<Expanded>() };
-    let (_, plain) = framed_len(&mut object.group.state);
-    pg_sys::VARHDRSZ + seal::sealed_len(sealing_key().id().len(), plain)
+    pg_sys::VARHDRSZ + sealed_size(&mut object.group.state, &sealing_key()).0
 }
 
-/// `flatten_into`: writes the state's framed encoding where the ciphertext goes and seals it
-/// there.
+/// `flatten_into`: the state sealed (`seal_state`) after a varlena header.
 #[pg_guard]
 unsafe extern "C-unwind" fn flatten_into(
     eoh: *mut pg_sys::ExpandedObjectHeader,
@@ -572,44 +592,21 @@ unsafe extern "C-unwind" fn flatten_into(
     // SAFETY: as above; `result` is `allocated` writable bytes, the size flat_size returned.
     let object = unsafe { &mut *eoh.cast::<Expanded>() };
     let state = &mut object.group.state;
-    let (len, plain) = framed_len(state);
     let key = sealing_key();
-    let size = pg_sys::VARHDRSZ + seal::sealed_len(key.id().len(), plain);
+    let (sealed, len, plain) = sealed_size(state, &key);
+    let size = pg_sys::VARHDRSZ + sealed;
     if size != allocated {
         // The ring cannot change between the two calls (one query keeps one ring), nor k (a
         // setting changes between statements), and the encoding's length is fixed once the
         // persons are compacted.
         pgrx::error!("pg_deident: k_state flattened into {allocated} bytes, needs {size}");
     }
-    let nonce = nonce();
     // SAFETY: see above; the header is written first, then the bytes after it are filled.
     unsafe {
         pgrx::varlena::set_varsize_4b(result.cast(), size as i32);
-        let out = std::slice::from_raw_parts_mut(
-            result.cast::<u8>().add(pg_sys::VARHDRSZ),
-            size - pg_sys::VARHDRSZ,
-        );
-        let body = &mut out[seal::body_range(key.id().len(), plain)];
-        state.encode(&mut body[seal::FRAME..seal::FRAME + len]);
-        seal::frame(body, len);
-        seal::seal_in_place(&key, Kind::KAggregate, nonce, out).unwrap_or_else(|e| sealed_error(e));
+        let out = std::slice::from_raw_parts_mut(result.cast::<u8>().add(pg_sys::VARHDRSZ), sealed);
+        seal_state(state, &key, (len, plain), out);
     }
-}
-
-thread_local! {
-    /// The operating system's CSPRNG, read 512 bytes at a time (a parallel plan seals a
-    /// state per group and worker: one system call each was measurable).
-    static NONCES: std::cell::RefCell<OsRandom> = std::cell::RefCell::new(OsRandom::new());
-}
-
-/// A fresh nonce from the operating system's CSPRNG (bytes used once: OsRandom wipes them).
-fn nonce() -> [u8; seal::NONCE_LEN] {
-    let words = NONCES.with_borrow_mut(|r| Ok::<_, RandomError>([r.next_u64()?, r.next_u64()?]));
-    let Ok([a, b]) = words else { DeidentError::DpRandom.report() };
-    let mut n = [0u8; seal::NONCE_LEN];
-    n[..8].copy_from_slice(&a.to_le_bytes());
-    n[8..].copy_from_slice(&b.to_le_bytes()[..4]);
-    n
 }
 
 /// `_k_state_in(cstring) RETURNS deident.k_state`: base64 of sealed bytes, accepted only if
@@ -621,39 +618,85 @@ pub unsafe extern "C-unwind" fn deident_k_state_in(
 ) -> pg_sys::Datum {
     use base64::Engine;
     // SAFETY: fmgr's call info of the strict input function; argument 0 is a C string.
-    let text = unsafe { std::ffi::CStr::from_ptr(fmgr::arg(fcinfo, 0).cast_mut_ptr()) };
+    let text = unsafe { std::ffi::CStr::from_ptr(fmgr::arg(fcinfo, 0).cast_mut_ptr()) }.to_bytes();
     // Whitespace is skipped, as PostgreSQL's decode(..., 'base64') does: its encode breaks
-    // lines every 76 characters.
-    let compact: Vec<u8> =
-        text.to_bytes().iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(compact)
-        .unwrap_or_else(|_| sealed_error(SealError::NotSealed));
+    // lines every 76 characters. (A state from Citus has none: decoded where it is.)
+    let compact: Vec<u8>;
+    let text = if text.iter().any(|b| b.is_ascii_whitespace()) {
+        compact = text.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+        &compact[..]
+    } else {
+        text
+    };
+    // Decoded straight into the value: a varlena of at most the estimate's size, its length
+    // set to what decoded.
+    let estimate = base64::decoded_len_estimate(text.len());
+    let value = varlena_datum(estimate, |_| ());
+    // SAFETY: varlena_datum allocated VARHDRSZ + estimate bytes at `value`, set as its length;
+    // the length is lowered to the decoded bytes' before anything reads it.
+    let bytes = unsafe {
+        let ptr = value.cast_mut_ptr::<pg_sys::varlena>();
+        let data = std::slice::from_raw_parts_mut(
+            pgrx::varlena::vardata_4b(ptr).cast::<u8>().cast_mut(),
+            estimate,
+        );
+        let n = base64::engine::general_purpose::STANDARD
+            .decode_slice(text, data)
+            .unwrap_or_else(|_| sealed_error(SealError::NotSealed));
+        pgrx::varlena::set_varsize_4b(ptr, (pg_sys::VARHDRSZ + n) as i32);
+        &data[..n]
+    };
     // SAFETY: a plain read of the current context, which holds the check's scratch.
     let env = PgEnv(unsafe { pg_sys::CurrentMemoryContext });
-    let _ = open_keeping(&bytes, env, true);
-    varlena_datum(bytes.len(), |out| out.copy_from_slice(&bytes))
+    let _ = open_keeping(bytes, env, true);
+    value
 }
 pg_function_info_v1!(pg_finfo_deident_k_state_in);
 
 /// `_k_state_out(deident.k_state) RETURNS cstring`: the sealed bytes in base64 (an expanded
-/// state is flattened, so sealed, first).
+/// state is sealed first, into scratch memory freed after).
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn deident_k_state_out(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
     use base64::Engine;
-    // SAFETY: fmgr's call info of the strict output function; argument 0 is a k_state, which
-    // pg_detoast_datum flattens (detoast.c: an expanded datum is flattened into a copy).
-    let bytes = unsafe { fmgr::datum_bytes(sealed_copy(fmgr::arg(fcinfo, 0))) };
-    let text = base64::engine::general_purpose::STANDARD.encode(bytes);
-    // SAFETY: pstrdup-like: palloc'd, NUL-terminated; base64 has no NUL.
-    unsafe {
-        let out = pg_sys::palloc(text.len() + 1).cast::<u8>();
-        std::ptr::copy_nonoverlapping(text.as_ptr(), out, text.len());
-        out.add(text.len()).write(0);
-        pg_sys::Datum::from(out)
+    // SAFETY: fmgr's call info of the strict output function; argument 0 is a k_state.
+    let datum = unsafe { classify(fmgr::arg(fcinfo, 0)) };
+    let write = |sealed: &[u8]| {
+        let n = base64::encoded_len(sealed.len(), true)
+            .unwrap_or_else(|| pgrx::error!("pg_deident: a sealed state too large for text"));
+        // SAFETY: palloc'd n + 1 bytes, filled by the encoder (exactly n: encoded_len) and
+        // NUL-terminated; base64 has no NUL.
+        unsafe {
+            let out = pg_sys::palloc(n + 1).cast::<u8>();
+            let slice = std::slice::from_raw_parts_mut(out, n);
+            let written =
+                base64::engine::general_purpose::STANDARD.encode_slice(sealed, slice).unwrap_or(0);
+            if written != n {
+                pgrx::error!("pg_deident: base64 of a sealed state: {written} of {n} bytes");
+            }
+            out.add(n).write(0);
+            pg_sys::Datum::from(out)
+        }
+    };
+    match datum {
+        Datum::Sealed(bytes) => write(bytes),
+        Datum::Object { object, .. } => {
+            let state = &mut object.group.state;
+            let key = sealing_key();
+            let (sealed, len, plain) = sealed_size(state, &key);
+            // SAFETY: palloc'd scratch of `sealed` bytes, all written by seal_state before
+            // they are read, freed after use (ciphertext: nothing to wipe).
+            unsafe {
+                let scratch = pg_sys::palloc(sealed).cast::<u8>();
+                let out = std::slice::from_raw_parts_mut(scratch, sealed);
+                seal_state(state, &key, (len, plain), out);
+                let text = write(out);
+                pg_sys::pfree(scratch.cast());
+                text
+            }
+        }
     }
 }
 pg_function_info_v1!(pg_finfo_deident_k_state_out);
