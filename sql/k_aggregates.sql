@@ -154,3 +154,20 @@ CREATE AGGREGATE deident._k_partial(oid, "any") (SFUNC = deident._k_partial_tran
   STYPE = deident.k_state, FINALFUNC = deident._k_partial_final, PARALLEL = SAFE);
 CREATE AGGREGATE deident._k_partial(oid, "any", "any") (SFUNC = deident._k_partial_trans,
   STYPE = deident.k_state, FINALFUNC = deident._k_partial_final, PARALLEL = SAFE);
+
+-- And Citus's coord_combine_agg for them on the coordinator (src/aggregates/partial.rs): in the
+-- plan Citus makes, coord_combine_agg(k-aggregate, partial state text, NULL::result type)
+-- becomes deident._k_combine_partials(...), which opens each partial state once and combines
+-- it, then runs the k-aggregate's own final function, where k is checked. Executable by
+-- everyone, as coord_combine_agg is; it checks what _k_partial checks, and that the type
+-- argument is the aggregate's result type.
+CREATE FUNCTION deident._k_combine_partials_trans(deident.k_state, oid, cstring, anyelement)
+  RETURNS deident.k_state LANGUAGE c PARALLEL SAFE
+  AS 'MODULE_PATHNAME', 'deident_k_combine_partials_trans';
+CREATE FUNCTION deident._k_combine_partials_final(deident.k_state, oid, cstring, anyelement)
+  RETURNS anyelement LANGUAGE c PARALLEL SAFE
+  AS 'MODULE_PATHNAME', 'deident_k_combine_partials_final';
+CREATE AGGREGATE deident._k_combine_partials(oid, cstring, anyelement) (
+  SFUNC = deident._k_combine_partials_trans, STYPE = deident.k_state,
+  FINALFUNC = deident._k_combine_partials_final, FINALFUNC_EXTRA,
+  FINALFUNC_MODIFY = READ_WRITE, PARALLEL = SAFE);

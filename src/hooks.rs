@@ -383,7 +383,8 @@ unsafe extern "C-unwind" fn planner(
     unsafe {
         // Citus's partial aggregation of the k-aggregates, done without its per-row lookups
         // (a pointer read first: most statements have no aggregate)
-        if (*parse).hasAggs {
+        let aggregates = (*parse).hasAggs;
+        if aggregates {
             crate::aggregates::partial::rewrite_worker_partial_aggs(parse);
         }
         // dp aggregate calls (their bounds, person and value: dp/plan.rs), on the query as
@@ -402,6 +403,10 @@ unsafe extern "C-unwind" fn planner(
         }
         if dp && !stmt.is_null() {
             crate::dp::grouping::check_plan(stmt);
+        }
+        // and their combination on a Citus coordinator, in the plan Citus's planner made
+        if aggregates && !stmt.is_null() {
+            crate::aggregates::partial::rewrite_coordinator_combines(stmt);
         }
         // pointer reads: nothing that can raise an error
         if !stmt.is_null() && enforcement::plan_reads_relations(stmt) {

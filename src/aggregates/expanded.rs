@@ -609,16 +609,10 @@ unsafe extern "C-unwind" fn flatten_into(
     }
 }
 
-/// `_k_state_in(cstring) RETURNS deident.k_state`: base64 of sealed bytes, accepted only if
-/// a key of this ring sealed them and they decode; the value is the sealed bytes.
-#[pg_guard]
-#[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn deident_k_state_in(
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> pg_sys::Datum {
+/// The sealed bytes of a state's text (base64), decoded straight into a new varlena in the
+/// current memory context: the value and its bytes. Not yet opened or checked.
+fn decode_text<'a>(text: &[u8]) -> (pg_sys::Datum, &'a [u8]) {
     use base64::Engine;
-    // SAFETY: fmgr's call info of the strict input function; argument 0 is a C string.
-    let text = unsafe { std::ffi::CStr::from_ptr(fmgr::arg(fcinfo, 0).cast_mut_ptr()) }.to_bytes();
     // Whitespace is skipped, as PostgreSQL's decode(..., 'base64') does: its encode breaks
     // lines every 76 characters. (A state from Citus has none: decoded where it is.)
     let compact: Vec<u8>;
@@ -628,13 +622,12 @@ pub unsafe extern "C-unwind" fn deident_k_state_in(
     } else {
         text
     };
-    // Decoded straight into the value: a varlena of at most the estimate's size, its length
-    // set to what decoded.
+    // a varlena of at most the estimate's size, its length set to what decoded
     let estimate = base64::decoded_len_estimate(text.len());
     let value = varlena_datum(estimate, |_| ());
     // SAFETY: varlena_datum allocated VARHDRSZ + estimate bytes at `value`, set as its length;
     // the length is lowered to the decoded bytes' before anything reads it.
-    let bytes = unsafe {
+    unsafe {
         let ptr = value.cast_mut_ptr::<pg_sys::varlena>();
         let data = std::slice::from_raw_parts_mut(
             pgrx::varlena::vardata_4b(ptr).cast::<u8>().cast_mut(),
@@ -644,8 +637,56 @@ pub unsafe extern "C-unwind" fn deident_k_state_in(
             .decode_slice(text, data)
             .unwrap_or_else(|_| sealed_error(SealError::NotSealed));
         pgrx::varlena::set_varsize_4b(ptr, (pg_sys::VARHDRSZ + n) as i32);
-        &data[..n]
-    };
+        (value, &data[..n])
+    }
+}
+
+/// Combines the state of a text (base64 of sealed bytes, as `_k_state_in` reads it) into the
+/// transition state in argument 0, or makes it the group's first state: what Citus's
+/// `coord_combine_agg` does with the input and combine functions, in one opening, with no
+/// kept copy (`Opened`). The sealed bytes are decoded and opened in the current (per-tuple)
+/// memory context.
+///
+/// # Safety
+/// `fcinfo` is a transition call inside an aggregate whose argument 0 is a k_state or NULL.
+pub unsafe fn combine_text(fcinfo: pg_sys::FunctionCallInfo, text: &[u8]) -> pg_sys::Datum {
+    // SAFETY: per the contract.
+    unsafe {
+        let (_, bytes) = decode_text(text);
+        let env = PgEnv(pg_sys::CurrentMemoryContext);
+        match update_arg(fcinfo, Placement::Shared) {
+            Some(a) => {
+                let b = open(bytes, env);
+                if let Err(e) = a.state.merge(&b) {
+                    state_error(e);
+                }
+                rw_datum(a)
+            }
+            None => {
+                let cx = agg_context(fcinfo);
+                let g = new_object(
+                    cx,
+                    Placement::Shared,
+                    ValueType::None,
+                    PersonType::Unknown,
+                    |env| open(bytes, env),
+                );
+                rw_datum(g)
+            }
+        }
+    }
+}
+
+/// `_k_state_in(cstring) RETURNS deident.k_state`: base64 of sealed bytes, accepted only if
+/// a key of this ring sealed them and they decode; the value is the sealed bytes.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn deident_k_state_in(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: fmgr's call info of the strict input function; argument 0 is a C string.
+    let text = unsafe { std::ffi::CStr::from_ptr(fmgr::arg(fcinfo, 0).cast_mut_ptr()) }.to_bytes();
+    let (value, bytes) = decode_text(text);
     // SAFETY: a plain read of the current context, which holds the check's scratch.
     let env = PgEnv(unsafe { pg_sys::CurrentMemoryContext });
     let _ = open_keeping(bytes, env, true);

@@ -184,7 +184,7 @@ pub unsafe extern "C-unwind" fn rewrite_worker_partial_aggs(query: *mut pg_sys::
 unsafe fn rewrite_call(a: *mut pg_sys::Aggref) {
     // SAFETY: per the contract; the lists are the Aggref's, of TargetEntry and OID.
     unsafe {
-        if !is_worker_partial_agg((*a).aggfnoid)
+        if !is_citus_function((*a).aggfnoid, c"worker_partial_agg", 2)
             || !(*a).aggorder.is_null()
             || !(*a).aggdistinct.is_null()
             || !(*a).aggdirectargs.is_null()
@@ -196,19 +196,7 @@ unsafe fn rewrite_call(a: *mut pg_sys::Aggref) {
         let entries: Vec<*mut pg_sys::TargetEntry> = list_ptrs((*a).args).collect();
         let [first, second] = entries[..] else { return };
         // 'deident.k_sum(integer,text)'::regprocedure, relabelled as oid
-        let mut node = (*first).expr.cast::<pg_sys::Node>();
-        while (*node).type_ == pg_sys::NodeTag::T_RelabelType {
-            node = (*node.cast::<pg_sys::RelabelType>()).arg.cast();
-        }
-        let oid = node.cast::<pg_sys::Const>();
-        if (*node).type_ != pg_sys::NodeTag::T_Const
-            || ![pg_sys::OIDOID, pg_sys::REGPROCEDUREOID, pg_sys::REGPROCOID]
-                .contains(&(*oid).consttype)
-            || (*oid).constisnull
-        {
-            return;
-        }
-        let aggregate = pg_sys::Oid::from((*oid).constvalue.value() as u32);
+        let Some(aggregate) = constant_oid((*a).args) else { return };
         let Some((_, nargs)) = k_aggregate(aggregate) else { return };
         // Citus passes one argument as it is, several as a ROW (aggregate_utils.c)
         let arg = (*second).expr.cast::<pg_sys::Node>();
@@ -239,16 +227,32 @@ unsafe fn rewrite_call(a: *mut pg_sys::Aggref) {
     }
 }
 
-/// Is `func` Citus's `pg_catalog.worker_partial_agg`?
-fn is_worker_partial_agg(func: pg_sys::Oid) -> bool {
+/// Is `func` Citus's `pg_catalog.<name>` of `nargs` arguments (`worker_partial_agg`,
+/// `coord_combine_agg`)?
+fn is_citus_function(func: pg_sys::Oid, name: &std::ffi::CStr, nargs: i16) -> bool {
     catalog::with_proc(func, |form, _| {
         form.pronamespace == pg_sys::Oid::from_u32(pg_sys::PG_CATALOG_NAMESPACE)
-            && form.pronargs == 2
+            && form.pronargs == nargs
             // SAFETY: a NameData is NUL-terminated.
-            && unsafe { std::ffi::CStr::from_ptr(form.proname.data.as_ptr()) }
-                == c"worker_partial_agg"
+            && unsafe { std::ffi::CStr::from_ptr(form.proname.data.as_ptr()) } == name
     })
     .unwrap_or(false)
+}
+
+/// `deident.k_state`'s oid (InvalidOid without it).
+fn k_state_type() -> pg_sys::Oid {
+    // SAFETY: syscache lookups by name.
+    unsafe {
+        let schema = pg_sys::get_namespace_oid(c"deident".as_ptr(), true);
+        pg_sys::GetSysCacheOid(
+            pg_sys::SysCacheIdentifier::TYPENAMENSP as i32,
+            pg_sys::Anum_pg_type_oid as i16,
+            pg_sys::Datum::from(c"k_state".as_ptr()),
+            pg_sys::Datum::from(schema),
+            pg_sys::Datum::from(0),
+            pg_sys::Datum::from(0),
+        )
+    }
 }
 
 /// `aggregate`'s transition function and number of arguments if it is one of pg_deident's
@@ -262,18 +266,7 @@ fn k_aggregate(aggregate: pg_sys::Oid) -> Option<(pg_sys::Oid, usize)> {
     )?;
     let [kind, direct, transfn, transtype] = columns[..] else { return None };
     let oid = |d: pg_sys::Datum| pg_sys::Oid::from(d.value() as u32);
-    // SAFETY: syscache lookups by name and OID.
-    let state = unsafe {
-        let schema = pg_sys::get_namespace_oid(c"deident".as_ptr(), true);
-        pg_sys::GetSysCacheOid(
-            pg_sys::SysCacheIdentifier::TYPENAMENSP as i32,
-            pg_sys::Anum_pg_type_oid as i16,
-            pg_sys::Datum::from(c"k_state".as_ptr()),
-            pg_sys::Datum::from(schema),
-            pg_sys::Datum::from(0),
-            pg_sys::Datum::from(0),
-        )
-    };
+    let state = k_state_type();
     let plain = kind?.value() as u8 == b'n' && direct?.value() as i16 == 0;
     // SAFETY: a syscache read in a transaction.
     let schema = unsafe { pg_sys::get_func_namespace(aggregate) };
@@ -308,4 +301,291 @@ fn partial_aggregate(nargs: usize) -> Option<pg_sys::Oid> {
         pg_sys::LookupFuncName(names, types.len() as i32, types.as_ptr(), true)
     };
     (oid != pg_sys::InvalidOid).then_some(oid)
+}
+
+/// What a `_k_combine_partials` call site keeps (fn_extra of its transition's FmgrInfo).
+struct CombineSite {
+    aggregate: pg_sys::Oid,
+}
+
+/// `_k_combine_partials_trans(k_state, aggregate oid, cstring, anyelement)`: the partial
+/// state in the text (a worker's `worker_partial_agg` or `_k_partial` result) combined into
+/// the group's, as `coord_combine_agg` does with the state type's input function and the
+/// aggregate's combine function, but checked once per call site and opened once.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn deident_k_combine_partials_trans(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: fmgr's call info of the transition function declared in SQL; argument 2 is a
+    // C string when not NULL.
+    unsafe {
+        agg_context(fcinfo);
+        let aggregate = combined_aggregate(fcinfo);
+        let Some(site) = fmgr::call_site(fcinfo, || {
+            check_combined(fcinfo, aggregate, 3);
+            CombineSite { aggregate }
+        }) else {
+            DeidentError::OutsideAggregate.report()
+        };
+        if site.aggregate != aggregate {
+            DeidentError::PartialNotKAggregate.report();
+        }
+        if fmgr::arg_is_null(fcinfo, 2) {
+            // no partial state: the group's stays as it is (coord_combine_agg's rule)
+            return if fmgr::arg_is_null(fcinfo, 0) {
+                fmgr::return_null(fcinfo)
+            } else {
+                fmgr::arg(fcinfo, 0)
+            };
+        }
+        let text = std::ffi::CStr::from_ptr(fmgr::arg(fcinfo, 2).cast_mut_ptr()).to_bytes();
+        super::expanded::combine_text(fcinfo, text)
+    }
+}
+pg_function_info_v1!(pg_finfo_deident_k_combine_partials_trans);
+
+/// The aggregate oid in argument 1 of a `_k_combine_partials` transition.
+///
+/// # Safety
+/// `fcinfo` is a call of `_k_combine_partials_trans`.
+unsafe fn combined_aggregate(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Oid {
+    // SAFETY: per the contract.
+    unsafe {
+        if fmgr::arg_is_null(fcinfo, 1) {
+            DeidentError::PartialNotKAggregate.report();
+        }
+        pg_sys::Oid::from(fmgr::arg(fcinfo, 1).value() as u32)
+    }
+}
+
+/// What `_k_combine_partials` checks once per call site, as `coord_combine_agg` does per row
+/// and more: `aggregate` is a k-aggregate (`k_aggregate`), the caller may execute it, and the
+/// type argument `result_arg` of the call (coord_combine_agg's `NULL::type`, which decides the
+/// type the final function returns) is the aggregate's result type.
+///
+/// # Safety
+/// `fcinfo` is a call of `_k_combine_partials_trans` or `_final` inside an aggregate.
+unsafe fn check_combined(
+    fcinfo: pg_sys::FunctionCallInfo,
+    aggregate: pg_sys::Oid,
+    result_arg: i32,
+) {
+    // SAFETY: per the contract; syscache reads.
+    unsafe {
+        if k_aggregate(aggregate).is_none() {
+            DeidentError::PartialNotKAggregate.report();
+        }
+        let result = pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, result_arg);
+        if result == pg_sys::InvalidOid || result != pg_sys::get_func_rettype(aggregate) {
+            DeidentError::PartialArgumentTypes.report();
+        }
+        if pg_sys::pg_proc_aclcheck(aggregate, pg_sys::GetUserId(), pg_sys::ACL_EXECUTE as _)
+            != pg_sys::AclResult::ACLCHECK_OK
+        {
+            pg_sys::aclcheck_error(
+                pg_sys::AclResult::ACLCHECK_NO_PRIV,
+                pg_sys::ObjectType::OBJECT_AGGREGATE,
+                pg_sys::get_func_name(aggregate),
+            );
+        }
+    }
+}
+
+/// What a `_k_combine_partials` final call site keeps: the k-aggregate's final function's
+/// call info, its FmgrInfo in `flinfo`.
+struct FinalSite {
+    call: pg_sys::FunctionCallInfo,
+}
+
+/// `_k_combine_partials_final(k_state, oid, cstring, anyelement) RETURNS anyelement`
+/// (FINALFUNC_EXTRA: the last three are NULL, their types known): the k-aggregate's own final
+/// function on the combined state, where k is checked. The aggregate is read from the call's
+/// Aggref, whose first argument is a constant (the planner's rewrite, or a direct call's,
+/// which the transition checked).
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn deident_k_combine_partials_final(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: fmgr's call info of the final function; the site's call info has room for one
+    // argument and lives in fn_mcxt with its FmgrInfo.
+    unsafe {
+        agg_context(fcinfo);
+        if fmgr::arg_is_null(fcinfo, 0) {
+            return fmgr::return_null(fcinfo);
+        }
+        let Some(site) = fmgr::call_site(fcinfo, || final_site(fcinfo)) else {
+            DeidentError::OutsideAggregate.report()
+        };
+        let call = site.call;
+        let args = (*call).args.as_mut_slice(1);
+        args[0] = pg_sys::NullableDatum { value: fmgr::arg(fcinfo, 0), isnull: false };
+        (*call).context = (*fcinfo).context;
+        (*call).fncollation = (*fcinfo).fncollation;
+        (*call).isnull = false;
+        let Some(finalfn) = (*(*call).flinfo).fn_addr else {
+            DeidentError::PartialNotKAggregate.report()
+        };
+        let result = finalfn(call);
+        if (*call).isnull {
+            return fmgr::return_null(fcinfo);
+        }
+        result
+    }
+}
+pg_function_info_v1!(pg_finfo_deident_k_combine_partials_final);
+
+/// The k-aggregate of this final call (its Aggref's constant first argument), checked as the
+/// transition checks it, and its final function's call.
+///
+/// # Safety
+/// `fcinfo` is a call of `_k_combine_partials_final` inside an aggregate.
+unsafe fn final_site(fcinfo: pg_sys::FunctionCallInfo) -> FinalSite {
+    // SAFETY: per the contract; AggGetAggref gives the call's Aggref (or NULL), whose args are
+    // TargetEntry nodes; allocations in fn_mcxt.
+    unsafe {
+        let aggref = pg_sys::AggGetAggref(fcinfo);
+        let aggregate = if aggref.is_null() { None } else { constant_oid((*aggref).args) };
+        let Some(aggregate) = aggregate else { DeidentError::PartialNotKAggregate.report() };
+        check_combined(fcinfo, aggregate, 3);
+        use catalog::AGG_FINALFN;
+        let finalfn = catalog::aggregate_columns(aggregate, &[AGG_FINALFN])
+            .and_then(|c| c[0])
+            .map(|d| pg_sys::Oid::from(d.value() as u32))
+            .filter(|&f| f != pg_sys::InvalidOid);
+        let Some(finalfn) = finalfn else { DeidentError::PartialNotKAggregate.report() };
+        let flinfo = (*fcinfo).flinfo;
+        let cx = (*flinfo).fn_mcxt;
+        let finfo = pg_sys::MemoryContextAllocZero(cx, std::mem::size_of::<pg_sys::FmgrInfo>())
+            .cast::<pg_sys::FmgrInfo>();
+        pg_sys::fmgr_info_cxt(finalfn, finfo, cx);
+        let size = std::mem::size_of::<pg_sys::FunctionCallInfoBaseData>()
+            + std::mem::size_of::<pg_sys::NullableDatum>();
+        let call =
+            pg_sys::MemoryContextAllocZero(cx, size).cast::<pg_sys::FunctionCallInfoBaseData>();
+        (*call).flinfo = finfo;
+        (*call).nargs = 1;
+        FinalSite { call }
+    }
+}
+
+/// The constant (an oid, regproc or regprocedure, perhaps relabelled) in the first of an
+/// aggregate call's arguments.
+///
+/// # Safety
+/// `args` is an Aggref's argument list (TargetEntry nodes).
+unsafe fn constant_oid(args: *mut pg_sys::List) -> Option<pg_sys::Oid> {
+    // SAFETY: per the contract.
+    unsafe {
+        let first = list_ptrs::<pg_sys::TargetEntry>(args).next()?;
+        let mut node = (*first).expr.cast::<pg_sys::Node>();
+        while (*node).type_ == pg_sys::NodeTag::T_RelabelType {
+            node = (*node.cast::<pg_sys::RelabelType>()).arg.cast();
+        }
+        let c = node.cast::<pg_sys::Const>();
+        let usable = (*node).type_ == pg_sys::NodeTag::T_Const
+            && [pg_sys::OIDOID, pg_sys::REGPROCEDUREOID, pg_sys::REGPROCOID]
+                .contains(&(*c).consttype)
+            && !(*c).constisnull;
+        usable.then(|| pg_sys::Oid::from((*c).constvalue.value() as u32))
+    }
+}
+
+/// On a Citus coordinator: the plan's `coord_combine_agg(<k-aggregate>, partial, NULL::type)`
+/// calls become `deident._k_combine_partials(...)` (same arguments, same result), which
+/// Citus's planner made with `standard_planner` inside its own, past the query rewrite above;
+/// so this runs on the finished plan, after Citus's planner returned it. Only calls of a
+/// constant k-aggregate of ours whose type argument is its result type, in Agg nodes that
+/// finalize (not partial aggregation), with no ORDER BY, DISTINCT or FILTER; the rest is left
+/// to Citus.
+///
+/// # Safety
+/// `stmt` is a valid PlannedStmt just made.
+#[pg_guard]
+pub unsafe extern "C-unwind" fn rewrite_coordinator_combines(stmt: *mut pg_sys::PlannedStmt) {
+    // SAFETY: per the contract; the Aggrefs are the plan's, changed in place.
+    unsafe {
+        let mut calls: Vec<*mut pg_sys::Aggref> = Vec::new();
+        crate::dp::charge::each_node(stmt, &mut |plan, _| {
+            if (*plan).type_ == pg_sys::NodeTag::T_Agg
+                && (*plan.cast::<pg_sys::Agg>()).aggsplit == pg_sys::AggSplit::AGGSPLIT_SIMPLE
+            {
+                for tree in [(*plan).targetlist.cast::<pg_sys::Node>(), (*plan).qual.cast()] {
+                    for a in crate::dp::plan::aggrefs(tree) {
+                        // coord_combine_agg's arguments: oid, cstring, the result's type
+                        if (*a).aggtype != pg_sys::CSTRINGOID && list_len((*a).args) == 3 {
+                            calls.push(a);
+                        }
+                    }
+                }
+            }
+            false
+        });
+        if calls.is_empty() || !catalog::citus_installed() {
+            return;
+        }
+        let mut ours: Option<(pg_sys::Oid, pg_sys::Oid)> = None;
+        for a in calls {
+            if !is_citus_function((*a).aggfnoid, c"coord_combine_agg", 3)
+                || !(*a).aggorder.is_null()
+                || !(*a).aggdistinct.is_null()
+                || !(*a).aggfilter.is_null()
+                || !(*a).aggdirectargs.is_null()
+                || (*a).aggstar
+                || (*a).aggvariadic
+                || (*a).aggsplit != pg_sys::AggSplit::AGGSPLIT_SIMPLE
+            {
+                continue;
+            }
+            let Some(aggregate) = constant_oid((*a).args) else { continue };
+            if k_aggregate(aggregate).is_none()
+                || (*a).aggtype != pg_sys::get_func_rettype(aggregate)
+            {
+                continue;
+            }
+            let (combine, state) = match ours {
+                Some(o) => o,
+                None => match combine_partials_aggregate() {
+                    Some(o) => *ours.insert(o),
+                    None => return,
+                },
+            };
+            (*a).aggfnoid = combine;
+            (*a).aggtranstype = state;
+        }
+    }
+}
+
+/// The length of a List (0 for NIL).
+///
+/// # Safety
+/// `list` is a List or NULL.
+unsafe fn list_len(list: *mut pg_sys::List) -> usize {
+    // SAFETY: per the contract.
+    if list.is_null() {
+        0
+    } else {
+        unsafe { (*list).length.max(0) as usize }
+    }
+}
+
+/// `deident._k_combine_partials(oid, cstring, anyelement)` and `deident.k_state`.
+fn combine_partials_aggregate() -> Option<(pg_sys::Oid, pg_sys::Oid)> {
+    let types = [pg_sys::OIDOID, pg_sys::CSTRINGOID, pg_sys::ANYELEMENTOID];
+    // SAFETY: lookups by qualified name; InvalidOid when there is none (missing_ok).
+    unsafe {
+        let names = pg_sys::list_make2_impl(
+            pg_sys::NodeTag::T_List,
+            pg_sys::ListCell {
+                ptr_value: pg_sys::makeString(c"deident".as_ptr().cast_mut()).cast(),
+            },
+            pg_sys::ListCell {
+                ptr_value: pg_sys::makeString(c"_k_combine_partials".as_ptr().cast_mut()).cast(),
+            },
+        );
+        let oid = pg_sys::LookupFuncName(names, types.len() as i32, types.as_ptr(), true);
+        let state = k_state_type();
+        (oid != pg_sys::InvalidOid && state != pg_sys::InvalidOid).then_some((oid, state))
+    }
 }

@@ -81,7 +81,7 @@ pub(super) unsafe fn finalizing_aggs(
 ///
 /// # Safety
 /// `stmt` is a valid PlannedStmt.
-pub(super) unsafe fn each_node(
+pub(crate) unsafe fn each_node(
     stmt: *mut pg_sys::PlannedStmt,
     f: &mut dyn FnMut(*mut pg_sys::Plan, bool) -> bool,
 ) -> bool {
