@@ -143,9 +143,12 @@ impl SealKey {
 
     /// Runs `f` with the batch to seal the next state in and that state's nonce: this
     /// process's current batch, or a new one with a fresh salt.
-    fn in_batch<R>(&self, f: impl FnOnce(&Batch, [u8; NONCE_LEN]) -> R) -> Result<R, SealError> {
+    fn in_batch<R>(
+        &self,
+        pid: u32,
+        f: impl FnOnce(&Batch, [u8; NONCE_LEN]) -> R,
+    ) -> Result<R, SealError> {
         let mut sealing = self.sealing.borrow_mut();
-        let pid = std::process::id();
         let batch = match sealing.as_mut() {
             Some(b) if b.pid == pid && b.next < BATCH_STATES => b,
             _ => {
@@ -196,24 +199,34 @@ pub fn body_range(id_len: usize, plain_len: usize) -> std::ops::Range<usize> {
     start..start + plain_len
 }
 
-/// Seals `plain` into `out`, which must be `sealed_len(key.id().len(), plain.len())` bytes.
-pub fn seal(key: &SealKey, kind: Kind, plain: &[u8], out: &mut [u8]) -> Result<(), SealError> {
+/// Seals `plain` into `out`, which must be `sealed_len(key.id().len(), plain.len())` bytes,
+/// in process `pid`'s batch (`seal_in_place`).
+pub fn seal(
+    key: &SealKey,
+    kind: Kind,
+    pid: u32,
+    plain: &[u8],
+    out: &mut [u8],
+) -> Result<(), SealError> {
     if out.len() != sealed_len(key.id.len(), plain.len()) {
         return Err(SealError::Length);
     }
     out[body_range(key.id.len(), plain.len())].copy_from_slice(plain);
-    seal_in_place(key, kind, out)
+    seal_in_place(key, kind, pid, out)
 }
 
-/// Seals `out` in place, as the next state of this process's batch: `out` is
-/// `sealed_len(key.id().len(), n)` bytes for some `n`, and its `body_range(key.id().len(), n)`
-/// holds the plaintext; the header, the nonce and the tag are written around it and the
-/// plaintext is encrypted where it is.
-pub fn seal_in_place(key: &SealKey, kind: Kind, out: &mut [u8]) -> Result<(), SealError> {
+/// Seals `out` in place, as the next state of the batch of process `pid` (the caller's
+/// process id, which the caller reads cheaply: PostgreSQL's MyProcPid; a batch is never
+/// continued under another): `out` is `sealed_len(key.id().len(), n)` bytes for some `n`, and
+/// its `body_range(key.id().len(), n)` holds the plaintext; the header, the nonce and the tag
+/// are written around it and the plaintext is encrypted where it is.
+pub fn seal_in_place(key: &SealKey, kind: Kind, pid: u32, out: &mut [u8]) -> Result<(), SealError> {
     if out.len() < sealed_len(key.id.len(), 0) {
         return Err(SealError::Length);
     }
-    key.in_batch(|batch, nonce| seal_with(&batch.cipher, &key.id, kind, &batch.salt, nonce, out))?
+    key.in_batch(pid, |batch, nonce| {
+        seal_with(&batch.cipher, &key.id, kind, &batch.salt, nonce, out)
+    })?
 }
 
 /// Seals `out` in place under a given batch cipher, salt and nonce.
@@ -367,7 +380,7 @@ mod tests {
     /// Sealed in this process's batch.
     fn sealed(key: &SealKey, kind: Kind, plain: &[u8]) -> Vec<u8> {
         let mut out = vec![0u8; sealed_len(key.id().len(), plain.len())];
-        seal(key, kind, plain, &mut out).unwrap();
+        seal(key, kind, std::process::id(), plain, &mut out).unwrap();
         out
     }
 
@@ -506,9 +519,12 @@ mod tests {
         let plain = b"a state written where it will be sealed";
         let mut out = vec![0u8; sealed_len(2, plain.len())];
         out[body_range(2, plain.len())].copy_from_slice(plain);
-        seal_in_place(&key, Kind::KAggregate, &mut out).unwrap();
+        seal_in_place(&key, Kind::KAggregate, 1, &mut out).unwrap();
         assert_eq!(opened(&key, Kind::KAggregate, &out).unwrap(), plain);
-        assert_eq!(seal_in_place(&key, Kind::KAggregate, &mut [0u8; 10]), Err(SealError::Length));
+        assert_eq!(
+            seal_in_place(&key, Kind::KAggregate, 1, &mut [0u8; 10]),
+            Err(SealError::Length)
+        );
     }
 
     #[test]

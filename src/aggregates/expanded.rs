@@ -571,7 +571,9 @@ fn seal_state(
     let body = &mut out[seal::body_range(key.id().len(), plain)];
     state.encode(&mut body[seal::FRAME..seal::FRAME + len]);
     seal::frame(body, len);
-    seal::seal_in_place(key, Kind::KAggregate, out).unwrap_or_else(|e| sealed_error(e));
+    // SAFETY: a read of PostgreSQL's global, set when the process started.
+    let pid = unsafe { pg_sys::MyProcPid } as u32;
+    seal::seal_in_place(key, Kind::KAggregate, pid, out).unwrap_or_else(|e| sealed_error(e));
 }
 
 /// `get_flat_size`: the varlena header, and the sealed, framed encoding of the state.
@@ -613,15 +615,6 @@ unsafe extern "C-unwind" fn flatten_into(
 /// current memory context: the value and its bytes. Not yet opened or checked.
 fn decode_text<'a>(text: &[u8]) -> (pg_sys::Datum, &'a [u8]) {
     use base64::Engine;
-    // Whitespace is skipped, as PostgreSQL's decode(..., 'base64') does: its encode breaks
-    // lines every 76 characters. (A state from Citus has none: decoded where it is.)
-    let compact: Vec<u8>;
-    let text = if text.iter().any(|b| b.is_ascii_whitespace()) {
-        compact = text.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
-        &compact[..]
-    } else {
-        text
-    };
     // a varlena of at most the estimate's size, its length set to what decoded
     let estimate = base64::decoded_len_estimate(text.len());
     let value = varlena_datum(estimate, |_| ());
@@ -633,9 +626,19 @@ fn decode_text<'a>(text: &[u8]) -> (pg_sys::Datum, &'a [u8]) {
             pgrx::varlena::vardata_4b(ptr).cast::<u8>().cast_mut(),
             estimate,
         );
-        let n = base64::engine::general_purpose::STANDARD
-            .decode_slice(text, data)
-            .unwrap_or_else(|_| sealed_error(SealError::NotSealed));
+        let decode = |text: &[u8], data: &mut [u8]| {
+            base64::engine::general_purpose::STANDARD.decode_slice(text, data).ok()
+        };
+        // Whitespace is skipped, as PostgreSQL's decode(..., 'base64') does: its encode
+        // breaks lines every 76 characters. (A state from Citus has none: decoded as it is.)
+        let n = decode(text, data)
+            .or_else(|| {
+                let spaced = text.iter().any(|b| b.is_ascii_whitespace());
+                let compact: Vec<u8> =
+                    text.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+                spaced.then(|| decode(&compact, data)).flatten()
+            })
+            .unwrap_or_else(|| sealed_error(SealError::NotSealed));
         pgrx::varlena::set_varsize_4b(ptr, (pg_sys::VARHDRSZ + n) as i32);
         (value, &data[..n])
     }

@@ -37,6 +37,9 @@ struct Site {
     /// The call info of the aggregate's transition function (its FmgrInfo in `flinfo`),
     /// reused for every row: the state and the aggregate's arguments.
     call: pg_sys::FunctionCallInfo,
+    /// That function's body (support.rs, `transition_body`), called directly: this call is
+    /// guarded already.
+    body: Option<super::support::Body>,
 }
 
 /// `_k_partial_trans(k_state, aggregate oid, "any" [, "any"])`: the aggregate's transition
@@ -50,12 +53,15 @@ pub unsafe extern "C-unwind" fn deident_k_partial_trans(
     // info has room for 1 + nargs arguments, and its FmgrInfo and arrays live in fn_mcxt,
     // as long as the call site.
     unsafe {
-        agg_context(fcinfo);
         if fmgr::arg_is_null(fcinfo, 1) {
             DeidentError::PartialNotKAggregate.report();
         }
         let aggregate = pg_sys::Oid::from(fmgr::arg(fcinfo, 1).value() as u32);
-        let Some(site) = fmgr::call_site(fcinfo, || site_for(fcinfo, aggregate)) else {
+        // (inside an aggregate: checked when the site is made, and by the transition itself)
+        let Some(site) = fmgr::call_site(fcinfo, || {
+            agg_context(fcinfo);
+            site_for(fcinfo, aggregate)
+        }) else {
             DeidentError::OutsideAggregate.report()
         };
         if site.aggregate != aggregate {
@@ -72,10 +78,11 @@ pub unsafe extern "C-unwind" fn deident_k_partial_trans(
         (*call).context = (*fcinfo).context;
         (*call).fncollation = (*fcinfo).fncollation;
         (*call).isnull = false;
-        let Some(transition) = (*(*call).flinfo).fn_addr else {
-            DeidentError::PartialNotKAggregate.report()
+        let state = match (site.body, (*(*call).flinfo).fn_addr) {
+            (Some(body), _) => body(call),
+            (None, Some(transition)) => transition(call),
+            (None, None) => DeidentError::PartialNotKAggregate.report(),
         };
-        let state = transition(call);
         if (*call).isnull {
             return fmgr::return_null(fcinfo);
         }
@@ -135,7 +142,8 @@ unsafe fn site_for(fcinfo: pg_sys::FunctionCallInfo, aggregate: pg_sys::Oid) -> 
             pg_sys::MemoryContextAllocZero(cx, size).cast::<pg_sys::FunctionCallInfoBaseData>();
         (*call).flinfo = finfo;
         (*call).nargs = (1 + nargs) as i16;
-        Site { aggregate, nargs, call }
+        let body = super::support::transition_body((*finfo).fn_addr);
+        Site { aggregate, nargs, call, body }
     }
 }
 

@@ -182,6 +182,32 @@ unsafe fn add_person_arg(fcinfo: pg_sys::FunctionCallInfo, g: &mut Group, n: usi
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn deident_k_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     // SAFETY: fmgr's call info of the transition function declared in SQL.
+    unsafe { k_trans(fcinfo) }
+}
+pg_function_info_v1!(pg_finfo_deident_k_trans);
+
+/// An fmgr function's body, unguarded.
+pub(crate) type Body = unsafe fn(pg_sys::FunctionCallInfo) -> pg_sys::Datum;
+
+/// The transition functions' bodies, for a caller that is itself a guarded fmgr function
+/// (partial.rs, `_k_partial`), so that a row does not pay a second guard: the body of the
+/// function at `addr`, if it is one of them.
+pub(crate) fn transition_body(addr: pg_sys::PGFunction) -> Option<Body> {
+    let addr = addr? as usize;
+    let bodies: [(pg_sys::PGFunction, Body); 3] = [
+        (Some(deident_k_trans), k_trans),
+        (Some(deident_k_count_trans), |f| unsafe { count_trans(f, false) }),
+        (Some(deident_k_distinct_trans), |f| unsafe { count_trans(f, true) }),
+    ];
+    bodies.into_iter().find(|(f, _)| f.map(|f| f as usize) == Some(addr)).map(|(_, b)| b)
+}
+
+/// `deident_k_trans`'s body.
+///
+/// # Safety
+/// fmgr's call info of a k_sum or k_avg transition.
+unsafe fn k_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: per the contract.
     unsafe {
         if fmgr::arg_is_null(fcinfo, 1) || fmgr::arg_is_null(fcinfo, 2) {
             // A row without a value or without a person contributes nothing, not even its
@@ -222,7 +248,6 @@ pub unsafe extern "C-unwind" fn deident_k_trans(fcinfo: pg_sys::FunctionCallInfo
         rw_datum(g)
     }
 }
-pg_function_info_v1!(pg_finfo_deident_k_trans);
 
 /// `_k_count_trans(internal, person "any")` for k_count (`distinct` false) and, with its
 /// twin below, k_count_distinct.
