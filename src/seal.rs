@@ -263,10 +263,16 @@ fn seal_with(
 /// sum is).
 pub const FRAME: usize = 4;
 
-/// The framed plaintext's length for an encoding of `len` bytes: at least `floor`, and a power
-/// of two.
+/// The framed plaintext's length for an encoding of `len` bytes: `floor` if the framed
+/// encoding fits in it, else a power of two. (Format 1 rounded the floor itself up to a power
+/// of two: 128 bytes for 104 at k = 5, bytes every Citus partial state carried for nothing.)
 pub fn padded_len(len: usize, floor: usize) -> usize {
-    (len + FRAME).max(floor).next_power_of_two()
+    let framed = len + FRAME;
+    if framed <= floor {
+        floor
+    } else {
+        framed.next_power_of_two()
+    }
 }
 
 /// Writes the frame around an encoding already in `plain[FRAME..FRAME + len]`: the length
@@ -530,12 +536,13 @@ mod tests {
     #[test]
     fn frames_hide_the_length_within_a_size_class() {
         // every encoding up to the floor gives the same length; beyond it, powers of two
-        assert_eq!(padded_len(0, 104), 128);
-        assert_eq!(padded_len(50, 104), 128);
-        assert_eq!(padded_len(74, 104), 128);
+        assert_eq!(padded_len(0, 104), 104);
+        assert_eq!(padded_len(50, 104), 104);
+        assert_eq!(padded_len(100, 104), 104);
+        assert_eq!(padded_len(101, 104), 128);
         assert_eq!(padded_len(124, 104), 128);
         assert_eq!(padded_len(125, 104), 256);
-        for len in [0usize, 1, 60, 124] {
+        for len in [0usize, 1, 60, 100, 124] {
             let mut plain = vec![0xaau8; padded_len(len, 104)];
             plain[FRAME..FRAME + len].fill(7);
             frame(&mut plain, len);

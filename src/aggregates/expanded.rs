@@ -395,8 +395,8 @@ impl Opened {
 }
 
 /// The framed plaintext's length for a state (seal.rs, `frame`): padded as if the state held
-/// at least k person hashes (its cap, or the current k for k_count_distinct's), to a power of
-/// two of at least 64 + 8k bytes. So the number of persons of a group below k never shows in
+/// at least k person hashes (its cap, or the current k for k_count_distinct's), to 64 + 8k
+/// bytes, or past that to a power of two. So the number of persons of a group below k never shows in
 /// the length, whatever else the state holds (a second review found that a fixed floor let it
 /// show once a numeric sum's digits filled the floor); what can show is the size class of a
 /// numeric sum's digits (past about 10^50), and, for k_count_distinct at or above k, the size
