@@ -43,18 +43,44 @@ BEGIN
       FROM %s GROUP BY org
     UNION ALL
     SELECT concat_ws(' ', 'all', deident.k_count_distinct(email), deident.k_sum(hours, email))
-      FROM %s$q$, t, t);
+      FROM %s
+    UNION ALL
+    SELECT concat_ws(' ', 'having', org, deident.k_sum(hours, email) + 1, sum(hours), count(*))
+      FROM %s GROUP BY org
+    HAVING deident.k_count_distinct(email) > 70 AND deident.k_avg(score, email) < 50.5
+    UNION ALL
+    SELECT concat_ws(' ', 'below k', id %% 7, deident.k_sum(hours, email),
+                     deident.k_count(person_uuid))
+      FROM %s WHERE id < 12 GROUP BY id %% 7$q$, t, t, t, t);
 END $$;
 SELECT count(*) AS groups,
        count(*) FILTER (WHERE a IS DISTINCT FROM b) AS different
   FROM (SELECT a, row_number() OVER (ORDER BY a) FROM k_answers('people') a) x
   FULL JOIN (SELECT b, row_number() OVER (ORDER BY b) FROM k_answers('people_local') b) y
     USING (row_number);
+-- also a prepared statement, run past the point where its plan is generic (plans cached
+-- with the coordinator's combination in them)
+PREPARE k_by_org(int) AS
+  SELECT md5(string_agg(concat_ws(' ', org, s), ',' ORDER BY org))
+    FROM (SELECT org, deident.k_sum(hours, email) + $1 AS s FROM people GROUP BY org) x;
+DO $$
+DECLARE got text; want text; same int := 0;
+BEGIN
+  FOR i IN 1..7 LOOP
+    EXECUTE format('EXECUTE k_by_org(%s)', i) INTO got;
+    SELECT md5(string_agg(concat_ws(' ', org, s), ',' ORDER BY org)) INTO want
+      FROM (SELECT org, deident.k_sum(hours, email) + i AS s FROM people_local GROUP BY org) x;
+    IF got IS NOT DISTINCT FROM want AND got IS NOT NULL THEN same := same + 1; END IF;
+  END LOOP;
+  RAISE NOTICE 'runs of the prepared statement with the single-node answer: % of 7', same;
+END $$;
+DEALLOCATE k_by_org;
 -- and Citus pushes them down: each worker aggregates its shards (worker_partial_agg) and
 -- sends the partial states, sealed, as text; the coordinator opens and combines them
 -- (coord_combine_agg), and the final functions check k there. On the worker, Citus's
--- worker_partial_agg of a k-aggregate is planned as deident._k_partial (the same states
--- without Citus's per-row lookups: src/aggregates/partial.rs), as the worker's plan shows;
+-- worker_partial_agg of a k-aggregate is planned as deident._k_partial, and on the
+-- coordinator its coord_combine_agg becomes deident._k_combine_partials (the same states and
+-- answers without Citus's per-row lookups: src/aggregates/partial.rs), as the plans show;
 -- dp_count's rows are gathered (its groups are admitted on one node)
 CREATE FUNCTION plan_has(q text, pattern text) RETURNS boolean LANGUAGE plpgsql AS $$
 DECLARE line text;
@@ -66,7 +92,8 @@ BEGIN
 END $$;
 SELECT a AS aggregate,
        plan_has(format('SELECT org, %s FROM people GROUP BY org', a), '%worker_partial_agg%') AS on_workers,
-       plan_has(format('SELECT org, %s FROM people GROUP BY org', a), '%coord_combine_agg%') AS combined_on_coordinator,
+       plan_has(format('SELECT org, %s FROM people GROUP BY org', a), '%deident._k_combine_partials(%') AS combined_on_coordinator,
+       plan_has(format('SELECT org, %s FROM people GROUP BY org', a), '%coord_combine_agg%') AS left_to_citus,
        plan_has(format('SELECT org, %s FROM people GROUP BY org', a), '%Output: org, deident._k_partial(%') AS worker_runs_k_partial
   FROM unnest(ARRAY['deident.k_count(email)', 'deident.k_count_distinct(person_uuid)',
                     'deident.k_sum(hours, person_big)', 'deident.k_avg(score, person_int)',
@@ -82,6 +109,23 @@ SELECT count(*) AS groups,
   FROM (SELECT a, row_number() OVER (ORDER BY a) FROM k_answers('people') a) x
   FULL JOIN (SELECT b, row_number() OVER (ORDER BY b) FROM k_answers('people_local') b) y
     USING (row_number);
+-- also a prepared statement, run past the point where its plan is generic (plans cached
+-- with the coordinator's combination in them)
+PREPARE k_by_org(int) AS
+  SELECT md5(string_agg(concat_ws(' ', org, s), ',' ORDER BY org))
+    FROM (SELECT org, deident.k_sum(hours, email) + $1 AS s FROM people GROUP BY org) x;
+DO $$
+DECLARE got text; want text; same int := 0;
+BEGIN
+  FOR i IN 1..7 LOOP
+    EXECUTE format('EXECUTE k_by_org(%s)', i) INTO got;
+    SELECT md5(string_agg(concat_ws(' ', org, s), ',' ORDER BY org)) INTO want
+      FROM (SELECT org, deident.k_sum(hours, email) + i AS s FROM people_local GROUP BY org) x;
+    IF got IS NOT DISTINCT FROM want AND got IS NOT NULL THEN same := same + 1; END IF;
+  END LOOP;
+  RAISE NOTICE 'runs of the prepared statement with the single-node answer: % of 7', same;
+END $$;
+DEALLOCATE k_by_org;
 RESET ROLE;
 -- what anyone may call: worker_partial_agg gives a group's partial state, sealed (the text of
 -- a k_state); coord_combine_agg takes states back through its input function: a real one of

@@ -1,7 +1,7 @@
 --
 -- k_state: the state type of the k-aggregates. A state is an expanded object in memory and
--- sealed bytes whenever it leaves memory (AES-256-GCM-SIV under a key derived from the key
--- ring: docs/sealed-states.md); its text is base64 of them. The input function accepts only
+-- sealed bytes whenever it leaves memory (AES-256-GCM under a key derived from the key ring
+-- for each batch of states: docs/sealed-states.md); its text is base64 of them. The input function accepts only
 -- states sealed by a key of this ring, intact. Partial states can therefore be handed around
 -- (Citus ships them as text), never read or forged; the k check happens in the final
 -- functions only, whatever states are combined.
@@ -25,10 +25,10 @@ CREATE AGGREGATE regress_ks_own.combined_sum(deident.k_state) (SFUNC = deident._
   STYPE = deident.k_state, FINALFUNC = deident._k_sum_int8_final, FINALFUNC_MODIFY = READ_WRITE);
 CREATE TABLE regress_ks_own.states AS
   SELECT grp, regress_ks_own.partial(v, person) AS s FROM regress_ks GROUP BY grp;
--- the text is base64 of: "pgdS", format 1, kind 1 (k-aggregate), the key id "k1" (the active
--- key), a nonce, the ciphertext, the tag: 4 + 3 + 2 + 12 + 16 bytes around the state's
--- encoding, framed and padded to a power of two of at least 64 + 8k bytes (here 128), so
--- that the group of 2 persons looks like those of 20
+-- the text is base64 of: "pgdS", format 2, kind 1 (k-aggregate), the key id "k1" (the active
+-- key), the batch's salt, a nonce, the ciphertext, the tag: 4 + 3 + 2 + 16 + 12 + 16 bytes
+-- around the state's encoding, framed and padded to 64 + 8k bytes (here 104), so that the
+-- group of 2 persons looks like those of 20
 SELECT grp, left(s::text, 12) AS header, length(decode(s::text, 'base64')) AS bytes
   FROM regress_ks_own.states ORDER BY grp;
 -- nor does the length of any state tell how many persons a group below k has, or how large
@@ -81,23 +81,28 @@ LANGUAGE sql AS $$
 $$;
 -- OK: the value as it is
 SELECT s::text::deident.k_state IS NOT NULL AS accepted FROM regress_ks_own.states WHERE grp = 0;
--- fail (a bit of the ciphertext, of the nonce, of the tag)
+-- fail (a bit of the ciphertext, of the salt, of the nonce, of the tag)
 SELECT regress_error(format('SELECT %L::deident.k_state', regress_ks_own.flip(s, 40, 1)))
   FROM regress_ks_own.states WHERE grp = 0;
 SELECT regress_error(format('SELECT %L::deident.k_state', regress_ks_own.flip(s, 12, 128)))
+  FROM regress_ks_own.states WHERE grp = 0;
+SELECT regress_error(format('SELECT %L::deident.k_state', regress_ks_own.flip(s, 30, 1)))
   FROM regress_ks_own.states WHERE grp = 0;
 SELECT regress_error(format('SELECT %L::deident.k_state',
                             regress_ks_own.flip(s, length(decode(s::text, 'base64')) - 1, 1)))
   FROM regress_ks_own.states WHERE grp = 0;
 -- fail (the header: key id "k1" made "k2", a key of the ring; the kind made 2, a dp state;
--- the format made 2)
+-- the format made 1, the one before)
 SELECT regress_error(format('SELECT %L::deident.k_state', regress_ks_own.flip(s, 8, 3)))
   FROM regress_ks_own.states WHERE grp = 0;
 SELECT regress_error(format('SELECT %L::deident.k_state', regress_ks_own.flip(s, 5, 3)))
   FROM regress_ks_own.states WHERE grp = 0;
 SELECT regress_error(format('SELECT %L::deident.k_state', regress_ks_own.flip(s, 4, 3)))
   FROM regress_ks_own.states WHERE grp = 0;
--- fail (cut short; not base64; base64 of something else; empty)
+-- fail (cut short: in the ciphertext, and in the header; not base64; base64 of something
+-- else; empty)
+SELECT regress_error(format('SELECT %L::deident.k_state', left(s::text, 100)))
+  FROM regress_ks_own.states WHERE grp = 0;
 SELECT regress_error(format('SELECT %L::deident.k_state', left(s::text, 60)))
   FROM regress_ks_own.states WHERE grp = 0;
 SELECT regress_error($$SELECT 'not a state'::deident.k_state$$);
@@ -202,6 +207,62 @@ SELECT regress_error($$SELECT deident._k_partial('deident.k_count_distinct(text)
 SELECT regress_error($$SELECT deident.k_count_distinct(person) FROM regress_ks$$);
 RESET ROLE;
 GRANT EXECUTE ON FUNCTION deident.k_count_distinct(text) TO PUBLIC;
+
+-- 6. deident._k_combine_partials(aggregate, partial state's text, NULL::result type): what
+-- Citus's coord_combine_agg does for a k-aggregate (the planner puts it in coord_combine_agg's
+-- place in the plan Citus makes on a coordinator: docs/citus.md): each text opened once and
+-- combined into the group's state, then the aggregate's own final function, where k is
+-- checked. The answers of k_sum, k_count_distinct and k_avg themselves, and of combining
+-- through the type's input and combine functions (section 5); group 9, of 2 persons, stays
+-- NULL; a NULL text adds nothing
+SET ROLE regress_ks_analyst;
+ALTER TABLE regress_ks_own.partials ADD COLUMN a text;
+UPDATE regress_ks_own.partials p SET a = x.a
+  FROM (SELECT grp, v % 2 AS half,
+               deident._k_partial('deident.k_avg(integer,text)'::regprocedure, v, person)::text AS a
+          FROM regress_ks GROUP BY grp, v % 2) x
+ WHERE x.grp = p.grp AND x.half = p.half;
+INSERT INTO regress_ks_own.partials VALUES (0, 2, NULL, NULL, NULL);
+SELECT p.grp, p.s, p.d, p.a, k.s AS k_sum, k.d AS k_count_distinct, k.a AS k_avg,
+       p.s IS NOT DISTINCT FROM c.s AND p.d IS NOT DISTINCT FROM c.d AS as_combined
+  FROM (SELECT grp,
+               deident._k_combine_partials('deident.k_sum(integer,text)'::regprocedure,
+                                           s::cstring, NULL::bigint) AS s,
+               deident._k_combine_partials('deident.k_count_distinct(text)'::regprocedure,
+                                           d::cstring, NULL::bigint) AS d,
+               deident._k_combine_partials('deident.k_avg(integer,text)'::regprocedure,
+                                           a::cstring, NULL::numeric) AS a
+          FROM regress_ks_own.partials GROUP BY grp) p
+  JOIN (SELECT grp, deident.k_sum(v, person) AS s, deident.k_count_distinct(person) AS d,
+               deident.k_avg(v, person) AS a
+          FROM regress_ks GROUP BY grp) k USING (grp)
+  JOIN (SELECT grp, regress_ks_own.combined_sum(s::deident.k_state) AS s,
+               regress_ks_own.combined_distinct(d::deident.k_state) AS d
+          FROM regress_ks_own.partials GROUP BY grp) c USING (grp)
+ ORDER BY grp;
+SELECT deident._k_combine_partials('deident.k_sum(integer,text)'::regprocedure, NULL::cstring,
+                                   NULL::bigint) IS NULL AS no_state;
+-- fail: an aggregate that is not a k-aggregate (a built-in one, a dp aggregate), no
+-- aggregate, a type argument that is not the aggregate's result type (the final function's
+-- answer would be read as that type), an aggregate that is not a constant (the final function
+-- finds it in the call), the state of another k-aggregate, a text that is not a sealed state,
+-- a window
+SELECT regress_error($$SELECT deident._k_combine_partials('sum(integer)'::regprocedure, s::cstring, NULL::bigint) FROM regress_ks_own.partials$$);
+SELECT regress_error($$SELECT deident._k_combine_partials('deident.dp_count(text)'::regprocedure, d::cstring, NULL::bigint) FROM regress_ks_own.partials$$);
+SELECT regress_error($$SELECT deident._k_combine_partials(NULL::oid, s::cstring, NULL::bigint) FROM regress_ks_own.partials$$);
+SELECT regress_error($$SELECT deident._k_combine_partials('deident.k_sum(integer,text)'::regprocedure, s::cstring, NULL::text) FROM regress_ks_own.partials$$);
+SELECT regress_error($$SELECT deident._k_combine_partials('deident.k_avg(integer,text)'::regprocedure, a::cstring, NULL::bigint) FROM regress_ks_own.partials$$);
+SELECT regress_error($$SELECT deident._k_combine_partials(o, s::cstring, NULL::bigint) FROM regress_ks_own.partials, (VALUES ('deident.k_sum(integer,text)'::regprocedure::oid)) v(o)$$);
+SELECT regress_error($$SELECT deident._k_combine_partials('deident.k_sum(integer,text)'::regprocedure, d::cstring, NULL::bigint) FROM regress_ks_own.partials$$);
+SELECT regress_error($$SELECT deident._k_combine_partials('deident.k_sum(integer,text)'::regprocedure, 'not a state'::cstring, NULL::bigint)$$);
+SELECT regress_error($$SELECT deident._k_combine_partials('deident.k_sum(integer,text)'::regprocedure, s::cstring, NULL::bigint) OVER () FROM regress_ks_own.partials$$);
+RESET ROLE;
+-- fail: as for the aggregate itself, the caller must be allowed to execute it
+REVOKE EXECUTE ON FUNCTION deident.k_sum(integer, text) FROM PUBLIC;
+SET ROLE regress_ks_analyst;
+SELECT regress_error($$SELECT deident._k_combine_partials('deident.k_sum(integer,text)'::regprocedure, s::cstring, NULL::bigint) FROM regress_ks_own.partials$$);
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION deident.k_sum(integer, text) TO PUBLIC;
 
 DROP SCHEMA regress_ks_own CASCADE;
 DROP TABLE regress_ks;
