@@ -56,10 +56,12 @@ pub enum DeidentError {
     /// An aggregate support function was given an `internal` state it did not make (an
     /// aggregate declared by a superuser that pairs our functions with others').
     NotOurState,
-    /// deident._k_partial was given an aggregate that is not one of the k-aggregates.
-    PartialNotKAggregate,
-    /// deident._k_partial's arguments are not of its aggregate's argument types.
-    PartialArgumentTypes,
+    /// deident._k_partial or _k_combine_partials (named) was given an aggregate that is not
+    /// one of the k-aggregates, or none that it can find.
+    PartialNotKAggregate(&'static str),
+    /// Their arguments are not of the aggregate's argument types (_k_partial), or the type
+    /// argument is not the aggregate's result type (_k_combine_partials).
+    PartialArgumentTypes(&'static str),
     /// A k_state value that is not sealed by a key of this ring, or not intact (seal.rs).
     SealedState(SealError),
     /// A security label was refused.
@@ -446,16 +448,20 @@ impl DeidentError {
                 Some("An aggregate passes another aggregate's internal state to a pg_deident support function.".to_string()),
                 None,
             ),
-            DeidentError::PartialNotKAggregate => (
+            DeidentError::PartialNotKAggregate(function) => (
                 ERRCODE_WRONG_OBJECT_TYPE,
-                "deident._k_partial computes partial states of pg_deident's k-aggregates only".to_string(),
-                Some("Its first argument must be deident.k_count, k_count_distinct, k_sum or k_avg, as Citus's worker_partial_agg gives it.".to_string()),
+                format!("deident.{function} works for pg_deident's k-aggregates only"),
+                Some("Its first argument must be a constant naming deident.k_count, k_count_distinct, k_sum or k_avg, as Citus gives it.".to_string()),
                 None,
             ),
-            DeidentError::PartialArgumentTypes => (
+            DeidentError::PartialArgumentTypes(function) => (
                 ERRCODE_DATATYPE_MISMATCH,
-                "arguments of deident._k_partial do not match the aggregate's argument types".to_string(),
-                None,
+                format!("arguments of deident.{function} do not match the aggregate's types"),
+                Some(if *function == "_k_partial" {
+                    "The arguments after the first must be of the aggregate's argument types.".to_string()
+                } else {
+                    "The last argument must be of the aggregate's result type.".to_string()
+                }),
                 None,
             ),
             DeidentError::SealedState(SealError::UnknownKey) => (
@@ -881,8 +887,8 @@ mod tests {
             DeidentError::OutsideAggregate,
             DeidentError::WindowAggregate,
             DeidentError::NotOurState,
-            DeidentError::PartialNotKAggregate,
-            DeidentError::PartialArgumentTypes,
+            DeidentError::PartialNotKAggregate("_k_partial"),
+            DeidentError::PartialArgumentTypes("_k_combine_partials"),
             DeidentError::SealedState(SealError::UnknownKey),
             DeidentError::SealedState(SealError::Forged),
             DeidentError::Label(LabelError::NotSuperuser),

@@ -222,7 +222,6 @@ unsafe extern "C-unwind" {
 unsafe extern "C-unwind" fn query_started(query_desc: *mut pg_sys::QueryDesc) {
     keycache::query_started(query_desc as usize);
     enforcement::query_started(query_desc as usize);
-    crate::aggregates::expanded::forget_opened();
 }
 
 #[pg_guard]

@@ -12,11 +12,11 @@
 //! (`states_context` says why one, not one each), freed with the aggregate context.
 //!
 //! **Flat form** = a varlena holding the sealed bytes: `get_flat_size` and `flatten_into`
-//! encode the state (state.rs) and seal it with the active key of the query's ring, a fresh
-//! random nonce each time. The type's output function writes those bytes in base64; its input
-//! function accepts only bytes sealed by a key of this ring (and that decode), so whatever
-//! reaches a support function from SQL was made by one of the aggregates of a server with
-//! the same key ring. The k check stays in the final functions.
+//! encode the state (state.rs) and seal it with the active key of the query's ring, as the
+//! next state of the process's batch (seal.rs). The type's output function writes those
+//! bytes in base64; its input function accepts only bytes sealed by a key of this ring (and
+//! that decode), so whatever reaches a support function from SQL was made by one of the
+//! aggregates of a server with the same key ring. The k check stays in the final functions.
 
 use std::ffi::c_void;
 
@@ -265,15 +265,6 @@ pub fn rw_datum(group: &mut Group) -> pg_sys::Datum {
 
 /// Opens sealed bytes: the state they hold, decoded into `env`.
 fn open(bytes: &[u8], env: PgEnv) -> KState<PgEnv> {
-    open_keeping(bytes, env, false)
-}
-
-/// `open`, keeping the opened state for the next `open` of the same bytes when `keep` (the
-/// input function's check: `Opened`).
-fn open_keeping(bytes: &[u8], env: PgEnv, keep: bool) -> KState<PgEnv> {
-    if let Some(state) = OPENED.with(|o| o.borrow_mut().take(bytes, env)) {
-        return state;
-    }
     let id = seal::key_id(bytes, Kind::KAggregate).unwrap_or_else(|e| sealed_error(e));
     let key = keycache::seal_key(id).unwrap_or_else(|e| match e {
         DeidentError::UnknownKeyId { .. } => sealed_error(SealError::UnknownKey),
@@ -289,109 +280,12 @@ fn open_keeping(bytes: &[u8], env: PgEnv, keep: bool) -> KState<PgEnv> {
         )
     };
     seal::open(&key, Kind::KAggregate, bytes, plain).unwrap_or_else(|e| sealed_error(e));
-    let encoding = seal::unframe(plain);
-    let state = match encoding {
+    let state = match seal::unframe(plain) {
         Some(encoding) => KState::decode(encoding, env),
         None => Err(StateError::Malformed),
     };
-    if let (Some(encoding), Ok(_), true) = (encoding, &state, keep) {
-        // the ring seal_key just used, as published for the running query (0: keep nothing)
-        let serial = keycache::running_serial();
-        if serial != 0 {
-            OPENED.with(|o| o.borrow_mut().keep(bytes, serial, encoding));
-        }
-    }
     plain.fill(0);
     state.unwrap_or_else(|e| state_error(e))
-}
-
-thread_local! {
-    /// The state the input function opened last (`open_keeping`), kept for the function
-    /// that receives it next: Citus's `coord_combine_agg` reads each partial state through
-    /// the input function, which opens it to check it, and hands the bytes it returns to the
-    /// combine function, which would open them again (AES-GCM-SIV with its per-message key
-    /// derivation, about a quarter of the coordinator's work per state). Kept under the
-    /// exact sealed bytes that were opened and authenticated and the serial of the key ring
-    /// that opened them, as the running query publishes it (keycache, `running_serial`): it is
-    /// used only while the running query reads that same ring (the serial is 0 outside a
-    /// query, and when a statement would mix two rings), once, and wiped; forgotten when the
-    /// executor starts another statement and at the end of a transaction. (A first version
-    /// kept it until the next statement only: a review had a state sealed under a key removed
-    /// meanwhile accepted once, from a literal parsed before the next statement started, from
-    /// a cursor, from a procedure after COMMIT.)
-    static OPENED: std::cell::RefCell<Opened> = const { std::cell::RefCell::new(Opened::empty()) };
-}
-
-/// When the executor starts a statement, and at the end of a transaction: what was kept goes,
-/// its memory too (plain Rust).
-pub fn forget_opened() {
-    OPENED.with(|o| {
-        if let Ok(mut o) = o.try_borrow_mut() {
-            o.clear();
-            o.release();
-        }
-    });
-}
-
-/// The largest buffers `Opened` keeps between states (a Citus partial state is a few hundred
-/// bytes; a larger one's copies are freed once used, so that a session does not hold twice its
-/// largest state outside PostgreSQL's memory accounting: a review saw 131 MB kept).
-const KEPT_CAPACITY: usize = 64 * 1024;
-
-struct Opened {
-    sealed: Vec<u8>,
-    encoding: Vec<u8>,
-    /// The ring's serial; 0 when nothing is kept.
-    serial: u64,
-}
-
-impl Opened {
-    const fn empty() -> Opened {
-        Opened { sealed: Vec::new(), encoding: Vec::new(), serial: 0 }
-    }
-
-    /// Keeps a copy (skipped if memory is short: it only saves work).
-    fn keep(&mut self, sealed: &[u8], serial: u64, encoding: &[u8]) {
-        self.clear();
-        if self.sealed.try_reserve(sealed.len()).is_ok()
-            && self.encoding.try_reserve(encoding.len()).is_ok()
-        {
-            self.sealed.extend_from_slice(sealed);
-            self.encoding.extend_from_slice(encoding);
-            self.serial = serial;
-        }
-    }
-
-    /// The state sealed as `sealed`, if it is the one kept and the running query reads the
-    /// ring that opened it. The copy leaves the cache before it is decoded (a cancel during
-    /// a large decode cannot leave it to be used again), and is wiped when dropped, also by
-    /// an ERROR's unwinding.
-    fn take(&mut self, sealed: &[u8], env: PgEnv) -> Option<KState<PgEnv>> {
-        if self.serial == 0 {
-            return None;
-        }
-        let hit = self.serial == keycache::running_serial() && self.sealed == sealed;
-        let encoding = zeroize::Zeroizing::new(std::mem::take(&mut self.encoding));
-        self.clear();
-        let state = hit.then(|| KState::decode(&encoding, env));
-        state.map(|s| s.unwrap_or_else(|e| state_error(e)))
-    }
-
-    fn clear(&mut self) {
-        self.encoding.fill(0);
-        self.encoding.clear();
-        self.sealed.clear();
-        self.serial = 0;
-        if self.sealed.capacity() > KEPT_CAPACITY || self.encoding.capacity() > KEPT_CAPACITY {
-            self.release();
-        }
-    }
-
-    /// Frees the buffers (cleared first).
-    fn release(&mut self) {
-        self.sealed = Vec::new();
-        self.encoding = Vec::new();
-    }
 }
 
 /// The framed plaintext's length for a state (seal.rs, `frame`): padded as if the state held
@@ -646,9 +540,9 @@ fn decode_text<'a>(text: &[u8]) -> (pg_sys::Datum, &'a [u8]) {
 
 /// Combines the state of a text (base64 of sealed bytes, as `_k_state_in` reads it) into the
 /// transition state in argument 0, or makes it the group's first state: what Citus's
-/// `coord_combine_agg` does with the input and combine functions, in one opening, with no
-/// kept copy (`Opened`). The sealed bytes are decoded and opened in the current (per-tuple)
-/// memory context.
+/// `coord_combine_agg` does with the input and combine functions, which open each state twice
+/// (the input function to check it, the combine function to read it), in one opening. The
+/// sealed bytes are decoded and opened in the current (per-tuple) memory context.
 ///
 /// # Safety
 /// `fcinfo` is a transition call inside an aggregate whose argument 0 is a k_state or NULL.
@@ -692,7 +586,7 @@ pub unsafe extern "C-unwind" fn deident_k_state_in(
     let (value, bytes) = decode_text(text);
     // SAFETY: a plain read of the current context, which holds the check's scratch.
     let env = PgEnv(unsafe { pg_sys::CurrentMemoryContext });
-    let _ = open_keeping(bytes, env, true);
+    let _ = open(bytes, env);
     value
 }
 pg_function_info_v1!(pg_finfo_deident_k_state_in);

@@ -54,7 +54,7 @@ pub unsafe extern "C-unwind" fn deident_k_partial_trans(
     // as long as the call site.
     unsafe {
         if fmgr::arg_is_null(fcinfo, 1) {
-            DeidentError::PartialNotKAggregate.report();
+            DeidentError::PartialNotKAggregate("_k_partial").report();
         }
         let aggregate = pg_sys::Oid::from(fmgr::arg(fcinfo, 1).value() as u32);
         // (inside an aggregate: checked when the site is made, and by the transition itself)
@@ -65,7 +65,7 @@ pub unsafe extern "C-unwind" fn deident_k_partial_trans(
             DeidentError::OutsideAggregate.report()
         };
         if site.aggregate != aggregate {
-            DeidentError::PartialNotKAggregate.report();
+            DeidentError::PartialNotKAggregate("_k_partial").report();
         }
         let call = site.call;
         let args = (*call).args.as_mut_slice(1 + site.nargs);
@@ -81,7 +81,7 @@ pub unsafe extern "C-unwind" fn deident_k_partial_trans(
         let state = match (site.body, (*(*call).flinfo).fn_addr) {
             (Some(body), _) => body(call),
             (None, Some(transition)) => transition(call),
-            (None, None) => DeidentError::PartialNotKAggregate.report(),
+            (None, None) => DeidentError::PartialNotKAggregate("_k_partial").report(),
         };
         if (*call).isnull {
             return fmgr::return_null(fcinfo);
@@ -102,7 +102,7 @@ unsafe fn site_for(fcinfo: pg_sys::FunctionCallInfo, aggregate: pg_sys::Oid) -> 
     unsafe {
         let flinfo = (*fcinfo).flinfo;
         let Some((transfn, nargs)) = k_aggregate(aggregate) else {
-            DeidentError::PartialNotKAggregate.report()
+            DeidentError::PartialNotKAggregate("_k_partial").report()
         };
         // the aggregate's argument types, against the call's (after the aggregate's oid)
         let mut types: *mut pg_sys::Oid = std::ptr::null_mut();
@@ -110,12 +110,12 @@ unsafe fn site_for(fcinfo: pg_sys::FunctionCallInfo, aggregate: pg_sys::Oid) -> 
         pg_sys::get_func_signature(aggregate, &mut types, &mut declared);
         let given = (*fcinfo).nargs.max(0) as usize;
         if declared.max(0) as usize != nargs || given != 2 + nargs {
-            DeidentError::PartialArgumentTypes.report();
+            DeidentError::PartialArgumentTypes("_k_partial").report();
         }
         for i in 0..nargs {
             let t = pg_sys::get_fn_expr_argtype(flinfo, (2 + i) as i32);
             if t == pg_sys::InvalidOid || t != types.add(i).read() {
-                DeidentError::PartialArgumentTypes.report();
+                DeidentError::PartialArgumentTypes("_k_partial").report();
             }
         }
         // what running the aggregate itself would need (nodeAgg.c, ExecInitAgg)
@@ -134,7 +134,7 @@ unsafe fn site_for(fcinfo: pg_sys::FunctionCallInfo, aggregate: pg_sys::Oid) -> 
         pg_sys::fmgr_info_cxt(transfn, finfo, cx);
         if (*finfo).fn_strict {
             // ours are not strict; a strict one would need nodeAgg's NULL rules here
-            DeidentError::PartialNotKAggregate.report();
+            DeidentError::PartialNotKAggregate("_k_partial").report();
         }
         let size = std::mem::size_of::<pg_sys::FunctionCallInfoBaseData>()
             + (1 + nargs) * std::mem::size_of::<pg_sys::NullableDatum>();
@@ -311,6 +311,9 @@ fn partial_aggregate(nargs: usize) -> Option<pg_sys::Oid> {
     (oid != pg_sys::InvalidOid).then_some(oid)
 }
 
+/// The name errors give.
+const COMBINE: &str = "_k_combine_partials";
+
 /// What a `_k_combine_partials` call site keeps (fn_extra of its transition's FmgrInfo).
 struct CombineSite {
     aggregate: pg_sys::Oid,
@@ -337,7 +340,7 @@ pub unsafe extern "C-unwind" fn deident_k_combine_partials_trans(
             DeidentError::OutsideAggregate.report()
         };
         if site.aggregate != aggregate {
-            DeidentError::PartialNotKAggregate.report();
+            DeidentError::PartialNotKAggregate(COMBINE).report();
         }
         if fmgr::arg_is_null(fcinfo, 2) {
             // no partial state: the group's stays as it is (coord_combine_agg's rule)
@@ -361,7 +364,7 @@ unsafe fn combined_aggregate(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Oid {
     // SAFETY: per the contract.
     unsafe {
         if fmgr::arg_is_null(fcinfo, 1) {
-            DeidentError::PartialNotKAggregate.report();
+            DeidentError::PartialNotKAggregate(COMBINE).report();
         }
         pg_sys::Oid::from(fmgr::arg(fcinfo, 1).value() as u32)
     }
@@ -382,11 +385,11 @@ unsafe fn check_combined(
     // SAFETY: per the contract; syscache reads.
     unsafe {
         if k_aggregate(aggregate).is_none() {
-            DeidentError::PartialNotKAggregate.report();
+            DeidentError::PartialNotKAggregate(COMBINE).report();
         }
         let result = pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, result_arg);
         if result == pg_sys::InvalidOid || result != pg_sys::get_func_rettype(aggregate) {
-            DeidentError::PartialArgumentTypes.report();
+            DeidentError::PartialArgumentTypes(COMBINE).report();
         }
         if pg_sys::pg_proc_aclcheck(aggregate, pg_sys::GetUserId(), pg_sys::ACL_EXECUTE as _)
             != pg_sys::AclResult::ACLCHECK_OK
@@ -433,7 +436,7 @@ pub unsafe extern "C-unwind" fn deident_k_combine_partials_final(
         (*call).fncollation = (*fcinfo).fncollation;
         (*call).isnull = false;
         let Some(finalfn) = (*(*call).flinfo).fn_addr else {
-            DeidentError::PartialNotKAggregate.report()
+            DeidentError::PartialNotKAggregate(COMBINE).report()
         };
         let result = finalfn(call);
         if (*call).isnull {
@@ -455,14 +458,16 @@ unsafe fn final_site(fcinfo: pg_sys::FunctionCallInfo) -> FinalSite {
     unsafe {
         let aggref = pg_sys::AggGetAggref(fcinfo);
         let aggregate = if aggref.is_null() { None } else { constant_oid((*aggref).args) };
-        let Some(aggregate) = aggregate else { DeidentError::PartialNotKAggregate.report() };
+        let Some(aggregate) = aggregate else {
+            DeidentError::PartialNotKAggregate(COMBINE).report()
+        };
         check_combined(fcinfo, aggregate, 3);
         use catalog::AGG_FINALFN;
         let finalfn = catalog::aggregate_columns(aggregate, &[AGG_FINALFN])
             .and_then(|c| c[0])
             .map(|d| pg_sys::Oid::from(d.value() as u32))
             .filter(|&f| f != pg_sys::InvalidOid);
-        let Some(finalfn) = finalfn else { DeidentError::PartialNotKAggregate.report() };
+        let Some(finalfn) = finalfn else { DeidentError::PartialNotKAggregate(COMBINE).report() };
         let flinfo = (*fcinfo).flinfo;
         let cx = (*flinfo).fn_mcxt;
         let finfo = pg_sys::MemoryContextAllocZero(cx, std::mem::size_of::<pg_sys::FmgrInfo>())

@@ -92,7 +92,6 @@ unsafe extern "C-unwind" fn end_of_transaction(
             | XACT_EVENT_PARALLEL_ABORT
     ) {
         forget_queries();
-        crate::aggregates::expanded::forget_opened();
     }
 }
 
@@ -364,13 +363,6 @@ fn domain_key(key_id: &[u8], domain: &[u8]) -> Result<(u64, DomainKey)> {
 #[cfg(any(test, feature = "pg_test"))]
 pub fn cached_domains() -> (usize, usize) {
     CACHE.with_borrow(|c| (c.domains.len(), c.domains.iter().map(|(_, _, d, _)| d.len()).sum()))
-}
-
-/// The serial of the ring the innermost running query reads, as published for the call
-/// sites' fast path (`publish_running_serial`); 0 when none may be assumed (no running query,
-/// a ring not settled yet, or one the statement may not use).
-pub fn running_serial() -> u64 {
-    RUNNING_SERIAL.load(Ordering::Relaxed)
 }
 
 /// The state-sealing key (seal.rs) of the key `key_id` ('' for the active key) of the current
