@@ -49,9 +49,9 @@ BEGIN
       FROM %s GROUP BY org
     HAVING deident.k_count_distinct(email) > 70 AND deident.k_avg(score, email) < 50.5
     UNION ALL
-    SELECT concat_ws(' ', 'below k', hours %% 3, deident.k_sum(hours, email),
-                     deident.k_count(person_uuid))
-      FROM %s WHERE id < 12 GROUP BY hours %% 3$q$, t, t, t, t);
+    SELECT concat_ws(' ', 'below k', hours, deident.k_sum(hours, email),
+                     deident.k_count(person_uuid), count(*))
+      FROM %s WHERE id < 12 GROUP BY hours$q$, t, t, t, t);
 END $$;
 SELECT count(*) AS groups,
        count(*) FILTER (WHERE a IS DISTINCT FROM b) AS different
