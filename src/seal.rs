@@ -36,9 +36,8 @@
 
 use std::cell::RefCell;
 
-use aes_gcm::aead::{AeadInOut, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use hmac::Mac;
+use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, AES_256_GCM};
 use zeroize::Zeroize;
 
 use crate::pseudonym::HmacSha256;
@@ -92,7 +91,7 @@ pub enum SealError {
 /// A batch: its salt, its key's cipher, the next state's number, the process it belongs to.
 struct Batch {
     salt: [u8; SALT_LEN],
-    cipher: Aes256Gcm,
+    cipher: LessSafeKey,
     next: u64,
     pid: u32,
 }
@@ -104,7 +103,7 @@ pub struct SealKey {
     id: Vec<u8>,
     sk: HmacSha256,
     sealing: RefCell<Option<Batch>>,
-    opened: RefCell<Vec<([u8; SALT_LEN], Aes256Gcm)>>,
+    opened: RefCell<Vec<([u8; SALT_LEN], LessSafeKey)>>,
     /// Where the next batch key met in opening goes once `opened` is full.
     evict: std::cell::Cell<usize>,
 }
@@ -134,11 +133,12 @@ impl SealKey {
     }
 
     /// BK = HMAC-SHA256(SK, salt), as a cipher.
-    fn batch_cipher(&self, salt: &[u8; SALT_LEN]) -> Aes256Gcm {
+    fn batch_cipher(&self, salt: &[u8; SALT_LEN]) -> Result<LessSafeKey, SealError> {
         let mut bk: [u8; 32] = self.sk.clone().chain_update(salt).finalize().into_bytes().into();
-        let cipher = Aes256Gcm::new(&bk.into());
+        // (AES-256 takes exactly these 32 bytes: never an error)
+        let cipher = UnboundKey::new(&AES_256_GCM, &bk).map(LessSafeKey::new);
         bk.zeroize();
-        cipher
+        cipher.map_err(|_| SealError::Length)
     }
 
     /// Runs `f` with the batch to seal the next state in and that state's nonce: this
@@ -154,7 +154,7 @@ impl SealKey {
             _ => {
                 let mut salt = [0u8; SALT_LEN];
                 getrandom::fill(&mut salt).map_err(|_| SealError::Random)?;
-                let cipher = self.batch_cipher(&salt);
+                let cipher = self.batch_cipher(&salt)?;
                 sealing.insert(Batch { salt, cipher, next: 0, pid })
             }
         };
@@ -165,12 +165,16 @@ impl SealKey {
     }
 
     /// Runs `f` with the cipher of the batch of `salt`, derived once and kept.
-    fn opening<R>(&self, salt: &[u8; SALT_LEN], f: impl FnOnce(&Aes256Gcm) -> R) -> R {
+    fn opening<R>(
+        &self,
+        salt: &[u8; SALT_LEN],
+        f: impl FnOnce(&LessSafeKey) -> R,
+    ) -> Result<R, SealError> {
         let mut opened = self.opened.borrow_mut();
         if let Some((_, cipher)) = opened.iter().find(|(s, _)| s == salt) {
-            return f(cipher);
+            return Ok(f(cipher));
         }
-        let cipher = self.batch_cipher(salt);
+        let cipher = self.batch_cipher(salt)?;
         let r = f(&cipher);
         if opened.len() < OPENED_BATCHES {
             opened.push((*salt, cipher));
@@ -179,7 +183,7 @@ impl SealKey {
             opened[i] = (*salt, cipher);
             self.evict.set((i + 1) % OPENED_BATCHES);
         }
-        r
+        Ok(r)
     }
 }
 
@@ -231,7 +235,7 @@ pub fn seal_in_place(key: &SealKey, kind: Kind, pid: u32, out: &mut [u8]) -> Res
 
 /// Seals `out` in place under a given batch cipher, salt and nonce.
 fn seal_with(
-    cipher: &Aes256Gcm,
+    cipher: &LessSafeKey,
     id: &[u8],
     kind: Kind,
     salt: &[u8; SALT_LEN],
@@ -251,9 +255,9 @@ fn seal_with(
     n.copy_from_slice(&nonce);
     let (body, tag) = rest.split_at_mut(plain_len);
     let t = cipher
-        .encrypt_inout_detached(&Nonce::from(nonce), header, body.into())
+        .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(&*header), body)
         .map_err(|_| SealError::Length)?;
-    tag.copy_from_slice(&t);
+    tag.copy_from_slice(t.as_ref());
     Ok(())
 }
 
@@ -356,13 +360,16 @@ pub fn open(key: &SealKey, kind: Kind, sealed: &[u8], out: &mut [u8]) -> Result<
     }
     out.copy_from_slice(p.body);
     let opened = key.opening(&p.salt, |cipher| {
-        cipher.decrypt_inout_detached(
-            &Nonce::from(p.nonce),
-            p.header,
-            (&mut *out).into(),
-            &Tag::from(p.tag),
-        )
-    });
+        cipher
+            .open_in_place_separate_tag(
+                Nonce::assume_unique_for_key(p.nonce),
+                Aad::from(p.header),
+                Tag::from(p.tag),
+                out,
+                0..,
+            )
+            .map(|_| ())
+    })?;
     if opened.is_err() {
         out.zeroize();
         return Err(SealError::Forged);
@@ -394,7 +401,7 @@ mod tests {
     fn sealed_as(key: &SealKey, salt: [u8; 16], nonce: [u8; 12], plain: &[u8]) -> Vec<u8> {
         let mut out = vec![0u8; sealed_len(key.id().len(), plain.len())];
         out[body_range(key.id().len(), plain.len())].copy_from_slice(plain);
-        let cipher = key.batch_cipher(&salt);
+        let cipher = key.batch_cipher(&salt).unwrap();
         seal_with(&cipher, key.id(), Kind::KAggregate, &salt, nonce, &mut out).unwrap();
         out
     }
