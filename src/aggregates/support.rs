@@ -202,10 +202,11 @@ pub(crate) fn transition_body(addr: pg_sys::PGFunction) -> Option<Body> {
     bodies.into_iter().find(|(f, _)| f.map(|f| f as usize) == Some(addr)).map(|(_, b)| b)
 }
 
-/// `deident_k_trans`'s body.
+/// `deident_k_trans`'s body (inlined there: every row of k_sum and k_avg runs it).
 ///
 /// # Safety
 /// fmgr's call info of a k_sum or k_avg transition.
+#[inline(always)]
 unsafe fn k_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     // SAFETY: per the contract.
     unsafe {
