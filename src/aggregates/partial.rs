@@ -510,8 +510,8 @@ unsafe fn constant_oid(args: *mut pg_sys::List) -> Option<pg_sys::Oid> {
 /// Citus's planner made with `standard_planner` inside its own, past the query rewrite above;
 /// so this runs on the finished plan, after Citus's planner returned it. Only calls of a
 /// constant k-aggregate of ours whose type argument is its result type, in Agg nodes that
-/// finalize (not partial aggregation), with no ORDER BY, DISTINCT or FILTER; the rest is left
-/// to Citus.
+/// finalize (not partial aggregation), with no ORDER BY, DISTINCT or FILTER, and a transition
+/// state the planner does not share with another aggregate; the rest is left to Citus.
 ///
 /// # Safety
 /// `stmt` is a valid PlannedStmt just made.
@@ -519,28 +519,41 @@ unsafe fn constant_oid(args: *mut pg_sys::List) -> Option<pg_sys::Oid> {
 pub unsafe extern "C-unwind" fn rewrite_coordinator_combines(stmt: *mut pg_sys::PlannedStmt) {
     // SAFETY: per the contract; the Aggrefs are the plan's, changed in place.
     unsafe {
-        let mut calls: Vec<*mut pg_sys::Aggref> = Vec::new();
+        // (the Agg node, each Aggref it evaluates)
+        let mut calls: Vec<(*mut pg_sys::Plan, *mut pg_sys::Aggref)> = Vec::new();
         crate::dp::charge::each_node(stmt, &mut |plan, _| {
             if (*plan).type_ == pg_sys::NodeTag::T_Agg
                 && (*plan.cast::<pg_sys::Agg>()).aggsplit == pg_sys::AggSplit::AGGSPLIT_SIMPLE
             {
                 for tree in [(*plan).targetlist.cast::<pg_sys::Node>(), (*plan).qual.cast()] {
                     for a in crate::dp::plan::aggrefs(tree) {
-                        // coord_combine_agg's arguments: oid, cstring, the result's type
-                        if (*a).aggtype != pg_sys::CSTRINGOID && list_len((*a).args) == 3 {
-                            calls.push(a);
-                        }
+                        calls.push((plan, a));
                     }
                 }
             }
             false
         });
-        if calls.is_empty() || !catalog::citus_installed() {
+        // coord_combine_agg's arguments: oid, cstring, the result's type
+        if !calls
+            .iter()
+            .any(|&(_, a)| (*a).aggtype != pg_sys::CSTRINGOID && list_len((*a).args) == 3)
+        {
+            return;
+        }
+        if !catalog::citus_installed() {
             return;
         }
         let mut ours: Option<(pg_sys::Oid, pg_sys::Oid)> = None;
-        for a in calls {
-            if !is_citus_function((*a).aggfnoid, c"coord_combine_agg", 3)
+        for &(plan, a) in &calls {
+            // A transition state the planner shares between two aggregates (nodeAgg.c: same
+            // transition function and inputs, final functions that do not modify it) must not
+            // get a final function that does: such a call is left to Citus.
+            let shared = calls.iter().any(|&(p, b)| {
+                p == plan && (*b).aggtransno == (*a).aggtransno && (*b).aggno != (*a).aggno
+            });
+            if shared
+                || list_len((*a).args) != 3
+                || !is_citus_function((*a).aggfnoid, c"coord_combine_agg", 3)
                 || !(*a).aggorder.is_null()
                 || !(*a).aggdistinct.is_null()
                 || !(*a).aggfilter.is_null()
