@@ -331,9 +331,10 @@ pub unsafe extern "C-unwind" fn deident_k_combine_partials_trans(
     // SAFETY: fmgr's call info of the transition function declared in SQL; argument 2 is a
     // C string when not NULL.
     unsafe {
-        agg_context(fcinfo);
         let aggregate = combined_aggregate(fcinfo);
+        // (inside an aggregate, not a window: checked when the site is made)
         let Some(site) = fmgr::call_site(fcinfo, || {
+            agg_context(fcinfo);
             check_combined(fcinfo, aggregate, 3);
             CombineSite { aggregate }
         }) else {

@@ -59,22 +59,23 @@ SELECT count(*) AS groups,
   FULL JOIN (SELECT b, row_number() OVER (ORDER BY b) FROM k_answers('people_local') b) y
     USING (row_number);
 -- also a prepared statement, run past the point where its plan is generic (plans cached
--- with the coordinator's combination in them)
-PREPARE k_by_org(int) AS
-  SELECT md5(string_agg(concat_ws(' ', org, s), ',' ORDER BY org))
-    FROM (SELECT org, deident.k_sum(hours, email) + $1 AS s FROM people GROUP BY org) x;
-DO $$
+-- with the coordinator's combination in them): how many of 7 runs give the single-node answer
+CREATE FUNCTION prepared_k_runs() RETURNS int LANGUAGE plpgsql AS $$
 DECLARE got text; want text; same int := 0;
 BEGIN
+  EXECUTE $q$PREPARE k_by_org(int) AS
+    SELECT md5(string_agg(concat_ws(' ', org, s), ',' ORDER BY org))
+      FROM (SELECT org, deident.k_sum(hours, email) + $1 AS s FROM people GROUP BY org) x$q$;
   FOR i IN 1..7 LOOP
     EXECUTE format('EXECUTE k_by_org(%s)', i) INTO got;
     SELECT md5(string_agg(concat_ws(' ', org, s), ',' ORDER BY org)) INTO want
       FROM (SELECT org, deident.k_sum(hours, email) + i AS s FROM people_local GROUP BY org) x;
     IF got IS NOT DISTINCT FROM want AND got IS NOT NULL THEN same := same + 1; END IF;
   END LOOP;
-  RAISE NOTICE 'runs of the prepared statement with the single-node answer: % of 7', same;
+  DEALLOCATE k_by_org;
+  RETURN same;
 END $$;
-DEALLOCATE k_by_org;
+SELECT prepared_k_runs();
 -- and Citus pushes them down: each worker aggregates its shards (worker_partial_agg) and
 -- sends the partial states, sealed, as text; the coordinator opens and combines them
 -- (coord_combine_agg), and the final functions check k there. On the worker, Citus's
@@ -109,23 +110,7 @@ SELECT count(*) AS groups,
   FROM (SELECT a, row_number() OVER (ORDER BY a) FROM k_answers('people') a) x
   FULL JOIN (SELECT b, row_number() OVER (ORDER BY b) FROM k_answers('people_local') b) y
     USING (row_number);
--- also a prepared statement, run past the point where its plan is generic (plans cached
--- with the coordinator's combination in them)
-PREPARE k_by_org(int) AS
-  SELECT md5(string_agg(concat_ws(' ', org, s), ',' ORDER BY org))
-    FROM (SELECT org, deident.k_sum(hours, email) + $1 AS s FROM people GROUP BY org) x;
-DO $$
-DECLARE got text; want text; same int := 0;
-BEGIN
-  FOR i IN 1..7 LOOP
-    EXECUTE format('EXECUTE k_by_org(%s)', i) INTO got;
-    SELECT md5(string_agg(concat_ws(' ', org, s), ',' ORDER BY org)) INTO want
-      FROM (SELECT org, deident.k_sum(hours, email) + i AS s FROM people_local GROUP BY org) x;
-    IF got IS NOT DISTINCT FROM want AND got IS NOT NULL THEN same := same + 1; END IF;
-  END LOOP;
-  RAISE NOTICE 'runs of the prepared statement with the single-node answer: % of 7', same;
-END $$;
-DEALLOCATE k_by_org;
+SELECT prepared_k_runs();
 RESET ROLE;
 -- what anyone may call: worker_partial_agg gives a group's partial state, sealed (the text of
 -- a k_state); coord_combine_agg takes states back through its input function: a real one of
