@@ -7,8 +7,8 @@
 -- them as text. A real type, not internal, so that Citus pushes partial aggregation to its
 -- workers (they ship states as text through the type's I/O functions). Its input function
 -- accepts only states sealed by a key of this server's ring; it is STABLE (it depends on the
--- ring), and so is the output function (a flattened state is sealed under a fresh nonce, which
--- changes no answer).
+-- ring), and so is the output function (a flattened state is sealed under another nonce each
+-- time, which changes no answer).
 CREATE TYPE deident.k_state;
 CREATE FUNCTION deident._k_state_in(cstring) RETURNS deident.k_state
   LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_state_in';

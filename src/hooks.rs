@@ -222,6 +222,7 @@ unsafe extern "C-unwind" {
 unsafe extern "C-unwind" fn query_started(query_desc: *mut pg_sys::QueryDesc) {
     keycache::query_started(query_desc as usize);
     enforcement::query_started(query_desc as usize);
+    crate::aggregates::expanded::new_batch();
 }
 
 #[pg_guard]

@@ -44,6 +44,7 @@ pub extern "C-unwind" fn _PG_init() {
     keycache::register_xact_callbacks();
     enforcement::register_callbacks();
     dp::charge::register_callbacks();
+    aggregates::expanded::register_fork_handler();
     hooks::install();
 }
 

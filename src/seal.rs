@@ -21,15 +21,15 @@
 //!
 //! **Batches.** A process seals under a key in batches: a batch has a salt from the operating
 //! system's CSPRNG and numbers its states 0, 1, 2, ... as nonces (little-endian), so no nonce
-//! repeats under one batch key; a new batch starts after 2^32 states and in a new process
-//! (a forked child never continues its parent's). Two batches share a key only if two random
-//! 128-bit salts are equal. Deriving BK once per batch, not once per state, is what makes a
+//! repeats under one batch key. The caller names its batch (expanded.rs: one per statement
+//! and process, and a forked child never continues its parent's); a new name, or 2^32 states,
+//! starts a new batch. Two batches share a key only if two random 128-bit salts are equal. Deriving BK once per batch, not once per state, is what makes a
 //! state cheap to seal and open: format 1 sealed each state with AES-256-GCM-SIV (RFC 8452),
 //! whose per-message key derivation made it cost 0.94 µs for a 128-byte state on our
-//! machines against 0.29 µs for AES-256-GCM under a batch key, and a Citus query seals and
-//! opens one state per shard and group (docs/sealed-states.md, "Why batches"). An opening
-//! process keeps the batch keys it derived (`OPENED_BATCHES` per key), so a coordinator
-//! derives one per worker query, not one per state.
+//! machines against 0.13 µs for ring's AES-256-GCM under a batch key, and a Citus query seals
+//! and opens one state per shard and group (docs/sealed-states.md, "Why batches"). An opening
+//! process keeps the batch keys that opened states (`OPENED_BATCHES` per key), so a
+//! coordinator derives one per worker query, not one per state.
 //!
 //! The k-aggregates' state type, deident.k_state, seals its states with it when they are
 //! flattened (src/aggregates/expanded.rs; docs/sealed-states.md).
@@ -88,17 +88,19 @@ pub enum SealError {
     Random,
 }
 
-/// A batch: its salt, its key's cipher, the next state's number, the process it belongs to.
+/// A batch: its salt, its key's cipher, the next state's number, the caller's name for it.
 struct Batch {
     salt: [u8; SALT_LEN],
     cipher: LessSafeKey,
     next: u64,
-    pid: u32,
+    name: u64,
 }
 
 /// A key of the ring, derived for sealing states: SK as a keyed HMAC (wiped on drop: hmac's
 /// `zeroize` feature), the batch this process seals in, and the batch keys it opened states
-/// of. The ciphers' key schedules are wiped on drop (aes-gcm's `zeroize` feature).
+/// of. The batch keys' AES schedules are `ring`'s, which does not wipe them on drop
+/// (Cargo.toml says why ring; they live as long as this key in the key cache, which holds the
+/// ring's keys themselves).
 pub struct SealKey {
     id: Vec<u8>,
     sk: HmacSha256,
@@ -141,21 +143,21 @@ impl SealKey {
         cipher.map_err(|_| SealError::Length)
     }
 
-    /// Runs `f` with the batch to seal the next state in and that state's nonce: this
-    /// process's current batch, or a new one with a fresh salt.
+    /// Runs `f` with the batch to seal the next state in and that state's nonce: the current
+    /// batch if the caller names it again, or a new one with a fresh salt.
     fn in_batch<R>(
         &self,
-        pid: u32,
+        name: u64,
         f: impl FnOnce(&Batch, [u8; NONCE_LEN]) -> R,
     ) -> Result<R, SealError> {
         let mut sealing = self.sealing.borrow_mut();
         let batch = match sealing.as_mut() {
-            Some(b) if b.pid == pid && b.next < BATCH_STATES => b,
+            Some(b) if b.name == name && b.next < BATCH_STATES => b,
             _ => {
                 let mut salt = [0u8; SALT_LEN];
                 getrandom::fill(&mut salt).map_err(|_| SealError::Random)?;
                 let cipher = self.batch_cipher(&salt)?;
-                sealing.insert(Batch { salt, cipher, next: 0, pid })
+                sealing.insert(Batch { salt, cipher, next: 0, name })
             }
         };
         let mut nonce = [0u8; NONCE_LEN];
@@ -164,18 +166,23 @@ impl SealKey {
         Ok(f(batch, nonce))
     }
 
-    /// Runs `f` with the cipher of the batch of `salt`, derived once and kept.
-    fn opening<R>(
+    /// `f` (an opening: true if the bytes authenticated) with the cipher of the batch of
+    /// `salt`: one kept, or derived, and kept if `f` authenticated the bytes under it (forged
+    /// bytes with made-up salts do not push the real batches' keys out).
+    fn opening(
         &self,
         salt: &[u8; SALT_LEN],
-        f: impl FnOnce(&LessSafeKey) -> R,
-    ) -> Result<R, SealError> {
+        f: impl FnOnce(&LessSafeKey) -> bool,
+    ) -> Result<bool, SealError> {
         let mut opened = self.opened.borrow_mut();
         if let Some((_, cipher)) = opened.iter().find(|(s, _)| s == salt) {
             return Ok(f(cipher));
         }
         let cipher = self.batch_cipher(salt)?;
         let r = f(&cipher);
+        if !r {
+            return Ok(false);
+        }
         if opened.len() < OPENED_BATCHES {
             opened.push((*salt, cipher));
         } else {
@@ -204,11 +211,11 @@ pub fn body_range(id_len: usize, plain_len: usize) -> std::ops::Range<usize> {
 }
 
 /// Seals `plain` into `out`, which must be `sealed_len(key.id().len(), plain.len())` bytes,
-/// in process `pid`'s batch (`seal_in_place`).
+/// in the batch the caller names `batch` (`seal_in_place`).
 pub fn seal(
     key: &SealKey,
     kind: Kind,
-    pid: u32,
+    batch: u64,
     plain: &[u8],
     out: &mut [u8],
 ) -> Result<(), SealError> {
@@ -216,19 +223,25 @@ pub fn seal(
         return Err(SealError::Length);
     }
     out[body_range(key.id.len(), plain.len())].copy_from_slice(plain);
-    seal_in_place(key, kind, pid, out)
+    seal_in_place(key, kind, batch, out)
 }
 
-/// Seals `out` in place, as the next state of the batch of process `pid` (the caller's
-/// process id, which the caller reads cheaply: PostgreSQL's MyProcPid; a batch is never
-/// continued under another): `out` is `sealed_len(key.id().len(), n)` bytes for some `n`, and
-/// its `body_range(key.id().len(), n)` holds the plaintext; the header, the nonce and the tag
-/// are written around it and the plaintext is encrypted where it is.
-pub fn seal_in_place(key: &SealKey, kind: Kind, pid: u32, out: &mut [u8]) -> Result<(), SealError> {
+/// Seals `out` in place, as the next state of the batch the caller names `batch` (a name
+/// other than the current batch's starts a new one; the caller must never give two processes
+/// the same name for a batch that one of them has begun): `out` is `sealed_len(key.id().len(),
+/// n)` bytes for some `n`, and its `body_range(key.id().len(), n)` holds the plaintext; the
+/// header, the nonce and the tag are written around it and the plaintext is encrypted where
+/// it is.
+pub fn seal_in_place(
+    key: &SealKey,
+    kind: Kind,
+    batch: u64,
+    out: &mut [u8],
+) -> Result<(), SealError> {
     if out.len() < sealed_len(key.id.len(), 0) {
         return Err(SealError::Length);
     }
-    key.in_batch(pid, |batch, nonce| {
+    key.in_batch(batch, |batch, nonce| {
         seal_with(&batch.cipher, &key.id, kind, &batch.salt, nonce, out)
     })?
 }
@@ -267,16 +280,12 @@ fn seal_with(
 /// sum is).
 pub const FRAME: usize = 4;
 
-/// The framed plaintext's length for an encoding of `len` bytes: `floor` if the framed
-/// encoding fits in it, else a power of two. (Format 1 rounded the floor itself up to a power
-/// of two: 128 bytes for 104 at k = 5, bytes every Citus partial state carried for nothing.)
+/// The framed plaintext's length for an encoding of `len` bytes: at least `floor`, and a power
+/// of two. (The floor itself is rounded up too: for k = 5, 128 bytes rather than 104, room
+/// for a numeric sum's positive and negative parts of a group below k; a review found that
+/// an exact floor let a sum that mixes signs show in the length.)
 pub fn padded_len(len: usize, floor: usize) -> usize {
-    let framed = len + FRAME;
-    if framed <= floor {
-        floor
-    } else {
-        framed.next_power_of_two()
-    }
+    (len + FRAME).max(floor).next_power_of_two()
 }
 
 /// Writes the frame around an encoding already in `plain[FRAME..FRAME + len]`: the length
@@ -368,9 +377,9 @@ pub fn open(key: &SealKey, kind: Kind, sealed: &[u8], out: &mut [u8]) -> Result<
                 out,
                 0..,
             )
-            .map(|_| ())
+            .is_ok()
     })?;
-    if opened.is_err() {
+    if !opened {
         out.zeroize();
         return Err(SealError::Forged);
     }
@@ -393,7 +402,7 @@ mod tests {
     /// Sealed in this process's batch.
     fn sealed(key: &SealKey, kind: Kind, plain: &[u8]) -> Vec<u8> {
         let mut out = vec![0u8; sealed_len(key.id().len(), plain.len())];
-        seal(key, kind, std::process::id(), plain, &mut out).unwrap();
+        seal(key, kind, 7, plain, &mut out).unwrap();
         out
     }
 
@@ -451,12 +460,13 @@ mod tests {
         // the same state sealed twice looks different
         assert_ne!(a[37..], b[37..]);
         assert_ne!(salt(&a), [0u8; 16]);
-        // a batch at its end, or continued in another process (a forked child): a new salt
+        // a batch at its end, or one the caller names otherwise (another statement, another
+        // process): a new salt
         key.sealing.borrow_mut().as_mut().unwrap().next = BATCH_STATES;
         let c = sealed(&key, Kind::KAggregate, b"the same state");
         assert_ne!(salt(&c), salt(&a));
         assert_eq!(nonce(&c), [0u8; 12]);
-        key.sealing.borrow_mut().as_mut().unwrap().pid ^= 1;
+        key.sealing.borrow_mut().as_mut().unwrap().name ^= 1;
         let d = sealed(&key, Kind::KAggregate, b"the same state");
         assert_ne!(salt(&d), salt(&c));
         assert_eq!(nonce(&d), [0u8; 12]);
@@ -479,6 +489,15 @@ mod tests {
             }
         }
         assert_eq!(reader.opened.borrow().len(), OPENED_BATCHES);
+        // forged bytes under made-up salts are refused and push no kept key out
+        let kept: Vec<[u8; 16]> = reader.opened.borrow().iter().map(|(s, _)| *s).collect();
+        for i in 0..2 * OPENED_BATCHES {
+            let mut forged = sealed_as(&key, [200; 16], [1; 12], &[0; 40]);
+            forged[9] = i as u8;
+            assert_eq!(opened(&reader, Kind::KAggregate, &forged), Err(SealError::Forged));
+        }
+        let after: Vec<[u8; 16]> = reader.opened.borrow().iter().map(|(s, _)| *s).collect();
+        assert_eq!(kept, after);
     }
 
     #[test]
@@ -543,10 +562,9 @@ mod tests {
     #[test]
     fn frames_hide_the_length_within_a_size_class() {
         // every encoding up to the floor gives the same length; beyond it, powers of two
-        assert_eq!(padded_len(0, 104), 104);
-        assert_eq!(padded_len(50, 104), 104);
-        assert_eq!(padded_len(100, 104), 104);
-        assert_eq!(padded_len(101, 104), 128);
+        assert_eq!(padded_len(0, 104), 128);
+        assert_eq!(padded_len(50, 104), 128);
+        assert_eq!(padded_len(100, 104), 128);
         assert_eq!(padded_len(124, 104), 128);
         assert_eq!(padded_len(125, 104), 256);
         for len in [0usize, 1, 60, 100, 124] {

@@ -289,17 +289,52 @@ fn open(bytes: &[u8], env: PgEnv) -> KState<PgEnv> {
 }
 
 /// The framed plaintext's length for a state (seal.rs, `frame`): padded as if the state held
-/// at least k person hashes (its cap, or the current k for k_count_distinct's), to 64 + 8k
-/// bytes, or past that to a power of two. So the number of persons of a group below k never shows in
+/// at least k person hashes (its cap, or the current k for k_count_distinct's), to a power of
+/// two of at least 64 + 8k bytes. So the number of persons of a group below k never shows in
 /// the length, whatever else the state holds (a second review found that a fixed floor let it
 /// show once a numeric sum's digits filled the floor); what can show is the size class of a
-/// numeric sum's digits (past about 10^50), and, for k_count_distinct at or above k, the size
-/// class of the person count.
+/// numeric sum's positive and negative parts (together past about 10^50 at k = 5), and, for
+/// k_count_distinct at or above k, the size class of the person count.
 fn framed_len(state: &mut KState<PgEnv>) -> (usize, usize) {
     let len = state.encoded_len().unwrap_or_else(|e| state_error(e));
     let k = state.cap().max(guc::min_group_size()) as usize;
     let as_if_k = len + 8 * k.saturating_sub(state.persons_kept());
     (len, seal::padded_len(as_if_k, 64 + 8 * k))
+}
+
+/// The statement (and fork) count that names this process's sealing batch (`batch`).
+static EPOCH: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// When the executor starts a statement: its states are sealed in a batch of their own, so
+/// that a batch's salt and count tell nothing about another statement's states (a role's
+/// after another role's in one session, as a connection pool runs them).
+pub fn new_batch() {
+    EPOCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// In a child forked from this process without PostgreSQL's process start (MyProcPid stays
+/// the parent's): the child seals in batches of its own, never continuing the parent's
+/// count under the parent's salt. Registered with pthread_atfork once, when the library is
+/// loaded (`register_fork_handler`).
+extern "C" fn forked_child() {
+    new_batch();
+}
+
+/// Registers `forked_child` (the library's load, in the postmaster).
+pub fn register_fork_handler() {
+    // SAFETY: pthread_atfork with a child handler that only adds to an atomic.
+    let rc = unsafe { libc::pthread_atfork(None, None, Some(forked_child)) };
+    if rc != 0 {
+        pgrx::error!("pg_deident: pthread_atfork failed ({rc})");
+    }
+}
+
+/// The name of the batch this process seals in now (seal.rs): its process id and the count
+/// of statements and forks, so that a new statement or a forked child starts a new batch.
+fn batch() -> u64 {
+    // SAFETY: a read of PostgreSQL's global, set when the process started.
+    let pid = unsafe { pg_sys::MyProcPid } as u32;
+    (u64::from(pid) << 32) | u64::from(EPOCH.load(std::sync::atomic::Ordering::Relaxed))
 }
 
 fn sealed_error(e: SealError) -> ! {
@@ -465,9 +500,7 @@ fn seal_state(
     let body = &mut out[seal::body_range(key.id().len(), plain)];
     state.encode(&mut body[seal::FRAME..seal::FRAME + len]);
     seal::frame(body, len);
-    // SAFETY: a read of PostgreSQL's global, set when the process started.
-    let pid = unsafe { pg_sys::MyProcPid } as u32;
-    seal::seal_in_place(key, Kind::KAggregate, pid, out).unwrap_or_else(|e| sealed_error(e));
+    seal::seal_in_place(key, Kind::KAggregate, batch(), out).unwrap_or_else(|e| sealed_error(e));
 }
 
 /// `get_flat_size`: the varlena header, and the sealed, framed encoding of the state.

@@ -85,10 +85,20 @@ fn numeric_sum(s: &mut KState<PgEnv>) -> pg_sys::Datum {
     }
 }
 
-final_fn!(deident_k_count_final, pg_finfo_deident_k_count_final, |s| pg_sys::Datum::from(s.rows));
-final_fn!(deident_k_distinct_final, pg_finfo_deident_k_distinct_final, |s| {
-    let n = s.distinct_persons().unwrap_or_else(|e| state_error(e));
-    pg_sys::Datum::from(n as i64)
+// Each final function answers only its own aggregate's state: a state of another (combined
+// through an aggregate a role declared over the support functions, or _k_combine_partials
+// told the wrong aggregate) is refused, not read as this one's (a review had k_sum's partial
+// states answered as k_count_distinct's, with the persons capped at k as the count).
+final_fn!(deident_k_count_final, pg_finfo_deident_k_count_final, |s| match s.acc {
+    Acc::Count => pg_sys::Datum::from(s.rows),
+    _ => state_error(StateError::Mismatch),
+});
+final_fn!(deident_k_distinct_final, pg_finfo_deident_k_distinct_final, |s| match s.acc {
+    Acc::Distinct => {
+        let n = s.distinct_persons().unwrap_or_else(|e| state_error(e));
+        pg_sys::Datum::from(n as i64)
+    }
+    _ => state_error(StateError::Mismatch),
 });
 final_fn!(deident_k_sum_int8_final, pg_finfo_deident_k_sum_int8_final, |s| {
     // sum(smallint) and sum(integer) are bigint, and fail as PostgreSQL's do when the sum

@@ -325,7 +325,8 @@ DROP SCHEMA regress_k_own;
 -- OK: a superuser's aggregate may show a partial state, and sees it sealed: the mark "pgdS",
 -- format 2, kind 1 (k-aggregate), the key id k1; 9 header bytes, the batch's 16-byte salt, a
 -- 12-byte nonce, the 42 bytes of the state (version, kind, cap, rows, 2 persons' hashes)
--- framed and padded to 104 (64 + 8k), and the 16-byte tag; no person's hash shows
+-- framed and padded to 128 (64 + 8k, rounded up to a power of two), and the 16-byte tag; no
+-- person's hash shows
 CREATE AGGREGATE regress_k_peek(text) (SFUNC = deident._k_distinct_trans, STYPE = internal,
   FINALFUNC = deident._k_serial);
 SELECT substr(s, 1, 9) AS header, length(s) AS bytes,

@@ -27,8 +27,8 @@ CREATE TABLE regress_ks_own.states AS
   SELECT grp, regress_ks_own.partial(v, person) AS s FROM regress_ks GROUP BY grp;
 -- the text is base64 of: "pgdS", format 2, kind 1 (k-aggregate), the key id "k1" (the active
 -- key), the batch's salt, a nonce, the ciphertext, the tag: 4 + 3 + 2 + 16 + 12 + 16 bytes
--- around the state's encoding, framed and padded to 64 + 8k bytes (here 104), so that the
--- group of 2 persons looks like those of 20
+-- around the state's encoding, framed and padded to a power of two of at least 64 + 8k bytes
+-- (here 128), so that the group of 2 persons looks like those of 20
 SELECT grp, left(s::text, 12) AS header, length(decode(s::text, 'base64')) AS bytes
   FROM regress_ks_own.states ORDER BY grp;
 -- nor does the length of any state tell how many persons a group below k has, or how large
@@ -42,12 +42,18 @@ SELECT n AS persons, length(decode(regress_ks_own.partial_distinct(p)::text, 'ba
  GROUP BY n ORDER BY n;
 SELECT x AS sum, length(decode(regress_ks_own.partial_numeric(x, 'alice')::text, 'base64')) AS bytes
   FROM (VALUES (1::numeric), (1e20), (1e40), (-1e40)) v(x) GROUP BY x ORDER BY x;
+-- nor whether a group's sum mixes signs (its positive and negative parts are kept apart): two
+-- groups below k with the same sum, one of them with a negative value
+SELECT grp, sum(v), length(decode(regress_ks_own.partial_numeric(v, person)::text, 'base64')) AS bytes
+  FROM (VALUES ('A', 'a', 1500000000.5::numeric(38, 18)), ('A', 'b', 1500000000.5),
+               ('B', 'c', 4500000001.0), ('B', 'd', -1500000000.0)) t(grp, person, v)
+ GROUP BY grp ORDER BY grp;
 -- also when a sum's digits alone fill the smallest size (scale 140): the persons below k
 -- still do not show; a larger size class is the sum's, the same for 1 to 4 persons
 SELECT n AS persons,
        length(decode(regress_ks_own.partial_numeric(round(g * 1.25, 140), 'p' || g)::text, 'base64')) AS bytes
   FROM generate_series(1, 6) n, generate_series(1, n) g GROUP BY n ORDER BY n;
--- the same state sealed twice: under fresh nonces, so nothing shows that it is the same
+-- the same state sealed twice: under other nonces, so nothing shows that it is the same
 SELECT a <> b AS differ, length(a) = length(b) AS same_length
   FROM (SELECT (SELECT regress_ks_own.partial(v, person)::text FROM regress_ks WHERE grp = 0) AS a,
                (SELECT regress_ks_own.partial(v, person)::text FROM regress_ks WHERE grp = 0) AS b) x;
@@ -63,14 +69,17 @@ SELECT regress_ks_own.combined_sum(s) FROM regress_ks_own.states, generate_serie
 -- all four groups' states together are the whole table
 SELECT regress_ks_own.combined_sum(s) AS from_states,
        (SELECT deident.k_sum(v, person) FROM regress_ks) AS k_sum FROM regress_ks_own.states;
--- and read from their text as Citus's coordinator reads them: the input function opens each
--- state to check it and keeps it for the combine function that follows (expanded.rs,
--- `Opened`); so too when every text is read before any is combined (a sort between), where
--- what is kept belongs to another state
+-- and read from their text as Citus's coordinator's coord_combine_agg reads them (the input function
+-- opens each state to check it, the combine function opens it again), one by one and when
+-- every text is read before any is combined (a sort between); and their text with the line
+-- breaks PostgreSQL's encode(..., 'base64') puts every 76 characters
 SELECT regress_ks_own.combined_sum(s::text::deident.k_state) AS one_by_one,
        (SELECT regress_ks_own.combined_sum(t)
           FROM (SELECT s::text::deident.k_state AS t FROM regress_ks_own.states
-                 ORDER BY grp DESC OFFSET 0) x) AS all_read_first
+                 ORDER BY grp DESC OFFSET 0) x) AS all_read_first,
+       regress_ks_own.combined_sum(encode(decode(s::text, 'base64'), 'base64')::deident.k_state)
+         AS line_broken,
+       bool_and(position(E'\n' IN encode(decode(s::text, 'base64'), 'base64')) > 0) AS had_breaks
   FROM regress_ks_own.states;
 
 -- 2. every altered, forged or foreign value is refused (22P02), before anything is decoded

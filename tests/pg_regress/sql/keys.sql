@@ -235,9 +235,9 @@ SELECT regress_p('alice@contoso.com', '') AS k2, regress_p('alice@contoso.com', 
 COMMIT;
 DROP FUNCTION regress_p(text, text);
 -- a k_state sealed under a key that the file no longer holds is refused from the next
--- statement on, also right after a statement read it under the old ring (the input function
--- keeps what it opened for the next opening of the same bytes: expanded.rs, `Opened`; a
--- review had such a state accepted once, as a literal and through a cursor)
+-- statement on, also right after a statement read it under the old ring (a review had such a
+-- state accepted once, as a literal and through a cursor, when the input function kept what
+-- it opened for the combine function that followed)
 COPY (SELECT) TO PROGRAM 'cp deident/regress.keys deident/rotate.keys';
 CREATE AGGREGATE regress_partial(integer, text) (SFUNC = deident._k_trans, STYPE = deident.k_state);
 CREATE AGGREGATE regress_combined(deident.k_state) (SFUNC = deident._k_combine,
