@@ -421,6 +421,12 @@ impl DeidentError {
                 Some("Partial states of different aggregates cannot be combined.".to_string()),
                 None,
             ),
+            DeidentError::Aggregate(StateError::CappedBelowK { cap, k }) => (
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("k-anonymity-checked aggregate cannot check k = {k}: its partial states counted persons only up to {cap}"),
+                Some(format!("The partial states were made where deident.min_group_size was {cap} (another node of a distributed table, or an earlier setting), and stop counting persons at that k.")),
+                Some("Set deident.min_group_size alike on every node: ALTER ROLE or ALTER DATABASE ... SET reaches Citus's workers, a session's SET does not.".to_string()),
+            ),
             // The executor hands the aggregate a numeric that numeric.c would never write: the
             // value is damaged, not the query.
             DeidentError::Aggregate(StateError::BadNumeric) => (
@@ -884,6 +890,7 @@ mod tests {
             DeidentError::Aggregate(StateError::Malformed),
             DeidentError::Aggregate(StateError::Mismatch),
             DeidentError::Aggregate(StateError::BadNumeric),
+            DeidentError::Aggregate(StateError::CappedBelowK { cap: 5, k: 10 }),
             DeidentError::OutsideAggregate,
             DeidentError::WindowAggregate,
             DeidentError::NotOurState,
@@ -1057,6 +1064,7 @@ mod tests {
                 ERRCODE_INVALID_BINARY_REPRESENTATION,
                 ERRCODE_INVALID_BINARY_REPRESENTATION,
                 ERRCODE_DATA_CORRUPTED,
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_DATATYPE_MISMATCH,

@@ -203,11 +203,12 @@ pub unsafe fn marked_datum<'a, T>(d: pg_sys::Datum, magic: u64) -> Option<&'a mu
 /// `fill`.
 pub fn varlena_datum(len: usize, fill: impl FnOnce(&mut [u8])) -> pg_sys::Datum {
     let total = pg_sys::VARHDRSZ + len;
-    // SAFETY: palloc returns `total` writable bytes (or raises an ERROR; a total above 1 GB is
-    // its "invalid memory alloc request size"); the header is set before the data is handed
-    // out, and the data slice is exactly the bytes after it.
+    // SAFETY: palloc0 returns `total` writable, zeroed bytes (or raises an ERROR; a total above
+    // 1 GB is its "invalid memory alloc request size"), so the slice never covers
+    // uninitialized memory; the header is set before the data is handed out, and the data
+    // slice is exactly the bytes after it.
     unsafe {
-        let ptr = pg_sys::palloc(total).cast::<pg_sys::varlena>();
+        let ptr = pg_sys::palloc0(total).cast::<pg_sys::varlena>();
         pgrx::varlena::set_varsize_4b(ptr, total as i32);
         let data = pgrx::varlena::vardata_4b(ptr).cast::<u8>().cast_mut();
         fill(std::slice::from_raw_parts_mut(data, len));

@@ -96,6 +96,10 @@ pub enum StateError {
     Mismatch,
     /// A numeric input datum that is not in numeric's storage format (numeric.rs).
     BadNumeric,
+    /// The k test cannot be answered: the state stopped counting persons at `cap`, fewer than
+    /// the `k` asked (a node whose deident.min_group_size was lower made it: a Citus worker
+    /// that a session's SET did not reach).
+    CappedBelowK { cap: u32, k: u32 },
 }
 
 impl fmt::Display for StateError {
@@ -107,6 +111,7 @@ impl fmt::Display for StateError {
             StateError::Malformed => "malformed partial aggregate state",
             StateError::Mismatch => "partial aggregate states of different kinds",
             StateError::BadNumeric => "invalid numeric datum",
+            StateError::CappedBelowK { .. } => "state capped below k",
         })
     }
 }
@@ -483,9 +488,16 @@ impl<E: Env> KState<E> {
         Ok(&self.persons)
     }
 
-    /// The k test: true when at least `k` distinct persons contributed.
+    /// The k test: true when at least `k` distinct persons contributed. A capped state that
+    /// is full at a cap below `k` cannot tell (it stopped counting): an error, not a NULL that
+    /// would look like a group below k (a review had every group of a Citus table NULL after
+    /// a session raised k on the coordinator only).
     pub fn meets(&mut self, k: u32) -> Result<bool, StateError> {
-        Ok(self.distinct_persons()? >= k as usize)
+        let n = self.distinct_persons()?;
+        if self.cap > 0 && self.cap < k && n >= self.cap as usize {
+            return Err(StateError::CappedBelowK { cap: self.cap, k });
+        }
+        Ok(n >= k as usize)
     }
 
     /// The size of the partial state's bytes; sorts the persons and propagates the numeric
@@ -679,7 +691,11 @@ mod tests {
         }
         assert_eq!(s.persons().len(), 5, "O(k) memory");
         assert!(s.saturated() && s.meets(5).unwrap());
-        assert_eq!(s.meets(6), Ok(false), "a cap below the current k cannot confirm it");
+        assert_eq!(
+            s.meets(6),
+            Err(StateError::CappedBelowK { cap: 5, k: 6 }),
+            "a cap below the current k cannot confirm it, nor deny it"
+        );
     }
 
     #[test]
@@ -977,5 +993,18 @@ mod tests {
         // states of different kinds do not merge
         let mut a = KState::new(Acc::Distinct, 0, HeapEnv);
         assert_eq!(a.merge(&capped(5, &[1])), Err(StateError::Mismatch));
+    }
+
+    #[test]
+    fn a_state_capped_below_k_cannot_answer() {
+        // capped at 5 and full: below k = 10 it cannot tell, above or at 5 it can
+        let mut full = capped(5, &[1, 2, 3, 4, 5]);
+        assert_eq!(full.meets(10), Err(StateError::CappedBelowK { cap: 5, k: 10 }));
+        assert_eq!(full.meets(5), Ok(true));
+        assert_eq!(full.meets(3), Ok(true));
+        // not full: fewer persons than the cap, so fewer than any larger k
+        let mut short = capped(5, &[1, 2, 3]);
+        assert_eq!(short.meets(10), Ok(false));
+        assert_eq!(short.meets(3), Ok(true));
     }
 }
