@@ -123,6 +123,39 @@ SELECT coord_combine_agg('deident.k_count_distinct(text)'::regprocedure, s, NULL
           FROM people_local WHERE id <= 2) x;
 SELECT coord_combine_agg('deident.k_count_distinct(text)'::regprocedure,
                          encode('forged', 'base64')::cstring, NULL::bigint);
+-- a coord_combine_agg a statement calls itself, not over a Citus scan, stays Citus's (the
+-- coordinator's rewrite is for the plans Citus makes)
+SELECT plan_has($q$SELECT coord_combine_agg('deident.k_count_distinct(text)'::regprocedure, s, NULL::bigint)
+                   FROM (SELECT worker_partial_agg('deident.k_count_distinct(text)'::regprocedure, email) AS s
+                           FROM people_local GROUP BY org) x$q$, '%coord_combine_agg%') AS left_to_citus;
+-- a k set higher on the coordinator alone (a session's SET, which does not reach the
+-- workers) cannot be checked on states the workers capped at their k: an error, not NULLs
+-- that look like small groups; set alike on every node (ALTER DATABASE), the answers are the
+-- single-node ones
+SET deident.min_group_size = 10;
+SELECT org, deident.k_sum(hours, email) FROM people GROUP BY org ORDER BY org LIMIT 1;
+SELECT org, deident.k_count_distinct(email) FROM people GROUP BY org ORDER BY org LIMIT 1;
+RESET deident.min_group_size;
+ALTER DATABASE postgres SET deident.min_group_size = 10;
+SELECT run_command_on_workers($$ALTER DATABASE postgres SET deident.min_group_size = 10$$) IS NOT NULL AS set_on_workers;
+\c
+-- (groups of 75 persons, and of 7 below this k)
+CREATE FUNCTION k10_answers(t regclass) RETURNS TABLE (answers text, answered bigint)
+LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN QUERY EXECUTE format($q$
+    SELECT md5(string_agg(concat_ws(' ', g, org, s, a), ',' ORDER BY g, org)), count(s)
+      FROM (SELECT 'all' AS g, org, deident.k_sum(hours, email) AS s,
+                   deident.k_avg(score, email) AS a FROM %s GROUP BY org
+            UNION ALL
+            SELECT 'small', org, deident.k_sum(hours, email), deident.k_count(email)
+              FROM %s WHERE person_int < 280 GROUP BY org) x$q$, t, t);
+END $$;
+SELECT d.answers = l.answers AS same_answers, d.answered, l.answered AS answered_locally
+  FROM k10_answers('people') d, k10_answers('people_local') l;
+ALTER DATABASE postgres RESET deident.min_group_size;
+SELECT run_command_on_workers($$ALTER DATABASE postgres RESET deident.min_group_size$$) IS NOT NULL AS reset_on_workers;
+\c
 -- coord_combine_agg hands the live combined state to the aggregate's final function
 -- read-write; a user's PL/pgSQL final function takes it over (SPI_datumTransfer). That moves
 -- only that state (each state combined this way has a memory context of its own): 20,000

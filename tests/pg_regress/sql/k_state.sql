@@ -254,7 +254,8 @@ SELECT deident._k_combine_partials('deident.k_sum(integer,text)'::regprocedure, 
 -- fail: an aggregate that is not a k-aggregate (a built-in one, a dp aggregate), no
 -- aggregate, a type argument that is not the aggregate's result type (the final function's
 -- answer would be read as that type), an aggregate that is not a constant (the final function
--- finds it in the call), the state of another k-aggregate, a text that is not a sealed state,
+-- finds it in the call), the state of another k-aggregate (either way round), an aggregate
+-- of pg_deident's over k_state that is not a k-aggregate, a text that is not a sealed state,
 -- a window
 SELECT regress_error($$SELECT deident._k_combine_partials('sum(integer)'::regprocedure, s::cstring, NULL::bigint) FROM regress_ks_own.partials$$);
 SELECT regress_error($$SELECT deident._k_combine_partials('deident.dp_count(text)'::regprocedure, d::cstring, NULL::bigint) FROM regress_ks_own.partials$$);
@@ -263,6 +264,8 @@ SELECT regress_error($$SELECT deident._k_combine_partials('deident.k_sum(integer
 SELECT regress_error($$SELECT deident._k_combine_partials('deident.k_avg(integer,text)'::regprocedure, a::cstring, NULL::bigint) FROM regress_ks_own.partials$$);
 SELECT regress_error($$SELECT deident._k_combine_partials(CASE WHEN half >= 0 THEN 'deident.k_sum(integer,text)'::regprocedure::oid END, s::cstring, NULL::bigint) FROM regress_ks_own.partials$$);
 SELECT regress_error($$SELECT deident._k_combine_partials('deident.k_sum(integer,text)'::regprocedure, d::cstring, NULL::bigint) FROM regress_ks_own.partials$$);
+SELECT regress_error($$SELECT deident._k_combine_partials('deident.k_count_distinct(text)'::regprocedure, s::cstring, NULL::bigint) FROM regress_ks_own.partials$$);
+SELECT regress_error($$SELECT deident._k_combine_partials('deident._k_partial(oid,"any")'::regprocedure, d::cstring, NULL::cstring) FROM regress_ks_own.partials$$);
 SELECT regress_error($$SELECT deident._k_combine_partials('deident.k_sum(integer,text)'::regprocedure, 'not a state'::cstring, NULL::bigint)$$);
 SELECT regress_error($$SELECT deident._k_combine_partials('deident.k_sum(integer,text)'::regprocedure, s::cstring, NULL::bigint) OVER () FROM regress_ks_own.partials$$);
 RESET ROLE;
@@ -272,6 +275,15 @@ SET ROLE regress_ks_analyst;
 SELECT regress_error($$SELECT deident._k_combine_partials('deident.k_sum(integer,text)'::regprocedure, s::cstring, NULL::bigint) FROM regress_ks_own.partials$$);
 RESET ROLE;
 GRANT EXECUTE ON FUNCTION deident.k_sum(integer, text) TO PUBLIC;
+-- fail (55000): states made under k = 5 stop counting persons at 5, so they cannot tell
+-- whether a group reaches a higher k set later (a Citus coordinator's session SET that its
+-- workers did not get): an error, not a NULL that looks like a small group
+SET deident.min_group_size = 10;
+SELECT regress_error($$SELECT deident._k_combine_partials('deident.k_sum(integer,text)'::regprocedure, s::cstring, NULL::bigint) FROM regress_ks_own.partials WHERE grp = 0$$);
+-- k_count_distinct's states keep every person: they answer
+SELECT deident._k_combine_partials('deident.k_count_distinct(text)'::regprocedure, d::cstring, NULL::bigint) AS distinct_persons
+  FROM regress_ks_own.partials WHERE grp = 0;
+RESET deident.min_group_size;
 
 DROP SCHEMA regress_ks_own CASCADE;
 DROP TABLE regress_ks;
