@@ -69,10 +69,10 @@ SELECT regress_ks_own.combined_sum(s) FROM regress_ks_own.states, generate_serie
 -- all four groups' states together are the whole table
 SELECT regress_ks_own.combined_sum(s) AS from_states,
        (SELECT deident.k_sum(v, person) FROM regress_ks) AS k_sum FROM regress_ks_own.states;
--- and read from their text as Citus's coordinator's coord_combine_agg reads them (the input function
--- opens each state to check it, the combine function opens it again), one by one and when
--- every text is read before any is combined (a sort between); and their text with the line
--- breaks PostgreSQL's encode(..., 'base64') puts every 76 characters
+-- and read from their text as Citus's coord_combine_agg reads them (the input function opens
+-- each state to check it, the combine function opens it again), one by one and when every
+-- text is read before any is combined (a sort between); and their text with the line breaks
+-- PostgreSQL's encode(..., 'base64') puts every 76 characters
 SELECT regress_ks_own.combined_sum(s::text::deident.k_state) AS one_by_one,
        (SELECT regress_ks_own.combined_sum(t)
           FROM (SELECT s::text::deident.k_state AS t FROM regress_ks_own.states
