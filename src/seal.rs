@@ -58,8 +58,9 @@ pub const MAX_ID_LEN: usize = 32;
 /// deterministic nonces is far above it; a batch this long is rare).
 const BATCH_STATES: u64 = 1 << 32;
 /// Batch keys an opening process keeps per sealing key: a Citus coordinator meets one batch
-/// per worker query (one per shard of a statement), which it may see again in the next.
-const OPENED_BATCHES: usize = 64;
+/// per worker query (one per shard of a statement, arriving interleaved), so this bounds the
+/// shards a statement may have before keys are derived again (about 600 bytes each).
+const OPENED_BATCHES: usize = 256;
 
 /// Which aggregates' state a sealed state is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -480,8 +481,13 @@ mod tests {
         // more batches than an opening process keeps: evicted ones are derived again
         let key = SealKey::derive(b"k1", &spec_key()).unwrap();
         let reader = SealKey::derive(b"k1", &spec_key()).unwrap();
+        let salt = |i: usize, mark: u8| {
+            let mut s = [mark; 16];
+            s[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            s
+        };
         let states: Vec<Vec<u8>> = (0..2 * OPENED_BATCHES + 5)
-            .map(|i| sealed_as(&key, [i as u8; 16], [1; 12], &[i as u8; 40]))
+            .map(|i| sealed_as(&key, salt(i, 0), [1; 12], &[i as u8; 40]))
             .collect();
         for round in 0..2 {
             for (i, s) in states.iter().enumerate() {
@@ -491,9 +497,10 @@ mod tests {
         assert_eq!(reader.opened.borrow().len(), OPENED_BATCHES);
         // forged bytes under made-up salts are refused and push no kept key out
         let kept: Vec<[u8; 16]> = reader.opened.borrow().iter().map(|(s, _)| *s).collect();
+        let genuine = sealed_as(&key, salt(0, 0xee), [1; 12], &[0; 40]);
         for i in 0..2 * OPENED_BATCHES {
-            let mut forged = sealed_as(&key, [200; 16], [1; 12], &[0; 40]);
-            forged[9] = i as u8;
+            let mut forged = genuine.clone();
+            forged[9..25].copy_from_slice(&salt(i, 0xff));
             assert_eq!(opened(&reader, Kind::KAggregate, &forged), Err(SealError::Forged));
         }
         let after: Vec<[u8; 16]> = reader.opened.borrow().iter().map(|(s, _)| *s).collect();

@@ -657,6 +657,34 @@ unsafe fn depends_on(stmt: *mut pg_sys::PlannedStmt, func: pg_sys::Oid) {
     }
 }
 
+/// Whether `query` (at any level: subqueries, CTEs, sublinks) calls Citus's
+/// `coord_combine_agg` itself. Such a statement's plan is left as Citus makes it
+/// (`rewrite_coordinator_combines` is for the calls Citus writes): a review had a role's own
+/// call over a distributed table rewritten, and so checked against another function's
+/// privileges.
+///
+/// # Safety
+/// `query` is a valid Query about to be planned.
+#[pg_guard]
+pub unsafe extern "C-unwind" fn names_coord_combine_agg(query: *mut pg_sys::Query) -> bool {
+    // SAFETY: per the contract; a read-only walk.
+    unsafe {
+        let mut candidates: Vec<pg_sys::Oid> = Vec::new();
+        walk_tree(query.cast(), true, &mut |node| {
+            if (*node).type_ == pg_sys::NodeTag::T_Aggref {
+                let a = node.cast::<pg_sys::Aggref>();
+                if list_len((*a).args) == 3 && (*a).aggtype != pg_sys::CSTRINGOID {
+                    candidates.push((*a).aggfnoid);
+                }
+            }
+            Visit::Continue
+        });
+        !candidates.is_empty()
+            && catalog::citus_installed()
+            && candidates.iter().any(|&f| is_citus_function(f, c"coord_combine_agg", 3))
+    }
+}
+
 /// The length of a List (0 for NIL).
 ///
 /// # Safety

@@ -488,16 +488,17 @@ impl<E: Env> KState<E> {
         Ok(&self.persons)
     }
 
-    /// The k test: true when at least `k` distinct persons contributed. A capped state that
-    /// is full at a cap below `k` cannot tell (it stopped counting): an error, not a NULL that
-    /// would look like a group below k (a review had every group of a Citus table NULL after
-    /// a session raised k on the coordinator only).
+    /// The k test: true when at least `k` distinct persons contributed. A capped state whose
+    /// cap is below `k` was made for a lower k and may have stopped counting: an error, not a
+    /// NULL that would look like a group below k (a review had every group of a Citus table
+    /// NULL after a session raised k on the coordinator only); whatever its persons, so that
+    /// the error says nothing of the group (a later review: raised only for a full state, it
+    /// told groups of at least `cap` persons from smaller ones).
     pub fn meets(&mut self, k: u32) -> Result<bool, StateError> {
-        let n = self.distinct_persons()?;
-        if self.cap > 0 && self.cap < k && n >= self.cap as usize {
+        if self.cap > 0 && self.cap < k {
             return Err(StateError::CappedBelowK { cap: self.cap, k });
         }
-        Ok(n >= k as usize)
+        Ok(self.distinct_persons()? >= k as usize)
     }
 
     /// The size of the partial state's bytes; sorts the persons and propagates the numeric
@@ -997,14 +998,15 @@ mod tests {
 
     #[test]
     fn a_state_capped_below_k_cannot_answer() {
-        // capped at 5 and full: below k = 10 it cannot tell, above or at 5 it can
+        // capped at 5: for k = 10 an error, full or not (the error must not tell a group of
+        // 5 persons from one of 3); at or below 5 the answer
         let mut full = capped(5, &[1, 2, 3, 4, 5]);
         assert_eq!(full.meets(10), Err(StateError::CappedBelowK { cap: 5, k: 10 }));
         assert_eq!(full.meets(5), Ok(true));
         assert_eq!(full.meets(3), Ok(true));
-        // not full: fewer persons than the cap, so fewer than any larger k
         let mut short = capped(5, &[1, 2, 3]);
-        assert_eq!(short.meets(10), Ok(false));
+        assert_eq!(short.meets(10), Err(StateError::CappedBelowK { cap: 5, k: 10 }));
+        assert_eq!(short.meets(5), Ok(false));
         assert_eq!(short.meets(3), Ok(true));
     }
 }

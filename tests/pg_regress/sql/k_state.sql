@@ -280,6 +280,8 @@ GRANT EXECUTE ON FUNCTION deident.k_sum(integer, text) TO PUBLIC;
 -- workers did not get): an error, not a NULL that looks like a small group
 SET deident.min_group_size = 10;
 SELECT regress_error($$SELECT deident._k_combine_partials('deident.k_sum(integer,text)'::regprocedure, s::cstring, NULL::bigint) FROM regress_ks_own.partials WHERE grp = 0$$);
+-- the same error for the group of 2 persons: it tells nothing about the group
+SELECT regress_error($$SELECT deident._k_combine_partials('deident.k_sum(integer,text)'::regprocedure, s::cstring, NULL::bigint) FROM regress_ks_own.partials WHERE grp = 9$$);
 -- k_count_distinct's states keep every person: they answer
 SELECT deident._k_combine_partials('deident.k_count_distinct(text)'::regprocedure, d::cstring, NULL::bigint) AS distinct_persons
   FROM regress_ks_own.partials WHERE grp = 0;
