@@ -118,16 +118,7 @@ unsafe fn site_for(fcinfo: pg_sys::FunctionCallInfo, aggregate: pg_sys::Oid) -> 
                 DeidentError::PartialArgumentTypes("_k_partial").report();
             }
         }
-        // what running the aggregate itself would need (nodeAgg.c, ExecInitAgg)
-        if pg_sys::pg_proc_aclcheck(aggregate, pg_sys::GetUserId(), pg_sys::ACL_EXECUTE as _)
-            != pg_sys::AclResult::ACLCHECK_OK
-        {
-            pg_sys::aclcheck_error(
-                pg_sys::AclResult::ACLCHECK_NO_PRIV,
-                pg_sys::ObjectType::OBJECT_AGGREGATE,
-                pg_sys::get_func_name(aggregate),
-            );
-        }
+        may_execute(aggregate);
         let cx = (*flinfo).fn_mcxt;
         let finfo = pg_sys::MemoryContextAllocZero(cx, std::mem::size_of::<pg_sys::FmgrInfo>())
             .cast::<pg_sys::FmgrInfo>();
@@ -232,6 +223,23 @@ unsafe fn rewrite_call(a: *mut pg_sys::Aggref) {
         (*a).args = targets;
         (*a).aggargtypes = types;
         (*a).aggtranstype = pg_sys::InvalidOid;
+    }
+}
+
+/// What running `aggregate` itself would need (nodeAgg.c, ExecInitAgg): the caller's EXECUTE
+/// privilege on it (42501 otherwise).
+fn may_execute(aggregate: pg_sys::Oid) {
+    // SAFETY: an ACL check in a transaction; aclcheck_error raises the ERROR.
+    unsafe {
+        if pg_sys::pg_proc_aclcheck(aggregate, pg_sys::GetUserId(), pg_sys::ACL_EXECUTE as _)
+            != pg_sys::AclResult::ACLCHECK_OK
+        {
+            pg_sys::aclcheck_error(
+                pg_sys::AclResult::ACLCHECK_NO_PRIV,
+                pg_sys::ObjectType::OBJECT_AGGREGATE,
+                pg_sys::get_func_name(aggregate),
+            );
+        }
     }
 }
 
@@ -400,15 +408,7 @@ unsafe fn check_combined(
         if result == pg_sys::InvalidOid || result != pg_sys::get_func_rettype(aggregate) {
             DeidentError::PartialArgumentTypes(COMBINE).report();
         }
-        if pg_sys::pg_proc_aclcheck(aggregate, pg_sys::GetUserId(), pg_sys::ACL_EXECUTE as _)
-            != pg_sys::AclResult::ACLCHECK_OK
-        {
-            pg_sys::aclcheck_error(
-                pg_sys::AclResult::ACLCHECK_NO_PRIV,
-                pg_sys::ObjectType::OBJECT_AGGREGATE,
-                pg_sys::get_func_name(aggregate),
-            );
-        }
+        may_execute(aggregate);
     }
 }
 
