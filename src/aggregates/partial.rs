@@ -311,6 +311,11 @@ const K_AGGREGATES: [&std::ffi::CStr; 4] = [c"k_count", c"k_count_distinct", c"k
 fn partial_aggregate(nargs: usize) -> Option<pg_sys::Oid> {
     let types: Vec<pg_sys::Oid> =
         std::iter::once(pg_sys::OIDOID).chain(std::iter::repeat_n(pg_sys::ANYOID, nargs)).collect();
+    our_function(c"_k_partial", &types)
+}
+
+/// The function `deident.<name>(types)`, if there is one.
+fn our_function(name: &std::ffi::CStr, types: &[pg_sys::Oid]) -> Option<pg_sys::Oid> {
     // SAFETY: a lookup by qualified name; InvalidOid when there is none (missing_ok).
     let oid = unsafe {
         let names = pg_sys::list_make2_impl(
@@ -318,9 +323,7 @@ fn partial_aggregate(nargs: usize) -> Option<pg_sys::Oid> {
             pg_sys::ListCell {
                 ptr_value: pg_sys::makeString(c"deident".as_ptr().cast_mut()).cast(),
             },
-            pg_sys::ListCell {
-                ptr_value: pg_sys::makeString(c"_k_partial".as_ptr().cast_mut()).cast(),
-            },
+            pg_sys::ListCell { ptr_value: pg_sys::makeString(name.as_ptr().cast_mut()).cast() },
         );
         pg_sys::LookupFuncName(names, types.len() as i32, types.as_ptr(), true)
     };
@@ -701,19 +704,7 @@ unsafe fn list_len(list: *mut pg_sys::List) -> usize {
 /// `deident._k_combine_partials(oid, cstring, anyelement)` and `deident.k_state`.
 fn combine_partials_aggregate() -> Option<(pg_sys::Oid, pg_sys::Oid)> {
     let types = [pg_sys::OIDOID, pg_sys::CSTRINGOID, pg_sys::ANYELEMENTOID];
-    // SAFETY: lookups by qualified name; InvalidOid when there is none (missing_ok).
-    unsafe {
-        let names = pg_sys::list_make2_impl(
-            pg_sys::NodeTag::T_List,
-            pg_sys::ListCell {
-                ptr_value: pg_sys::makeString(c"deident".as_ptr().cast_mut()).cast(),
-            },
-            pg_sys::ListCell {
-                ptr_value: pg_sys::makeString(c"_k_combine_partials".as_ptr().cast_mut()).cast(),
-            },
-        );
-        let oid = pg_sys::LookupFuncName(names, types.len() as i32, types.as_ptr(), true);
-        let state = k_state_type();
-        (oid != pg_sys::InvalidOid && state != pg_sys::InvalidOid).then_some((oid, state))
-    }
+    let oid = our_function(c"_k_combine_partials", &types)?;
+    let state = k_state_type();
+    (state != pg_sys::InvalidOid).then_some((oid, state))
 }
