@@ -384,10 +384,10 @@ unsafe extern "C-unwind" fn planner(
         // Citus's partial aggregation of the k-aggregates, done without its per-row lookups
         // (a pointer read first: most statements have no aggregate)
         let aggregates = (*parse).hasAggs;
-        let mut combines = false;
+        let mut rewrite_combines = false;
         if aggregates {
             crate::aggregates::partial::rewrite_worker_partial_aggs(parse);
-            combines = !crate::aggregates::partial::names_coord_combine_agg(parse);
+            rewrite_combines = !crate::aggregates::partial::names_coord_combine_agg(parse);
         }
         // dp aggregate calls (their bounds, person and value: dp/plan.rs), on the query as
         // written, before restricted roles' rewrite turns tables into subqueries
@@ -407,7 +407,7 @@ unsafe extern "C-unwind" fn planner(
             crate::dp::grouping::check_plan(stmt);
         }
         // and their combination on a Citus coordinator, in the plan Citus's planner made
-        if combines && !stmt.is_null() {
+        if rewrite_combines && !stmt.is_null() {
             crate::aggregates::partial::rewrite_coordinator_combines(stmt);
         }
         // pointer reads: nothing that can raise an error

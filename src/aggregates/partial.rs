@@ -15,7 +15,14 @@
 //! are its own, the caller may execute it) and then calls the aggregate's own transition
 //! function through one FmgrInfo for every row, and whose final function is the state type's
 //! output function, as `worker_partial_agg`'s is. The result is the same text (a sealed state
-//! in base64), so the coordinator's `coord_combine_agg` reads it as before.
+//! in base64).
+//!
+//! On the coordinator, Citus combines those texts with `coord_combine_agg`, which looks the
+//! aggregate up and runs `fmgr_info` per row too, and opens each state twice (the input
+//! function, then the combine function). Citus plans that step inside its own planner, so the
+//! planner hook changes the finished plan instead (`rewrite_coordinator_combines`): such a
+//! call becomes `deident._k_combine_partials`, with the same arguments and result, which
+//! checks once per call site and opens each state once.
 
 use pgrx::pg_guard;
 use pgrx::pg_sys;
@@ -605,18 +612,13 @@ pub unsafe extern "C-unwind" fn rewrite_coordinator_combines(stmt: *mut pg_sys::
 /// # Safety
 /// `plan` is a valid Plan node or NULL.
 unsafe fn over_citus_scan(plan: *mut pg_sys::Plan) -> bool {
-    // SAFETY: per the contract; a CustomScan's methods name its provider.
+    // SAFETY: per the contract.
     unsafe {
         let mut plan = plan;
         while !plan.is_null() {
             match (*plan).type_ {
                 pg_sys::NodeTag::T_CustomScan => {
-                    let methods = (*plan.cast::<pg_sys::CustomScan>()).methods;
-                    return !methods.is_null()
-                        && !(*methods).CustomName.is_null()
-                        && std::ffi::CStr::from_ptr((*methods).CustomName)
-                            .to_bytes()
-                            .starts_with(b"Citus");
+                    return catalog::is_citus_scan(plan.cast());
                 }
                 pg_sys::NodeTag::T_Sort
                 | pg_sys::NodeTag::T_IncrementalSort

@@ -178,6 +178,21 @@ pub fn citus_installed() -> bool {
     pg_catalog_relation(c"pg_dist_partition").is_some()
 }
 
+/// Whether `scan` is one of Citus's custom scans (its provider's name starts with "Citus":
+/// "Citus Adaptive", "Citus INSERT ... SELECT", ...).
+///
+/// # Safety
+/// `scan` is a valid CustomScan node.
+pub unsafe fn is_citus_scan(scan: *mut pg_sys::CustomScan) -> bool {
+    // SAFETY: per the contract; a CustomScan's methods name its provider (a C string).
+    unsafe {
+        let methods = (*scan).methods;
+        !methods.is_null()
+            && !(*methods).CustomName.is_null()
+            && CStr::from_ptr((*methods).CustomName).to_bytes().starts_with(b"Citus")
+    }
+}
+
 /// A relation of pg_catalog, by name (where Citus keeps its metadata), if there is one.
 fn pg_catalog_relation(name: &CStr) -> Option<pg_sys::Oid> {
     let ns = pg_sys::Oid::from_u32(pg_sys::PG_CATALOG_NAMESPACE);

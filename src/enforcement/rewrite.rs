@@ -1394,15 +1394,7 @@ pub unsafe fn coordinator_masks(stmt: *mut pg_sys::PlannedStmt) -> bool {
             match (*plan).type_ {
                 pg_sys::NodeTag::T_CustomScan => {
                     let scan = plan.cast::<pg_sys::CustomScan>();
-                    let methods = (*scan).methods;
-                    if !methods.is_null()
-                        && !(*methods).CustomName.is_null()
-                        && std::ffi::CStr::from_ptr((*methods).CustomName)
-                            .to_bytes()
-                            .starts_with(b"Citus")
-                    {
-                        citus = true;
-                    }
+                    citus |= catalog::is_citus_scan(scan);
                     // (custom_exprs is the provider's: not walked, since it may hold nodes
                     // that the expression walker does not know)
                     plans.extend(list_ptrs::<pg_sys::Plan>((*scan).custom_plans));
