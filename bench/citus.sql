@@ -1,9 +1,12 @@
 -- Benchmark: the k-aggregates on Citus (scripts/bench-citus.sh: a coordinator and two workers
 -- on this machine), against the plain aggregates a user would write, over a table distributed
 -- by an id while the person is another column: k_sum(v, person) against sum(v),
--- k_count_distinct(person) against count(DISTINCT person). 1,000,000 rows in 1,000 groups,
--- 100,000 persons (10 rows each), 32 shards; the nodes' default settings (work_mem 4MB, jit
--- on, parallel plans as PostgreSQL chooses them); runs interleaved, medians.
+-- k_count_distinct(person) against count(DISTINCT person); and the dp aggregates, which Citus
+-- gathers (docs/citus.md), against the plain SQL that computes what they compute before the
+-- noise: dp_count against count(DISTINCT person), dp_sum against the two-level query of each
+-- person's clamped total (bench/dp.sql's). 1,000,000 rows in 1,000 groups, 100,000 persons
+-- (10 rows each), 32 shards; the nodes' default settings (work_mem 4MB, jit on, parallel plans
+-- as PostgreSQL chooses them); runs interleaved, medians.
 -- Run with: make bench-citus
 \set ON_ERROR_STOP 1
 CREATE EXTENSION IF NOT EXISTS pg_deident;
@@ -16,13 +19,18 @@ INSERT INTO bench_citus
   SELECT g, ((g::bigint * 7919) % 1000)::int, format('person%s@example.com', g % 100000), (g * 31) % 1000
     FROM generate_series(1, 1000000) g;
 VACUUM ANALYZE bench_citus;
+-- the dp aggregates take their persons from an identifier column (docs/differential-privacy.md)
+SECURITY LABEL FOR deident ON COLUMN bench_citus.person IS 'identifier';
 
 CREATE TEMP TABLE bench_queries (name text, sql text, ord int);
 INSERT INTO bench_queries VALUES
   ('sum(v)', 'SELECT grp, sum(v) FROM bench_citus GROUP BY grp', 1),
   ('deident.k_sum(v, person)', 'SELECT grp, deident.k_sum(v, person) FROM bench_citus GROUP BY grp', 2),
   ('count(DISTINCT person)', 'SELECT grp, count(DISTINCT person) FROM bench_citus GROUP BY grp', 3),
-  ('deident.k_count_distinct(person)', 'SELECT grp, deident.k_count_distinct(person) FROM bench_citus GROUP BY grp', 4);
+  ('deident.k_count_distinct(person)', 'SELECT grp, deident.k_count_distinct(person) FROM bench_citus GROUP BY grp', 4),
+  ('two-level SQL sum', 'SELECT grp, sum(least(greatest(t, 0), 5000)) FROM (SELECT grp, person, sum(v) AS t FROM bench_citus GROUP BY grp, person) s GROUP BY grp', 5),
+  ('deident.dp_sum(v, person, 0, 5000)', 'SELECT grp, deident.dp_sum(v, person, 0, 5000) FROM bench_citus GROUP BY grp', 6),
+  ('deident.dp_count(person)', 'SELECT grp, deident.dp_count(person) FROM bench_citus GROUP BY grp', 7);
 
 -- the answers agree (k = 5; every group has 100 persons)
 SELECT count(*) AS groups_compared,
@@ -30,10 +38,24 @@ SELECT count(*) AS groups_compared,
   FROM (SELECT grp, sum(v) AS s, count(DISTINCT person) AS d FROM bench_citus GROUP BY grp) a
   JOIN (SELECT grp, deident.k_sum(v, person) AS s, deident.k_count_distinct(person) AS d
           FROM bench_citus GROUP BY grp) b USING (grp);
+-- the dp answers are near the exact ones (as in bench/dp.sql: every group has 100 persons,
+-- all released; noise scales 20,000 for dp_sum and 2 for dp_count, the largest of 1,000
+-- errors below 12 scales). The dp answers go to a table first: a statement with dp
+-- aggregates may read bench_citus only as their persons' table.
+CREATE TEMP TABLE bench_dp_answers AS
+  SELECT grp, deident.dp_sum(v, person, 0, 5000) AS s, deident.dp_count(person) AS d
+    FROM bench_citus GROUP BY grp;
+SELECT count(*) AS groups, count(b.s) AS released,
+       max(abs(a.s - b.s)) < 12 * 20000 AS sum_within_noise,
+       max(abs(a.d - b.d)) < 12 * 2 AS count_within_noise
+  FROM (SELECT grp, sum(least(greatest(t, 0), 5000)) AS s, count(*) AS d
+          FROM (SELECT grp, person, sum(v) AS t FROM bench_citus GROUP BY grp, person) x GROUP BY grp) a
+  JOIN bench_dp_answers b USING (grp);
+DROP TABLE bench_dp_answers;
 \pset footer off
 \ir lib/harness.sql
 \echo
-\echo 'k-aggregates on Citus (coordinator and 2 workers, 32 shards), default settings: 1,000,000 rows, 1,000 groups, 100,000 persons, median of interleaved runs'
+\echo 'k- and dp aggregates on Citus (coordinator and 2 workers, 32 shards), default settings: 1,000,000 rows, 1,000 groups, 100,000 persons, median of interleaved runs'
 SELECT query, runs, round(ms::numeric, 1) AS median_ms FROM bench_medians ORDER BY ord;
 \echo 'ratios of medians (targets: k_sum/sum <= 1.5; k_count_distinct/count(DISTINCT) <= 0.5)'
 WITH med AS (SELECT * FROM bench_medians)
@@ -42,5 +64,12 @@ SELECT round(((SELECT ms FROM med WHERE query = 'deident.k_sum(v, person)')
        round(((SELECT ms FROM med WHERE query = 'deident.k_count_distinct(person)')
              / (SELECT ms FROM med WHERE query = 'count(DISTINCT person)'))::numeric, 3)
          AS k_count_distinct_vs_count_distinct;
+\echo 'the dp aggregates, gathered to the coordinator, against the plain SQL of what they compute (no target)'
+WITH med AS (SELECT * FROM bench_medians)
+SELECT round(((SELECT ms FROM med WHERE query = 'deident.dp_sum(v, person, 0, 5000)')
+             / (SELECT ms FROM med WHERE query = 'two-level SQL sum'))::numeric, 3) AS dp_sum_vs_two_level_sum,
+       round(((SELECT ms FROM med WHERE query = 'deident.dp_count(person)')
+             / (SELECT ms FROM med WHERE query = 'count(DISTINCT person)'))::numeric, 3)
+         AS dp_count_vs_count_distinct;
 EXPLAIN (VERBOSE, COSTS OFF) SELECT grp, deident.k_sum(v, person) FROM bench_citus GROUP BY grp;
 DROP TABLE bench_citus;

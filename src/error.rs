@@ -702,6 +702,12 @@ impl DeidentError {
                 Some("A function that can raise an error (a division, a cast) in WHERE, JOIN, GROUP BY, HAVING or an aggregate's arguments would fail exactly when some person's row is there.".to_string()),
                 Some("Compare columns with constants, and compute anything else on the aggregates' answers.".to_string()),
             ),
+            DeidentError::DpPerson(crate::dp::plan::PersonProblem::WorkerShard) => (
+                ERRCODE_FEATURE_NOT_SUPPORTED,
+                "dp aggregates over a distributed table are computed on the Citus coordinator, not on a worker's shards".to_string(),
+                Some("Citus sends a statement to the workers whole when its rows come from one shard (a condition on the distribution column) or when it groups by the distribution column; computed on the workers, each shard would admit persons and charge a privacy ledger of its own.".to_string()),
+                Some("Run the statement on the coordinator, grouped by other columns and without a condition that picks one shard, so that Citus brings the rows to the coordinator.".to_string()),
+            ),
             DeidentError::DpGrouping(problem) => {
                 use crate::dp::grouping::GroupingProblem::*;
                 let (message, hint) = match problem {
@@ -945,6 +951,7 @@ mod tests {
             DeidentError::DpPerson(crate::dp::plan::PersonProblem::Functions),
             DeidentError::DpPerson(crate::dp::plan::PersonProblem::OtherPersonalTable),
             DeidentError::DpPerson(crate::dp::plan::PersonProblem::Leaky),
+            DeidentError::DpPerson(crate::dp::plan::PersonProblem::WorkerShard),
             DeidentError::DpUncharged,
             DeidentError::DpExplainAnalyze,
             DeidentError::DpGrouping(crate::dp::grouping::GroupingProblem::GroupingSets),
@@ -1110,6 +1117,7 @@ mod tests {
                 ERRCODE_INVALID_PARAMETER_VALUE,
                 ERRCODE_INVALID_COLUMN_REFERENCE,
                 ERRCODE_INVALID_COLUMN_REFERENCE,
+                ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_FEATURE_NOT_SUPPORTED,

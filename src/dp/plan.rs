@@ -60,6 +60,9 @@ pub enum PersonProblem {
     OtherPersonalTable,
     /// A function that is not leakproof runs on input rows.
     Leaky,
+    /// The persons' table is a Citus shard, read on a worker: Citus sent the statement to
+    /// the workers whole (one shard's rows, or groups by the distribution column).
+    WorkerShard,
 }
 
 struct Ctx {
@@ -84,6 +87,10 @@ pub unsafe extern "C-unwind" fn check_query(query: *mut pg_sys::Query) -> bool {
     unsafe {
         walker(query.cast(), (&raw mut ctx).cast());
     }
+    // SAFETY: per the contract.
+    if ctx.found && unsafe { reads_worker_shard(query) } {
+        ctx.problem = Some(CallProblem::Person(PersonProblem::WorkerShard));
+    }
     if ctx.problem.is_none() && ctx.found {
         // SAFETY: per the contract.
         unsafe {
@@ -99,6 +106,41 @@ pub unsafe extern "C-unwind" fn check_query(query: *mut pg_sys::Query) -> bool {
         Some(CallProblem::Person(problem)) => DeidentError::DpPerson(problem).report(),
         Some(CallProblem::Grouping(problem)) => DeidentError::DpGrouping(problem).report(),
         None => ctx.found,
+    }
+}
+
+/// Does the statement read a Citus shard anywhere, on a Citus worker? A dp aggregate call runs
+/// on the coordinator, over the rows Citus gathers there; one that Citus sends to the workers
+/// whole (a statement over one shard, or grouped by the distribution column) would admit each
+/// person per shard, not per call, and be charged to the worker's ledger, not to the
+/// coordinator's (docs/citus.md). Asked of the whole statement, whatever its dp calls'
+/// persons look like: a restricted role's statement reaches a worker with its persons read
+/// through the masking call. On the coordinator a shard is read by Citus's local execution
+/// (a Citus local table, a reference table's copy), in one statement admitted and charged
+/// there, as on one node.
+///
+/// # Safety
+/// `query` is a valid Query.
+unsafe fn reads_worker_shard(query: *mut pg_sys::Query) -> bool {
+    if !catalog::citus_installed() || !catalog::citus_worker() {
+        return false;
+    }
+    // SAFETY: per the contract; the visitor reads the nodes it is handed.
+    unsafe {
+        walk_tree(query.cast(), true, &mut |n| {
+            let shard = (*n).type_ == pg_sys::NodeTag::T_Query
+                && list_ptrs::<pg_sys::RangeTblEntry>((*n.cast::<pg_sys::Query>()).rtable).any(
+                    |rte| {
+                        (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION
+                            && catalog::shard_of((*rte).relid) != catalog::ShardOf::Nothing
+                    },
+                );
+            if shard {
+                Visit::Stop
+            } else {
+                Visit::Continue
+            }
+        })
     }
 }
 
@@ -123,6 +165,8 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, ctx: *mut std::ffi::
                 let agg = node.cast::<pg_sys::Aggref>();
                 match check_aggref(agg, &(*c).queries) {
                     Err(problem) => {
+                        // (a dp call: only theirs are checked)
+                        (*c).found = true;
                         (*c).problem = Some(problem);
                         return true;
                     }

@@ -152,6 +152,32 @@ fn read_shard_of(relid: pg_sys::Oid) -> ShardOf {
     }
 }
 
+/// This node's group in Citus's metadata (`pg_dist_local_group`): 0 on the coordinator, the
+/// worker's own group on a worker; None without Citus.
+fn local_group() -> Option<i32> {
+    // SAFETY: a catalog read in a transaction.
+    unsafe {
+        let local = pg_catalog_relation(c"pg_dist_local_group")?;
+        let group_att = pg_sys::get_attnum(local, c"groupid".as_ptr());
+        if group_att <= 0 || pg_sys::get_atttype(local, group_att) != pg_sys::INT4OID {
+            return None;
+        }
+        let i = group_att as usize - 1;
+        let mut group = None;
+        scan_rows(local, None, &[], |values, nulls| {
+            if i < values.len() && !nulls[i] {
+                group = Some(values[i].value() as i32);
+            }
+        });
+        group
+    }
+}
+
+/// Is this node a Citus worker (its group is not the coordinator's, 0)?
+pub fn citus_worker() -> bool {
+    local_group().is_some_and(|group| group != 0)
+}
+
 /// Is `relid` a Citus table (distributed, reference or Citus local: listed in
 /// `pg_dist_partition`)?
 pub fn citus_table(relid: pg_sys::Oid) -> bool {
@@ -241,21 +267,9 @@ fn shard_name(table: pg_sys::Oid, shard_id: i64) -> Option<Vec<u8>> {
 /// Does Citus list a placement of shard `shard_id` on this node (pg_dist_placement's group
 /// is pg_dist_local_group's)?
 fn placed_here(shard_id: i64) -> bool {
+    let Some(group) = local_group() else { return false };
     // SAFETY: a catalog read in a transaction.
     unsafe {
-        let Some(local) = pg_catalog_relation(c"pg_dist_local_group") else { return false };
-        let group_att = pg_sys::get_attnum(local, c"groupid".as_ptr());
-        if group_att <= 0 || pg_sys::get_atttype(local, group_att) != pg_sys::INT4OID {
-            return false;
-        }
-        let i = group_att as usize - 1;
-        let mut group = None;
-        scan_rows(local, None, &[], |values, nulls| {
-            if i < values.len() && !nulls[i] {
-                group = Some(values[i].value() as i32);
-            }
-        });
-        let Some(group) = group else { return false };
         citus_row(
             c"pg_dist_placement",
             c"pg_dist_placement_shardid_index",
