@@ -38,20 +38,9 @@ SELECT count(*) AS groups_compared,
   FROM (SELECT grp, sum(v) AS s, count(DISTINCT person) AS d FROM bench_citus GROUP BY grp) a
   JOIN (SELECT grp, deident.k_sum(v, person) AS s, deident.k_count_distinct(person) AS d
           FROM bench_citus GROUP BY grp) b USING (grp);
--- the dp answers are near the exact ones (as in bench/dp.sql: every group has 100 persons,
--- all released; noise scales 20,000 for dp_sum and 2 for dp_count, the largest of 1,000
--- errors below 12 scales). The dp answers go to a table first: a statement with dp
--- aggregates may read bench_citus only as their persons' table.
-CREATE TEMP TABLE bench_dp_answers AS
-  SELECT grp, deident.dp_sum(v, person, 0, 5000) AS s, deident.dp_count(person) AS d
-    FROM bench_citus GROUP BY grp;
-SELECT count(*) AS groups, count(b.s) AS released,
-       max(abs(a.s - b.s)) < 12 * 20000 AS sum_within_noise,
-       max(abs(a.d - b.d)) < 12 * 2 AS count_within_noise
-  FROM (SELECT grp, sum(least(greatest(t, 0), 5000)) AS s, count(*) AS d
-          FROM (SELECT grp, person, sum(v) AS t FROM bench_citus GROUP BY grp, person) x GROUP BY grp) a
-  JOIN bench_dp_answers b USING (grp);
-DROP TABLE bench_dp_answers;
+-- the dp answers are near the exact ones (bench/lib/dp_answers.sql)
+\set dp_table bench_citus
+\ir lib/dp_answers.sql
 \pset footer off
 \ir lib/harness.sql
 \echo
