@@ -63,36 +63,11 @@ CREATE FUNCTION deident._k_avg_numeric_final(deident.k_state) RETURNS numeric
 CREATE FUNCTION deident._k_avg_float8_final(deident.k_state) RETURNS double precision
   LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_avg_float8_final';
 
--- dp_count (sql/dp.sql) keeps its state as internal, so that Citus does not push it down:
--- its groups are admitted from the whole hash table on one node (src/dp/admission.rs). It
--- runs k_count_distinct's C functions under these declarations; the serial function seals
--- the state as flattening a k_state does, the deserial function hands the sealed bytes to the
--- combine function, which opens them.
-CREATE FUNCTION deident._k_distinct_trans(internal, "any") RETURNS internal
-  LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_distinct_trans';
-CREATE FUNCTION deident._k_combine(internal, internal) RETURNS internal
-  LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_combine';
-CREATE FUNCTION deident._k_serial(internal) RETURNS bytea
-  LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_serial';
-CREATE FUNCTION deident._k_deserial(bytea, internal) RETURNS internal
-  LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_deserial';
-
--- Who may call the support functions. Those over internal are for the aggregates alone.
--- Those over k_state stay executable by everyone: Citus checks the caller's EXECUTE privilege
+-- Who may call the support functions: everyone. Citus checks the caller's EXECUTE privilege
 -- on each support function of an aggregate it pushes down (aggregate_utils.c,
 -- InitializeStypeBox), and each of them refuses to run outside an aggregate
 -- (AggCheckCallContext), makes or answers nothing but what the aggregates would, and takes
 -- only states sealed by this ring. The k check stays in the final functions.
-DO $$
-DECLARE f regprocedure;
-BEGIN
-  FOR f IN SELECT oid::regprocedure FROM pg_proc
-            WHERE pronamespace = 'deident'::regnamespace AND proname LIKE '\_k\_%'
-              AND 'internal'::regtype = ANY (proargtypes::oid[])
-  LOOP
-    EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
-  END LOOP;
-END $$;
 
 -- One aggregate per person type (and value type): persons may be text, uuid, bigint or
 -- integer; values the types PostgreSQL's sum and avg take, with the same result types.

@@ -93,8 +93,8 @@ DROP FUNCTION deident._column_labels(regclass);
 -- (sql/k_aggregates.sql), then each aggregate is moved to them in its catalog row, with its
 -- dependencies: CREATE AGGREGATE cannot be repeated, there is no ALTER for an aggregate's
 -- support functions or state type, and dropping the aggregates would drop the users' views
--- that call them. The support functions over internal that only the k-aggregates used go;
--- dp_count keeps k_count_distinct's (over internal) under their 0.1.0 declarations.
+-- that call them. The support functions over internal go (dp_count, made below, runs
+-- k_count_distinct's over k_state too).
 CREATE TYPE deident.k_state;
 CREATE FUNCTION deident._k_state_in(cstring) RETURNS deident.k_state
   LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_state_in';
@@ -203,6 +203,10 @@ BEGIN
   END LOOP;
 END $$;
 DROP FUNCTION deident._k_trans(internal, "any", "any");
+DROP FUNCTION deident._k_distinct_trans(internal, "any");
+DROP FUNCTION deident._k_combine(internal, internal);
+DROP FUNCTION deident._k_serial(internal);
+DROP FUNCTION deident._k_deserial(bytea, internal);
 DROP FUNCTION deident._k_count_trans(internal, "any");
 DROP FUNCTION deident._k_count_final(internal);
 DROP FUNCTION deident._k_distinct_final(internal);
@@ -254,8 +258,10 @@ STRICT VOLATILE PARALLEL SAFE LANGUAGE c
 AS 'MODULE_PATHNAME', '_privacy_budgets_wrapper';
 -- The differentially private aggregates (src/dp/) and the privacy budget. Declared by hand,
 -- as the k-aggregates are (pgrx issue 2351: a wrong deserialize signature for internal
--- states). dp_count runs k_count_distinct's transition, combine, serialize and deserialize
--- functions; only its final function differs.
+-- states). dp_count runs k_count_distinct's transition and combine functions over
+-- deident.k_state, so that Citus pushes it down as it does the k-aggregates (its groups are
+-- admitted, noised and charged for on the coordinator: docs/citus.md); only its final function
+-- differs.
 CREATE FUNCTION deident._dp_trans(internal, "any", "any", "any", "any") RETURNS internal
   LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_trans';
 CREATE FUNCTION deident._dp_combine(internal, internal) RETURNS internal
@@ -267,7 +273,7 @@ CREATE FUNCTION deident._dp_deserial(bytea, internal) RETURNS internal
 -- The final functions are not STRICT: a group with no contributing row is still evaluated,
 -- like any other (its statement was charged before it ran: src/dp/charge.rs). They are
 -- VOLATILE (noise), which keeps the planner from folding or reusing them.
-CREATE FUNCTION deident._dp_count_final(internal) RETURNS bigint
+CREATE FUNCTION deident._dp_count_final(deident.k_state) RETURNS bigint
   LANGUAGE c VOLATILE PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_count_final';
 CREATE FUNCTION deident._dp_sum_int8_final(internal) RETURNS bigint
   LANGUAGE c VOLATILE PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_sum_int8_final';
@@ -304,11 +310,12 @@ DECLARE
   person text;
   v record;
   -- READ_WRITE also keeps them from being used as window functions (sql/k_aggregates.sql).
-  common text := 'FINALFUNC_MODIFY = READ_WRITE, PARALLEL = SAFE, STYPE = internal';
+  common text := 'FINALFUNC_MODIFY = READ_WRITE, PARALLEL = SAFE';
   k_support text := 'SFUNC = deident._k_distinct_trans, COMBINEFUNC = deident._k_combine, '
-                 || 'SERIALFUNC = deident._k_serial, DESERIALFUNC = deident._k_deserial';
+                 || 'STYPE = deident.k_state';
   dp_support text := 'SFUNC = deident._dp_trans, COMBINEFUNC = deident._dp_combine, '
-                  || 'SERIALFUNC = deident._dp_serial, DESERIALFUNC = deident._dp_deserial';
+                  || 'SERIALFUNC = deident._dp_serial, DESERIALFUNC = deident._dp_deserial, '
+                  || 'STYPE = internal';
 BEGIN
   FOREACH person IN ARRAY ARRAY['text', 'uuid', 'bigint', 'integer'] LOOP
     EXECUTE pg_catalog.format('CREATE AGGREGATE deident.dp_count(%s) (%s, FINALFUNC = deident._dp_count_final, '

@@ -457,7 +457,7 @@ impl DeidentError {
             DeidentError::PartialNotKAggregate(function) => (
                 ERRCODE_WRONG_OBJECT_TYPE,
                 format!("deident.{function} works for pg_deident's k-aggregates only"),
-                Some("Its first argument must be a constant naming deident.k_count, k_count_distinct, k_sum or k_avg, as Citus gives it.".to_string()),
+                Some("Its first argument must be a constant naming deident.k_count, k_count_distinct, k_sum, k_avg or dp_count, as Citus gives it.".to_string()),
                 None,
             ),
             DeidentError::PartialArgumentTypes(function) => (
@@ -725,9 +725,9 @@ impl DeidentError {
             }
             DeidentError::DpUncharged => (
                 ERRCODE_FEATURE_NOT_SUPPORTED,
-                "dp aggregates cannot be finalized in a parallel worker".to_string(),
-                Some("Each dp aggregate call counts every person in a bounded number of groups; a worker finalizing groups itself would count them on its own.".to_string()),
-                Some("SET enable_partitionwise_aggregate = off; and run dp aggregates outside functions that parallel workers run.".to_string()),
+                "dp aggregates can only be finalized where their statement's plan was charged for them".to_string(),
+                Some("Each dp aggregate call is charged when its statement starts, from its plan, and counts every person in a bounded number of groups; a parallel worker finalizing groups itself, or Citus's coord_combine_agg called by a statement, would count them where no charge covers them.".to_string()),
+                Some("SET enable_partitionwise_aggregate = off; run dp aggregates outside functions that parallel workers run; combine dp_count's partial states by calling dp_count itself.".to_string()),
             ),
             DeidentError::DpExplainAnalyze => (
                 ERRCODE_INSUFFICIENT_PRIVILEGE,

@@ -403,12 +403,13 @@ unsafe extern "C-unwind" fn planner(
         if restricted && !stmt.is_null() {
             after_planning(stmt);
         }
-        if dp && !stmt.is_null() {
-            crate::dp::grouping::check_plan(stmt);
-        }
-        // and their combination on a Citus coordinator, in the plan Citus's planner made
+        // the k-aggregates' and dp_count's combination on a Citus coordinator, in the plan
+        // Citus's planner made; then the dp aggregates' plan, dp_count's combination included
         if rewrite_combines && !stmt.is_null() {
             crate::aggregates::partial::rewrite_coordinator_combines(stmt);
+        }
+        if dp && !stmt.is_null() {
+            crate::dp::grouping::check_plan(stmt);
         }
         // pointer reads: nothing that can raise an error
         if !stmt.is_null() && enforcement::plan_reads_relations(stmt) {

@@ -462,6 +462,20 @@ pub unsafe fn state_datum<'a>(d: pg_sys::Datum) -> Option<&'a mut Group> {
     }
 }
 
+/// What identifies a state, whichever pointer to it `d` holds: an expanded object's address
+/// (the hash table of an aggregate holds its read-write pointer, a final function gets the
+/// read-only one: nodeAgg.c, `finalize_aggregate`), or the flat datum's.
+///
+/// # Safety
+/// `d` is a non-NULL k_state datum.
+pub unsafe fn identity(d: pg_sys::Datum) -> usize {
+    // SAFETY: per the contract.
+    match unsafe { classify(d) } {
+        Datum::Object { object, .. } => std::ptr::from_mut(object) as usize,
+        Datum::Sealed(_) => d.value(),
+    }
+}
+
 /// A k_state datum as a flat, sealed varlena (a copy in the current memory context when it
 /// was an expanded object).
 ///

@@ -311,8 +311,11 @@ fn k_aggregate(aggregate: pg_sys::Oid) -> Option<(pg_sys::Oid, usize)> {
     (named && (1..=MAX_ARGS).contains(&nargs)).then_some((transfn, nargs))
 }
 
-/// The k-aggregates' names.
-const K_AGGREGATES: [&std::ffi::CStr; 4] = [c"k_count", c"k_count_distinct", c"k_sum", c"k_avg"];
+/// The k-aggregates' names, and dp_count's, which runs k_count_distinct's transition and
+/// combine functions over `k_state` (its final function, where its groups are admitted, noised
+/// and charged for, runs on the coordinator: src/dp/).
+const K_AGGREGATES: [&std::ffi::CStr; 5] =
+    [c"k_count", c"k_count_distinct", c"k_sum", c"k_avg", c"dp_count"];
 
 /// `deident._k_partial(oid, "any" × nargs)`.
 fn partial_aggregate(nargs: usize) -> Option<pg_sys::Oid> {
@@ -499,6 +502,55 @@ unsafe fn final_site(fcinfo: pg_sys::FunctionCallInfo) -> FinalSite {
         (*call).flinfo = finfo;
         (*call).nargs = 1;
         FinalSite { call }
+    }
+}
+
+/// Are `aggregate`'s partial states ones that `_k_partial` makes and `_k_combine_partials`
+/// combines (a k-aggregate's or dp_count's)?
+pub fn combinable(aggregate: pg_sys::Oid) -> bool {
+    k_aggregate(aggregate).is_some()
+}
+
+/// The aggregate whose partial states a call of `deident._k_combine_partials` combines (its
+/// constant first argument); None for a call of any other aggregate. The dp charge counts
+/// such a call of dp_count as a call of dp_count (src/dp/charge.rs).
+///
+/// # Safety
+/// `aggref` is a valid Aggref.
+pub unsafe fn combined_by_us(aggref: *mut pg_sys::Aggref) -> Option<pg_sys::Oid> {
+    // SAFETY: per the contract.
+    unsafe {
+        let aggregate = three_argument_aggregate(aggref)?;
+        let ours = combine_partials_aggregate().is_some_and(|(o, _)| o == (*aggref).aggfnoid);
+        ours.then_some(aggregate)
+    }
+}
+
+/// The aggregate whose partial states a call of Citus's `coord_combine_agg` combines: what
+/// the coordinator's plan holds while Citus's planner makes it (before the rewrite below).
+///
+/// # Safety
+/// `aggref` is a valid Aggref.
+pub unsafe fn combined_by_citus(aggref: *mut pg_sys::Aggref) -> Option<pg_sys::Oid> {
+    // SAFETY: per the contract.
+    unsafe {
+        let aggregate = three_argument_aggregate(aggref)?;
+        is_citus_function((*aggref).aggfnoid, c"coord_combine_agg", 3).then_some(aggregate)
+    }
+}
+
+/// The constant first argument of a call of three arguments (what either combination takes:
+/// the aggregate, the partial state, the result's type); pointer reads first.
+///
+/// # Safety
+/// `aggref` is a valid Aggref.
+unsafe fn three_argument_aggregate(aggref: *mut pg_sys::Aggref) -> Option<pg_sys::Oid> {
+    // SAFETY: per the contract.
+    unsafe {
+        if list_len((*aggref).args) != 3 {
+            return None;
+        }
+        constant_oid((*aggref).args)
     }
 }
 

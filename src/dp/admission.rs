@@ -401,18 +401,22 @@ pub type ReadGroup<'a> = &'a mut dyn FnMut(pg_sys::Datum, &mut dyn FnMut(&[u64],
 
 /// The final function's step before it counts a group's persons: keeps at the front of
 /// `persons` (entries of `stride` words, the person's hash first) those who count in the
-/// group whose state is at `state`, and returns how many. `read` reads the persons of any
-/// group of the same call, for the pass that a hash aggregate's first final call starts.
+/// group whose state is `state`, and returns how many. `read` reads the persons of any
+/// group of the same call, for the pass that a hash aggregate's first final call starts, and
+/// `key` tells which group a state datum of the hash table is, as `state` does for the one
+/// being finalized (a `k_state` has two pointers: the hash table holds the read-write one, a
+/// final function gets the read-only one: nodeAgg.c, `finalize_aggregate`).
 ///
 /// # Safety
-/// `fcinfo` is a dp aggregate's final function's call info; `state` is the address of the
-/// state it is finalizing; `read` can read every state of this aggregate call.
+/// `fcinfo` is a dp aggregate's final function's call info; `state` identifies the state it
+/// is finalizing; `key` and `read` can read every state of this aggregate call.
 pub unsafe fn admit(
     fcinfo: pg_sys::FunctionCallInfo,
     limit: u32,
     state: usize,
     persons: &mut [u64],
     stride: usize,
+    key: &dyn Fn(pg_sys::Datum) -> usize,
     read: ReadGroup<'_>,
 ) -> usize {
     // SAFETY: per the contract; the context of a final function is its AggState.
@@ -425,7 +429,7 @@ pub unsafe fn admit(
             }),
             pg_sys::AggStrategy::AGG_HASHED => {
                 if !adm.in_pass(state) {
-                    begin_pass(agg, adm, read);
+                    begin_pass(agg, adm, key, read);
                 }
                 adm.admit_group(state, persons, stride)
             }
@@ -458,7 +462,12 @@ unsafe fn aggstate(fcinfo: pg_sys::FunctionCallInfo) -> *mut pg_sys::AggState {
 /// # Safety
 /// `agg` is finalizing a group of its hash table, in a final function (`curperagg` is set:
 /// nodeAgg.c, `finalize_aggregate`).
-unsafe fn begin_pass(agg: *mut pg_sys::AggState, adm: &mut Admission, read: ReadGroup<'_>) {
+unsafe fn begin_pass(
+    agg: *mut pg_sys::AggState,
+    adm: &mut Admission,
+    key: &dyn Fn(pg_sys::Datum) -> usize,
+    read: ReadGroup<'_>,
+) {
     // SAFETY: per the contract: the hash table of the current set holds every group, each
     // entry's `additional` is its array of per-transition states (nodeAgg.c,
     // `initialize_hash_entry`), and this call's transition is `curperagg->transno`.
@@ -480,7 +489,7 @@ unsafe fn begin_pass(agg: *mut pg_sys::AggState, adm: &mut Admission, read: Read
                 }
                 let trans = &*entry.additional.cast::<pg_sys::AggStatePerGroupData>().add(transno);
                 if !trans.transValueIsNull {
-                    let addr = trans.transValue.value();
+                    let addr = key(trans.transValue);
                     read(trans.transValue, &mut |persons, stride| {
                         f(addr, entry.hash, persons, stride)
                     });

@@ -297,9 +297,8 @@ pub unsafe extern "C-unwind" fn deident_dp_count_final(
             // no persons: not released (the empty group's decision needs no noise)
             return fmgr::return_null(fcinfo);
         };
-        // the group is known by its state datum, as admission.rs reads the hash table's (an
-        // expanded object's pointer, not the group's address inside it)
-        let state = fmgr::arg(fcinfo, 0).value();
+        // the group is known by its expanded object, whichever pointer to it a datum holds
+        let state = expanded::identity(fmgr::arg(fcinfo, 0));
         let hashes = g.state.distinct_hashes().unwrap_or_else(|e| state_error(e));
         let mut persons = Vec::new();
         if persons.try_reserve_exact(hashes.len()).is_err() {
@@ -307,7 +306,8 @@ pub unsafe extern "C-unwind" fn deident_dp_count_final(
         }
         persons.extend_from_slice(hashes);
         // only the persons this call counts here (admission.rs)
-        let n = admission::admit(fcinfo, per_person, state, &mut persons, 1, &mut |d, f| {
+        let key = |d: pg_sys::Datum| expanded::identity(d);
+        let n = admission::admit(fcinfo, per_person, state, &mut persons, 1, &key, &mut |d, f| {
             let g = expanded::state_datum(d).unwrap_or_else(|| DeidentError::NotOurState.report());
             f(g.state.distinct_hashes().unwrap_or_else(|e| state_error(e)), 1);
         }) as u64;
@@ -353,7 +353,9 @@ unsafe fn sum_final(fcinfo: pg_sys::FunctionCallInfo) -> Option<(Sum, i128, Boun
     // only the persons this call counts here (admission.rs)
     // SAFETY: per the contract; the states of this call are dp_sum's or dp_avg's.
     let kept = unsafe {
-        admission::admit(fcinfo, per_person, state, &mut persons, 2, &mut |d, f| {
+        // an internal state's datum is its address
+        let key = |d: pg_sys::Datum| d.value();
+        admission::admit(fcinfo, per_person, state, &mut persons, 2, &key, &mut |d, f| {
             let g = memory::marked_datum::<DpGroup>(d, MAGIC)
                 .unwrap_or_else(|| DeidentError::NotOurState.report());
             f(g.state.table().unwrap_or_else(|e| state_error(e)), 2);

@@ -151,7 +151,7 @@ pub(super) unsafe fn dp_calls(agg: *mut pg_sys::Agg) -> usize {
                 // the same call written twice (in the target list and HAVING) is one call
                 // (nodeAgg.c finds them equal and evaluates them once)
                 let dup = found.iter().any(|&f| pg_sys::equal(f.cast(), aggref.cast()));
-                if !dup && plan::is_dp_aggregate((*aggref).aggfnoid) {
+                if !dup && plan::dp_call(aggref, false) {
                     found.push(aggref);
                 }
             }

@@ -61,7 +61,7 @@ unsafe fn has_dp_aggregates(root: *mut pg_sys::PlannerInfo) -> bool {
     unsafe {
         list_ptrs::<pg_sys::AggInfo>((*root).agginfos).any(|info| {
             let a = (*info).representative_aggref;
-            !a.is_null() && plan::is_dp_aggregate((*a).aggfnoid)
+            !a.is_null() && plan::dp_call(a, true)
         })
     }
 }

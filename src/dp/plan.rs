@@ -677,6 +677,26 @@ pub fn is_dp_aggregate(aggfnoid: pg_sys::Oid) -> bool {
     dp_kind(aggfnoid).is_some()
 }
 
+/// Does `aggref` finalize a dp aggregate call: one of dp_count, dp_sum, dp_avg, or, on a Citus
+/// coordinator, `deident._k_combine_partials` of dp_count's partial states (docs/citus.md)?
+/// With `citus_planning`, Citus's `coord_combine_agg` of them too, which the coordinator's
+/// plan holds while Citus makes it (and which, left in a plan, is not charged: its final
+/// function then finds no terms and refuses).
+///
+/// # Safety
+/// `aggref` is a valid Aggref.
+pub unsafe fn dp_call(aggref: *mut pg_sys::Aggref, citus_planning: bool) -> bool {
+    use crate::aggregates::partial;
+    // (dp_count's: the others' states are never combined from partial states)
+    let combined_dp = |a: pg_sys::Oid| is_dp_aggregate(a) && partial::combinable(a);
+    // SAFETY: per the contract.
+    unsafe {
+        is_dp_aggregate((*aggref).aggfnoid)
+            || partial::combined_by_us(aggref).is_some_and(combined_dp)
+            || (citus_planning && partial::combined_by_citus(aggref).is_some_and(combined_dp))
+    }
+}
+
 /// At the end of a transaction.
 pub fn forget_kinds() {
     KINDS.with(|k| k.borrow_mut().clear());

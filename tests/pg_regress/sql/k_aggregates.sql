@@ -302,61 +302,29 @@ SELECT count(*) AS groups, count(*) FILTER (WHERE (h.c, h.d, h.s) IS DISTINCT FR
   JOIN regress_k_serial s USING (grp);
 RESET work_mem; RESET enable_sort; RESET max_parallel_workers_per_gather;
 
--- 10. no SQL caller may read or forge a partial state. The k-aggregates' states are of type
--- deident.k_state, sealed whenever they leave memory (k_state.sql tests the type); dp_count
--- keeps k_count_distinct's state as internal, which SQL cannot supply.
--- fail (a direct call cannot even be written: there is no value of type internal to pass)
-SELECT deident._k_serial(NULL);
--- the support functions over internal are executable by no one but superusers; those over
--- k_state by everyone (Citus checks the caller's privilege), and they refuse to run outside
--- an aggregate (k_state.sql)
-SELECT 'internal'::regtype = ANY (p.proargtypes::oid[]) AS over_internal, count(*) AS support_functions,
+-- 10. no SQL caller may read or forge a partial state. The states of the k-aggregates and of
+-- dp_count are of type deident.k_state, sealed whenever they leave memory (k_state.sql tests
+-- the type); no support function of theirs is declared over internal, which only a superuser's
+-- aggregate could hand another extension's state.
+SELECT count(*) FILTER (WHERE 'internal'::regtype = ANY (p.proargtypes::oid[])) AS over_internal,
+       count(*) AS support_functions,
        count(*) FILTER (WHERE has_function_privilege('regress_k_analyst', p.oid, 'EXECUTE')) AS executable_by_analyst
-  FROM pg_proc p WHERE p.pronamespace = 'deident'::regnamespace AND p.proname LIKE '\_k\_%'
- GROUP BY 1 ORDER BY 1;
--- fail (an aggregate over internal states is for superusers alone, aggregatecmds.c: not even
--- in the analyst's own schema)
+  FROM pg_proc p WHERE p.pronamespace = 'deident'::regnamespace AND p.proname LIKE '\_k\_%';
+-- OK: any role may declare an aggregate over these functions (k_state is not a pseudo-type,
+-- and Citus checks the caller's privilege on each), and sees its state sealed: the mark
+-- "pgdS", format 2, kind 1 (k-aggregate), the key id k1; 9 header bytes, the batch's 16-byte
+-- salt, a 12-byte nonce, the 42 bytes of the state (version, kind, cap, rows, 2 persons'
+-- hashes) framed and padded to 128 (64 + 8k, rounded up to a power of two), and the 16-byte
+-- tag; no person's hash shows
 CREATE SCHEMA regress_k_own AUTHORIZATION regress_k_analyst;
 SET ROLE regress_k_analyst;
-CREATE AGGREGATE regress_k_own.peek(text) (SFUNC = deident._k_distinct_trans, STYPE = internal,
-  FINALFUNC = deident._k_serial);
-RESET ROLE;
-DROP SCHEMA regress_k_own;
--- OK: a superuser's aggregate may show a partial state, and sees it sealed: the mark "pgdS",
--- format 2, kind 1 (k-aggregate), the key id k1; 9 header bytes, the batch's 16-byte salt, a
--- 12-byte nonce, the 42 bytes of the state (version, kind, cap, rows, 2 persons' hashes)
--- framed and padded to 128 (64 + 8k, rounded up to a power of two), and the 16-byte tag; no
--- person's hash shows
-CREATE AGGREGATE regress_k_peek(text) (SFUNC = deident._k_distinct_trans, STYPE = internal,
-  FINALFUNC = deident._k_serial);
+CREATE AGGREGATE regress_k_own.peek(text) (SFUNC = deident._k_distinct_trans, STYPE = deident.k_state);
 SELECT substr(s, 1, 9) AS header, length(s) AS bytes,
        position('\xe5b8490fc4c00314'::bytea IN s) AS plain_hash_at
-  FROM (SELECT regress_k_peek(p) AS s FROM (VALUES ('alice'), ('bob'), ('alice')) t(p)) x;
--- fail (42501: an aggregate runs its support functions with its owner's rights, nodeAgg.c,
--- and an owner without EXECUTE on them gets nothing)
-ALTER AGGREGATE regress_k_peek(text) OWNER TO regress_k_analyst;
-SET ROLE regress_k_analyst;
-SELECT regress_error($$SELECT regress_k_peek(p) FROM (VALUES ('alice')) t(p)$$);
+  FROM (SELECT decode(regress_k_own.peek(p)::text, 'base64') AS s
+          FROM (VALUES ('alice'), ('bob'), ('alice')) t(p)) x;
 RESET ROLE;
-DROP AGGREGATE regress_k_peek(text);
--- fail (22P02: the combine function opens only sealed states; here sum(numeric)'s partial
--- states, serialized by its own function in parallel workers and handed to ours)
-CREATE AGGREGATE regress_k_forged(numeric) (SFUNC = numeric_avg_accum, STYPE = internal,
-  FINALFUNC = numeric_sum, COMBINEFUNC = deident._k_combine,
-  SERIALFUNC = numeric_avg_serialize, DESERIALFUNC = deident._k_deserial, PARALLEL = SAFE);
-SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
-SET max_parallel_workers_per_gather = 2;
-EXPLAIN (COSTS OFF) SELECT regress_k_forged(v) FROM regress_k_numeric;
-SELECT regress_error($$SELECT regress_k_forged(v) FROM regress_k_numeric$$);
-RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size;
-RESET max_parallel_workers_per_gather;
-DROP AGGREGATE regress_k_forged(numeric);
--- fail (22P02: another aggregate's internal state handed to our serialize function: its
--- first bytes are not the mark of a state of ours, and nothing else of it is read)
-CREATE AGGREGATE regress_k_foreign(numeric) (SFUNC = numeric_avg_accum, STYPE = internal,
-  FINALFUNC = deident._k_serial);
-SELECT regress_error($$SELECT regress_k_foreign(v) FROM (VALUES (1.5)) t(v)$$);
-DROP AGGREGATE regress_k_foreign(numeric);
+DROP SCHEMA regress_k_own CASCADE;
 
 DROP TABLE regress_k, regress_k_big, regress_k_serial, regress_k_parallel, regress_k_numeric,
   regress_k_many, regress_k_many_hashed;

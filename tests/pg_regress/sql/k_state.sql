@@ -200,10 +200,14 @@ SELECT p.grp, p.s, p.d, k.s AS k_sum, k.d AS k_count_distinct
   JOIN (SELECT grp, deident.k_sum(v, person) AS s, deident.k_count_distinct(person) AS d
           FROM regress_ks GROUP BY grp) k USING (grp)
  ORDER BY grp;
--- fail: an aggregate that is not a k-aggregate (a built-in one, a dp aggregate), arguments
+-- OK: dp_count's partial states too (what Citus pushes down for it: its state is
+-- k_count_distinct's; where it is combined, it is charged: section 6)
+SELECT count(*) AS groups, count(s) AS states
+  FROM (SELECT deident._k_partial('deident.dp_count(text)'::regprocedure, person) AS s
+          FROM regress_ks GROUP BY grp) x;
+-- fail: an aggregate that is not a k-aggregate (a built-in one), arguments
 -- of other types than the aggregate's or too few, no aggregate, a window
 SELECT regress_error($$SELECT deident._k_partial('sum(integer)'::regprocedure, v) FROM regress_ks$$);
-SELECT regress_error($$SELECT deident._k_partial('deident.dp_count(text)'::regprocedure, person) FROM regress_ks$$);
 SELECT regress_error($$SELECT deident._k_partial('deident.k_sum(integer,text)'::regprocedure, v::bigint, person) FROM regress_ks$$);
 SELECT regress_error($$SELECT deident._k_partial('deident.k_sum(integer,text)'::regprocedure, person) FROM regress_ks$$);
 SELECT regress_error($$SELECT deident._k_partial(NULL::oid, person) FROM regress_ks$$);
@@ -251,14 +255,30 @@ SELECT p.grp, p.s, p.d, p.a, k.s AS k_sum, k.d AS k_count_distinct, k.a AS k_avg
  ORDER BY grp;
 SELECT deident._k_combine_partials('deident.k_sum(integer,text)'::regprocedure, NULL::cstring,
                                    NULL::bigint) IS NULL AS no_state;
--- fail: an aggregate that is not a k-aggregate (a built-in one, a dp aggregate), no
+-- dp_count's partial states combine as dp_count: a dp aggregate call, charged before the
+-- statement runs (the analyst has no budget: 42501) and answered with noise; at epsilon = 100
+-- (a superuser, never charged), with each person counted in all 3 of their groups, the noise
+-- is below 1 and the answers are k_count_distinct's
+SELECT regress_error($$SELECT deident._k_combine_partials('deident.dp_count(text)'::regprocedure, d::cstring, NULL::bigint) FROM regress_ks_own.partials$$);
+RESET ROLE;
+SET deident.dp_epsilon = 100;
+SET deident.dp_max_groups_per_person = 3;
+SELECT count(*) AS groups, count(*) FILTER (WHERE p.d IS NOT DISTINCT FROM k.d) AS same
+  FROM (SELECT grp, deident._k_combine_partials('deident.dp_count(text)'::regprocedure,
+                                                d::cstring, NULL::bigint) AS d
+          FROM regress_ks_own.partials GROUP BY grp) p
+  JOIN (SELECT grp, deident.k_count_distinct(person) AS d FROM regress_ks GROUP BY grp) k USING (grp);
+RESET deident.dp_epsilon;
+RESET deident.dp_max_groups_per_person;
+SET ROLE regress_ks_analyst;
+-- fail: an aggregate that is not a k-aggregate (a built-in one, dp_sum: not charged), no
 -- aggregate, a type argument that is not the aggregate's result type (the final function's
 -- answer would be read as that type), an aggregate that is not a constant (the final function
 -- finds it in the call), the state of another k-aggregate (either way round), an aggregate
 -- of pg_deident's over k_state that is not a k-aggregate, a text that is not a sealed state,
 -- a window
 SELECT regress_error($$SELECT deident._k_combine_partials('sum(integer)'::regprocedure, s::cstring, NULL::bigint) FROM regress_ks_own.partials$$);
-SELECT regress_error($$SELECT deident._k_combine_partials('deident.dp_count(text)'::regprocedure, d::cstring, NULL::bigint) FROM regress_ks_own.partials$$);
+SELECT regress_error($$SELECT deident._k_combine_partials('deident.dp_sum(integer,text,integer,integer)'::regprocedure, d::cstring, NULL::bigint) FROM regress_ks_own.partials$$);
 SELECT regress_error($$SELECT deident._k_combine_partials(NULL::oid, s::cstring, NULL::bigint) FROM regress_ks_own.partials$$);
 SELECT regress_error($$SELECT deident._k_combine_partials('deident.k_sum(integer,text)'::regprocedure, s::cstring, NULL::text) FROM regress_ks_own.partials$$);
 SELECT regress_error($$SELECT deident._k_combine_partials('deident.k_avg(integer,text)'::regprocedure, a::cstring, NULL::bigint) FROM regress_ks_own.partials$$);
