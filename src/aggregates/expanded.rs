@@ -101,8 +101,8 @@ unsafe fn classify<'a>(d: pg_sys::Datum) -> Datum<'a> {
 
 /// The bytes of a flat k_state datum, which must be sealed ones. The mark is checked before
 /// the varlena header is trusted: a superuser's aggregate can hand the `internal`
-/// declarations (dp_count's) another aggregate's state, and that must become an ERROR, not a
-/// read of a length taken from a struct.
+/// declarations (0.1.0's, until the extension is updated) another aggregate's state, and that
+/// must become an ERROR, not a read of a length taken from a struct.
 ///
 /// # Safety
 /// `p` points at a varlena, or at an `internal` state of at least 8 bytes.

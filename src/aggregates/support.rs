@@ -325,7 +325,7 @@ pub unsafe extern "C-unwind" fn deident_k_combine(
 pg_function_info_v1!(pg_finfo_deident_k_combine);
 
 /// `_k_serial(internal) RETURNS bytea`, for the aggregates that keep the state as `internal`
-/// (dp_count; 0.1.0's k-aggregates, until the extension is updated): the state flattened,
+/// (0.1.0's k-aggregates, until the extension is updated): the state flattened,
 /// that is sealed (expanded.rs), like a k_state crossing to another process.
 #[pg_guard]
 #[unsafe(no_mangle)]
