@@ -702,6 +702,12 @@ impl DeidentError {
                 Some("A function that can raise an error (a division, a cast) in WHERE, JOIN, GROUP BY, HAVING or an aggregate's arguments would fail exactly when some person's row is there.".to_string()),
                 Some("Compare columns with constants, and compute anything else on the aggregates' answers.".to_string()),
             ),
+            DeidentError::DpPerson(crate::dp::plan::PersonProblem::WrittenCombination) => (
+                ERRCODE_FEATURE_NOT_SUPPORTED,
+                "dp_count's partial states are combined only in the plan Citus makes for dp_count".to_string(),
+                Some("A call of deident._k_combine_partials or coord_combine_agg of dp_count in a statement would count the persons of states made from anything (any expression as the person), which the rules on dp aggregate calls could not check.".to_string()),
+                Some("Call deident.dp_count itself; on Citus its partial states are combined on the coordinator.".to_string()),
+            ),
             DeidentError::DpPerson(crate::dp::plan::PersonProblem::WorkerShard) => (
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 "dp aggregates over a distributed table are computed on the Citus coordinator, not on a worker's shards".to_string(),
@@ -715,6 +721,7 @@ impl DeidentError {
                     OrderedAggregate => ("dp aggregates cannot be used with ORDER BY or DISTINCT inside an aggregate call of the same query", "Compute the ordered or distinct aggregate in another statement."),
                     NotHashable => ("dp aggregates can only be grouped by columns whose types can be hashed", "Group by columns of other types."),
                     Correlated => ("dp aggregates cannot be used in a correlated subquery or a LATERAL subquery", "Group by the outer query's columns in one statement instead."),
+                    CitusLimit => ("dp aggregates over a Citus table cannot be used with LIMIT or OFFSET in the same query", "Put the grouped query in a subquery and apply LIMIT to its answers: SELECT * FROM (SELECT ...) s ORDER BY ... LIMIT n."),
                 };
                 (
                     ERRCODE_FEATURE_NOT_SUPPORTED,
@@ -726,8 +733,8 @@ impl DeidentError {
             DeidentError::DpUncharged => (
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 "dp aggregates can only be finalized where their statement's plan was charged for them".to_string(),
-                Some("Each dp aggregate call is charged when its statement starts, from its plan, and counts every person in a bounded number of groups; a parallel worker finalizing groups itself, or Citus's coord_combine_agg called by a statement, would count them where no charge covers them.".to_string()),
-                Some("SET enable_partitionwise_aggregate = off; run dp aggregates outside functions that parallel workers run; combine dp_count's partial states by calling dp_count itself.".to_string()),
+                Some("Each dp aggregate call is charged when its statement starts, from its plan, and counts every person in a bounded number of groups; a parallel worker finalizing groups itself, or a combination of Citus partial states that the plan does not show as dp_count's, would count them where no charge covers them.".to_string()),
+                Some("SET enable_partitionwise_aggregate = off; and run dp aggregates outside functions that parallel workers run.".to_string()),
             ),
             DeidentError::DpExplainAnalyze => (
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -952,12 +959,14 @@ mod tests {
             DeidentError::DpPerson(crate::dp::plan::PersonProblem::OtherPersonalTable),
             DeidentError::DpPerson(crate::dp::plan::PersonProblem::Leaky),
             DeidentError::DpPerson(crate::dp::plan::PersonProblem::WorkerShard),
+            DeidentError::DpPerson(crate::dp::plan::PersonProblem::WrittenCombination),
             DeidentError::DpUncharged,
             DeidentError::DpExplainAnalyze,
             DeidentError::DpGrouping(crate::dp::grouping::GroupingProblem::GroupingSets),
             DeidentError::DpGrouping(crate::dp::grouping::GroupingProblem::OrderedAggregate),
             DeidentError::DpGrouping(crate::dp::grouping::GroupingProblem::NotHashable),
             DeidentError::DpGrouping(crate::dp::grouping::GroupingProblem::Correlated),
+            DeidentError::DpGrouping(crate::dp::grouping::GroupingProblem::CitusLimit),
             DeidentError::DpNoiseScale,
             DeidentError::DpRandom,
             DeidentError::NoPrivacyBudget { role: "analyst".into() },
@@ -1122,7 +1131,9 @@ mod tests {
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_FEATURE_NOT_SUPPORTED,
+                ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
+                ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_FEATURE_NOT_SUPPORTED,

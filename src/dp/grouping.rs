@@ -40,6 +40,11 @@ pub enum GroupingProblem {
     /// The aggregate runs again for each row of something else (a correlated subquery,
     /// LATERAL).
     Correlated,
+    /// LIMIT or OFFSET at the level of a dp aggregate over a Citus table: Citus sends the
+    /// workers `ORDER BY <group> LIMIT n` when the order is the grouping's, and the
+    /// coordinator's hash table then holds only the groups each shard put first, which other
+    /// persons' rows decide (a hostile review moved 77 persons' counts with one person's row).
+    CitusLimit,
 }
 
 unsafe extern "C" {

@@ -63,6 +63,10 @@ pub enum PersonProblem {
     /// The persons' table is a Citus shard, read on a worker: Citus sent the statement to
     /// the workers whole (one shard's rows, or groups by the distribution column).
     WorkerShard,
+    /// A combination of dp_count's partial states written in the statement
+    /// (`deident._k_combine_partials`, `coord_combine_agg`): its states may come from any
+    /// expression; only the plan's own, which the coordinator's rewrite makes, is dp_count's.
+    WrittenCombination,
 }
 
 struct Ctx {
@@ -194,6 +198,11 @@ unsafe fn check_aggref(
 ) -> Result<Option<(usize, i32)>, CallProblem> {
     // SAFETY: per the contract.
     unsafe {
+        // a combination of dp_count's states, which the statement wrote itself (the one the
+        // coordinator's rewrite makes is in the plan, after this check)
+        if dp_call(agg, true) && !is_dp_aggregate((*agg).aggfnoid) {
+            return Err(CallProblem::Person(PersonProblem::WrittenCombination));
+        }
         let args = aggregate_args(agg);
         let person_arg = match dp_kind((*agg).aggfnoid) {
             None => return Ok(None),
@@ -219,8 +228,31 @@ unsafe fn check_aggref(
         }
         if let Some(q) = query {
             grouping_ok(q).map_err(CallProblem::Grouping)?;
+            if citus_limit(q, rel) {
+                return Err(CallProblem::Grouping(GroupingProblem::CitusLimit));
+            }
         }
         Ok(query.map(|q| (q as usize, rel)))
+    }
+}
+
+/// Does `query`, a level with a dp aggregate whose persons' table is range-table entry `rel`,
+/// have LIMIT or OFFSET over a Citus table? Citus sends such a limit to the workers when the
+/// order is the grouping's, so the coordinator would admit persons from some groups only.
+///
+/// # Safety
+/// `query` is a valid Query and `rel` one of its range-table indexes.
+unsafe fn citus_limit(query: *mut pg_sys::Query, rel: i32) -> bool {
+    // SAFETY: per the contract.
+    unsafe {
+        if (*query).limitCount.is_null() && (*query).limitOffset.is_null() {
+            return false;
+        }
+        let rte = usize::try_from(rel)
+            .ok()
+            .and_then(|i| i.checked_sub(1))
+            .and_then(|i| list_ptrs::<pg_sys::RangeTblEntry>((*query).rtable).nth(i));
+        rte.is_some_and(|rte| catalog::citus_table((*rte).relid))
     }
 }
 
