@@ -341,7 +341,7 @@ fn our_function(name: &std::ffi::CStr, types: &[pg_sys::Oid]) -> Option<pg_sys::
 }
 
 /// The name errors give.
-const COMBINE: &str = "_k_combine_partials";
+pub const COMBINE: &str = "_k_combine_partials";
 
 /// What a `_k_combine_partials` call site keeps (fn_extra of its transition's FmgrInfo).
 struct CombineSite {
@@ -523,6 +523,22 @@ pub unsafe fn combined_by_us(aggref: *mut pg_sys::Aggref) -> Option<pg_sys::Oid>
         let aggregate = three_argument_aggregate(aggref)?;
         let ours = combine_partials_aggregate().is_some_and(|(o, _)| o == (*aggref).aggfnoid);
         ours.then_some(aggregate)
+    }
+}
+
+/// Is `aggref` a call of `deident._k_combine_partials` whose first argument is not a constant
+/// when the statement is planned? The planner may fold it into one later (a SQL function, a
+/// parameter of a custom plan), past the checks of dp aggregate calls, which must see which
+/// aggregate a combination is of (src/dp/plan.rs).
+///
+/// # Safety
+/// `aggref` is a valid Aggref.
+pub unsafe fn combines_unnamed(aggref: *mut pg_sys::Aggref) -> bool {
+    // SAFETY: per the contract.
+    unsafe {
+        list_len((*aggref).args) == 3
+            && constant_oid((*aggref).args).is_none()
+            && combine_partials_aggregate().is_some_and(|(o, _)| o == (*aggref).aggfnoid)
     }
 }
 

@@ -44,6 +44,8 @@ pub enum CallProblem {
     Bounds(BoundsError),
     Person(PersonProblem),
     Grouping(GroupingProblem),
+    /// A `deident._k_combine_partials` call whose aggregate is not a constant yet.
+    UnnamedCombination,
 }
 
 /// Why a call's person or value is refused.
@@ -109,6 +111,9 @@ pub unsafe extern "C-unwind" fn check_query(query: *mut pg_sys::Query) -> bool {
         Some(CallProblem::Bounds(problem)) => DeidentError::DpBounds(problem).report(),
         Some(CallProblem::Person(problem)) => DeidentError::DpPerson(problem).report(),
         Some(CallProblem::Grouping(problem)) => DeidentError::DpGrouping(problem).report(),
+        Some(CallProblem::UnnamedCombination) => {
+            DeidentError::PartialNotKAggregate(crate::aggregates::partial::COMBINE).report()
+        }
         None => ctx.found,
     }
 }
@@ -202,6 +207,11 @@ unsafe fn check_aggref(
         // coordinator's rewrite makes is in the plan, after this check)
         if dp_call(agg, true) && !is_dp_aggregate((*agg).aggfnoid) {
             return Err(CallProblem::Person(PersonProblem::WrittenCombination));
+        }
+        // one whose aggregate is not a constant yet could become dp_count's after this check
+        // (a function the planner folds): refused now, as its final function would refuse it
+        if crate::aggregates::partial::combines_unnamed(agg) {
+            return Err(CallProblem::UnnamedCombination);
         }
         let args = aggregate_args(agg);
         let person_arg = match dp_kind((*agg).aggfnoid) {
@@ -641,7 +651,15 @@ pub unsafe extern "C-unwind" fn keeps_sql_function_whole(func: pg_sys::Oid) -> b
         if !(form.prolang == SQL_LANGUAGE_ID && form.proretset) {
             return false;
         }
-        [(ANUM_PROSRC, "dp_"), (ANUM_PROSQLBODY, ":aggfnoid")].iter().any(|&(attnum, needle)| {
+        // (a combination of partial states too: its aggregate may be written as a number)
+        [
+            (ANUM_PROSRC, "dp_"),
+            (ANUM_PROSRC, "combine_partials"),
+            (ANUM_PROSRC, "coord_combine_agg"),
+            (ANUM_PROSQLBODY, ":aggfnoid"),
+        ]
+        .iter()
+        .any(|&(attnum, needle)| {
             let mut isnull = false;
             // SAFETY: a column of the syscache row `with_proc` holds; a text when not NULL.
             unsafe {

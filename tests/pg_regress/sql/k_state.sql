@@ -265,6 +265,25 @@ RESET ROLE;
 SELECT regress_error($$SELECT deident._k_combine_partials('deident.dp_count(text)'::regprocedure, s::cstring, NULL::bigint)
                         FROM (SELECT deident._k_partial('deident.dp_count(text)'::regprocedure, person || n)::text AS s
                                 FROM regress_ks, generate_series(1, 500) n WHERE person = 'p1') x$$);
+-- and so is one whose aggregate the planner would fold into dp_count's only after the check:
+-- a function (42809, as its final function refuses any aggregate that is not a constant), a
+-- parameter, or dp_count's oid as a number in the body of a set-returning SQL function (which
+-- is then planned, and checked, on its own instead of inlined)
+CREATE FUNCTION regress_ks_dp_oid() RETURNS oid LANGUAGE sql IMMUTABLE
+  AS $$ SELECT 'deident.dp_count(text)'::regprocedure::oid $$;
+SELECT regress_error($$SELECT deident._k_combine_partials(regress_ks_dp_oid(), d::cstring, NULL::bigint) FROM regress_ks_own.partials$$);
+PREPARE regress_ks_combine(oid) AS
+  SELECT deident._k_combine_partials($1, d::cstring, NULL::bigint) FROM regress_ks_own.partials;
+SELECT regress_error($$EXECUTE regress_ks_combine('deident.dp_count(text)'::regprocedure)$$);
+DEALLOCATE regress_ks_combine;
+DO $$
+BEGIN
+  EXECUTE format('CREATE FUNCTION regress_ks_combined() RETURNS SETOF bigint LANGUAGE sql AS %L',
+                 format('SELECT deident._k_combine_partials(%L::oid, d::cstring, NULL::bigint) FROM regress_ks_own.partials',
+                        'deident.dp_count(text)'::regprocedure::oid));
+END $$;
+SELECT regress_error($$SELECT * FROM regress_ks_combined()$$);
+DROP FUNCTION regress_ks_combined(), regress_ks_dp_oid();
 SET ROLE regress_ks_analyst;
 -- fail: an aggregate that is not a k-aggregate (a built-in one, dp_sum: not charged), no
 -- aggregate, a type argument that is not the aggregate's result type (the final function's
