@@ -75,6 +75,8 @@ pub enum DeidentError {
     /// A dp aggregate is finalized in a statement that was not charged (a parallel worker
     /// finalizing groups itself).
     DpUncharged,
+    /// A plan finalizes a dp aggregate call that the planner hook's checks did not see.
+    DpUnchecked,
     /// EXPLAIN ANALYZE of a statement with dp aggregates by a role the budget charges.
     DpExplainAnalyze,
     DpGrouping(crate::dp::grouping::GroupingProblem),
@@ -736,6 +738,12 @@ impl DeidentError {
                 Some("Each dp aggregate call is charged when its statement starts, from its plan, and counts every person in a bounded number of groups; a parallel worker finalizing groups itself, or a combination of Citus partial states that the plan does not show as dp_count's, would count them where no charge covers them.".to_string()),
                 Some("SET enable_partitionwise_aggregate = off; and run dp aggregates outside functions that parallel workers run.".to_string()),
             ),
+            DeidentError::DpUnchecked => (
+                ERRCODE_FEATURE_NOT_SUPPORTED,
+                "a dp aggregate call reached the plan without the checks of dp aggregate calls".to_string(),
+                Some("PostgreSQL inlines a set-returning SQL function's body, and the views it reads, after the checks of the statement that calls it; a dp aggregate there, or a combination of dp_count's partial states, was not checked.".to_string()),
+                Some("Call dp aggregates in the statement itself or in a view it reads, not through a set-returning SQL function.".to_string()),
+            ),
             DeidentError::DpExplainAnalyze => (
                 ERRCODE_INSUFFICIENT_PRIVILEGE,
                 "only superusers may run EXPLAIN ANALYZE on a statement with dp aggregates".to_string(),
@@ -961,6 +969,7 @@ mod tests {
             DeidentError::DpPerson(crate::dp::plan::PersonProblem::WorkerShard),
             DeidentError::DpPerson(crate::dp::plan::PersonProblem::WrittenCombination),
             DeidentError::DpUncharged,
+            DeidentError::DpUnchecked,
             DeidentError::DpExplainAnalyze,
             DeidentError::DpGrouping(crate::dp::grouping::GroupingProblem::GroupingSets),
             DeidentError::DpGrouping(crate::dp::grouping::GroupingProblem::OrderedAggregate),
@@ -1126,6 +1135,7 @@ mod tests {
                 ERRCODE_INVALID_PARAMETER_VALUE,
                 ERRCODE_INVALID_COLUMN_REFERENCE,
                 ERRCODE_INVALID_COLUMN_REFERENCE,
+                ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 ERRCODE_FEATURE_NOT_SUPPORTED,

@@ -406,7 +406,7 @@ unsafe extern "C-unwind" fn planner(
         // the k-aggregates' and dp_count's combination on a Citus coordinator, in the plan
         // Citus's planner made; then the dp aggregates' plan, dp_count's combination included
         if rewrite_combines && !stmt.is_null() {
-            crate::aggregates::partial::rewrite_coordinator_combines(stmt);
+            crate::aggregates::partial::rewrite_coordinator_combines(stmt, dp);
         }
         if dp && !stmt.is_null() {
             crate::dp::grouping::check_plan(stmt);

@@ -599,11 +599,16 @@ unsafe fn constant_oid(args: *mut pg_sys::List) -> Option<pg_sys::Oid> {
 /// constant k-aggregate of ours whose type argument is its result type, in Agg nodes that
 /// finalize (not partial aggregation), with no ORDER BY, DISTINCT or FILTER, and a transition
 /// state the planner does not share with another aggregate; the rest is left to Citus.
+/// `dp_checked`: the statement's dp aggregate calls passed their checks (src/dp/plan.rs), so
+/// that a combination of dp_count's states made here is marked as its checked call.
 ///
 /// # Safety
 /// `stmt` is a valid PlannedStmt just made.
 #[pg_guard]
-pub unsafe extern "C-unwind" fn rewrite_coordinator_combines(stmt: *mut pg_sys::PlannedStmt) {
+pub unsafe extern "C-unwind" fn rewrite_coordinator_combines(
+    stmt: *mut pg_sys::PlannedStmt,
+    dp_checked: bool,
+) {
     // SAFETY: per the contract; the Aggrefs are the plan's, changed in place.
     unsafe {
         // (the Agg node, each Aggref it evaluates), for Agg nodes over a Citus scan: a
@@ -669,6 +674,11 @@ pub unsafe extern "C-unwind" fn rewrite_coordinator_combines(stmt: *mut pg_sys::
             };
             (*a).aggfnoid = combine;
             (*a).aggtranstype = state;
+            // dp_count's combination is its call, which the statement's checks passed
+            // (src/dp/plan.rs, `CHECKED`; without them, the executor refuses it)
+            if dp_checked {
+                (*a).location = crate::dp::plan::CHECKED;
+            }
             depends_on(stmt, combine);
         }
     }

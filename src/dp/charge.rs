@@ -143,6 +143,25 @@ pub(crate) unsafe fn each_node(
 /// # Safety
 /// `agg` is a valid Agg node.
 pub(super) unsafe fn dp_calls(agg: *mut pg_sys::Agg) -> usize {
+    // SAFETY: per the contract.
+    unsafe { dp_aggrefs(agg).len() }
+}
+
+/// Does the Agg node finalize a dp aggregate call that the planner hook's checks did not
+/// mark (`plan::CHECKED`)?
+///
+/// # Safety
+/// `agg` is a valid Agg node.
+unsafe fn unchecked_dp_call(agg: *mut pg_sys::Agg) -> bool {
+    // SAFETY: per the contract.
+    unsafe { dp_aggrefs(agg).iter().any(|&a| (*a).location != plan::CHECKED) }
+}
+
+/// The dp aggregate calls an Agg node finalizes, each once.
+///
+/// # Safety
+/// `agg` is a valid Agg node.
+unsafe fn dp_aggrefs(agg: *mut pg_sys::Agg) -> Vec<*mut pg_sys::Aggref> {
     let mut found: Vec<*mut pg_sys::Aggref> = Vec::new();
     // SAFETY: per the contract; targetlist and qual are expression trees.
     unsafe {
@@ -157,7 +176,7 @@ pub(super) unsafe fn dp_calls(agg: *mut pg_sys::Agg) -> usize {
             }
         }
     }
-    found.len()
+    found
 }
 
 /// After the executor has started a statement whose plan may finalize aggregates: counts its
@@ -178,10 +197,12 @@ pub unsafe extern "C-unwind" fn after_start(query_desc: *mut pg_sys::QueryDesc, 
         let worker = crate::keycache::shared::in_parallel_worker();
         let mut calls = 0usize;
         let mut in_workers = false;
+        let mut unchecked = false;
         finalizing_aggs((*query_desc).plannedstmt, &mut |agg, parallel| {
             let n = dp_calls(agg);
             calls += n;
             in_workers |= parallel && n > 0;
+            unchecked |= n > 0 && unchecked_dp_call(agg);
             false
         });
         if calls == 0 {
@@ -196,6 +217,12 @@ pub unsafe extern "C-unwind" fn after_start(query_desc: *mut pg_sys::QueryDesc, 
         // the final function's error told which had rows).
         if in_workers || worker {
             DeidentError::DpUncharged.report();
+        }
+        // A dp call that reached the plan without the checks of its person, value and
+        // statement (plan.rs), such as one in a set-returning SQL function's body that
+        // PostgreSQL inlined after them: refused before anything is charged or read.
+        if unchecked {
+            DeidentError::DpUnchecked.report();
         }
         // An instrumented run (EXPLAIN ANALYZE, also of a prepared statement or a CREATE
         // TABLE AS; auto_explain with log_analyze) counts rows exactly: a scan's rows under a

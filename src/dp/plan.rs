@@ -38,6 +38,14 @@ pub unsafe fn worth_checking(query: *mut pg_sys::Query) -> bool {
     }
 }
 
+/// The mark of a dp aggregate call that passed these checks: its Aggref's `location`, which
+/// the parser sets to a byte offset or -1 and nothing at run time reads (only error cursors
+/// do), and which copies of the node keep. The executor refuses a plan that finalizes a dp
+/// call without it (charge.rs): one that reached the plan past the planner hook, such as the
+/// body of a set-returning SQL function that PostgreSQL inlines after the hook's check, with a
+/// view in it (a review counted 500 "persons" of one row that way).
+pub const CHECKED: i32 = -0x6470_6368;
+
 /// What is wrong with a dp aggregate call.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum CallProblem {
@@ -182,6 +190,7 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, ctx: *mut std::ffi::
                     Ok(Some(person)) => {
                         (*c).found = true;
                         (*c).persons.push(person);
+                        (*agg).location = CHECKED;
                     }
                     Ok(None) => {}
                 }

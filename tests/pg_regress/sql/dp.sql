@@ -138,7 +138,23 @@ SELECT * FROM regress_dp_srf2();
 CREATE OR REPLACE FUNCTION regress_dp_srf2() RETURNS SETOF bigint LANGUAGE sql STABLE
   AS $$ SELECT deident.dp_count(p.person || g::text) FROM regress_dp p, generate_series(1, 100) g WHERE false $$;
 SELECT * FROM regress_dp_srf2();
-DROP FUNCTION regress_dp_srf(), regress_dp_srf2(), regress_dp_ten(), regress_dp_vmax();
+-- fail (0A000 when the executor starts, nothing charged: a body that names no dp aggregate
+-- (nor "dp_") but reads a view that has one, which PostgreSQL inlines with the body after the
+-- checks; also as a BEGIN ATOMIC body. Every dp call the checks pass carries their mark into the
+-- plan, and the executor refuses a dp call without it; a review counted 493 "persons" of one
+-- row this way)
+CREATE VIEW regress_counts_v AS
+  SELECT deident.dp_count(p.person || g::text) AS c FROM regress_dp p, generate_series(1, 100) g WHERE false;
+SELECT * FROM regress_counts_v;
+CREATE FUNCTION regress_dp_srf3() RETURNS SETOF bigint LANGUAGE sql STABLE
+  AS $$ SELECT c FROM regress_counts_v $$;
+SELECT * FROM regress_dp_srf3();
+CREATE FUNCTION regress_dp_srf4() RETURNS SETOF bigint LANGUAGE sql STABLE
+  BEGIN ATOMIC SELECT c FROM regress_counts_v; END;
+SELECT * FROM regress_dp_srf4();
+DROP FUNCTION regress_dp_srf(), regress_dp_srf2(), regress_dp_srf3(), regress_dp_srf4(),
+  regress_dp_ten(), regress_dp_vmax();
+DROP VIEW regress_counts_v;
 -- OK: pg_deident's own functions and aggregates are known, as are built-in non-volatile ones
 SELECT deident.k_count_distinct(person) AS k_persons, deident.dp_count(person) IS NOT NULL AS answered
   FROM regress_dp WHERE person <> '';

@@ -283,7 +283,17 @@ BEGIN
                         'deident.dp_count(text)'::regprocedure::oid));
 END $$;
 SELECT regress_error($$SELECT * FROM regress_ks_combined()$$);
-DROP FUNCTION regress_ks_combined(), regress_ks_dp_oid();
+-- and one that PostgreSQL inlines after the checks (a set-returning SQL function whose body
+-- hides the aggregate's name and reads a view with the combination) is refused when the
+-- executor starts, before anything is charged: it carries no mark of the checks
+CREATE VIEW regress_ks_combining AS
+  SELECT deident._k_combine_partials('deident.dp_count(text)'::regprocedure, d::cstring, NULL::bigint) AS c
+    FROM regress_ks_own.partials;
+CREATE FUNCTION regress_ks_hidden() RETURNS SETOF bigint LANGUAGE sql STABLE
+  AS $$ SELECT c FROM regress_ks_combining $$;
+SELECT regress_error($$SELECT * FROM regress_ks_hidden()$$);
+DROP FUNCTION regress_ks_combined(), regress_ks_dp_oid(), regress_ks_hidden();
+DROP VIEW regress_ks_combining;
 SET ROLE regress_ks_analyst;
 -- fail: an aggregate that is not a k-aggregate (a built-in one, dp_sum: not charged), no
 -- aggregate, a type argument that is not the aggregate's result type (the final function's
