@@ -521,8 +521,7 @@ pub unsafe fn combined_by_us(aggref: *mut pg_sys::Aggref) -> Option<pg_sys::Oid>
     // SAFETY: per the contract.
     unsafe {
         let aggregate = three_argument_aggregate(aggref)?;
-        let ours = combine_partials_aggregate().is_some_and(|(o, _)| o == (*aggref).aggfnoid);
-        ours.then_some(aggregate)
+        is_combine_partials((*aggref).aggfnoid).then_some(aggregate)
     }
 }
 
@@ -538,8 +537,13 @@ pub unsafe fn combines_unnamed(aggref: *mut pg_sys::Aggref) -> bool {
     unsafe {
         list_len((*aggref).args) == 3
             && constant_oid((*aggref).args).is_none()
-            && combine_partials_aggregate().is_some_and(|(o, _)| o == (*aggref).aggfnoid)
+            && is_combine_partials((*aggref).aggfnoid)
     }
+}
+
+/// Is `aggfnoid` `deident._k_combine_partials`?
+fn is_combine_partials(aggfnoid: pg_sys::Oid) -> bool {
+    combine_partials_aggregate().is_some_and(|(o, _)| o == aggfnoid)
 }
 
 /// The aggregate whose partial states a call of Citus's `coord_combine_agg` combines: what

@@ -147,16 +147,6 @@ pub(super) unsafe fn dp_calls(agg: *mut pg_sys::Agg) -> usize {
     unsafe { dp_aggrefs(agg).len() }
 }
 
-/// Does the Agg node finalize a dp aggregate call that the planner hook's checks did not
-/// mark (`plan::CHECKED`)?
-///
-/// # Safety
-/// `agg` is a valid Agg node.
-unsafe fn unchecked_dp_call(agg: *mut pg_sys::Agg) -> bool {
-    // SAFETY: per the contract.
-    unsafe { dp_aggrefs(agg).iter().any(|&a| (*a).location != plan::CHECKED) }
-}
-
 /// The dp aggregate calls an Agg node finalizes, each once.
 ///
 /// # Safety
@@ -199,10 +189,11 @@ pub unsafe extern "C-unwind" fn after_start(query_desc: *mut pg_sys::QueryDesc, 
         let mut in_workers = false;
         let mut unchecked = false;
         finalizing_aggs((*query_desc).plannedstmt, &mut |agg, parallel| {
-            let n = dp_calls(agg);
-            calls += n;
-            in_workers |= parallel && n > 0;
-            unchecked |= n > 0 && unchecked_dp_call(agg);
+            let found = dp_aggrefs(agg);
+            calls += found.len();
+            in_workers |= parallel && !found.is_empty();
+            // a call the planner hook's checks did not mark (plan::CHECKED)
+            unchecked |= found.iter().any(|&a| (*a).location != plan::CHECKED);
             false
         });
         if calls == 0 {

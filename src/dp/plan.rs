@@ -142,23 +142,46 @@ unsafe fn reads_worker_shard(query: *mut pg_sys::Query) -> bool {
     if !catalog::citus_installed() || !catalog::citus_worker() {
         return false;
     }
+    // SAFETY: per the contract.
+    unsafe { reads_relation(query, &|rel| catalog::shard_of(rel) != catalog::ShardOf::Nothing) }
+}
+
+/// Does the statement read a relation for which `wanted` says yes, anywhere: its range
+/// tables, subqueries, CTEs, sublinks?
+///
+/// # Safety
+/// `query` is a valid Query.
+pub unsafe fn reads_relation(
+    query: *mut pg_sys::Query,
+    wanted: &dyn Fn(pg_sys::Oid) -> bool,
+) -> bool {
     // SAFETY: per the contract; the visitor reads the nodes it is handed.
     unsafe {
         walk_tree(query.cast(), true, &mut |n| {
-            let shard = (*n).type_ == pg_sys::NodeTag::T_Query
+            let found = (*n).type_ == pg_sys::NodeTag::T_Query
                 && list_ptrs::<pg_sys::RangeTblEntry>((*n.cast::<pg_sys::Query>()).rtable).any(
-                    |rte| {
-                        (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION
-                            && catalog::shard_of((*rte).relid) != catalog::ShardOf::Nothing
-                    },
+                    |rte| (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION && wanted((*rte).relid),
                 );
-            if shard {
+            if found {
                 Visit::Stop
             } else {
                 Visit::Continue
             }
         })
     }
+}
+
+/// Range-table entry `index` (1-based, as Vars and RangeTblRefs name them) of `query`.
+///
+/// # Safety
+/// `query` is a valid Query.
+unsafe fn range_table_entry(
+    query: *mut pg_sys::Query,
+    index: i32,
+) -> Option<*mut pg_sys::RangeTblEntry> {
+    let i = usize::try_from(index).ok()?.checked_sub(1)?;
+    // SAFETY: per the contract; rtable is a List of RangeTblEntry.
+    unsafe { list_ptrs::<pg_sys::RangeTblEntry>((*query).rtable).nth(i) }
 }
 
 #[pg_guard]
@@ -267,11 +290,7 @@ unsafe fn citus_limit(query: *mut pg_sys::Query, rel: i32) -> bool {
         if (*query).limitCount.is_null() && (*query).limitOffset.is_null() {
             return false;
         }
-        let rte = usize::try_from(rel)
-            .ok()
-            .and_then(|i| i.checked_sub(1))
-            .and_then(|i| list_ptrs::<pg_sys::RangeTblEntry>((*query).rtable).nth(i));
-        rte.is_some_and(|rte| catalog::citus_table((*rte).relid))
+        range_table_entry(query, rel).is_some_and(|rte| catalog::citus_table((*rte).relid))
     }
 }
 
@@ -334,8 +353,7 @@ unsafe fn person_relation(
             return None;
         }
         let varno = (*var).varno;
-        let rtes: Vec<*mut pg_sys::RangeTblEntry> = list_ptrs((*query).rtable).collect();
-        let rte = *rtes.get(usize::try_from(varno).ok()?.checked_sub(1)?)?;
+        let rte = range_table_entry(query, varno)?;
         if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION {
             return None;
         }

@@ -237,21 +237,8 @@ unsafe fn distinct_set_operation(query: *mut Query) -> bool {
 /// # Safety
 /// `query` is a valid Query.
 unsafe fn reads_citus_table(query: *mut Query) -> bool {
-    // SAFETY: per the contract; the visitor reads the nodes it is handed.
-    unsafe {
-        walk_tree(query.cast(), true, &mut |n| {
-            let citus = (*n).type_ == pg_sys::NodeTag::T_Query
-                && list_ptrs::<RangeTblEntry>((*n.cast::<Query>()).rtable).any(|rte| {
-                    (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION
-                        && catalog::citus_table((*rte).relid)
-                });
-            if citus {
-                Visit::Stop
-            } else {
-                Visit::Continue
-            }
-        })
-    }
+    // SAFETY: per the contract.
+    unsafe { crate::dp::plan::reads_relation(query, &catalog::citus_table) }
 }
 
 /// Citus's functions that run SQL on other nodes (or on this one) in new sessions of the
