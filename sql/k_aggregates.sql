@@ -8,7 +8,8 @@
 -- workers (they ship states as text through the type's I/O functions). Its input function
 -- accepts only states sealed by a key of this server's ring; it is STABLE (it depends on the
 -- ring), and so is the output function (a flattened state is sealed under another nonce each
--- time, which changes no answer).
+-- time, which changes no answer). It holds the states of two families: the k-aggregates'
+-- and dp_count's, and dp_sum's and dp_avg's (sql/dp.sql), told apart by their sealed kind.
 CREATE TYPE deident.k_state;
 CREATE FUNCTION deident._k_state_in(cstring) RETURNS deident.k_state
   LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_state_in';
@@ -19,7 +20,7 @@ CREATE TYPE deident.k_state (
   INPUT = deident._k_state_in, OUTPUT = deident._k_state_out,
   INTERNALLENGTH = VARIABLE, STORAGE = external);
 COMMENT ON TYPE deident.k_state IS
-  'partial state of the k-anonymity-checked aggregates: sealed whenever it leaves memory';
+  'partial state of the k-anonymity-checked and differentially private aggregates: sealed whenever it leaves memory';
 
 -- The transition functions, declared once per value and person type over one C function
 -- each, which learns the types from the call or, when a caller gives no call expression
@@ -129,6 +130,12 @@ CREATE AGGREGATE deident._k_partial(oid, "any") (SFUNC = deident._k_partial_tran
   STYPE = deident.k_state, FINALFUNC = deident._k_partial_final, PARALLEL = SAFE);
 CREATE AGGREGATE deident._k_partial(oid, "any", "any") (SFUNC = deident._k_partial_trans,
   STYPE = deident.k_state, FINALFUNC = deident._k_partial_final, PARALLEL = SAFE);
+-- dp_sum and dp_avg: value, person and the two bounds
+CREATE FUNCTION deident._k_partial_trans(deident.k_state, oid, "any", "any", "any", "any")
+  RETURNS deident.k_state LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_partial_trans';
+CREATE AGGREGATE deident._k_partial(oid, "any", "any", "any", "any") (
+  SFUNC = deident._k_partial_trans, STYPE = deident.k_state,
+  FINALFUNC = deident._k_partial_final, PARALLEL = SAFE);
 
 -- And Citus's coord_combine_agg for them on the coordinator (src/aggregates/partial.rs): in the
 -- plan Citus makes, coord_combine_agg(k-aggregate, partial state text, NULL::result type)

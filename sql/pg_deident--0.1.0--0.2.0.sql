@@ -104,7 +104,7 @@ CREATE TYPE deident.k_state (
   INPUT = deident._k_state_in, OUTPUT = deident._k_state_out,
   INTERNALLENGTH = VARIABLE, STORAGE = external);
 COMMENT ON TYPE deident.k_state IS
-  'partial state of the k-anonymity-checked aggregates: sealed whenever it leaves memory';
+  'partial state of the k-anonymity-checked and differentially private aggregates: sealed whenever it leaves memory';
 DO $$
 DECLARE
   person text;
@@ -234,6 +234,12 @@ CREATE AGGREGATE deident._k_partial(oid, "any") (SFUNC = deident._k_partial_tran
   STYPE = deident.k_state, FINALFUNC = deident._k_partial_final, PARALLEL = SAFE);
 CREATE AGGREGATE deident._k_partial(oid, "any", "any") (SFUNC = deident._k_partial_trans,
   STYPE = deident.k_state, FINALFUNC = deident._k_partial_final, PARALLEL = SAFE);
+-- dp_sum and dp_avg: value, person and the two bounds
+CREATE FUNCTION deident._k_partial_trans(deident.k_state, oid, "any", "any", "any", "any")
+  RETURNS deident.k_state LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_partial_trans';
+CREATE AGGREGATE deident._k_partial(oid, "any", "any", "any", "any") (
+  SFUNC = deident._k_partial_trans, STYPE = deident.k_state,
+  FINALFUNC = deident._k_partial_final, PARALLEL = SAFE);
 
 -- And Citus's coord_combine_agg for them on the coordinator (src/aggregates/partial.rs): in the
 -- plan Citus makes, coord_combine_agg(k-aggregate, partial state text, NULL::result type)
@@ -257,33 +263,29 @@ CREATE FUNCTION deident._privacy_budgets() RETURNS TABLE ("role" oid, "limit" do
 STRICT VOLATILE PARALLEL SAFE LANGUAGE c
 AS 'MODULE_PATHNAME', '_privacy_budgets_wrapper';
 -- The differentially private aggregates (src/dp/) and the privacy budget. Declared by hand,
--- as the k-aggregates are (pgrx issue 2351: a wrong deserialize signature for internal
--- states). dp_count runs k_count_distinct's transition and combine functions over
--- deident.k_state, so that Citus pushes it down as it does the k-aggregates (its groups are
--- admitted, noised and charged for on the coordinator: docs/citus.md); only its final function
--- differs.
-CREATE FUNCTION deident._dp_trans(internal, "any", "any", "any", "any") RETURNS internal
-  LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_trans';
-CREATE FUNCTION deident._dp_combine(internal, internal) RETURNS internal
+-- as the k-aggregates are. Their states are deident.k_state, so that Citus pushes them down
+-- as it does the k-aggregates (their groups are admitted, noised and charged for on the
+-- coordinator: docs/citus.md): dp_count runs k_count_distinct's transition and combine
+-- functions, and only its final function differs; dp_sum's and dp_avg's states, each
+-- person's total, are k_state's second family (sealed as kind 2: docs/sealed-states.md).
+CREATE FUNCTION deident._dp_trans(deident.k_state, "any", "any", "any", "any")
+  RETURNS deident.k_state LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_trans';
+CREATE FUNCTION deident._dp_combine(deident.k_state, deident.k_state) RETURNS deident.k_state
   LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_combine';
-CREATE FUNCTION deident._dp_serial(internal) RETURNS bytea
-  LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_serial';
-CREATE FUNCTION deident._dp_deserial(bytea, internal) RETURNS internal
-  LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_deserial';
 -- The final functions are not STRICT: a group with no contributing row is still evaluated,
 -- like any other (its statement was charged before it ran: src/dp/charge.rs). They are
 -- VOLATILE (noise), which keeps the planner from folding or reusing them.
 CREATE FUNCTION deident._dp_count_final(deident.k_state) RETURNS bigint
   LANGUAGE c VOLATILE PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_count_final';
-CREATE FUNCTION deident._dp_sum_int8_final(internal) RETURNS bigint
+CREATE FUNCTION deident._dp_sum_int8_final(deident.k_state) RETURNS bigint
   LANGUAGE c VOLATILE PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_sum_int8_final';
-CREATE FUNCTION deident._dp_sum_numeric_final(internal) RETURNS numeric
+CREATE FUNCTION deident._dp_sum_numeric_final(deident.k_state) RETURNS numeric
   LANGUAGE c VOLATILE PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_sum_numeric_final';
-CREATE FUNCTION deident._dp_sum_float8_final(internal) RETURNS double precision
+CREATE FUNCTION deident._dp_sum_float8_final(deident.k_state) RETURNS double precision
   LANGUAGE c VOLATILE PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_sum_float8_final';
-CREATE FUNCTION deident._dp_avg_numeric_final(internal) RETURNS numeric
+CREATE FUNCTION deident._dp_avg_numeric_final(deident.k_state) RETURNS numeric
   LANGUAGE c VOLATILE PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_avg_numeric_final';
-CREATE FUNCTION deident._dp_avg_float8_final(internal) RETURNS double precision
+CREATE FUNCTION deident._dp_avg_float8_final(deident.k_state) RETURNS double precision
   LANGUAGE c VOLATILE PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_dp_avg_float8_final';
 
 DO $$
@@ -314,8 +316,7 @@ DECLARE
   k_support text := 'SFUNC = deident._k_distinct_trans, COMBINEFUNC = deident._k_combine, '
                  || 'STYPE = deident.k_state';
   dp_support text := 'SFUNC = deident._dp_trans, COMBINEFUNC = deident._dp_combine, '
-                  || 'SERIALFUNC = deident._dp_serial, DESERIALFUNC = deident._dp_deserial, '
-                  || 'STYPE = internal';
+                  || 'STYPE = deident.k_state';
 BEGIN
   FOREACH person IN ARRAY ARRAY['text', 'uuid', 'bigint', 'integer'] LOOP
     EXECUTE pg_catalog.format('CREATE AGGREGATE deident.dp_count(%s) (%s, FINALFUNC = deident._dp_count_final, '

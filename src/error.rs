@@ -458,8 +458,8 @@ impl DeidentError {
             ),
             DeidentError::PartialNotKAggregate(function) => (
                 ERRCODE_WRONG_OBJECT_TYPE,
-                format!("deident.{function} works for pg_deident's k-aggregates only"),
-                Some("Its first argument must be a constant naming deident.k_count, k_count_distinct, k_sum, k_avg or dp_count, as Citus gives it.".to_string()),
+                format!("deident.{function} works for pg_deident's k- and dp aggregates only"),
+                Some("Its first argument must be a constant naming deident.k_count, k_count_distinct, k_sum, k_avg, dp_count, dp_sum or dp_avg, as Citus gives it.".to_string()),
                 None,
             ),
             DeidentError::PartialArgumentTypes(function) => (
@@ -706,9 +706,9 @@ impl DeidentError {
             ),
             DeidentError::DpPerson(crate::dp::plan::PersonProblem::WrittenCombination) => (
                 ERRCODE_FEATURE_NOT_SUPPORTED,
-                "dp_count's partial states are combined only in the plan Citus makes for dp_count".to_string(),
-                Some("A call of deident._k_combine_partials or coord_combine_agg of dp_count in a statement would count the persons of states made from anything (any expression as the person), which the rules on dp aggregate calls could not check.".to_string()),
-                Some("Call deident.dp_count itself; on Citus its partial states are combined on the coordinator.".to_string()),
+                "the dp aggregates' partial states are combined only in the plan Citus makes for the dp aggregate".to_string(),
+                Some("A call of deident._k_combine_partials or coord_combine_agg of dp_count, dp_sum or dp_avg in a statement would count the persons (and their values) of states made from anything (any expression as the person), which the rules on dp aggregate calls could not check.".to_string()),
+                Some("Call the dp aggregate itself; on Citus its partial states are combined on the coordinator.".to_string()),
             ),
             DeidentError::DpPerson(crate::dp::plan::PersonProblem::WorkerShard) => (
                 ERRCODE_FEATURE_NOT_SUPPORTED,

@@ -347,6 +347,16 @@ fn parts(sealed: &[u8], kind: Kind) -> Result<Parts<'_>, SealError> {
     Ok(Parts { header, id: &header[7..7 + id_len], salt, nonce: n, body, tag: t })
 }
 
+/// The kind that sealed bytes say they are (to open them as that family's state: the opening
+/// checks it again, bound to the key).
+pub fn kind_of(sealed: &[u8]) -> Kind {
+    if sealed.get(5) == Some(&(Kind::DpAggregate as u8)) {
+        Kind::DpAggregate
+    } else {
+        Kind::KAggregate
+    }
+}
+
 /// The id of the key that sealed these bytes (to find it in the ring), once the mark, version
 /// and kind are checked.
 pub fn key_id(sealed: &[u8], kind: Kind) -> Result<&[u8], SealError> {

@@ -28,6 +28,7 @@ use super::memory::{
 };
 use super::state::{KState, StateError};
 use super::support::state_error;
+use crate::dp::aggregates::DpGroup;
 use crate::error::{DeidentError, OrReport};
 use crate::fmgr::{self, pg_function_info_v1};
 use crate::seal::{self, Kind, SealError};
@@ -43,39 +44,139 @@ use crate::{guc, keycache};
 /// serial plans unchanged; docs/benchmarks.md). A larger alignment that doubled the chunk
 /// made a parallel k_sum slower, not faster.
 #[repr(C)]
-struct Expanded {
+struct Expanded<G> {
     header: pg_sys::ExpandedObjectHeader,
-    group: Group,
+    group: G,
 }
 
 /// A cache line of the processors we run on.
 const LINE: usize = 64;
 
-/// Our methods; their address also tells our objects from any other expanded object.
-static METHODS: pg_sys::ExpandedObjectMethods = pg_sys::ExpandedObjectMethods {
-    get_flat_size: Some(flat_size),
-    flatten_into: Some(flatten_into),
-};
+/// A family of states that a `deident.k_state` value holds: the k-aggregates' (and
+/// dp_count's), memory.rs `Group`, and dp_sum's and dp_avg's (each person's total),
+/// dp/aggregates.rs `DpGroup`. In memory the methods of an object tell its family (their
+/// address), sealed bytes their kind (seal.rs); each family's functions refuse the other's
+/// states. One SQL type for both keeps one set of Citus functions (`_k_partial`,
+/// `_k_combine_partials`: partial.rs) for every aggregate pushed down.
+pub trait Family: Sized {
+    /// The kind its sealed states carry.
+    const KIND: Kind;
+    /// Its objects' methods: a static, whose address marks them.
+    fn methods() -> &'static pg_sys::ExpandedObjectMethods;
+    /// A group opened from an encoding (its types unknown: only combined or finalized).
+    fn decode(encoding: &[u8], env: PgEnv) -> Result<Self, StateError>;
+    /// The encoding's length, and the framed plaintext's (seal.rs `frame`, padded so that the
+    /// number of persons of a group below k never shows).
+    fn framed_len(&mut self) -> (usize, usize);
+    /// Writes the encoding (`framed_len`'s first number of bytes).
+    fn encode(&self, out: &mut [u8]);
+    /// A copy in `env`'s memory.
+    fn copy_in(&self, env: PgEnv) -> Result<Self, StateError>;
+    /// Merges another partial state of the same aggregate in; a group opened from sealed bytes
+    /// learns the other's types.
+    fn merge(&mut self, other: &Self) -> Result<(), StateError>;
+}
+
+impl Family for Group {
+    const KIND: Kind = Kind::KAggregate;
+
+    fn methods() -> &'static pg_sys::ExpandedObjectMethods {
+        &K_METHODS
+    }
+
+    fn decode(encoding: &[u8], env: PgEnv) -> Result<Group, StateError> {
+        KState::decode(encoding, env)
+            .map(|state| Group::new(ValueType::None, PersonType::Unknown, state))
+    }
+
+    /// Padded as if the state held at least k person hashes (its cap, or the current k for
+    /// k_count_distinct's), to a power of two of at least 64 + 8k bytes. So the number of
+    /// persons of a group below k never shows in the length, whatever else the state holds (a
+    /// second review found that a fixed floor let it show once a numeric sum's digits filled
+    /// the floor); what can show is the size class of a numeric sum's positive and negative
+    /// parts (together past about 10^50 at k = 5), and, for k_count_distinct at or above k,
+    /// the size class of the person count.
+    fn framed_len(&mut self) -> (usize, usize) {
+        let state = &mut self.state;
+        let len = state.encoded_len().unwrap_or_else(|e| state_error(e));
+        let k = state.cap().max(guc::min_group_size()) as usize;
+        let as_if_k = len + 8 * k.saturating_sub(state.persons_kept());
+        (len, seal::padded_len(as_if_k, 64 + 8 * k))
+    }
+
+    fn encode(&self, out: &mut [u8]) {
+        self.state.encode(out)
+    }
+
+    fn copy_in(&self, env: PgEnv) -> Result<Group, StateError> {
+        Ok(Group::new(self.value, self.person, self.state.copy_in(env)?))
+    }
+
+    fn merge(&mut self, other: &Group) -> Result<(), StateError> {
+        self.state.merge(&other.state)?;
+        if self.person == PersonType::Unknown {
+            (self.value, self.person) = (other.value, other.person);
+        }
+        Ok(())
+    }
+}
+
+/// Defines a family's methods, whose address also tells its objects from any other expanded
+/// object's.
+macro_rules! methods {
+    ($methods:ident, $family:ty, $size:ident, $flatten:ident) => {
+        static $methods: pg_sys::ExpandedObjectMethods = pg_sys::ExpandedObjectMethods {
+            get_flat_size: Some($size),
+            flatten_into: Some($flatten),
+        };
+
+        /// `get_flat_size`: the varlena header, and the sealed, framed encoding.
+        #[pg_guard]
+        unsafe extern "C-unwind" fn $size(eoh: *mut pg_sys::ExpandedObjectHeader) -> pg_sys::Size {
+            // SAFETY: PostgreSQL calls the methods with the header of one of our objects.
+            unsafe { flat_size::<$family>(eoh) }
+        }
+
+        /// `flatten_into`: the state sealed after a varlena header.
+        #[pg_guard]
+        unsafe extern "C-unwind" fn $flatten(
+            eoh: *mut pg_sys::ExpandedObjectHeader,
+            result: *mut c_void,
+            allocated: pg_sys::Size,
+        ) {
+            // SAFETY: as above; `result` is `allocated` writable bytes.
+            unsafe { flatten_into::<$family>(eoh, result, allocated) }
+        }
+    };
+}
+methods!(K_METHODS, Group, k_flat_size, k_flatten_into);
+methods!(DP_METHODS, DpGroup, dp_flat_size, dp_flatten_into);
+
+/// The methods of dp_sum's and dp_avg's objects (their `Family` impl, dp/aggregates.rs).
+pub(crate) fn dp_methods() -> &'static pg_sys::ExpandedObjectMethods {
+    &DP_METHODS
+}
 
 /// postgres.h: a 1-byte-header external datum (VARATT_IS_1B_E, little-endian) whose tag
 /// (VARTAG_EXTERNAL) is an expanded pointer, read-only or read-write.
 const VARTAG_EXPANDED_RO: u8 = pg_sys::vartag_external::VARTAG_EXPANDED_RO as u8;
 const VARTAG_EXPANDED_RW: u8 = pg_sys::vartag_external::VARTAG_EXPANDED_RW as u8;
 
-/// What a k_state datum is.
-enum Datum<'a> {
-    /// One of our expanded objects, through a read-write pointer or not.
-    Object { object: &'a mut Expanded, read_write: bool },
+/// What a k_state datum is, for a family's functions.
+enum Datum<'a, G> {
+    /// One of the family's expanded objects, through a read-write pointer or not.
+    Object { object: &'a mut Expanded<G>, read_write: bool },
     /// Flat bytes, sealed (from the input function, a table, another process).
     Sealed(&'a [u8]),
 }
 
-/// Reads a non-NULL k_state datum.
+/// The header of the expanded object a k_state datum points at, and whether the pointer is
+/// read-write; None for flat bytes.
 ///
 /// # Safety
-/// `d` is a non-NULL datum of type deident.k_state, which lives through the caller's use.
+/// `d` is a non-NULL datum of type deident.k_state.
 #[inline(always)]
-unsafe fn classify<'a>(d: pg_sys::Datum) -> Datum<'a> {
+unsafe fn object_of(d: pg_sys::Datum) -> Option<(*mut pg_sys::ExpandedObjectHeader, bool)> {
     // SAFETY: a varlena datum: its first byte is readable, and a 1-byte external header is
     // followed by its tag and (for expanded pointers) a varatt_expanded (postgres.h).
     unsafe {
@@ -84,18 +185,32 @@ unsafe fn classify<'a>(d: pg_sys::Datum) -> Datum<'a> {
             let tag = p.add(1).read();
             if tag == VARTAG_EXPANDED_RW || tag == VARTAG_EXPANDED_RO {
                 let eoh = p.add(2).cast::<*mut pg_sys::ExpandedObjectHeader>().read_unaligned();
-                if !std::ptr::eq((*eoh).eoh_methods, &METHODS) {
-                    // A k_state value is made by our functions only; another type's expanded
-                    // object here would be a declaration gone wrong.
-                    DeidentError::NotOurState.report();
-                }
-                return Datum::Object {
-                    object: &mut *eoh.cast::<Expanded>(),
-                    read_write: tag == VARTAG_EXPANDED_RW,
-                };
+                return Some((eoh, tag == VARTAG_EXPANDED_RW));
             }
         }
-        Datum::Sealed(flat_bytes(p))
+        None
+    }
+}
+
+/// Reads a non-NULL k_state datum as a state of family `G`.
+///
+/// # Safety
+/// `d` is a non-NULL datum of type deident.k_state, which lives through the caller's use.
+#[inline(always)]
+unsafe fn classify<'a, G: Family>(d: pg_sys::Datum) -> Datum<'a, G> {
+    // SAFETY: per the contract.
+    unsafe {
+        match object_of(d) {
+            Some((eoh, read_write)) => {
+                if !std::ptr::eq((*eoh).eoh_methods, G::methods()) {
+                    // A k_state value is made by our functions only; another family's object
+                    // (or another type's) here is a declaration gone wrong.
+                    DeidentError::NotOurState.report();
+                }
+                Datum::Object { object: &mut *eoh.cast::<Expanded<G>>(), read_write }
+            }
+            None => Datum::Sealed(flat_bytes(d.cast_mut_ptr())),
+        }
     }
 }
 
@@ -209,18 +324,16 @@ pub unsafe fn combine_placement(fcinfo: pg_sys::FunctionCallInfo) -> Placement {
     }
 }
 
-/// A new object for a group's state (made by `make` in the object's memory), in the states'
-/// context under `parent`, or in a context of its own there.
+/// A new object for a group (made by `make` in the object's memory), in the states' context
+/// under `parent`, or in a context of its own there.
 ///
 /// # Safety
 /// `parent` is a valid memory context (the aggregate context, for a transition state).
-pub unsafe fn new_object<'a>(
+pub unsafe fn new_object<'a, G: Family>(
     parent: pg_sys::MemoryContext,
     placement: Placement,
-    value: ValueType,
-    person: PersonType,
-    make: impl FnOnce(PgEnv) -> KState<PgEnv>,
-) -> &'a mut Group {
+    make: impl FnOnce(PgEnv) -> G,
+) -> &'a mut G {
     // SAFETY: per the contract; the object lives in cx until cx is reset or deleted with its
     // parent, after the last call that uses the state. AllocSetContextCreateInternal makes a
     // context under `parent` (or raises an ERROR) and keeps the static name;
@@ -236,41 +349,37 @@ pub unsafe fn new_object<'a>(
                 8 * 1024,
             ),
         };
-        let state = make(PgEnv(cx));
+        let group = make(PgEnv(cx));
         // At a cache line's start: what a row reads of the header and of the group then lies
         // in the object's first two lines (`Expanded`), within the same 256-byte AllocSet
         // chunk (the test below).
-        let object = palloc_aligned(
-            cx,
-            Expanded { header: std::mem::zeroed(), group: Group::new(value, person, state) },
-            LINE,
-        );
-        pg_sys::EOH_init_header(&raw mut (*object).header, &METHODS, cx);
+        let object = palloc_aligned(cx, Expanded { header: std::mem::zeroed(), group }, LINE);
+        pg_sys::EOH_init_header(&raw mut (*object).header, G::methods(), cx);
         &mut (*object).group
     }
 }
 
 /// The read-write datum of the object holding `group` (made by `new_object`).
-pub fn rw_datum(group: &mut Group) -> pg_sys::Datum {
-    // SAFETY: every Group handed out as a transition state lives in an Expanded (new_object),
+pub fn rw_datum<G: Family>(group: &mut G) -> pg_sys::Datum {
+    // SAFETY: every group handed out as a transition state lives in an Expanded (new_object),
     // after the header; the header's rw pointer is the datum EOHPGetRWDatum gives.
     unsafe {
-        let object = (group as *mut Group)
+        let object = (group as *mut G)
             .cast::<u8>()
-            .sub(std::mem::offset_of!(Expanded, group))
-            .cast::<Expanded>();
+            .sub(std::mem::offset_of!(Expanded<G>, group))
+            .cast::<Expanded<G>>();
         pg_sys::Datum::from((*object).header.eoh_rw_ptr.as_mut_ptr())
     }
 }
 
-/// Opens sealed bytes: the state they hold, decoded into `env`.
-fn open(bytes: &[u8], env: PgEnv) -> KState<PgEnv> {
-    let id = seal::key_id(bytes, Kind::KAggregate).unwrap_or_else(|e| sealed_error(e));
+/// Opens sealed bytes: the group they hold, decoded into `env`.
+fn open<G: Family>(bytes: &[u8], env: PgEnv) -> G {
+    let id = seal::key_id(bytes, G::KIND).unwrap_or_else(|e| sealed_error(e));
     let key = keycache::seal_key(id).unwrap_or_else(|e| match e {
         DeidentError::UnknownKeyId { .. } => sealed_error(SealError::UnknownKey),
         e => e.report(),
     });
-    let len = seal::plain_len(bytes, Kind::KAggregate).unwrap_or_else(|e| sealed_error(e));
+    let len = seal::plain_len(bytes, G::KIND).unwrap_or_else(|e| sealed_error(e));
     // SAFETY: palloc0 of `len` bytes in env's context (or an ERROR), used as a slice while
     // it lives; wiped after decoding (the persons' hashes need not outlive the state).
     let plain = unsafe {
@@ -279,27 +388,13 @@ fn open(bytes: &[u8], env: PgEnv) -> KState<PgEnv> {
             len,
         )
     };
-    seal::open(&key, Kind::KAggregate, bytes, plain).unwrap_or_else(|e| sealed_error(e));
+    seal::open(&key, G::KIND, bytes, plain).unwrap_or_else(|e| sealed_error(e));
     let state = match seal::unframe(plain) {
-        Some(encoding) => KState::decode(encoding, env),
+        Some(encoding) => G::decode(encoding, env),
         None => Err(StateError::Malformed),
     };
     plain.fill(0);
     state.unwrap_or_else(|e| state_error(e))
-}
-
-/// The framed plaintext's length for a state (seal.rs, `frame`): padded as if the state held
-/// at least k person hashes (its cap, or the current k for k_count_distinct's), to a power of
-/// two of at least 64 + 8k bytes. So the number of persons of a group below k never shows in
-/// the length, whatever else the state holds (a second review found that a fixed floor let it
-/// show once a numeric sum's digits filled the floor); what can show is the size class of a
-/// numeric sum's positive and negative parts (together past about 10^50 at k = 5), and, for
-/// k_count_distinct at or above k, the size class of the person count.
-fn framed_len(state: &mut KState<PgEnv>) -> (usize, usize) {
-    let len = state.encoded_len().unwrap_or_else(|e| state_error(e));
-    let k = state.cap().max(guc::min_group_size()) as usize;
-    let as_if_k = len + 8 * k.saturating_sub(state.persons_kept());
-    (len, seal::padded_len(as_if_k, 64 + 8 * k))
 }
 
 /// The statement (and fork) count that names this process's sealing batch (`batch`).
@@ -349,20 +444,20 @@ fn sealed_error(e: SealError) -> ! {
 ///
 /// # Safety
 /// Argument `n` is a k_state or NULL.
-pub unsafe fn read_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<&'a mut Group> {
+pub unsafe fn read_arg<'a, G: Family>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    n: usize,
+) -> Option<&'a mut G> {
     // SAFETY: per the contract.
     unsafe {
         if fmgr::arg_is_null(fcinfo, n) {
             return None;
         }
-        match classify(fmgr::arg(fcinfo, n)) {
+        match classify::<G>(fmgr::arg(fcinfo, n)) {
             Datum::Object { object, .. } => Some(&mut object.group),
             Datum::Sealed(bytes) => {
                 let env = PgEnv(pg_sys::CurrentMemoryContext);
-                let state = open(bytes, env);
-                let g =
-                    palloc_value(env.0, Group::new(ValueType::None, PersonType::Unknown, state));
-                Some(&mut *g)
+                Some(&mut *palloc_value(env.0, open::<G>(bytes, env)))
             }
         }
     }
@@ -382,10 +477,10 @@ pub unsafe fn read_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option
 /// # Safety
 /// Argument 0 is a k_state or NULL.
 #[inline]
-pub unsafe fn update_arg<'a>(
+pub unsafe fn update_arg<'a, G: Family>(
     fcinfo: pg_sys::FunctionCallInfo,
     placement: Placement,
-) -> Option<&'a mut Group> {
+) -> Option<&'a mut G> {
     // SAFETY: per the contract.
     unsafe {
         if fmgr::arg_is_null(fcinfo, 0) {
@@ -404,11 +499,11 @@ pub unsafe fn update_arg<'a>(
 ///
 /// # Safety
 /// Argument `n` is a k_state or NULL.
-pub unsafe fn copy_arg<'a>(
+pub unsafe fn copy_arg<'a, G: Family>(
     fcinfo: pg_sys::FunctionCallInfo,
     n: usize,
     placement: Placement,
-) -> Option<&'a mut Group> {
+) -> Option<&'a mut G> {
     // SAFETY: per the contract.
     unsafe {
         if fmgr::arg_is_null(fcinfo, n) {
@@ -422,26 +517,20 @@ pub unsafe fn copy_arg<'a>(
 ///
 /// # Safety
 /// `fcinfo` is a support function's call info; `datum` is one of its arguments.
-unsafe fn copy_of<'a>(
+unsafe fn copy_of<'a, G: Family>(
     fcinfo: pg_sys::FunctionCallInfo,
-    datum: Datum<'_>,
+    datum: Datum<'_, G>,
     placement: Placement,
-) -> &'a mut Group {
+) -> &'a mut G {
     // SAFETY: per the contract.
     unsafe {
         let cx = agg_context(fcinfo);
         match datum {
             Datum::Object { object, .. } => {
                 let g = &object.group;
-                new_object(cx, placement, g.value, g.person, |env| {
-                    g.state.copy_in(env).unwrap_or_else(|e| state_error(e))
-                })
+                new_object(cx, placement, |env| g.copy_in(env).unwrap_or_else(|e| state_error(e)))
             }
-            Datum::Sealed(bytes) => {
-                new_object(cx, placement, ValueType::None, PersonType::Unknown, |env| {
-                    open(bytes, env)
-                })
-            }
+            Datum::Sealed(bytes) => new_object(cx, placement, |env| open::<G>(bytes, env)),
         }
     }
 }
@@ -451,12 +540,12 @@ unsafe fn copy_of<'a>(
 ///
 /// # Safety
 /// `d` is a transition value of one of the aggregates, or NULL.
-pub unsafe fn state_datum<'a>(d: pg_sys::Datum) -> Option<&'a mut Group> {
+pub unsafe fn state_datum<'a, G: Family>(d: pg_sys::Datum) -> Option<&'a mut G> {
     if d.is_null() {
         return None;
     }
     // SAFETY: per the contract.
-    match unsafe { classify(d) } {
+    match unsafe { classify::<G>(d) } {
         Datum::Object { object, .. } => Some(&mut object.group),
         Datum::Sealed(_) => DeidentError::NotOurState.report(),
     }
@@ -470,9 +559,9 @@ pub unsafe fn state_datum<'a>(d: pg_sys::Datum) -> Option<&'a mut Group> {
 /// `d` is a non-NULL k_state datum.
 pub unsafe fn identity(d: pg_sys::Datum) -> usize {
     // SAFETY: per the contract.
-    match unsafe { classify(d) } {
-        Datum::Object { object, .. } => std::ptr::from_mut(object) as usize,
-        Datum::Sealed(_) => d.value(),
+    match unsafe { object_of(d) } {
+        Some((eoh, _)) => eoh as usize,
+        None => d.value(),
     }
 }
 
@@ -485,9 +574,12 @@ pub unsafe fn sealed_copy(d: pg_sys::Datum) -> pg_sys::Datum {
     // SAFETY: per the contract; pg_detoast_datum flattens an expanded datum into a palloc'd
     // copy (detoast.c), through our flatten_into.
     unsafe {
-        match classify(d) {
-            Datum::Object { .. } => pg_sys::Datum::from(pg_sys::pg_detoast_datum(d.cast_mut_ptr())),
-            Datum::Sealed(bytes) => varlena_datum(bytes.len(), |out| out.copy_from_slice(bytes)),
+        match object_of(d) {
+            Some(_) => pg_sys::Datum::from(pg_sys::pg_detoast_datum(d.cast_mut_ptr())),
+            None => {
+                let bytes = flat_bytes(d.cast_mut_ptr());
+                varlena_datum(bytes.len(), |out| out.copy_from_slice(bytes))
+            }
         }
     }
 }
@@ -497,46 +589,50 @@ fn sealing_key() -> std::rc::Rc<seal::SealKey> {
     keycache::seal_key(b"").or_report()
 }
 
-/// A state's sealed size under `key`, with its encoding's length and its framed plaintext's.
-fn sealed_size(state: &mut KState<PgEnv>, key: &seal::SealKey) -> (usize, usize, usize) {
-    let (len, plain) = framed_len(state);
+/// A group's sealed size under `key`, with its encoding's length and its framed plaintext's.
+fn sealed_size<G: Family>(group: &mut G, key: &seal::SealKey) -> (usize, usize, usize) {
+    let (len, plain) = group.framed_len();
     (seal::sealed_len(key.id().len(), plain), len, plain)
 }
 
-/// Writes the state's framed encoding where the ciphertext goes in `out` and seals it there
+/// Writes the group's framed encoding where the ciphertext goes in `out` and seals it there
 /// (`out` is `sealed_size`'s first number of bytes, `len` and `plain` its others).
-fn seal_state(
-    state: &mut KState<PgEnv>,
+fn seal_state<G: Family>(
+    group: &G,
     key: &seal::SealKey,
     (len, plain): (usize, usize),
     out: &mut [u8],
 ) {
     let body = &mut out[seal::body_range(key.id().len(), plain)];
-    state.encode(&mut body[seal::FRAME..seal::FRAME + len]);
+    group.encode(&mut body[seal::FRAME..seal::FRAME + len]);
     seal::frame(body, len);
-    seal::seal_in_place(key, Kind::KAggregate, batch(), out).unwrap_or_else(|e| sealed_error(e));
+    seal::seal_in_place(key, G::KIND, batch(), out).unwrap_or_else(|e| sealed_error(e));
 }
 
-/// `get_flat_size`: the varlena header, and the sealed, framed encoding of the state.
-#[pg_guard]
-unsafe extern "C-unwind" fn flat_size(eoh: *mut pg_sys::ExpandedObjectHeader) -> pg_sys::Size {
-    // SAFETY: PostgreSQL calls the methods with the header of one of our objects.
-    let object = unsafe { &mut *eoh.cast::<Expanded>() };
-    pg_sys::VARHDRSZ + sealed_size(&mut object.group.state, &sealing_key()).0
+/// `get_flat_size`'s body: the varlena header, and the sealed, framed encoding of the state.
+///
+/// # Safety
+/// `eoh` is the header of one of family `G`'s objects.
+unsafe fn flat_size<G: Family>(eoh: *mut pg_sys::ExpandedObjectHeader) -> pg_sys::Size {
+    // SAFETY: per the contract.
+    let object = unsafe { &mut *eoh.cast::<Expanded<G>>() };
+    pg_sys::VARHDRSZ + sealed_size(&mut object.group, &sealing_key()).0
 }
 
-/// `flatten_into`: the state sealed (`seal_state`) after a varlena header.
-#[pg_guard]
-unsafe extern "C-unwind" fn flatten_into(
+/// `flatten_into`'s body: the state sealed (`seal_state`) after a varlena header.
+///
+/// # Safety
+/// As `flat_size`'s; `result` is `allocated` writable bytes, the size it returned.
+unsafe fn flatten_into<G: Family>(
     eoh: *mut pg_sys::ExpandedObjectHeader,
     result: *mut c_void,
     allocated: pg_sys::Size,
 ) {
-    // SAFETY: as above; `result` is `allocated` writable bytes, the size flat_size returned.
-    let object = unsafe { &mut *eoh.cast::<Expanded>() };
-    let state = &mut object.group.state;
+    // SAFETY: per the contract.
+    let object = unsafe { &mut *eoh.cast::<Expanded<G>>() };
+    let group = &mut object.group;
     let key = sealing_key();
-    let (sealed, len, plain) = sealed_size(state, &key);
+    let (sealed, len, plain) = sealed_size(group, &key);
     let size = pg_sys::VARHDRSZ + sealed;
     if size != allocated {
         // The ring cannot change between the two calls (one query keeps one ring), nor k (a
@@ -548,7 +644,7 @@ unsafe extern "C-unwind" fn flatten_into(
     unsafe {
         pgrx::varlena::set_varsize_4b(result.cast(), size as i32);
         let out = std::slice::from_raw_parts_mut(result.cast::<u8>().add(pg_sys::VARHDRSZ), sealed);
-        seal_state(state, &key, (len, plain), out);
+        seal_state(group, &key, (len, plain), out);
     }
 }
 
@@ -593,36 +689,33 @@ fn decode_text<'a>(text: &[u8]) -> (pg_sys::Datum, &'a [u8]) {
 ///
 /// # Safety
 /// `fcinfo` is a transition call inside an aggregate whose argument 0 is a k_state or NULL.
-pub unsafe fn combine_text(fcinfo: pg_sys::FunctionCallInfo, text: &[u8]) -> pg_sys::Datum {
+pub unsafe fn combine_text<G: Family>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    text: &[u8],
+) -> pg_sys::Datum {
     // SAFETY: per the contract.
     unsafe {
         let (_, bytes) = decode_text(text);
         let env = PgEnv(pg_sys::CurrentMemoryContext);
-        match update_arg(fcinfo, Placement::Shared) {
+        match update_arg::<G>(fcinfo, Placement::Shared) {
             Some(a) => {
-                let b = open(bytes, env);
-                if let Err(e) = a.state.merge(&b) {
+                let b = open::<G>(bytes, env);
+                if let Err(e) = a.merge(&b) {
                     state_error(e);
                 }
                 rw_datum(a)
             }
             None => {
                 let cx = agg_context(fcinfo);
-                let g = new_object(
-                    cx,
-                    Placement::Shared,
-                    ValueType::None,
-                    PersonType::Unknown,
-                    |env| open(bytes, env),
-                );
-                rw_datum(g)
+                rw_datum(new_object(cx, Placement::Shared, |env| open::<G>(bytes, env)))
             }
         }
     }
 }
 
 /// `_k_state_in(cstring) RETURNS deident.k_state`: base64 of sealed bytes, accepted only if
-/// a key of this ring sealed them and they decode; the value is the sealed bytes.
+/// a key of this ring sealed them and they decode as a state of the kind they name; the
+/// value is the sealed bytes.
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn deident_k_state_in(
@@ -633,10 +726,30 @@ pub unsafe extern "C-unwind" fn deident_k_state_in(
     let (value, bytes) = decode_text(text);
     // SAFETY: a plain read of the current context, which holds the check's scratch.
     let env = PgEnv(unsafe { pg_sys::CurrentMemoryContext });
-    let _ = open(bytes, env);
+    match seal::kind_of(bytes) {
+        Kind::KAggregate => drop(open::<Group>(bytes, env)),
+        Kind::DpAggregate => drop(open::<DpGroup>(bytes, env)),
+    }
     value
 }
 pg_function_info_v1!(pg_finfo_deident_k_state_in);
+
+/// A family's object sealed into scratch memory, and `write` given the bytes (ciphertext:
+/// nothing to wipe after).
+fn with_sealed<G: Family, R>(group: &mut G, write: impl FnOnce(&[u8]) -> R) -> R {
+    let key = sealing_key();
+    let (sealed, len, plain) = sealed_size(group, &key);
+    // SAFETY: palloc'd scratch of `sealed` bytes, all written by seal_state before they are
+    // read, freed after use.
+    unsafe {
+        let scratch = pg_sys::palloc(sealed).cast::<u8>();
+        let out = std::slice::from_raw_parts_mut(scratch, sealed);
+        seal_state(group, &key, (len, plain), out);
+        let result = write(out);
+        pg_sys::pfree(scratch.cast());
+        result
+    }
+}
 
 /// `_k_state_out(deident.k_state) RETURNS cstring`: the sealed bytes in base64 (an expanded
 /// state is sealed first, into scratch memory freed after).
@@ -646,8 +759,6 @@ pub unsafe extern "C-unwind" fn deident_k_state_out(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
     use base64::Engine;
-    // SAFETY: fmgr's call info of the strict output function; argument 0 is a k_state.
-    let datum = unsafe { classify(fmgr::arg(fcinfo, 0)) };
     let write = |sealed: &[u8]| {
         let n = base64::encoded_len(sealed.len(), true)
             .unwrap_or_else(|| pgrx::error!("pg_deident: a sealed state too large for text"));
@@ -665,22 +776,19 @@ pub unsafe extern "C-unwind" fn deident_k_state_out(
             pg_sys::Datum::from(out)
         }
     };
-    match datum {
-        Datum::Sealed(bytes) => write(bytes),
-        Datum::Object { object, .. } => {
-            let state = &mut object.group.state;
-            let key = sealing_key();
-            let (sealed, len, plain) = sealed_size(state, &key);
-            // SAFETY: palloc'd scratch of `sealed` bytes, all written by seal_state before
-            // they are read, freed after use (ciphertext: nothing to wipe).
-            unsafe {
-                let scratch = pg_sys::palloc(sealed).cast::<u8>();
-                let out = std::slice::from_raw_parts_mut(scratch, sealed);
-                seal_state(state, &key, (len, plain), out);
-                let text = write(out);
-                pg_sys::pfree(scratch.cast());
-                text
+    // SAFETY: fmgr's call info of the strict output function; argument 0 is a k_state, an
+    // object of either family (told by its methods) or flat sealed bytes.
+    unsafe {
+        let d = fmgr::arg(fcinfo, 0);
+        match object_of(d) {
+            None => write(flat_bytes(d.cast_mut_ptr())),
+            Some((eoh, _)) if std::ptr::eq((*eoh).eoh_methods, dp_methods()) => {
+                with_sealed(&mut (*eoh.cast::<Expanded<DpGroup>>()).group, write)
             }
+            Some(_) => match classify::<Group>(d) {
+                Datum::Object { object, .. } => with_sealed(&mut object.group, write),
+                Datum::Sealed(bytes) => write(bytes),
+            },
         }
     }
 }
@@ -694,16 +802,16 @@ mod tests {
     fn a_state_fits_the_chunk_the_group_alone_took() {
         // new_object asks palloc_aligned for size + LINE - 1 bytes; AllocSet rounds small
         // requests up to a power of two: 256 bytes, as for the group without the header
-        const { assert!(std::mem::size_of::<Expanded>() + LINE - 1 <= 256) };
-        assert_eq!(std::mem::align_of::<Expanded>(), 8);
+        const { assert!(std::mem::size_of::<Expanded<Group>>() + LINE - 1 <= 256) };
+        assert_eq!(std::mem::align_of::<Expanded<Group>>(), 8);
     }
 
     #[test]
     fn what_a_row_reads_is_in_the_first_two_cache_lines() {
         use std::mem::offset_of;
-        assert_eq!(offset_of!(Expanded, header), 0);
-        let state = offset_of!(Expanded, group) + offset_of!(Group, state);
-        assert_eq!(offset_of!(Expanded, group), 48);
+        assert_eq!(offset_of!(Expanded<Group>, header), 0);
+        let state = offset_of!(Expanded<Group>, group) + offset_of!(Group, state);
+        assert_eq!(offset_of!(Expanded<Group>, group), 48);
         assert_eq!(state, 56);
         // the accumulator's tag and first 16 bytes (an integer or double sum) end the second
         assert!(state + offset_of!(KState<PgEnv>, acc) + 24 <= 2 * LINE);

@@ -27,7 +27,7 @@ unsafe fn answered<'a>(fcinfo: pg_sys::FunctionCallInfo) -> Option<&'a mut KStat
     // is not answered outside one.
     let g = unsafe {
         agg_context(fcinfo);
-        read_arg(fcinfo, 0)
+        read_arg::<super::memory::Group>(fcinfo, 0)
     }?;
     let k = guc::min_group_size();
     g.state.meets(k).unwrap_or_else(|e| state_error(e)).then_some(&mut g.state)

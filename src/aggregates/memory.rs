@@ -19,7 +19,6 @@ use pgrx::pg_sys;
 use super::buf::Env;
 use super::state::{KState, StateError};
 use crate::error::DeidentError;
-use crate::fmgr;
 
 /// A memory context as the environment of a state (buf.rs).
 #[derive(Clone, Copy)]
@@ -155,47 +154,6 @@ pub unsafe fn palloc_aligned<T>(cx: pg_sys::MemoryContext, value: T, align: usiz
         let p = raw.add(skip).cast::<T>();
         p.write(value);
         p
-    }
-}
-
-/// Argument `n` as a state of type `T` that starts with the mark `magic` (a `#[repr(C)]`
-/// struct whose first field is a u64), None when NULL; another mark is `NotOurState`.
-///
-/// # Safety
-/// Argument `n` is an `internal` (a pointer to at least 8 readable bytes) or NULL, and every
-/// pointer carrying `magic` points at a `T`.
-pub unsafe fn marked_arg<'a, T>(
-    fcinfo: pg_sys::FunctionCallInfo,
-    n: usize,
-    magic: u64,
-) -> Option<&'a mut T> {
-    // SAFETY: per the contract.
-    unsafe {
-        if fmgr::arg_is_null(fcinfo, n) {
-            return None;
-        }
-        marked_datum(fmgr::arg(fcinfo, n), magic)
-    }
-}
-
-/// A non-NULL `internal` datum as a state of type `T` that starts with the mark `magic`, as
-/// `marked_arg`; None for a NULL pointer.
-///
-/// # Safety
-/// `d` points to at least 8 readable bytes or is NULL, and every pointer carrying `magic`
-/// points at a `T`.
-pub unsafe fn marked_datum<'a, T>(d: pg_sys::Datum, magic: u64) -> Option<&'a mut T> {
-    // SAFETY: per the contract; the mark is read through a u64 pointer before the memory is
-    // taken for a T.
-    unsafe {
-        let p = d.cast_mut_ptr::<u64>();
-        if p.is_null() {
-            return None;
-        }
-        if p.read() != magic {
-            DeidentError::NotOurState.report();
-        }
-        p.cast::<T>().as_mut()
     }
 }
 

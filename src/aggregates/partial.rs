@@ -27,15 +27,18 @@
 use pgrx::pg_guard;
 use pgrx::pg_sys;
 
+use super::expanded::combine_text;
 use super::memory::agg_context;
 use crate::dp::plan::{walk_tree, Visit};
 use crate::enforcement::catalog;
 use crate::enforcement::list_ptrs;
 use crate::error::DeidentError;
 use crate::fmgr::{self, pg_function_info_v1};
+use crate::seal::Kind;
 
-/// The most arguments a k-aggregate takes (k_sum, k_avg: value and person).
-const MAX_ARGS: usize = 2;
+/// The most arguments an aggregate pushed down takes (dp_sum, dp_avg: value, person and
+/// bounds).
+const MAX_ARGS: usize = 4;
 
 /// What a `_k_partial` call site keeps between rows (fn_extra of its FmgrInfo).
 struct Site {
@@ -108,7 +111,7 @@ unsafe fn site_for(fcinfo: pg_sys::FunctionCallInfo, aggregate: pg_sys::Oid) -> 
     // SAFETY: per the contract; syscache reads, and allocations in fn_mcxt.
     unsafe {
         let flinfo = (*fcinfo).flinfo;
-        let Some((transfn, nargs)) = k_aggregate(aggregate) else {
+        let Some((transfn, nargs, _)) = k_aggregate(aggregate) else {
             DeidentError::PartialNotKAggregate("_k_partial").report()
         };
         // the aggregate's argument types, against the call's (after the aggregate's oid)
@@ -130,6 +133,7 @@ unsafe fn site_for(fcinfo: pg_sys::FunctionCallInfo, aggregate: pg_sys::Oid) -> 
         let finfo = pg_sys::MemoryContextAllocZero(cx, std::mem::size_of::<pg_sys::FmgrInfo>())
             .cast::<pg_sys::FmgrInfo>();
         pg_sys::fmgr_info_cxt(transfn, finfo, cx);
+        (*finfo).fn_expr = transition_expr(flinfo, transfn, cx);
         if (*finfo).fn_strict {
             // ours are not strict; a strict one would need nodeAgg's NULL rules here
             DeidentError::PartialNotKAggregate("_k_partial").report();
@@ -142,6 +146,46 @@ unsafe fn site_for(fcinfo: pg_sys::FunctionCallInfo, aggregate: pg_sys::Oid) -> 
         (*call).nargs = (1 + nargs) as i16;
         let body = super::support::transition_body((*finfo).fn_addr);
         Site { aggregate, nargs, call, body }
+    }
+}
+
+/// The call expression the aggregate's transition function gets: `_k_partial_trans`'s own
+/// (nodeAgg builds one: the state, the aggregate's oid, the arguments) without the oid, so
+/// that the function learns its argument types as when the aggregate runs itself (dp_sum's
+/// and dp_avg's, declared over "any", need them). NULL when the call has none.
+///
+/// # Safety
+/// `flinfo` is the FmgrInfo of a `_k_partial_trans` call; `cx` its memory context.
+unsafe fn transition_expr(
+    flinfo: *mut pg_sys::FmgrInfo,
+    transfn: pg_sys::Oid,
+    cx: pg_sys::MemoryContext,
+) -> *mut pg_sys::Node {
+    // SAFETY: per the contract; the list and node are made in cx, which outlives the site.
+    unsafe {
+        let expr = (*flinfo).fn_expr;
+        if expr.is_null() || (*expr).type_ != pg_sys::NodeTag::T_FuncExpr {
+            return std::ptr::null_mut();
+        }
+        let old = pg_sys::MemoryContextSwitchTo(cx);
+        let mut args: *mut pg_sys::List = std::ptr::null_mut();
+        for (i, arg) in
+            list_ptrs::<pg_sys::Node>((*expr.cast::<pg_sys::FuncExpr>()).args).enumerate()
+        {
+            if i != 1 {
+                args = pg_sys::lappend(args, arg.cast());
+            }
+        }
+        let call = pg_sys::makeFuncExpr(
+            transfn,
+            pg_sys::get_func_rettype(transfn),
+            args,
+            pg_sys::InvalidOid,
+            pg_sys::InvalidOid,
+            pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
+        );
+        pg_sys::MemoryContextSwitchTo(old);
+        call.cast()
     }
 }
 
@@ -203,7 +247,7 @@ unsafe fn rewrite_call(a: *mut pg_sys::Aggref) {
         let [first, second] = entries[..] else { return };
         // 'deident.k_sum(integer,text)'::regprocedure, relabelled as oid
         let Some(aggregate) = constant_oid((*a).args) else { return };
-        let Some((_, nargs)) = k_aggregate(aggregate) else { return };
+        let Some((_, nargs, _)) = k_aggregate(aggregate) else { return };
         // Citus passes one argument as it is, several as a ROW (aggregate_utils.c)
         let arg = (*second).expr.cast::<pg_sys::Node>();
         let args: Vec<*mut pg_sys::Expr> = if nargs == 1 {
@@ -278,10 +322,11 @@ fn k_state_type() -> pg_sys::Oid {
     }
 }
 
-/// `aggregate`'s transition function and number of arguments if it is one of pg_deident's
-/// k-aggregates: a plain aggregate of pg_deident's schema over deident.k_state, of one or two
-/// arguments, whose transition function is a C function of that schema.
-fn k_aggregate(aggregate: pg_sys::Oid) -> Option<(pg_sys::Oid, usize)> {
+/// `aggregate`'s transition function, number of arguments and family of states if it is one
+/// of pg_deident's aggregates over deident.k_state: a plain aggregate of pg_deident's schema
+/// over that type, named in `K_AGGREGATES`, of one to four arguments, whose transition
+/// function is a C function of that schema.
+fn k_aggregate(aggregate: pg_sys::Oid) -> Option<(pg_sys::Oid, usize, Kind)> {
     use catalog::{AGG_KIND, AGG_NUM_DIRECT_ARGS, AGG_TRANSFN, AGG_TRANSTYPE};
     let columns = catalog::aggregate_columns(
         aggregate,
@@ -303,19 +348,29 @@ fn k_aggregate(aggregate: pg_sys::Oid) -> Option<(pg_sys::Oid, usize)> {
     let transfn = oid(transfn?);
     catalog::our_function_name(transfn)?;
     // by name too: deident._k_partial(oid, "any") passes every test above (a review)
-    let (named, nargs) = catalog::with_proc(aggregate, |form, _| {
+    let (family, nargs) = catalog::with_proc(aggregate, |form, _| {
         // SAFETY: proname is a NUL-terminated NameData.
         let name = unsafe { std::ffi::CStr::from_ptr(form.proname.data.as_ptr()) };
-        (K_AGGREGATES.contains(&name), form.pronargs as usize)
+        let family = K_AGGREGATES.iter().find(|(n, _)| *n == name).map(|&(_, f)| f);
+        (family, form.pronargs as usize)
     })?;
-    (named && (1..=MAX_ARGS).contains(&nargs)).then_some((transfn, nargs))
+    let family = family?;
+    (1..=MAX_ARGS).contains(&nargs).then_some((transfn, nargs, family))
 }
 
-/// The k-aggregates' names, and dp_count's, which runs k_count_distinct's transition and
-/// combine functions over `k_state` (its final function, where its groups are admitted, noised
-/// and charged for, runs on the coordinator: src/dp/).
-const K_AGGREGATES: [&std::ffi::CStr; 5] =
-    [c"k_count", c"k_count_distinct", c"k_sum", c"k_avg", c"dp_count"];
+/// The aggregates over `k_state` and the family of their states: the k-aggregates, dp_count
+/// (k_count_distinct's transition and combine functions), and dp_sum and dp_avg (each
+/// person's total). The dp aggregates' final functions, where their groups are admitted,
+/// noised and charged for, run on the coordinator (src/dp/).
+const K_AGGREGATES: [(&std::ffi::CStr, Kind); 7] = [
+    (c"k_count", Kind::KAggregate),
+    (c"k_count_distinct", Kind::KAggregate),
+    (c"k_sum", Kind::KAggregate),
+    (c"k_avg", Kind::KAggregate),
+    (c"dp_count", Kind::KAggregate),
+    (c"dp_sum", Kind::DpAggregate),
+    (c"dp_avg", Kind::DpAggregate),
+];
 
 /// `deident._k_partial(oid, "any" × nargs)`.
 fn partial_aggregate(nargs: usize) -> Option<pg_sys::Oid> {
@@ -346,6 +401,7 @@ pub const COMBINE: &str = "_k_combine_partials";
 /// What a `_k_combine_partials` call site keeps (fn_extra of its transition's FmgrInfo).
 struct CombineSite {
     aggregate: pg_sys::Oid,
+    family: Kind,
 }
 
 /// `_k_combine_partials_trans(k_state, aggregate oid, cstring, anyelement)`: the partial
@@ -364,8 +420,8 @@ pub unsafe extern "C-unwind" fn deident_k_combine_partials_trans(
         // (inside an aggregate, not a window: checked when the site is made)
         let Some(site) = fmgr::call_site(fcinfo, || {
             agg_context(fcinfo);
-            check_combined(fcinfo, aggregate, 3);
-            CombineSite { aggregate }
+            let family = check_combined(fcinfo, aggregate, 3);
+            CombineSite { aggregate, family }
         }) else {
             DeidentError::OutsideAggregate.report()
         };
@@ -381,7 +437,10 @@ pub unsafe extern "C-unwind" fn deident_k_combine_partials_trans(
             };
         }
         let text = std::ffi::CStr::from_ptr(fmgr::arg(fcinfo, 2).cast_mut_ptr()).to_bytes();
-        super::expanded::combine_text(fcinfo, text)
+        match site.family {
+            Kind::KAggregate => combine_text::<super::memory::Group>(fcinfo, text),
+            Kind::DpAggregate => combine_text::<crate::dp::aggregates::DpGroup>(fcinfo, text),
+        }
     }
 }
 pg_function_info_v1!(pg_finfo_deident_k_combine_partials_trans);
@@ -411,17 +470,18 @@ unsafe fn check_combined(
     fcinfo: pg_sys::FunctionCallInfo,
     aggregate: pg_sys::Oid,
     result_arg: i32,
-) {
+) -> Kind {
     // SAFETY: per the contract; syscache reads.
     unsafe {
-        if k_aggregate(aggregate).is_none() {
-            DeidentError::PartialNotKAggregate(COMBINE).report();
-        }
+        let Some((_, _, family)) = k_aggregate(aggregate) else {
+            DeidentError::PartialNotKAggregate(COMBINE).report()
+        };
         let result = pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, result_arg);
         if result == pg_sys::InvalidOid || result != pg_sys::get_func_rettype(aggregate) {
             DeidentError::PartialArgumentTypes(COMBINE).report();
         }
         may_execute(aggregate);
+        family
     }
 }
 

@@ -10,7 +10,8 @@ use pgrx::pg_guard;
 use pgrx::pg_sys::{self, BuiltinOid};
 
 use super::expanded::{
-    combine_placement, copy_arg, new_object, read_arg, rw_datum, sealed_copy, update_arg, Placement,
+    combine_placement, copy_arg, new_object, read_arg, rw_datum, sealed_copy, update_arg, Family,
+    Placement,
 };
 use super::memory::{agg_context, Group, PersonType, PgEnv, ValueType};
 use super::numeric;
@@ -84,7 +85,7 @@ unsafe fn group_for<'a>(
     // reset or deleted, after the last call that uses it.
     // (Transition states stay in the shared context also under Citus's worker_partial_agg,
     // whose final step is the type's output function, ours.)
-    let existing = match unsafe { update_arg(fcinfo, Placement::Shared) } {
+    let existing = match unsafe { update_arg::<Group>(fcinfo, Placement::Shared) } {
         Some(g) if g.person != PersonType::Unknown => return g,
         existing => existing,
     };
@@ -113,8 +114,8 @@ unsafe fn group_for<'a>(
         }
         // SAFETY: cx is the aggregate context.
         None => unsafe {
-            new_object(cx, Placement::Shared, value, person, |env| {
-                KState::new(acc(value, env), guc::min_group_size(), env)
+            new_object(cx, Placement::Shared, |env| {
+                Group::new(value, person, KState::new(acc(value, env), guc::min_group_size(), env))
             })
         },
     }
@@ -153,7 +154,7 @@ pub(crate) unsafe fn person_of(
 unsafe fn state_unchanged(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     // SAFETY: per the contract; argument 0 is the transition state.
     unsafe {
-        match update_arg(fcinfo, Placement::Shared) {
+        match update_arg::<Group>(fcinfo, Placement::Shared) {
             Some(g) => rw_datum(g),
             None => {
                 let _ = agg_context(fcinfo);
@@ -289,40 +290,46 @@ pub unsafe extern "C-unwind" fn deident_k_distinct_trans(
 }
 pg_function_info_v1!(pg_finfo_deident_k_distinct_trans);
 
-/// `_k_combine(k_state, k_state)`: merges the second state into the first. A missing first
-/// state is made anew from the second, in the aggregate context (sealed bytes are opened
-/// straight into it); otherwise the second is only read (sealed bytes are opened into the
-/// current, per-tuple, memory context).
+/// `_k_combine(k_state, k_state)`: merges the second state into the first (`combine`).
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn deident_k_combine(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
     // SAFETY: fmgr's call info of the combine function declared in SQL.
+    unsafe { combine::<Group>(fcinfo) }
+}
+pg_function_info_v1!(pg_finfo_deident_k_combine);
+
+/// A combine function of family `G`: merges the second state into the first. A missing first
+/// state is made anew from the second, in the aggregate context (sealed bytes are opened
+/// straight into it); otherwise the second is only read (sealed bytes are opened into the
+/// current, per-tuple, memory context).
+///
+/// # Safety
+/// `fcinfo` is the call info of a combine function over family `G`'s states.
+pub(crate) unsafe fn combine<G: Family>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: per the contract.
     unsafe {
         let _ = agg_context(fcinfo);
         let placement = combine_placement(fcinfo);
-        match update_arg(fcinfo, placement) {
+        match update_arg::<G>(fcinfo, placement) {
             Some(a) => {
-                if let Some(b) = read_arg(fcinfo, 1) {
-                    if let Err(e) = a.state.merge(&b.state) {
+                if let Some(b) = read_arg::<G>(fcinfo, 1) {
+                    if let Err(e) = a.merge(b) {
                         state_error(e);
-                    }
-                    if a.person == PersonType::Unknown {
-                        (a.value, a.person) = (b.value, b.person);
                     }
                 }
                 rw_datum(a)
             }
             // the first state of a group: the second, copied (or opened) into a new object
-            None => match copy_arg(fcinfo, 1, placement) {
+            None => match copy_arg::<G>(fcinfo, 1, placement) {
                 Some(b) => rw_datum(b),
                 None => fmgr::return_null(fcinfo),
             },
         }
     }
 }
-pg_function_info_v1!(pg_finfo_deident_k_combine);
 
 /// `_k_serial(internal) RETURNS bytea`, for the aggregates that keep the state as `internal`
 /// (0.1.0's k-aggregates, until the extension is updated): the state flattened,

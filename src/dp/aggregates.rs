@@ -1,8 +1,10 @@
-//! dp_count, dp_sum and dp_avg in the server: transition, combine, serialize, deserialize and
-//! final functions, declared in sql/dp.sql.
+//! dp_count, dp_sum and dp_avg in the server: transition, combine and final functions,
+//! declared in sql/dp.sql.
 //!
 //! dp_count shares k_count_distinct's state and support functions (the distinct persons are
-//! all it needs); dp_sum and dp_avg keep each person's total (state.rs). The final functions
+//! all it needs); dp_sum and dp_avg keep each person's total (state.rs), in a `deident.k_state`
+//! of their own family (aggregates/expanded.rs: an expanded object between rows, sealed as
+//! kind 2 when flattened), so that Citus pushes them down too (docs/citus.md). The final functions
 //! take the terms their statement was charged for before it ran (charge.rs), leave out the
 //! persons who do not count in the group (admission.rs), decide release (release.rs), then noise
 //! (noise.rs), with randomness from the operating system.
@@ -17,52 +19,68 @@ use super::charge;
 use super::noise::{self, OsRandom};
 use super::release::{self, Params, ReleaseError};
 use super::state::{self, Bounds, BoundsError, DpState};
-use crate::aggregates::expanded;
-use crate::aggregates::memory::{self, agg_context, palloc_value, PersonType, PgEnv, ValueType};
+use crate::aggregates::expanded::{self, new_object, rw_datum, update_arg, Family, Placement};
+use crate::aggregates::memory::{agg_context, Group, PersonType, PgEnv, ValueType};
 use crate::aggregates::numeric;
-use crate::aggregates::support::{person_of, person_type, state_error, value_type};
+use crate::aggregates::state::StateError;
+use crate::aggregates::support::{self, person_of, person_type, state_error, value_type};
 use crate::error::{DeidentError, OrReport};
 use crate::fmgr::{self, pg_function_info_v1};
+use crate::seal::{self, Kind};
 use crate::{guc, preload};
 
-/// "deidentD": the first word of every dp_sum / dp_avg state. A superuser can declare an
-/// aggregate that hands our functions another extension's `internal` state (PostgreSQL allows
-/// internal transition types to superusers only, since wrong pairings can crash the server:
-/// aggregatecmds.c, `DefineAggregate`); the mark turns that into an ERROR.
-const MAGIC: u64 = u64::from_le_bytes(*b"deidentD");
-
-#[repr(C)]
+/// dp_sum's and dp_avg's group: the types learnt on its first row (None and Unknown in a
+/// state opened from sealed bytes, which is only combined or finalized) and the persons'
+/// totals. It lives in an expanded object (aggregates/expanded.rs), whose methods mark it.
 pub struct DpGroup {
-    magic: u64,
     value: ValueType,
     person: PersonType,
     state: DpState<PgEnv>,
+}
+
+impl Family for DpGroup {
+    const KIND: Kind = Kind::DpAggregate;
+
+    fn methods() -> &'static pg_sys::ExpandedObjectMethods {
+        expanded::dp_methods()
+    }
+
+    fn decode(encoding: &[u8], env: PgEnv) -> Result<DpGroup, StateError> {
+        let state = DpState::decode(encoding, env)?;
+        Ok(DpGroup { value: ValueType::None, person: PersonType::Unknown, state })
+    }
+
+    /// Padded as if the group held at least k persons (16 bytes each), to a power of two of
+    /// at least 64 + 16k bytes, as k_state's other family is (expanded.rs): the number of
+    /// persons of a group below k never shows in the length; at or above k, its size class
+    /// does (docs/sealed-states.md).
+    fn framed_len(&mut self) -> (usize, usize) {
+        let len = self.state.encoded_len().unwrap_or_else(|e| state_error(e));
+        let k = guc::min_group_size() as usize;
+        let as_if_k = len + 16 * k.saturating_sub(self.state.person_count());
+        (len, seal::padded_len(as_if_k, 64 + 16 * k))
+    }
+
+    fn encode(&self, out: &mut [u8]) {
+        self.state.encode(out)
+    }
+
+    fn copy_in(&self, env: PgEnv) -> Result<DpGroup, StateError> {
+        Ok(DpGroup { value: self.value, person: self.person, state: self.state.copy_in(env)? })
+    }
+
+    fn merge(&mut self, other: &DpGroup) -> Result<(), StateError> {
+        self.state.merge(&other.state)?;
+        if self.person == PersonType::Unknown {
+            (self.value, self.person) = (other.value, other.person);
+        }
+        Ok(())
+    }
 }
 
 thread_local! {
     /// The OS CSPRNG, buffered (noise.rs); one per process, used by the final functions only.
     static RNG: RefCell<OsRandom> = RefCell::new(OsRandom::new());
-}
-
-/// # Safety
-/// Argument `n` is an `internal` or NULL.
-unsafe fn dp_group_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<&'a mut DpGroup> {
-    // SAFETY: per the contract; DpGroup starts with its mark, and every pointer carrying it
-    // was made by `new_dp_group`.
-    unsafe { memory::marked_arg(fcinfo, n, MAGIC) }
-}
-
-/// # Safety
-/// `cx` is a valid memory context holding the state's arrays (or a shorter-lived one's
-/// caller keeps them alive, as for deserialized states).
-unsafe fn new_dp_group(
-    cx: pg_sys::MemoryContext,
-    value: ValueType,
-    person: PersonType,
-    state: DpState<PgEnv>,
-) -> pg_sys::Datum {
-    // SAFETY: per the contract.
-    pg_sys::Datum::from(unsafe { palloc_value(cx, DpGroup { magic: MAGIC, value, person, state }) })
 }
 
 /// The bounds of type `typ` from two datums: integer types as integers, real types and
@@ -103,7 +121,7 @@ pub unsafe fn bounds_of(
     }
 }
 
-/// `_dp_trans(internal, value "any", person "any", lower "any", upper "any")` for dp_sum and
+/// `_dp_trans(k_state, value "any", person "any", lower "any", upper "any")` for dp_sum and
 /// dp_avg: adds the row's value to its person's total.
 #[pg_guard]
 #[unsafe(no_mangle)]
@@ -112,16 +130,20 @@ pub unsafe extern "C-unwind" fn deident_dp_trans(
 ) -> pg_sys::Datum {
     // SAFETY: fmgr's call info of the transition function declared in SQL.
     unsafe {
+        let existing = update_arg::<DpGroup>(fcinfo, Placement::Shared);
         if fmgr::arg_is_null(fcinfo, 1) || fmgr::arg_is_null(fcinfo, 2) {
             // A row without a value or without a person contributes nothing.
-            return match dp_group_arg(fcinfo, 0) {
-                Some(g) => pg_sys::Datum::from(g as *mut DpGroup),
-                None => fmgr::return_null(fcinfo),
+            return match existing {
+                Some(g) => rw_datum(g),
+                None => {
+                    let _ = agg_context(fcinfo);
+                    fmgr::return_null(fcinfo)
+                }
             };
         }
-        let g = match dp_group_arg(fcinfo, 0) {
-            Some(g) => g,
-            None => first_row(fcinfo),
+        let g = match existing {
+            Some(g) if g.person != PersonType::Unknown => g,
+            existing => first_row(fcinfo, existing),
         };
         let hash = person_of(fcinfo, 2, g.person);
         let v = fmgr::arg(fcinfo, 1);
@@ -139,20 +161,25 @@ pub unsafe extern "C-unwind" fn deident_dp_trans(
             ValueType::None => pgrx::error!("pg_deident: unsupported value type"),
         };
         g.state.add(hash, word).unwrap_or_else(|e| state_error(e));
-        pg_sys::Datum::from(g as *mut DpGroup)
+        rw_datum(g)
     }
 }
 pg_function_info_v1!(pg_finfo_deident_dp_trans);
 
-/// The group's state, made on its first row: the types from the call's expression, the
-/// bounds from its arguments. They are the same on every row: plan.rs refused, when the query
-/// was planned, any bound that is not a constant, and checked its value, so that no ERROR here
-/// depends on the data (the checks below repeat it for a plan made without that hook, which
-/// the preload rules out).
+/// The group on its first contributing row: the types from the call's expression, the
+/// bounds from its arguments; a new group, or one opened from sealed bytes (an initial value
+/// of a superuser's aggregate), whose bounds must then be these. They are the same on every
+/// row: plan.rs refused, when the query was planned, any bound that is not a constant, and
+/// checked its value, so that no ERROR here depends on the data (the checks below repeat it
+/// for a plan made without that hook, which the preload rules out).
 ///
 /// # Safety
-/// `fcinfo` is a transition call of dp_sum or dp_avg.
-unsafe fn first_row<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a mut DpGroup {
+/// `fcinfo` is a transition call of dp_sum or dp_avg (perhaps through partial.rs's
+/// `_k_partial`, which gives it a call expression of its own).
+unsafe fn first_row(
+    fcinfo: pg_sys::FunctionCallInfo,
+    existing: Option<&mut DpGroup>,
+) -> &mut DpGroup {
     // SAFETY: per the contract; flinfo carries the call's expression (nodeAgg.c builds one).
     unsafe {
         let cx = agg_context(fcinfo);
@@ -166,75 +193,38 @@ unsafe fn first_row<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a mut DpGroup {
         let typ = pg_sys::get_fn_expr_argtype(flinfo, 3);
         let bounds = bounds_of(typ, fmgr::arg(fcinfo, 3), fmgr::arg(fcinfo, 4))
             .unwrap_or_else(|e| DeidentError::DpBounds(e).report());
-        let state = DpState::new(bounds, PgEnv(cx));
-        &mut *new_dp_group(cx, value, person, state).cast_mut_ptr::<DpGroup>()
+        if person == PersonType::Unknown {
+            pgrx::error!("pg_deident: unsupported person type");
+        }
+        let g = match existing {
+            Some(g) => {
+                if g.state.bounds != bounds {
+                    state_error(StateError::Mismatch);
+                }
+                g
+            }
+            None => new_object(cx, Placement::Shared, |env| DpGroup {
+                value,
+                person,
+                state: DpState::new(bounds, env),
+            }),
+        };
+        (g.value, g.person) = (value, person);
+        g
     }
 }
 
-/// `_dp_combine(internal, internal)`: merges the second state's per-person totals into the
-/// first (a copy of it in the aggregate context when the first is missing).
+/// `_dp_combine(k_state, k_state)`: merges the second state's per-person totals into the
+/// first (aggregates/support.rs, `combine`).
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn deident_dp_combine(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
     // SAFETY: fmgr's call info of the combine function declared in SQL.
-    unsafe {
-        let cx = agg_context(fcinfo);
-        let a = dp_group_arg(fcinfo, 0);
-        let Some(b) = dp_group_arg(fcinfo, 1) else {
-            return match a {
-                Some(a) => pg_sys::Datum::from(a as *mut DpGroup),
-                None => fmgr::return_null(fcinfo),
-            };
-        };
-        match a {
-            Some(a) => {
-                a.state.merge(&b.state).unwrap_or_else(|e| state_error(e));
-                pg_sys::Datum::from(a as *mut DpGroup)
-            }
-            None => {
-                let copy = b.state.copy_in(PgEnv(cx)).unwrap_or_else(|e| state_error(e));
-                new_dp_group(cx, b.value, b.person, copy)
-            }
-        }
-    }
+    unsafe { support::combine::<DpGroup>(fcinfo) }
 }
 pg_function_info_v1!(pg_finfo_deident_dp_combine);
-
-/// `_dp_serial(internal) RETURNS bytea`.
-#[pg_guard]
-#[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn deident_dp_serial(
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> pg_sys::Datum {
-    // SAFETY: fmgr's call info of the strict serial function declared in SQL.
-    let Some(g) = (unsafe { dp_group_arg(fcinfo, 0) }) else {
-        // SAFETY: as above.
-        return unsafe { fmgr::return_null(fcinfo) };
-    };
-    let len = g.state.encoded_len().unwrap_or_else(|e| state_error(e));
-    memory::varlena_datum(len, |out| g.state.encode(out))
-}
-pg_function_info_v1!(pg_finfo_deident_dp_serial);
-
-/// `_dp_deserial(bytea, internal) RETURNS internal`: refuses bytes it did not write. The
-/// types are not needed after the transitions: a deserialized state is only combined.
-#[pg_guard]
-#[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn deident_dp_deserial(
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> pg_sys::Datum {
-    // SAFETY: fmgr's call info of the strict deserial function declared in SQL.
-    unsafe {
-        let env = PgEnv(pg_sys::CurrentMemoryContext);
-        let state =
-            DpState::decode(fmgr::arg_bytes(fcinfo, 0), env).unwrap_or_else(|e| state_error(e));
-        let _ = agg_context(fcinfo);
-        new_dp_group(env.0, ValueType::None, PersonType::Unknown, state)
-    }
-}
-pg_function_info_v1!(pg_finfo_deident_dp_deserial);
 
 fn noise_error(e: ReleaseError) -> ! {
     match e {
@@ -293,7 +283,7 @@ pub unsafe extern "C-unwind" fn deident_dp_count_final(
     // (k_count_distinct's) or NULL.
     unsafe {
         let (p, per_person) = begin_final(fcinfo, 1.0);
-        let Some(g) = expanded::state_datum(fmgr::arg(fcinfo, 0)) else {
+        let Some(g) = expanded::state_datum::<Group>(fmgr::arg(fcinfo, 0)) else {
             // no persons: not released (the empty group's decision needs no noise)
             return fmgr::return_null(fcinfo);
         };
@@ -308,7 +298,8 @@ pub unsafe extern "C-unwind" fn deident_dp_count_final(
         // only the persons this call counts here (admission.rs)
         let key = |d: pg_sys::Datum| expanded::identity(d);
         let n = admission::admit(fcinfo, per_person, state, &mut persons, 1, &key, &mut |d, f| {
-            let g = expanded::state_datum(d).unwrap_or_else(|| DeidentError::NotOurState.report());
+            let g = expanded::state_datum::<Group>(d)
+                .unwrap_or_else(|| DeidentError::NotOurState.report());
             f(g.state.distinct_hashes().unwrap_or_else(|e| state_error(e)), 1);
         }) as u64;
         let (count, released) = decide(n, p.epsilon, p);
@@ -346,17 +337,18 @@ unsafe fn sum_final(fcinfo: pg_sys::FunctionCallInfo) -> Option<(Sum, i128, Boun
     // SAFETY: per the contract.
     let (p, per_person) = unsafe { begin_final(fcinfo, 0.5) };
     // SAFETY: per the contract.
-    let g = unsafe { dp_group_arg(fcinfo, 0) }?;
+    let g = unsafe { expanded::state_datum::<DpGroup>(fmgr::arg(fcinfo, 0)) }?;
     let bounds = g.state.bounds;
-    let state = std::ptr::from_mut(g) as usize;
+    // the group is known by its expanded object, whichever pointer to it a datum holds
+    // SAFETY: per the contract (not NULL: state_datum gave a group).
+    let state = unsafe { expanded::identity(fmgr::arg(fcinfo, 0)) };
     let mut persons = g.state.persons().unwrap_or_else(|e| state_error(e));
     // only the persons this call counts here (admission.rs)
     // SAFETY: per the contract; the states of this call are dp_sum's or dp_avg's.
     let kept = unsafe {
-        // an internal state's datum is its address
-        let key = |d: pg_sys::Datum| d.value();
+        let key = |d: pg_sys::Datum| expanded::identity(d);
         admission::admit(fcinfo, per_person, state, &mut persons, 2, &key, &mut |d, f| {
-            let g = memory::marked_datum::<DpGroup>(d, MAGIC)
+            let g = expanded::state_datum::<DpGroup>(d)
                 .unwrap_or_else(|| DeidentError::NotOurState.report());
             f(g.state.table().unwrap_or_else(|e| state_error(e)), 2);
         })

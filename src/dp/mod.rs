@@ -14,7 +14,7 @@
 //! design.
 
 mod admission;
-mod aggregates;
+pub(crate) mod aggregates;
 pub mod budget;
 pub mod charge;
 pub mod grouping;

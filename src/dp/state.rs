@@ -320,6 +320,11 @@ impl<E: Env> DpState<E> {
         Ok(out)
     }
 
+    /// The distinct persons in the table (the tail not folded in).
+    pub fn person_count(&self) -> usize {
+        self.persons
+    }
+
     /// The size of the partial state's bytes; folds the tail in, as `encode` needs.
     pub fn encoded_len(&mut self) -> Result<usize, StateError> {
         self.flush()?;

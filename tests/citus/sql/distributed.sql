@@ -82,8 +82,9 @@ SELECT prepared_k_runs();
 -- worker_partial_agg of a k-aggregate is planned as deident._k_partial, and on the
 -- coordinator its coord_combine_agg becomes deident._k_combine_partials (the same states and
 -- answers without Citus's per-row lookups: src/aggregates/partial.rs), as the plans show;
--- dp_count too, whose state is k_count_distinct's: its groups are admitted, noised and
--- charged for on the coordinator, in the aggregate that combines them
+-- the dp aggregates too (dp_count's state is k_count_distinct's, dp_sum's and dp_avg's each
+-- person's total): their groups are admitted, noised and charged for on the coordinator, in
+-- the aggregate that combines them
 CREATE FUNCTION plan_has(q text, pattern text) RETURNS boolean LANGUAGE plpgsql AS $$
 DECLARE line text;
 BEGIN
@@ -99,7 +100,8 @@ SELECT a AS aggregate,
        plan_has(format('SELECT org, %s FROM people GROUP BY org', a), '%Output: org, deident._k_partial(%') AS worker_runs_k_partial
   FROM unnest(ARRAY['deident.k_count(email)', 'deident.k_count_distinct(person_uuid)',
                     'deident.k_sum(hours, person_big)', 'deident.k_avg(score, person_int)',
-                    'deident.dp_count(email)']) a;
+                    'deident.dp_count(email)', 'deident.dp_sum(hours, email, 0, 10)',
+                    'deident.dp_avg(score, person_int, 0, 100)']) a;
 -- an analyst (not restricted) gets the same answers: Citus checks the caller's EXECUTE
 -- privilege on each support function it calls, which PUBLIC has on those over k_state
 CREATE ROLE citus_reader LOGIN;
@@ -209,32 +211,40 @@ RESET deident.dp_epsilon;
 SELECT count(*) AS groups, count(*) FILTER (WHERE abs(d.c - l.c) > 1 OR abs(d.s - l.s) > 2) AS different
   FROM dp_dist d JOIN dp_local l USING (org);
 DROP TABLE dp_dist, dp_local;
--- dp_count pushed down, with persons in several groups (each in up to 7): the coordinator
--- admits each person in L of them from the combined states of the whole hash table, as one
--- node does from its own; at epsilon = 100 the answers are the undistributed table's
-CREATE TABLE people_groups AS SELECT id, email, id % 7 AS g FROM people_local;
+-- the dp aggregates pushed down, with persons in several groups (each in up to 7): the
+-- coordinator admits each person in L of them from the combined states of the whole hash
+-- table, as one node does from its own; at epsilon = 100 the answers are the undistributed
+-- table's (dp_sum's noise has scale 0.2 here, dp_avg's far less than 0.01)
+CREATE TABLE people_groups AS SELECT id, email, id % 7 AS g, id % 11 AS v FROM people_local;
 SELECT create_distributed_table('people_groups', 'id', colocate_with => 'none') IS NOT NULL AS distributed;
 CREATE TABLE people_groups_local AS SELECT * FROM people_groups;
 SECURITY LABEL FOR deident ON COLUMN people_groups.email IS 'identifier';
 SECURITY LABEL FOR deident ON COLUMN people_groups_local.email IS 'identifier';
 SET deident.dp_epsilon = 100;
-SELECT plan_has('SELECT g, deident.dp_count(email) FROM people_groups GROUP BY g',
-                '%deident._k_combine_partials(%') AS combined_on_coordinator;
-CREATE TEMP TABLE dp_groups (l int, g int, distributed bigint, undistributed bigint);
+SELECT plan_has('SELECT g, deident.dp_count(email), deident.dp_sum(v, email, 0, 10), deident.dp_avg(v, email, 0, 10) FROM people_groups GROUP BY g',
+                '%deident._k_combine_partials(%') AS combined_on_coordinator,
+       plan_has('SELECT g, deident.dp_count(email), deident.dp_sum(v, email, 0, 10), deident.dp_avg(v, email, 0, 10) FROM people_groups GROUP BY g',
+                '%worker_partial_agg%') AS on_workers;
+CREATE TEMP TABLE dp_groups (l int, g int, distributed bigint, undistributed bigint,
+                             sum_d bigint, sum_u bigint, avg_d numeric, avg_u numeric);
 DO $$
 BEGIN
   FOR l IN 1..3 LOOP
     PERFORM set_config('deident.dp_max_groups_per_person', l::text, false);
-    CREATE TEMP TABLE d AS SELECT g, deident.dp_count(email) AS c FROM people_groups GROUP BY g;
-    CREATE TEMP TABLE u AS SELECT g, deident.dp_count(email) AS c FROM people_groups_local GROUP BY g;
-    INSERT INTO dp_groups SELECT l, g, d.c, u.c FROM d JOIN u USING (g);
+    CREATE TEMP TABLE d AS SELECT g, deident.dp_count(email) AS c, deident.dp_sum(v, email, 0, 10) AS s,
+                                  deident.dp_avg(v, email, 0, 10) AS a FROM people_groups GROUP BY g;
+    CREATE TEMP TABLE u AS SELECT g, deident.dp_count(email) AS c, deident.dp_sum(v, email, 0, 10) AS s,
+                                  deident.dp_avg(v, email, 0, 10) AS a FROM people_groups_local GROUP BY g;
+    INSERT INTO dp_groups SELECT l, g, d.c, u.c, d.s, u.s, d.a, u.a FROM d JOIN u USING (g);
     DROP TABLE d, u;
   END LOOP;
 END $$;
 RESET deident.dp_max_groups_per_person;
 RESET deident.dp_epsilon;
 SELECT l AS groups_per_person, sum(distributed) AS counted, count(*) AS groups,
-       count(*) FILTER (WHERE abs(distributed - undistributed) > 1) AS different
+       count(*) FILTER (WHERE abs(distributed - undistributed) > 1) AS different,
+       round(sum(sum_d), -2) AS summed,
+       count(*) FILTER (WHERE abs(sum_d - sum_u) > 4 OR abs(avg_d - avg_u) > 0.02) AS sums_different
   FROM dp_groups GROUP BY l ORDER BY l;
 DROP TABLE dp_groups;
 -- LIMIT or OFFSET at the level of a dp aggregate over a Citus table is refused: Citus sends
@@ -259,6 +269,9 @@ DROP TABLE people_groups, people_groups_local;
 -- (any expression as the person); only the one the coordinator's plan makes is dp_count's
 SELECT coord_combine_agg('deident.dp_count(text)'::regprocedure, s, NULL::bigint) AS combined
   FROM (SELECT worker_partial_agg('deident.dp_count(text)'::regprocedure, email) AS s
+          FROM people_local GROUP BY org) x;
+SELECT coord_combine_agg('deident.dp_sum(integer,text,integer,integer)'::regprocedure, s, NULL::bigint) AS combined
+  FROM (SELECT worker_partial_agg('deident.dp_sum(integer,text,integer,integer)'::regprocedure, (hours, email, 0, 10)) AS s
           FROM people_local GROUP BY org) x;
 
 -- Citus sends a statement to the workers whole when its rows come from one shard, or when it

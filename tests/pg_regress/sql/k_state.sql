@@ -100,8 +100,8 @@ SELECT regress_error(format('SELECT %L::deident.k_state', regress_ks_own.flip(s,
 SELECT regress_error(format('SELECT %L::deident.k_state',
                             regress_ks_own.flip(s, length(decode(s::text, 'base64')) - 1, 1)))
   FROM regress_ks_own.states WHERE grp = 0;
--- fail (the header: key id "k1" made "k2", a key of the ring; the kind made 2, a dp state;
--- the format made 1, the one before)
+-- fail (the header: key id "k1" made "k2", a key of the ring; the kind made 2, a dp_sum
+-- state's, which the kind binds into the authentication; the format made 1, the one before)
 SELECT regress_error(format('SELECT %L::deident.k_state', regress_ks_own.flip(s, 8, 3)))
   FROM regress_ks_own.states WHERE grp = 0;
 SELECT regress_error(format('SELECT %L::deident.k_state', regress_ks_own.flip(s, 5, 3)))
@@ -200,11 +200,31 @@ SELECT p.grp, p.s, p.d, k.s AS k_sum, k.d AS k_count_distinct
   JOIN (SELECT grp, deident.k_sum(v, person) AS s, deident.k_count_distinct(person) AS d
           FROM regress_ks GROUP BY grp) k USING (grp)
  ORDER BY grp;
--- OK: dp_count's partial states too (what Citus pushes down for it: its state is
--- k_count_distinct's; where it is combined, it is charged: section 6)
-SELECT count(*) AS groups, count(s) AS states
-  FROM (SELECT deident._k_partial('deident.dp_count(text)'::regprocedure, person) AS s
+-- OK: the dp aggregates' partial states too (what Citus pushes down for them: dp_count's
+-- state is k_count_distinct's, dp_sum's and dp_avg's each person's total, sealed as kind 2;
+-- where they are combined, they are charged: section 6)
+SELECT count(*) AS groups, count(s) AS states, count(t) AS sum_states,
+       count(*) FILTER (WHERE substr(decode(t, 'base64'), 6, 1) = '\x02') AS of_kind_2
+  FROM (SELECT deident._k_partial('deident.dp_count(text)'::regprocedure, person) AS s,
+               deident._k_partial('deident.dp_sum(integer,text,integer,integer)'::regprocedure,
+                                  v, person, 0, 10)::text AS t
           FROM regress_ks GROUP BY grp) x;
+-- a dp_sum state's length does not tell how many persons a group below k has (padded as if
+-- it had k = 5), nor their totals; at or above k only its size class
+SELECT count(DISTINCT len) FILTER (WHERE n < 5) AS lengths_below_k,
+       count(DISTINCT len) FILTER (WHERE n >= 5) AS lengths_at_5_to_9
+  FROM (SELECT n, length(deident._k_partial('deident.dp_sum(integer,text,integer,integer)'::regprocedure,
+                                            g * 1000, 'p' || g, 0, 10)::text) AS len
+          FROM generate_series(1, 9) n, generate_series(1, n) g GROUP BY n) x;
+CREATE TABLE regress_ks_own.dp_partials AS
+  SELECT grp, deident._k_partial('deident.dp_sum(integer,text,integer,integer)'::regprocedure,
+                                 v, person, 0, 10)::text AS t
+    FROM regress_ks GROUP BY grp;
+-- fail (22P02): a dp_sum state where a k-aggregate's is expected: the other family
+SELECT regress_error($$SELECT regress_ks_own.combined_distinct(t::deident.k_state) FROM regress_ks_own.dp_partials$$);
+-- fail: dp_sum's bounds through _k_partial as through dp_sum (NULL, reversed)
+SELECT regress_error($$SELECT deident._k_partial('deident.dp_sum(integer,text,integer,integer)'::regprocedure, v, person, NULL::integer, 10) FROM regress_ks$$);
+SELECT regress_error($$SELECT deident._k_partial('deident.dp_sum(integer,text,integer,integer)'::regprocedure, v, person, 10, 0) FROM regress_ks$$);
 -- fail: an aggregate that is not a k-aggregate (a built-in one), arguments
 -- of other types than the aggregate's or too few, no aggregate, a window
 SELECT regress_error($$SELECT deident._k_partial('sum(integer)'::regprocedure, v) FROM regress_ks$$);
@@ -255,13 +275,15 @@ SELECT p.grp, p.s, p.d, p.a, k.s AS k_sum, k.d AS k_count_distinct, k.a AS k_avg
  ORDER BY grp;
 SELECT deident._k_combine_partials('deident.k_sum(integer,text)'::regprocedure, NULL::cstring,
                                    NULL::bigint) IS NULL AS no_state;
--- fail (0A000): dp_count's partial states are combined only in the plan Citus makes for
--- dp_count (docs/citus.md), not by a statement, whose states could come from any expression
+-- fail (0A000): the dp aggregates' partial states are combined only in the plan Citus makes for
+-- the dp aggregate (docs/citus.md), not by a statement, whose states could come from any expression
 -- as the person (a review counted 500 "persons" made of one row with _k_partial over
 -- email || n): refused when the statement is planned, for the analyst as for a superuser,
 -- before anything is charged
 SELECT regress_error($$SELECT deident._k_combine_partials('deident.dp_count(text)'::regprocedure, d::cstring, NULL::bigint) FROM regress_ks_own.partials$$);
+SELECT regress_error($$SELECT deident._k_combine_partials('deident.dp_sum(integer,text,integer,integer)'::regprocedure, t::cstring, NULL::bigint) FROM regress_ks_own.dp_partials$$);
 RESET ROLE;
+SELECT regress_error($$SELECT deident._k_combine_partials('deident.dp_avg(integer,text,integer,integer)'::regprocedure, t::cstring, NULL::numeric) FROM regress_ks_own.dp_partials$$);
 SELECT regress_error($$SELECT deident._k_combine_partials('deident.dp_count(text)'::regprocedure, s::cstring, NULL::bigint)
                         FROM (SELECT deident._k_partial('deident.dp_count(text)'::regprocedure, person || n)::text AS s
                                 FROM regress_ks, generate_series(1, 500) n WHERE person = 'p1') x$$);
@@ -295,20 +317,20 @@ SELECT regress_error($$SELECT * FROM regress_ks_hidden()$$);
 DROP FUNCTION regress_ks_combined(), regress_ks_dp_oid(), regress_ks_hidden();
 DROP VIEW regress_ks_combining;
 SET ROLE regress_ks_analyst;
--- fail: an aggregate that is not a k-aggregate (a built-in one, dp_sum: not charged), no
+-- fail: an aggregate that is not a k-aggregate (a built-in one), no
 -- aggregate, a type argument that is not the aggregate's result type (the final function's
 -- answer would be read as that type), an aggregate that is not a constant (the final function
--- finds it in the call), the state of another k-aggregate (either way round), an aggregate
--- of pg_deident's over k_state that is not a k-aggregate, a text that is not a sealed state,
--- a window
+-- finds it in the call), the state of another k-aggregate (either way round), a dp_sum state
+-- (the other family), an aggregate of pg_deident's over k_state that is not a k-aggregate, a
+-- text that is not a sealed state, a window
 SELECT regress_error($$SELECT deident._k_combine_partials('sum(integer)'::regprocedure, s::cstring, NULL::bigint) FROM regress_ks_own.partials$$);
-SELECT regress_error($$SELECT deident._k_combine_partials('deident.dp_sum(integer,text,integer,integer)'::regprocedure, d::cstring, NULL::bigint) FROM regress_ks_own.partials$$);
 SELECT regress_error($$SELECT deident._k_combine_partials(NULL::oid, s::cstring, NULL::bigint) FROM regress_ks_own.partials$$);
 SELECT regress_error($$SELECT deident._k_combine_partials('deident.k_sum(integer,text)'::regprocedure, s::cstring, NULL::text) FROM regress_ks_own.partials$$);
 SELECT regress_error($$SELECT deident._k_combine_partials('deident.k_avg(integer,text)'::regprocedure, a::cstring, NULL::bigint) FROM regress_ks_own.partials$$);
 SELECT regress_error($$SELECT deident._k_combine_partials(CASE WHEN half >= 0 THEN 'deident.k_sum(integer,text)'::regprocedure::oid END, s::cstring, NULL::bigint) FROM regress_ks_own.partials$$);
 SELECT regress_error($$SELECT deident._k_combine_partials('deident.k_sum(integer,text)'::regprocedure, d::cstring, NULL::bigint) FROM regress_ks_own.partials$$);
 SELECT regress_error($$SELECT deident._k_combine_partials('deident.k_count_distinct(text)'::regprocedure, s::cstring, NULL::bigint) FROM regress_ks_own.partials$$);
+SELECT regress_error($$SELECT deident._k_combine_partials('deident.k_count_distinct(text)'::regprocedure, t::cstring, NULL::bigint) FROM regress_ks_own.dp_partials$$);
 SELECT regress_error($$SELECT deident._k_combine_partials('deident._k_partial(oid,"any")'::regprocedure, d::cstring, NULL::cstring) FROM regress_ks_own.partials$$);
 SELECT regress_error($$SELECT deident._k_combine_partials('deident.k_sum(integer,text)'::regprocedure, 'not a state'::cstring, NULL::bigint)$$);
 SELECT regress_error($$SELECT deident._k_combine_partials('deident.k_sum(integer,text)'::regprocedure, s::cstring, NULL::bigint) OVER () FROM regress_ks_own.partials$$);
