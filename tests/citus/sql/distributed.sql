@@ -101,7 +101,7 @@ SELECT a AS aggregate,
   FROM unnest(ARRAY['deident.k_count(email)', 'deident.k_count_distinct(person_uuid)',
                     'deident.k_sum(hours, person_big)', 'deident.k_avg(score, person_int)',
                     'deident.dp_count(email)', 'deident.dp_sum(hours, email, 0, 10)',
-                    'deident.dp_avg(score, person_int, 0, 100)']) a;
+                    'deident.dp_avg(score, email, 0, 100)']) a;
 -- an analyst (not restricted) gets the same answers: Citus checks the caller's EXECUTE
 -- privilege on each support function it calls, which PUBLIC has on those over k_state
 CREATE ROLE citus_reader LOGIN;
