@@ -741,8 +741,8 @@ impl DeidentError {
             DeidentError::DpUnchecked => (
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 "a dp aggregate call reached the plan without the checks of dp aggregate calls".to_string(),
-                Some("PostgreSQL inlines a set-returning SQL function's body, and the views it reads, after the checks of the statement that calls it; a dp aggregate there, or a combination of dp_count's partial states, was not checked.".to_string()),
-                Some("Call dp aggregates in the statement itself or in a view it reads, not through a set-returning SQL function.".to_string()),
+                Some("PostgreSQL inlines a set-returning SQL function's body, and the views it reads, after the checks of the statement that calls it: a dp aggregate there, or a combination of a dp aggregate's partial states, was not checked; nor is an aggregate of a role's own whose final function reaches a dp aggregate's.".to_string()),
+                Some("Call dp aggregates in the statement itself or in a view it reads, not through a set-returning SQL function or an aggregate of your own.".to_string()),
             ),
             DeidentError::DpExplainAnalyze => (
                 ERRCODE_INSUFFICIENT_PRIVILEGE,

@@ -585,6 +585,32 @@ pub unsafe fn combined_by_us(aggref: *mut pg_sys::Aggref) -> Option<pg_sys::Oid>
     }
 }
 
+/// The bound arguments (lower, upper) of a call of `deident._k_partial` of dp_sum or dp_avg,
+/// which the planning checks of dp aggregate calls check as they check the aggregate's own
+/// (src/dp/plan.rs): otherwise bad bounds would be found on a group's first row, an ERROR that
+/// tells whether a row exists (a review). None for any other call.
+///
+/// # Safety
+/// `aggref` is a valid Aggref.
+pub unsafe fn dp_partial_bounds(
+    aggref: *mut pg_sys::Aggref,
+) -> Option<(*mut pg_sys::Expr, *mut pg_sys::Expr)> {
+    // SAFETY: per the contract; the arguments are TargetEntry nodes.
+    unsafe {
+        // pointer reads first: _k_partial returns cstring and has the aggregate's oid first
+        if (*aggref).aggtype != pg_sys::CSTRINGOID || list_len((*aggref).args) != 5 {
+            return None;
+        }
+        let aggregate = constant_oid((*aggref).args)?;
+        let (_, 4, Kind::DpAggregate) = k_aggregate(aggregate)? else { return None };
+        if partial_aggregate(4) != Some((*aggref).aggfnoid) {
+            return None;
+        }
+        let args: Vec<*mut pg_sys::TargetEntry> = list_ptrs((*aggref).args).collect();
+        Some(((*args[3]).expr, (*args[4]).expr))
+    }
+}
+
 /// Is `aggref` a call of `deident._k_combine_partials` whose first argument is not a constant
 /// when the statement is planned? The planner may fold it into one later (a SQL function, a
 /// parameter of a custom plan), past the checks of dp aggregate calls, which must see which

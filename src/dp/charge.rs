@@ -35,9 +35,17 @@ pub struct Terms {
     pub per_person: u32,
 }
 
+/// A running statement that has dp aggregates: its executor state's address, the
+/// subtransaction it started in, and its terms.
+struct Running {
+    estate: usize,
+    subxact: pg_sys::SubTransactionId,
+    terms: Terms,
+}
+
 thread_local! {
-    /// The running statements that have dp aggregates, by executor state, innermost last.
-    static RUNNING: RefCell<Vec<(usize, Terms)>> = const { RefCell::new(Vec::new()) };
+    /// The running statements that have dp aggregates, innermost last.
+    static RUNNING: RefCell<Vec<Running>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Could the plan finalize an aggregate? Pointer reads only, so that the executor hook can ask
@@ -227,7 +235,8 @@ pub unsafe extern "C-unwind" fn after_start(query_desc: *mut pg_sys::QueryDesc, 
         budget::charge(terms.epsilon * f64::from(terms.per_person) * calls as f64);
         super::grouping::keep_in_memory(query_desc);
         let estate = (*query_desc).estate as usize;
-        RUNNING.with(|r| r.borrow_mut().push((estate, terms)));
+        let subxact = pg_sys::GetCurrentSubTransactionId();
+        RUNNING.with(|r| r.borrow_mut().push(Running { estate, subxact, terms }));
     }
 }
 
@@ -241,7 +250,7 @@ pub unsafe fn before_end(query_desc: *mut pg_sys::QueryDesc) {
     let estate = unsafe { (*query_desc).estate } as usize;
     RUNNING.with(|r| {
         let mut r = r.borrow_mut();
-        if let Some(i) = r.iter().rposition(|&(e, _)| e == estate) {
+        if let Some(i) = r.iter().rposition(|s| s.estate == estate) {
             r.remove(i);
         }
     });
@@ -253,22 +262,40 @@ pub fn forget() {
     plan::forget_kinds();
 }
 
-/// The terms of the statement whose aggregate is being finalized.
+/// When a subtransaction aborts: the statements it started (and those of its own
+/// subtransactions, which have larger ids) ended without the executor's end, so their terms
+/// go. A portal dropped by the abort (a PL/pgSQL FOR loop over a dp statement, left by an
+/// exception its EXCEPTION block caught) never reaches `before_end`; a review found its terms
+/// then answered a later statement whose executor state had the same address, uncharged.
+fn forget_subtransaction(subxact: pg_sys::SubTransactionId) {
+    RUNNING.with(|r| r.borrow_mut().retain(|s| s.subxact < subxact));
+}
+
+/// The terms of the statement whose aggregate is being finalized, and a final function of a
+/// dp aggregate only for the calls the planning checks marked (plan.rs, `CHECKED`): the dp
+/// aggregates themselves, and a Citus coordinator's combination of their partial states. An
+/// aggregate of a role's own whose final function reaches a dp aggregate's (through the
+/// combination's final function, which PUBLIC may execute) is none of them: without this, a
+/// review had it answer over states it made itself.
 ///
 /// # Safety
 /// `fcinfo` is a final function's call info.
 pub unsafe fn terms(fcinfo: pg_sys::FunctionCallInfo) -> Terms {
     // SAFETY: the context of an aggregate's final function is its AggState (nodeAgg.c), whose
-    // ss.ps.state is the statement's EState.
+    // ss.ps.state is the statement's EState; AggGetAggref gives the call being finalized.
     let estate = unsafe {
         let cx = (*fcinfo).context;
         if cx.is_null() || (*cx).type_ != pg_sys::NodeTag::T_AggState {
             DeidentError::OutsideAggregate.report();
         }
+        let aggref = pg_sys::AggGetAggref(fcinfo);
+        if aggref.is_null() || (*aggref).location != plan::CHECKED {
+            DeidentError::DpUnchecked.report();
+        }
         (*cx.cast::<pg_sys::AggState>()).ss.ps.state as usize
     };
     RUNNING
-        .with(|r| r.borrow().iter().rev().find(|&&(e, _)| e == estate).map(|&(_, t)| t))
+        .with(|r| r.borrow().iter().rev().find(|s| s.estate == estate).map(|s| s.terms))
         .unwrap_or_else(|| DeidentError::DpUncharged.report())
 }
 
@@ -283,8 +310,24 @@ unsafe extern "C-unwind" fn end_of_transaction(
     }
 }
 
-/// Registers the end-of-transaction cleanup; called once, from `_PG_init`.
+#[pg_guard]
+unsafe extern "C-unwind" fn end_of_subtransaction(
+    event: pg_sys::SubXactEvent::Type,
+    subxact: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
+        forget_subtransaction(subxact);
+    }
+}
+
+/// Registers the end-of-transaction and subtransaction-abort cleanup; called once, from
+/// `_PG_init`.
 pub fn register_callbacks() {
-    // SAFETY: a guarded C callback with no state; registered once.
-    unsafe { pg_sys::RegisterXactCallback(Some(end_of_transaction), std::ptr::null_mut()) }
+    // SAFETY: guarded C callbacks with no state; registered once.
+    unsafe {
+        pg_sys::RegisterXactCallback(Some(end_of_transaction), std::ptr::null_mut());
+        pg_sys::RegisterSubXactCallback(Some(end_of_subtransaction), std::ptr::null_mut());
+    }
 }

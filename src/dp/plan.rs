@@ -245,6 +245,13 @@ unsafe fn check_aggref(
         if crate::aggregates::partial::combines_unnamed(agg) {
             return Err(CallProblem::UnnamedCombination);
         }
+        // dp_sum's or dp_avg's partial states made by a statement (what Citus's workers make):
+        // not a dp call, but its bounds are checked as the aggregate's are
+        if let Some((lower, upper)) = crate::aggregates::partial::dp_partial_bounds(agg) {
+            let typ = pg_sys::exprType(lower.cast());
+            let bounds = (|| bounds_of(typ, bound_value(lower)?, bound_value(upper)?))();
+            return bounds.map(|_| None).map_err(CallProblem::Bounds);
+        }
         let args = aggregate_args(agg);
         let person_arg = match dp_kind((*agg).aggfnoid) {
             None => return Ok(None),

@@ -555,6 +555,57 @@ SELECT p.oid::regprocedure AS helper, has_function_privilege('regress_dp_analyst
   FROM pg_proc p WHERE p.pronamespace = 'deident'::regnamespace AND p.proname IN ('_dp_trans', '_dp_count_final', 'set_privacy_budget')
  ORDER BY 1;
 
+-- fail (0A000): a dp aggregate's final function answers only for a call the planning checks
+-- marked. An aggregate of the analyst's own over the combination's support functions (which
+-- PUBLIC may execute, as Citus needs) reaches dp_sum's final function over states it made
+-- itself with _k_partial (invented persons, any values); a review had it answered, uncharged,
+-- with the terms a dp statement left behind when an exception aborted it inside a PL/pgSQL
+-- FOR loop (its portal dropped without the executor's end): the terms of an aborted
+-- subtransaction's statements now go with it, and the mark is required. 20 aborted dp
+-- statements (charged: 20 at epsilon 1), then 50 tries, none answered
+SELECT deident.set_privacy_budget('regress_dp_analyst', 1000);
+CREATE SCHEMA regress_dp_own AUTHORIZATION regress_dp_analyst;
+SET ROLE regress_dp_analyst;
+CREATE AGGREGATE regress_dp_own.mycomb(oid, cstring, anyelement) (
+  SFUNC = deident._k_combine_partials_trans, STYPE = deident.k_state,
+  FINALFUNC = deident._k_combine_partials_final, FINALFUNC_EXTRA);
+CREATE TABLE regress_dp_own.crafted AS
+  SELECT deident._k_partial('deident.dp_sum(integer,text,integer,integer)'::regprocedure, v, p, 0, 100)::text AS s
+    FROM (SELECT 7 AS v, 'victim' AS p UNION ALL SELECT 0, 'fake' || g FROM generate_series(1, 200) g) x;
+CREATE FUNCTION regress_dp_own.stale(n int, m int) RETURNS text LANGUAGE plpgsql AS $f$
+DECLARE x record; y record; answered int := 0; refusals text[] := '{}';
+BEGIN
+  SET LOCAL deident.dp_epsilon = 1;
+  FOR i IN 1..n LOOP
+    BEGIN
+      FOR x IN SELECT deident.dp_count(person) FROM regress_dp LOOP RAISE EXCEPTION 'abort'; END LOOP;
+    EXCEPTION WHEN raise_exception THEN NULL;
+    END;
+  END LOOP;
+  FOR i IN 1..m LOOP
+    BEGIN
+      FOR y IN SELECT regress_dp_own.mycomb('deident.dp_sum(integer,text,integer,integer)'::regprocedure, s::cstring, NULL::bigint) AS a
+                 FROM regress_dp_own.crafted LOOP
+        answered := answered + 1;
+      END LOOP;
+    EXCEPTION WHEN others THEN
+      IF NOT SQLSTATE = ANY (refusals) THEN refusals := refusals || SQLSTATE::text; END IF;
+    END;
+  END LOOP;
+  RETURN format('%s of %s answered; refused with %s', answered, m, refusals);
+END $f$;
+SELECT spent AS spent_before FROM deident.privacy_budget WHERE role = 'regress_dp_analyst'::regrole \gset
+SELECT regress_dp_own.stale(20, 50);
+SELECT spent - :spent_before AS charged FROM deident.privacy_budget WHERE role = 'regress_dp_analyst'::regrole;
+SELECT regress_error($$SELECT regress_dp_own.mycomb('deident.dp_sum(integer,text,integer,integer)'::regprocedure, s::cstring, NULL::bigint) FROM regress_dp_own.crafted$$);
+-- fail (22023, when planned, also over no rows): the bounds of dp_sum's partial states are
+-- checked as dp_sum's are, not on a group's first row, where the error would tell that a row
+-- exists
+SELECT regress_error($$SELECT deident._k_partial('deident.dp_sum(integer,text,integer,integer)'::regprocedure, v, person, 10, 0) FROM regress_dp WHERE false$$);
+SELECT regress_error($$SELECT deident._k_partial('deident.dp_avg(integer,text,integer,integer)'::regprocedure, v, person, 0, v) FROM regress_dp WHERE false$$);
+RESET ROLE;
+DROP SCHEMA regress_dp_own CASCADE;
+
 DROP FUNCTION regress_dp_definer();
 REVOKE ALL ON regress_dp FROM regress_dp_analyst, regress_dp_other;
 REVOKE USAGE ON SCHEMA deident FROM regress_dp_analyst, regress_dp_other;
