@@ -75,6 +75,11 @@ pub trait Family: Sized {
     /// Merges another partial state of the same aggregate in; a group opened from sealed bytes
     /// learns the other's types.
     fn merge(&mut self, other: &Self) -> Result<(), StateError>;
+    /// Merges the state of an encoding in (sealed bytes just opened); decoded into `env`
+    /// first unless the family can do without.
+    fn merge_encoding(&mut self, encoding: &[u8], env: PgEnv) -> Result<(), StateError> {
+        self.merge(&Self::decode(encoding, env)?)
+    }
 }
 
 impl Family for Group {
@@ -372,8 +377,13 @@ pub fn rw_datum<G: Family>(group: &mut G) -> pg_sys::Datum {
     }
 }
 
-/// Opens sealed bytes: the group they hold, decoded into `env`.
-fn open<G: Family>(bytes: &[u8], env: PgEnv) -> G {
+/// Opens sealed bytes and hands their encoding to `read` (scratch plaintext in `env`'s memory,
+/// wiped after: the persons' hashes need not outlive it).
+fn open_with<G: Family, R>(
+    bytes: &[u8],
+    env: PgEnv,
+    read: impl FnOnce(&[u8]) -> Result<R, StateError>,
+) -> R {
     let id = seal::key_id(bytes, G::KIND).unwrap_or_else(|e| sealed_error(e));
     let key = keycache::seal_key(id).unwrap_or_else(|e| match e {
         DeidentError::UnknownKeyId { .. } => sealed_error(SealError::UnknownKey),
@@ -381,7 +391,7 @@ fn open<G: Family>(bytes: &[u8], env: PgEnv) -> G {
     });
     let len = seal::plain_len(bytes, G::KIND).unwrap_or_else(|e| sealed_error(e));
     // SAFETY: palloc0 of `len` bytes in env's context (or an ERROR), used as a slice while
-    // it lives; wiped after decoding (the persons' hashes need not outlive the state).
+    // it lives.
     let plain = unsafe {
         std::slice::from_raw_parts_mut(
             pg_sys::MemoryContextAllocZero(env.0, len.max(1)).cast::<u8>(),
@@ -389,12 +399,17 @@ fn open<G: Family>(bytes: &[u8], env: PgEnv) -> G {
         )
     };
     seal::open(&key, G::KIND, bytes, plain).unwrap_or_else(|e| sealed_error(e));
-    let state = match seal::unframe(plain) {
-        Some(encoding) => G::decode(encoding, env),
+    let result = match seal::unframe(plain) {
+        Some(encoding) => read(encoding),
         None => Err(StateError::Malformed),
     };
     plain.fill(0);
-    state.unwrap_or_else(|e| state_error(e))
+    result.unwrap_or_else(|e| state_error(e))
+}
+
+/// Opens sealed bytes: the group they hold, decoded into `env`.
+fn open<G: Family>(bytes: &[u8], env: PgEnv) -> G {
+    open_with::<G, G>(bytes, env, |encoding| G::decode(encoding, env))
 }
 
 /// The statement (and fork) count that names this process's sealing batch (`batch`).
@@ -458,6 +473,29 @@ pub unsafe fn read_arg<'a, G: Family>(
             Datum::Sealed(bytes) => {
                 let env = PgEnv(pg_sys::CurrentMemoryContext);
                 Some(&mut *palloc_value(env.0, open::<G>(bytes, env)))
+            }
+        }
+    }
+}
+
+/// Merges argument `n` (a state of the same family, or NULL: nothing) into `into`: an object's
+/// group, or the state of sealed bytes opened in the current (per-tuple) memory context.
+///
+/// # Safety
+/// Argument `n` is a k_state or NULL.
+pub unsafe fn merge_arg<G: Family>(fcinfo: pg_sys::FunctionCallInfo, n: usize, into: &mut G) {
+    // SAFETY: per the contract.
+    unsafe {
+        if fmgr::arg_is_null(fcinfo, n) {
+            return;
+        }
+        match classify::<G>(fmgr::arg(fcinfo, n)) {
+            Datum::Object { object, .. } => {
+                into.merge(&object.group).unwrap_or_else(|e| state_error(e));
+            }
+            Datum::Sealed(bytes) => {
+                let env = PgEnv(pg_sys::CurrentMemoryContext);
+                open_with::<G, ()>(bytes, env, |encoding| into.merge_encoding(encoding, env));
             }
         }
     }
@@ -699,10 +737,7 @@ pub unsafe fn combine_text<G: Family>(
         let env = PgEnv(pg_sys::CurrentMemoryContext);
         match update_arg::<G>(fcinfo, Placement::Shared) {
             Some(a) => {
-                let b = open::<G>(bytes, env);
-                if let Err(e) = a.merge(&b) {
-                    state_error(e);
-                }
+                open_with::<G, ()>(bytes, env, |encoding| a.merge_encoding(encoding, env));
                 rw_datum(a)
             }
             None => {

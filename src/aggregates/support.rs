@@ -10,7 +10,7 @@ use pgrx::pg_guard;
 use pgrx::pg_sys::{self, BuiltinOid};
 
 use super::expanded::{
-    combine_placement, copy_arg, new_object, read_arg, rw_datum, sealed_copy, update_arg, Family,
+    combine_placement, copy_arg, merge_arg, new_object, rw_datum, sealed_copy, update_arg, Family,
     Placement,
 };
 use super::memory::{agg_context, Group, PersonType, PgEnv, ValueType};
@@ -315,11 +315,7 @@ pub(crate) unsafe fn combine<G: Family>(fcinfo: pg_sys::FunctionCallInfo) -> pg_
         let placement = combine_placement(fcinfo);
         match update_arg::<G>(fcinfo, placement) {
             Some(a) => {
-                if let Some(b) = read_arg::<G>(fcinfo, 1) {
-                    if let Err(e) = a.merge(b) {
-                        state_error(e);
-                    }
-                }
+                merge_arg(fcinfo, 1, a);
                 rw_datum(a)
             }
             // the first state of a group: the second, copied (or opened) into a new object

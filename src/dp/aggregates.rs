@@ -31,7 +31,10 @@ use crate::{guc, preload};
 
 /// dp_sum's and dp_avg's group: the types learnt on its first row (None and Unknown in a
 /// state opened from sealed bytes, which is only combined or finalized) and the persons'
-/// totals. It lives in an expanded object (aggregates/expanded.rs), whose methods mark it.
+/// totals. It lives in an expanded object (aggregates/expanded.rs), whose methods mark it; in C
+/// order, so that a row's reads (the types, then the state's tail) follow the object's header
+/// in its first two cache lines.
+#[repr(C)]
 pub struct DpGroup {
     value: ValueType,
     person: PersonType,
@@ -75,6 +78,12 @@ impl Family for DpGroup {
             (self.value, self.person) = (other.value, other.person);
         }
         Ok(())
+    }
+
+    /// Straight from the bytes: a parallel leader or a Citus coordinator combines thousands of
+    /// these, each of a group's persons' totals.
+    fn merge_encoding(&mut self, encoding: &[u8], _: PgEnv) -> Result<(), StateError> {
+        self.state.merge_encoded(encoding)
     }
 }
 

@@ -118,17 +118,20 @@ pub fn int_bounds(lower: i64, upper: i64) -> Result<Bounds, BoundsError> {
     Ok(Bounds::Int { lower, upper })
 }
 
+/// In C order, what every row touches first (`add`: the tail), so that in its expanded object
+/// (aggregates/expanded.rs) a row reads the object's first two cache lines only.
+#[repr(C)]
 pub struct DpState<E: Env> {
-    pub bounds: Bounds,
+    /// Rows not yet in the table, [hash, value] pairs in arrival order.
+    tail: Buf<E>,
+    /// Persons in the table.
+    persons: usize,
     /// The persons' totals so far: an open-addressing table of [hash, total] slots (a power of
     /// two of them, at most 7/8 full; hash 0 marks an empty slot), probed linearly from the
     /// hash's low bits. A full table keeps the state small (a thousand groups' tables must
     /// stay within work_mem); a lookup still reads about three slots, mostly in one cache line.
     table: Buf<E>,
-    /// Persons in the table.
-    persons: usize,
-    /// Rows not yet in the table, [hash, value] pairs in arrival order.
-    tail: Buf<E>,
+    pub bounds: Bounds,
 }
 
 /// Slots of a new table.
@@ -147,7 +150,7 @@ fn key(hash: u64) -> u64 {
 
 impl<E: Env> DpState<E> {
     pub fn new(bounds: Bounds, env: E) -> DpState<E> {
-        DpState { bounds, table: Buf::new(env), persons: 0, tail: Buf::new(env) }
+        DpState { tail: Buf::new(env), persons: 0, table: Buf::new(env), bounds }
     }
 
     fn kind(&self) -> Kind {
@@ -285,10 +288,10 @@ impl<E: Env> DpState<E> {
     /// A copy in `env`'s memory.
     pub fn copy_in<F: Env>(&self, env: F) -> Result<DpState<F>, StateError> {
         Ok(DpState {
-            bounds: self.bounds,
-            table: self.table.copy_in(env)?,
-            persons: self.persons,
             tail: self.tail.copy_in(env)?,
+            persons: self.persons,
+            table: self.table.copy_in(env)?,
+            bounds: self.bounds,
         })
     }
 
@@ -359,39 +362,64 @@ impl<E: Env> DpState<E> {
     /// Reads `encode`'s bytes back; anything else is `Malformed`. The pairs are inserted one
     /// by one, so forged bytes (a repeated person, a hash of 0) cannot break the table.
     pub fn decode(bytes: &[u8], env: E) -> Result<DpState<E>, StateError> {
-        let word = |i: usize| -> Result<u64, StateError> {
-            let b = bytes.get(i..i + 8).ok_or(StateError::Malformed)?;
-            let mut a = [0u8; 8];
-            a.copy_from_slice(b);
-            Ok(u64::from_le_bytes(a))
-        };
-        if bytes.len() < 26 || bytes[0] != VERSION {
-            return Err(StateError::Malformed);
-        }
-        let (lower, upper) = (word(2)?, word(10)?);
-        let bounds = match bytes[1] {
-            1 => int_bounds(lower as i64, upper as i64),
-            2 => float_bounds(f64::from_bits(lower), f64::from_bits(upper)),
-            _ => return Err(StateError::Malformed),
-        }
-        .map_err(|_| StateError::Malformed)?;
-        let n = usize::try_from(word(18)?).map_err(|_| StateError::Malformed)?;
-        if n.checked_mul(16).and_then(|b| b.checked_add(26)) != Some(bytes.len()) {
-            return Err(StateError::Malformed);
-        }
+        let (bounds, pairs) = parse(bytes)?;
         let mut state = DpState::new(bounds, env);
-        for (i, c) in bytes[26..].chunks_exact(16).enumerate() {
+        state.insert_pairs(pairs)?;
+        Ok(state)
+    }
+
+    /// Merges the state that `encode`'s bytes hold, as `merge` merges a decoded one, without
+    /// building its table first (a combine function given sealed bytes: a parallel leader's,
+    /// a Citus coordinator's).
+    pub fn merge_encoded(&mut self, bytes: &[u8]) -> Result<(), StateError> {
+        let (bounds, pairs) = parse(bytes)?;
+        if bounds != self.bounds {
+            return Err(StateError::Mismatch);
+        }
+        self.insert_pairs(pairs)
+    }
+
+    /// Adds `encode`'s (hash, total) pairs to the table.
+    fn insert_pairs(&mut self, pairs: &[u8]) -> Result<(), StateError> {
+        let env = self.table.env();
+        for (i, c) in pairs.chunks_exact(16).enumerate() {
             let mut h = [0u8; 8];
             let mut v = [0u8; 8];
             h.copy_from_slice(&c[..8]);
             v.copy_from_slice(&c[8..]);
-            state.insert(key(u64::from_le_bytes(h)), u64::from_le_bytes(v))?;
+            self.insert(key(u64::from_le_bytes(h)), u64::from_le_bytes(v))?;
             if i % CHUNK == CHUNK - 1 {
                 env.check_interrupts();
             }
         }
-        Ok(state)
+        Ok(())
     }
+}
+
+/// `encode`'s bytes checked: the bounds, and the pairs' bytes (16 each, as many as the count
+/// says); anything else is `Malformed`.
+fn parse(bytes: &[u8]) -> Result<(Bounds, &[u8]), StateError> {
+    let word = |i: usize| -> Result<u64, StateError> {
+        let b = bytes.get(i..i + 8).ok_or(StateError::Malformed)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    };
+    if bytes.len() < 26 || bytes[0] != VERSION {
+        return Err(StateError::Malformed);
+    }
+    let (lower, upper) = (word(2)?, word(10)?);
+    let bounds = match bytes[1] {
+        1 => int_bounds(lower as i64, upper as i64),
+        2 => float_bounds(f64::from_bits(lower), f64::from_bits(upper)),
+        _ => return Err(StateError::Malformed),
+    }
+    .map_err(|_| StateError::Malformed)?;
+    let n = usize::try_from(word(18)?).map_err(|_| StateError::Malformed)?;
+    if n.checked_mul(16).and_then(|b| b.checked_add(26)) != Some(bytes.len()) {
+        return Err(StateError::Malformed);
+    }
+    Ok((bounds, &bytes[26..]))
 }
 
 /// The sum of the persons' totals, each clamped to the bounds, exactly (i128 can hold 2^64
@@ -575,6 +603,24 @@ mod tests {
         let mut count = out.clone();
         count[18..26].copy_from_slice(&u64::MAX.to_le_bytes());
         assert_eq!(State::decode(&count, HeapEnv).err(), Some(StateError::Malformed));
+    }
+
+    #[test]
+    fn merging_bytes_is_merging_the_decoded_state() {
+        let all = rows(20_000, 3000, 11);
+        let (_, want) = reference(&all, -5, 10);
+        let (a, b) = all.split_at(7_000);
+        let mut into = ints(a);
+        let mut other = ints(b);
+        let mut bytes = vec![0u8; other.encoded_len().unwrap()];
+        other.encode(&mut bytes);
+        into.merge_encoded(&bytes).unwrap();
+        assert_eq!(clamped_int_sum(pairs(&mut into), -5, 10), want);
+        // other bounds, or bytes that do not decode, change nothing and are refused
+        let mut wide = State::new(int_bounds(-5, 11).unwrap(), HeapEnv);
+        assert_eq!(wide.merge_encoded(&bytes), Err(StateError::Mismatch));
+        assert_eq!(into.merge_encoded(&bytes[..bytes.len() - 1]), Err(StateError::Malformed));
+        assert_eq!(clamped_int_sum(pairs(&mut into), -5, 10), want);
     }
 
     #[test]
