@@ -689,7 +689,7 @@ impl DeidentError {
             DeidentError::DpPerson(crate::dp::plan::PersonProblem::Functions) => (
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 "a statement with dp aggregates cannot call volatile or user-defined functions".to_string(),
-                Some("Such a function can change what the aggregates' arguments read from one row to the next (set_config), or read any row while declared IMMUTABLE or STABLE.".to_string()),
+                Some("Such a function can change what the aggregates' arguments read from one row to the next (set_config), or read any row while declared IMMUTABLE or STABLE; nor can it make partial states itself (deident._k_partial).".to_string()),
                 Some("Compute what the function gives in an earlier statement, or ask the DBA for a view.".to_string()),
             ),
             DeidentError::DpPerson(crate::dp::plan::PersonProblem::OtherPersonalTable) => (

@@ -585,29 +585,55 @@ pub unsafe fn combined_by_us(aggref: *mut pg_sys::Aggref) -> Option<pg_sys::Oid>
     }
 }
 
-/// The bound arguments (lower, upper) of a call of `deident._k_partial` of dp_sum or dp_avg,
-/// which the planning checks of dp aggregate calls check as they check the aggregate's own
-/// (src/dp/plan.rs): otherwise bad bounds would be found on a group's first row, an ERROR that
-/// tells whether a row exists (a review). None for any other call.
+/// Why a call of `deident._k_partial` is refused when it is planned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartialProblem {
+    /// Its aggregate is not a constant naming one of pg_deident's (42809).
+    Unnamed,
+    /// Its arguments are not of the aggregate's types (42804).
+    Types,
+}
+
+/// The planning checks of a call of `deident._k_partial` (src/dp/plan.rs): what its
+/// transition checks on its first row, checked before any row, so that no error of a bad call
+/// depends on the data (a review had one tell whether a row existed, also inside a dp
+/// statement). None for any other call; for dp_sum's and dp_avg's, their bound arguments
+/// (lower, upper), which are checked as theirs are.
 ///
 /// # Safety
-/// `aggref` is a valid Aggref.
-pub unsafe fn dp_partial_bounds(
+/// `aggref` is a valid Aggref of a query being planned.
+#[allow(clippy::type_complexity)]
+pub unsafe fn partial_call(
     aggref: *mut pg_sys::Aggref,
-) -> Option<(*mut pg_sys::Expr, *mut pg_sys::Expr)> {
+) -> Option<Result<Option<(*mut pg_sys::Expr, *mut pg_sys::Expr)>, PartialProblem>> {
     // SAFETY: per the contract; the arguments are TargetEntry nodes.
     unsafe {
-        // pointer reads first: _k_partial returns cstring and has the aggregate's oid first
-        if (*aggref).aggtype != pg_sys::CSTRINGOID || list_len((*aggref).args) != 5 {
+        // pointer reads first: _k_partial returns cstring and takes the aggregate's oid first
+        let n = list_len((*aggref).args);
+        if (*aggref).aggtype != pg_sys::CSTRINGOID || !matches!(n, 2 | 3 | 5) {
             return None;
         }
-        let aggregate = constant_oid((*aggref).args)?;
-        let (_, 4, Kind::DpAggregate) = k_aggregate(aggregate)? else { return None };
-        if partial_aggregate(4) != Some((*aggref).aggfnoid) {
+        if partial_aggregate(n - 1) != Some((*aggref).aggfnoid) {
             return None;
         }
+        let Some((aggregate, (_, nargs, family))) =
+            constant_oid((*aggref).args).and_then(|a| Some((a, k_aggregate(a)?)))
+        else {
+            return Some(Err(PartialProblem::Unnamed));
+        };
+        let mut types: *mut pg_sys::Oid = std::ptr::null_mut();
+        let mut declared = 0;
+        pg_sys::get_func_signature(aggregate, &mut types, &mut declared);
         let args: Vec<*mut pg_sys::TargetEntry> = list_ptrs((*aggref).args).collect();
-        Some(((*args[3]).expr, (*args[4]).expr))
+        let same_types = declared.max(0) as usize == nargs
+            && nargs == n - 1
+            && (0..nargs)
+                .all(|i| pg_sys::exprType((*args[1 + i]).expr.cast()) == types.add(i).read());
+        if !same_types {
+            return Some(Err(PartialProblem::Types));
+        }
+        may_execute(aggregate);
+        Some(Ok((family == Kind::DpAggregate).then(|| ((*args[3]).expr, (*args[4]).expr))))
     }
 }
 

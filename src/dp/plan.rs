@@ -54,6 +54,8 @@ pub enum CallProblem {
     Grouping(GroupingProblem),
     /// A `deident._k_combine_partials` call whose aggregate is not a constant yet.
     UnnamedCombination,
+    /// A `deident._k_partial` call that its transition would refuse.
+    Partial(crate::aggregates::partial::PartialProblem),
 }
 
 /// Why a call's person or value is refused.
@@ -121,6 +123,14 @@ pub unsafe extern "C-unwind" fn check_query(query: *mut pg_sys::Query) -> bool {
         Some(CallProblem::Grouping(problem)) => DeidentError::DpGrouping(problem).report(),
         Some(CallProblem::UnnamedCombination) => {
             DeidentError::PartialNotKAggregate(crate::aggregates::partial::COMBINE).report()
+        }
+        Some(CallProblem::Partial(problem)) => {
+            use crate::aggregates::partial::PartialProblem;
+            match problem {
+                PartialProblem::Unnamed => DeidentError::PartialNotKAggregate("_k_partial"),
+                PartialProblem::Types => DeidentError::PartialArgumentTypes("_k_partial"),
+            }
+            .report()
         }
         None => ctx.found,
     }
@@ -245,12 +255,18 @@ unsafe fn check_aggref(
         if crate::aggregates::partial::combines_unnamed(agg) {
             return Err(CallProblem::UnnamedCombination);
         }
-        // dp_sum's or dp_avg's partial states made by a statement (what Citus's workers make):
-        // not a dp call, but its bounds are checked as the aggregate's are
-        if let Some((lower, upper)) = crate::aggregates::partial::dp_partial_bounds(agg) {
-            let typ = pg_sys::exprType(lower.cast());
-            let bounds = (|| bounds_of(typ, bound_value(lower)?, bound_value(upper)?))();
-            return bounds.map(|_| None).map_err(CallProblem::Bounds);
+        // partial states made by a statement (what Citus's workers make): not a dp call, but
+        // checked here rather than on its first row (its aggregate, its arguments' types, and
+        // dp_sum's and dp_avg's bounds as theirs are)
+        match crate::aggregates::partial::partial_call(agg) {
+            None => {}
+            Some(Err(problem)) => return Err(CallProblem::Partial(problem)),
+            Some(Ok(None)) => return Ok(None),
+            Some(Ok(Some((lower, upper)))) => {
+                let typ = pg_sys::exprType(lower.cast());
+                let bounds = (|| bounds_of(typ, bound_value(lower)?, bound_value(upper)?))();
+                return bounds.map(|_| None).map_err(CallProblem::Bounds);
+            }
         }
         let args = aggregate_args(agg);
         let person_arg = match dp_kind((*agg).aggfnoid) {
@@ -644,9 +660,11 @@ unsafe fn statement_functions_ok(query: *mut pg_sys::Query) -> bool {
     unsafe extern "C-unwind" fn refused(func: pg_sys::Oid, _ctx: *mut std::ffi::c_void) -> bool {
         // SAFETY: syscache reads in a transaction.
         unsafe {
-            // pg_deident's own functions and aggregates are known; any other user's is refused
+            // pg_deident's own functions and aggregates are known; any other user's is refused,
+            // and so is `_k_partial`, which only Citus's workers need (a dp statement's partial
+            // states are combined by its own plan)
             if func.to_u32() >= pg_sys::FirstNormalObjectId {
-                return foreign_function(func);
+                return foreign_function(func) || is_partial_aggregate(func);
             }
             pg_sys::func_volatile(func) == pg_sys::PROVOLATILE_VOLATILE as std::ffi::c_char
         }
@@ -920,6 +938,16 @@ fn dp_kind_uncached(aggfnoid: pg_sys::Oid) -> Option<DpKind> {
 }
 
 /// A user-defined function (not built in) outside pg_deident's schema.
+/// Is `func` one of `deident._k_partial`'s overloads?
+fn is_partial_aggregate(func: pg_sys::Oid) -> bool {
+    catalog::with_proc(func, |form, _| {
+        // SAFETY: proname is a NUL-terminated NameData.
+        let name = unsafe { std::ffi::CStr::from_ptr(form.proname.data.as_ptr()) };
+        name == c"_k_partial" && catalog::is_deident_namespace(form.pronamespace)
+    })
+    .unwrap_or(false)
+}
+
 fn foreign_function(func: pg_sys::Oid) -> bool {
     // SAFETY: a syscache read in a transaction.
     func.to_u32() >= pg_sys::FirstNormalObjectId

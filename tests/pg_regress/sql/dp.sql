@@ -603,6 +603,9 @@ SELECT regress_error($$SELECT regress_dp_own.mycomb('deident.dp_sum(integer,text
 -- exists
 SELECT regress_error($$SELECT deident._k_partial('deident.dp_sum(integer,text,integer,integer)'::regprocedure, v, person, 10, 0) FROM regress_dp WHERE false$$);
 SELECT regress_error($$SELECT deident._k_partial('deident.dp_avg(integer,text,integer,integer)'::regprocedure, v, person, 0, v) FROM regress_dp WHERE false$$);
+-- fail (0A000): a dp statement never needs partial states of its own (its plan combines
+-- them), so it may not make any: an error of theirs could depend on the rows
+SELECT regress_error($$SELECT deident.dp_count(person), deident._k_partial('deident.k_count_distinct(text)'::regprocedure, person) FROM regress_dp WHERE false$$);
 RESET ROLE;
 DROP SCHEMA regress_dp_own CASCADE;
 

@@ -232,12 +232,18 @@ SELECT regress_error($$SELECT deident._k_partial('deident.k_sum(integer,text)'::
 SELECT regress_error($$SELECT deident._k_partial('deident.k_sum(integer,text)'::regprocedure, person) FROM regress_ks$$);
 SELECT regress_error($$SELECT deident._k_partial(NULL::oid, person) FROM regress_ks$$);
 SELECT regress_error($$SELECT deident._k_partial('deident.k_count_distinct(text)'::regprocedure, person) OVER () FROM regress_ks$$);
+-- fail, when planned, whatever the rows (a review had these fail only where a row existed):
+-- an aggregate that is not a constant, arguments of other types, over no rows
+SELECT regress_error($$SELECT deident._k_partial(('deident.dp_sum(integer,text,integer,integer)'::text)::regprocedure, v, person, 10, 0) FROM regress_ks WHERE false$$);
+SELECT regress_error($$SELECT deident._k_partial((SELECT 'deident.k_sum(integer,text)'::regprocedure), v, person) FROM regress_ks WHERE false$$);
+SELECT regress_error($$SELECT deident._k_partial('deident.dp_sum(integer,text,integer,integer)'::regprocedure, v::bigint, person, 0::bigint, 10::bigint) FROM regress_ks WHERE false$$);
 RESET ROLE;
 -- fail: as for the aggregate itself, the caller must be allowed to execute it
 REVOKE EXECUTE ON FUNCTION deident.k_count_distinct(text) FROM PUBLIC;
 SET ROLE regress_ks_analyst;
 SELECT regress_error($$SELECT deident._k_partial('deident.k_count_distinct(text)'::regprocedure, person) FROM regress_ks$$);
 SELECT regress_error($$SELECT deident.k_count_distinct(person) FROM regress_ks$$);
+SELECT regress_error($$SELECT deident._k_partial('deident.k_count_distinct(text)'::regprocedure, person) FROM regress_ks WHERE false$$);
 RESET ROLE;
 GRANT EXECUTE ON FUNCTION deident.k_count_distinct(text) TO PUBLIC;
 
