@@ -394,6 +394,39 @@ SELECT count(*) AS groups, count(*) FILTER (WHERE abs(d.c - l.c) > 1 OR abs(d.s 
   FROM dp_dist d JOIN dp_local l USING (org);
 DROP TABLE dp_dist, dp_local;
 SELECT "limit", spent FROM deident.privacy_budget;
+-- the dp aggregates in a subquery, a CTE and a DBA's view over the distributed table: Citus
+-- plans such a part on its own, after the statement's checks and the role's rewrite, and the
+-- part's calls carry the checks' mark; the single-node answers, each call charged once
+-- (2 + 1 + 1 calls at epsilon 100)
+RESET ROLE;
+CREATE VIEW people_dp_view AS SELECT org, deident.dp_count(email) AS c FROM people GROUP BY org;
+CREATE VIEW people_local_dp_view AS SELECT org, deident.dp_count(email) AS c FROM people_local GROUP BY org;
+GRANT SELECT ON people_dp_view, people_local_dp_view TO citus_analyst;
+SELECT deident.set_privacy_budget('citus_analyst', 10000);
+SET ROLE citus_analyst;
+SELECT spent AS spent_before FROM deident.privacy_budget \gset
+SET deident.dp_epsilon = 100;
+CREATE TEMP TABLE dp_parts AS
+  SELECT x.org, x.c, x.s, y.a, v.c AS vc
+    FROM (SELECT org, deident.dp_count(email) AS c, deident.dp_sum(hours, email, 0, 10) AS s
+            FROM people GROUP BY org) x
+    JOIN (WITH w AS (SELECT org, deident.dp_avg(hours, email, 0, 10) AS a FROM people GROUP BY org)
+          SELECT * FROM w) y USING (org)
+    JOIN people_dp_view v USING (org);
+SELECT spent - :spent_before AS charged FROM deident.privacy_budget;
+CREATE TEMP TABLE dp_parts_local AS
+  SELECT x.org, x.c, x.s, y.a, v.c AS vc
+    FROM (SELECT org, deident.dp_count(email) AS c, deident.dp_sum(hours, email, 0, 10) AS s
+            FROM people_local GROUP BY org) x
+    JOIN (WITH w AS (SELECT org, deident.dp_avg(hours, email, 0, 10) AS a FROM people_local GROUP BY org)
+          SELECT * FROM w) y USING (org)
+    JOIN people_local_dp_view v USING (org);
+RESET deident.dp_epsilon;
+SELECT count(*) AS groups,
+       count(*) FILTER (WHERE abs(d.c - l.c) > 1 OR abs(d.s - l.s) > 2 OR abs(d.a - l.a) > 0.05
+                              OR abs(d.vc - l.vc) > 1) AS different
+  FROM dp_parts d JOIN dp_parts_local l USING (org);
+DROP TABLE dp_parts, dp_parts_local;
 -- a statement Citus would send to the workers whole is refused there, and charged nowhere
 SELECT spent AS spent_before FROM deident.privacy_budget \gset
 \set VERBOSITY terse
@@ -488,6 +521,7 @@ WITH c AS MATERIALIZED (SELECT * FROM rls_local) SELECT c.id, c.email FROM c JOI
 SELECT v.id, v.email FROM labelled_view v JOIN people p USING (id) WHERE v.id <= 2 ORDER BY 1;
 RESET ROLE;
 DROP TABLE leftover_999999;
+DROP VIEW people_dp_view, people_local_dp_view;
 DROP VIEW people_but_1, people_org_under5, people_local_org_under5, people_local_but_one, people_local_hide_org, people_hide_org, labelled_view;
 DROP TABLE rls_local, plain_local, orgs_local, orgs_ref;
 REVOKE CREATE ON SCHEMA public FROM citus_analyst;
