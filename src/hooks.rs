@@ -254,6 +254,7 @@ unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, e
             None => standard_executor_start(query_desc, eflags),
         }
         // dp aggregates: the statement's charge, before it runs (dp/charge.rs)
+        crate::dp::charge::note_start(query_desc);
         if crate::dp::charge::may_finalize_aggregates((*query_desc).plannedstmt) {
             crate::dp::charge::after_start(query_desc, eflags);
         }

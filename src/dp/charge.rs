@@ -46,6 +46,30 @@ struct Running {
 thread_local! {
     /// The running statements that have dp aggregates, innermost last.
     static RUNNING: RefCell<Vec<Running>> = const { RefCell::new(Vec::new()) };
+    /// The running statements the executor instruments (EXPLAIN ANALYZE, auto_explain's
+    /// `log_analyze`): executor state and subtransaction, as for `RUNNING`.
+    static INSTRUMENTED: RefCell<Vec<(usize, pg_sys::SubTransactionId)>> =
+        const { RefCell::new(Vec::new()) };
+}
+
+/// When the executor has started any statement: an instrumented one is noted, so that a dp
+/// statement run inside it is refused as the statement itself would be. Citus runs a part
+/// of a statement that it planned on its own (a subquery, a CTE, a view) as a plan of its
+/// own, not instrumented even under EXPLAIN ANALYZE, whose rows the outer plan's instruments
+/// then count (a review had such a statement charged, where one node refuses it). Pointer
+/// reads only, unless instrumented.
+///
+/// # Safety
+/// `query_desc` has just been started by the executor.
+pub unsafe fn note_start(query_desc: *mut pg_sys::QueryDesc) {
+    // SAFETY: per the contract.
+    unsafe {
+        if (*query_desc).instrument_options != 0 {
+            let estate = (*query_desc).estate as usize;
+            let subxact = pg_sys::GetCurrentSubTransactionId();
+            INSTRUMENTED.with(|r| r.borrow_mut().push((estate, subxact)));
+        }
+    }
 }
 
 /// Could the plan finalize an aggregate? Pointer reads only, so that the executor hook can ask
@@ -227,7 +251,9 @@ pub unsafe extern "C-unwind" fn after_start(query_desc: *mut pg_sys::QueryDesc, 
         // TABLE AS; auto_explain with log_analyze) counts rows exactly: a scan's rows under a
         // view's WHERE, the groups a HAVING filtered out. For a role the budget charges, it is
         // refused before a row is read, whatever the data.
-        if (*query_desc).instrument_options != 0 && budget::charged() {
+        let instrumented =
+            (*query_desc).instrument_options != 0 || INSTRUMENTED.with(|r| !r.borrow().is_empty());
+        if instrumented && budget::charged() {
             DeidentError::DpExplainAnalyze.report();
         }
         let terms =
@@ -254,11 +280,18 @@ pub unsafe fn before_end(query_desc: *mut pg_sys::QueryDesc) {
             r.remove(i);
         }
     });
+    INSTRUMENTED.with(|r| {
+        let mut r = r.borrow_mut();
+        if let Some(i) = r.iter().rposition(|&(e, _)| e == estate) {
+            r.remove(i);
+        }
+    });
 }
 
 /// At the end of a transaction: statements that ended in an ERROR left their terms behind.
 pub fn forget() {
     RUNNING.with(|r| r.borrow_mut().clear());
+    INSTRUMENTED.with(|r| r.borrow_mut().clear());
     plan::forget_kinds();
 }
 
@@ -269,6 +302,7 @@ pub fn forget() {
 /// then answered a later statement whose executor state had the same address, uncharged.
 fn forget_subtransaction(subxact: pg_sys::SubTransactionId) {
     RUNNING.with(|r| r.borrow_mut().retain(|s| s.subxact < subxact));
+    INSTRUMENTED.with(|r| r.borrow_mut().retain(|&(_, s)| s < subxact));
 }
 
 /// The terms of the statement whose aggregate is being finalized, and a final function of a
