@@ -397,7 +397,7 @@ SELECT "limit", spent FROM deident.privacy_budget;
 -- the dp aggregates in a subquery, a CTE and a DBA's view over the distributed table: Citus
 -- plans such a part on its own, after the statement's checks and the role's rewrite, and the
 -- part's calls carry the checks' mark; the single-node answers, each call charged once
--- (2 + 1 + 1 calls at epsilon 100)
+-- (2 + 1 + 1 calls at epsilon 100, over each table)
 RESET ROLE;
 CREATE VIEW people_dp_view AS SELECT org, deident.dp_count(email) AS c FROM people GROUP BY org;
 CREATE VIEW people_local_dp_view AS SELECT org, deident.dp_count(email) AS c FROM people_local GROUP BY org;
@@ -406,13 +406,15 @@ SELECT deident.set_privacy_budget('citus_analyst', 10000);
 SET ROLE citus_analyst;
 SELECT spent AS spent_before FROM deident.privacy_budget \gset
 SET deident.dp_epsilon = 100;
-CREATE TEMP TABLE dp_parts AS
+SELECT format($q$CREATE TEMP TABLE %1$s AS
   SELECT x.org, x.c, x.s, y.a, v.c AS vc
     FROM (SELECT org, deident.dp_count(email) AS c, deident.dp_sum(hours, email, 0, 10) AS s
-            FROM people GROUP BY org) x
-    JOIN (WITH w AS (SELECT org, deident.dp_avg(hours, email, 0, 10) AS a FROM people GROUP BY org)
+            FROM %2$s GROUP BY org) x
+    JOIN (WITH w AS (SELECT org, deident.dp_avg(hours, email, 0, 10) AS a FROM %2$s GROUP BY org)
           SELECT * FROM w) y USING (org)
-    JOIN people_dp_view v USING (org);
+    JOIN %3$s v USING (org)$q$, dest, source, dp_view)
+  FROM (VALUES ('dp_parts', 'people', 'people_dp_view'),
+               ('dp_parts_local', 'people_local', 'people_local_dp_view')) t(dest, source, dp_view) \gexec
 SELECT spent - :spent_before AS charged FROM deident.privacy_budget;
 -- fail (42501): EXPLAIN ANALYZE of such a statement, before anything is charged, as on one
 -- node (Citus runs the part as a plan of its own, which the executor does not instrument: a
@@ -422,13 +424,6 @@ SELECT spent AS spent_before FROM deident.privacy_budget \gset
 EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT * FROM people_dp_view;
 \set VERBOSITY default
 SELECT spent - :spent_before AS charged FROM deident.privacy_budget;
-CREATE TEMP TABLE dp_parts_local AS
-  SELECT x.org, x.c, x.s, y.a, v.c AS vc
-    FROM (SELECT org, deident.dp_count(email) AS c, deident.dp_sum(hours, email, 0, 10) AS s
-            FROM people_local GROUP BY org) x
-    JOIN (WITH w AS (SELECT org, deident.dp_avg(hours, email, 0, 10) AS a FROM people_local GROUP BY org)
-          SELECT * FROM w) y USING (org)
-    JOIN people_local_dp_view v USING (org);
 RESET deident.dp_epsilon;
 SELECT count(*) AS groups,
        count(*) FILTER (WHERE abs(d.c - l.c) > 1 OR abs(d.s - l.s) > 2 OR abs(d.a - l.a) > 0.05
