@@ -199,16 +199,20 @@ SELECT nodeport - current_setting('port')::int AS worker, result AS labels_on_wo
   FROM run_command_on_workers($$SELECT string_agg(objname || '=' || label, ',' ORDER BY objname)
                                   FROM pg_seclabels WHERE provider = 'deident'$$) ORDER BY 1;
 
--- the dp aggregates: at epsilon = 100 the noise has scale 0.01 for dp_count and 0.2 for
--- dp_sum with bounds [0, 10], so the answers are the exact
--- single-node ones within 1 and 2 (the statement is planned and charged on the coordinator)
+-- the dp aggregates: at epsilon = 100 the noise has scale 0.01 for dp_count, 0.2 for
+-- dp_sum with bounds [0, 10] and 2 with bounds [0, 100] (numeric values), about 0.03 for
+-- dp_avg over each org's 75 persons, so the answers are the exact single-node ones within
+-- 1, 2, 60 and 1 (the statement is planned and charged on the coordinator)
 SET deident.dp_epsilon = 100;
-CREATE TABLE dp_dist AS SELECT org, deident.dp_count(email) AS c, deident.dp_sum(hours, email, 0, 10) AS s
-  FROM people GROUP BY org;
-CREATE TABLE dp_local AS SELECT org, deident.dp_count(email) AS c, deident.dp_sum(hours, email, 0, 10) AS s
-  FROM people_local GROUP BY org;
+SELECT format($q$CREATE TABLE %s AS
+  SELECT org, deident.dp_count(email) AS c, deident.dp_sum(hours, email, 0, 10) AS s,
+         deident.dp_sum(score, email, 0, 100) AS n, deident.dp_avg(score, email, 0, 100) AS f
+    FROM %s GROUP BY org$q$, dest, source)
+  FROM (VALUES ('dp_dist', 'people'), ('dp_local', 'people_local')) t(dest, source) \gexec
 RESET deident.dp_epsilon;
-SELECT count(*) AS groups, count(*) FILTER (WHERE abs(d.c - l.c) > 1 OR abs(d.s - l.s) > 2) AS different
+SELECT count(*) AS groups,
+       count(*) FILTER (WHERE abs(d.c - l.c) > 1 OR abs(d.s - l.s) > 2 OR abs(d.n - l.n) > 60
+                              OR abs(d.f - l.f) > 1) AS different
   FROM dp_dist d JOIN dp_local l USING (org);
 DROP TABLE dp_dist, dp_local;
 -- the dp aggregates pushed down, with persons in several groups (each in up to 7): the
