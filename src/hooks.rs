@@ -404,8 +404,8 @@ unsafe extern "C-unwind" fn planner(
         if restricted && !stmt.is_null() {
             after_planning(stmt);
         }
-        // the k-aggregates' and dp_count's combination on a Citus coordinator, in the plan
-        // Citus's planner made; then the dp aggregates' plan, dp_count's combination included
+        // the k- and dp aggregates' combination on a Citus coordinator, in the plan Citus's
+        // planner made; then the dp aggregates' plan, their combinations included
         if rewrite_combines && !stmt.is_null() {
             crate::aggregates::partial::rewrite_coordinator_combines(stmt, dp);
         }

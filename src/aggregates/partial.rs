@@ -566,14 +566,14 @@ unsafe fn final_site(fcinfo: pg_sys::FunctionCallInfo) -> FinalSite {
 }
 
 /// Are `aggregate`'s partial states ones that `_k_partial` makes and `_k_combine_partials`
-/// combines (a k-aggregate's or dp_count's)?
+/// combines (a k-aggregate's or a dp aggregate's)?
 pub fn combinable(aggregate: pg_sys::Oid) -> bool {
     k_aggregate(aggregate).is_some()
 }
 
 /// The aggregate whose partial states a call of `deident._k_combine_partials` combines (its
 /// constant first argument); None for a call of any other aggregate. The dp charge counts
-/// such a call of dp_count as a call of dp_count (src/dp/charge.rs).
+/// such a call of a dp aggregate as a call of that aggregate (src/dp/charge.rs).
 ///
 /// # Safety
 /// `aggref` is a valid Aggref.
@@ -716,7 +716,7 @@ unsafe fn constant_oid(args: *mut pg_sys::List) -> Option<pg_sys::Oid> {
 /// finalize (not partial aggregation), with no ORDER BY, DISTINCT or FILTER, and a transition
 /// state the planner does not share with another aggregate; the rest is left to Citus.
 /// `dp_checked`: the statement's dp aggregate calls passed their checks (src/dp/plan.rs), so
-/// that a combination of dp_count's states made here is marked as its checked call.
+/// that a combination of a dp aggregate's states made here is marked as its checked call.
 ///
 /// # Safety
 /// `stmt` is a valid PlannedStmt just made.
@@ -790,7 +790,7 @@ pub unsafe extern "C-unwind" fn rewrite_coordinator_combines(
             };
             (*a).aggfnoid = combine;
             (*a).aggtranstype = state;
-            // dp_count's combination is its call, which the statement's checks passed
+            // a dp aggregate's combination is its call, which the statement's checks passed
             // (src/dp/plan.rs, `CHECKED`; without them, the executor refuses it)
             if dp_checked {
                 (*a).location = crate::dp::plan::CHECKED;

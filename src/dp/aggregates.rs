@@ -281,7 +281,7 @@ unsafe fn begin_final(fcinfo: pg_sys::FunctionCallInfo, count_share: f64) -> (Pa
     (p, terms.per_person)
 }
 
-/// `_dp_count_final(internal) RETURNS bigint` over k_count_distinct's state: all of ε on the
+/// `_dp_count_final(k_state) RETURNS bigint` over k_count_distinct's state: all of ε on the
 /// noisy distinct-person count, which is also the release decision.
 #[pg_guard]
 #[unsafe(no_mangle)]

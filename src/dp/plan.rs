@@ -75,9 +75,9 @@ pub enum PersonProblem {
     /// The persons' table is a Citus shard, read on a worker: Citus sent the statement to
     /// the workers whole (one shard's rows, or groups by the distribution column).
     WorkerShard,
-    /// A combination of dp_count's partial states written in the statement
+    /// A combination of a dp aggregate's partial states written in the statement
     /// (`deident._k_combine_partials`, `coord_combine_agg`): its states may come from any
-    /// expression; only the plan's own, which the coordinator's rewrite makes, is dp_count's.
+    /// expression; only the plan's own, which the coordinator's rewrite makes, is the dp call.
     WrittenCombination,
 }
 
@@ -260,12 +260,12 @@ unsafe fn check_aggref(
 ) -> Result<Option<(usize, i32)>, CallProblem> {
     // SAFETY: per the contract.
     unsafe {
-        // a combination of dp_count's states, which the statement wrote itself (the one the
+        // a combination of a dp aggregate's states, which the statement wrote itself (the one the
         // coordinator's rewrite makes is in the plan, after this check)
         if dp_call(agg, true) && !is_dp_aggregate((*agg).aggfnoid) {
             return Err(CallProblem::Person(PersonProblem::WrittenCombination));
         }
-        // one whose aggregate is not a constant yet could become dp_count's after this check
+        // one whose aggregate is not a constant yet could become a dp aggregate's after this check
         // (a function the planner folds): refused now, as its final function would refuse it
         if crate::aggregates::partial::combines_unnamed(agg) {
             return Err(CallProblem::UnnamedCombination);
@@ -795,7 +795,7 @@ pub fn is_dp_aggregate(aggfnoid: pg_sys::Oid) -> bool {
 }
 
 /// Does `aggref` finalize a dp aggregate call: one of dp_count, dp_sum, dp_avg, or, on a Citus
-/// coordinator, `deident._k_combine_partials` of dp_count's partial states (docs/citus.md)?
+/// coordinator, `deident._k_combine_partials` of their partial states (docs/citus.md)?
 /// With `citus_planning`, Citus's `coord_combine_agg` of them too, which the coordinator's
 /// plan holds while Citus makes it (and which, left in a plan, is not charged: its final
 /// function then finds no terms and refuses).
@@ -804,7 +804,6 @@ pub fn is_dp_aggregate(aggfnoid: pg_sys::Oid) -> bool {
 /// `aggref` is a valid Aggref.
 pub unsafe fn dp_call(aggref: *mut pg_sys::Aggref, citus_planning: bool) -> bool {
     use crate::aggregates::partial;
-    // (dp_count's: the others' states are never combined from partial states)
     let combined_dp = |a: pg_sys::Oid| is_dp_aggregate(a) && partial::combinable(a);
     // SAFETY: per the contract.
     unsafe {
