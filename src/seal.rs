@@ -289,6 +289,14 @@ pub fn padded_len(len: usize, floor: usize) -> usize {
     (len + FRAME).max(floor).next_power_of_two()
 }
 
+/// The framed plaintext's length for a state's encoding of `len` bytes that holds `kept`
+/// persons of `width` bytes each: padded as if it held at least `k` of them, to a power of two
+/// of at least 64 + `width`·k bytes, so that the number of persons of a group below k never
+/// shows in the length (both families of states: docs/sealed-states.md).
+pub fn padded_as_if_k(len: usize, kept: usize, k: usize, width: usize) -> usize {
+    padded_len(len + width * k.saturating_sub(kept), 64 + width * k)
+}
+
 /// Writes the frame around an encoding already in `plain[FRAME..FRAME + len]`: the length
 /// before it, zeros after it.
 pub fn frame(plain: &mut [u8], len: usize) {

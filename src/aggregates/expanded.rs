@@ -105,8 +105,7 @@ impl Family for Group {
         let state = &mut self.state;
         let len = state.encoded_len().unwrap_or_else(|e| state_error(e));
         let k = state.cap().max(guc::min_group_size()) as usize;
-        let as_if_k = len + 8 * k.saturating_sub(state.persons_kept());
-        (len, seal::padded_len(as_if_k, 64 + 8 * k))
+        (len, seal::padded_as_if_k(len, state.persons_kept(), k, 8))
     }
 
     fn encode(&self, out: &mut [u8]) {
@@ -820,10 +819,10 @@ pub unsafe extern "C-unwind" fn deident_k_state_out(
             Some((eoh, _)) if std::ptr::eq((*eoh).eoh_methods, dp_methods()) => {
                 with_sealed(&mut (*eoh.cast::<Expanded<DpGroup>>()).group, write)
             }
-            Some(_) => match classify::<Group>(d) {
-                Datum::Object { object, .. } => with_sealed(&mut object.group, write),
-                Datum::Sealed(bytes) => write(bytes),
-            },
+            Some((eoh, _)) if std::ptr::eq((*eoh).eoh_methods, &K_METHODS) => {
+                with_sealed(&mut (*eoh.cast::<Expanded<Group>>()).group, write)
+            }
+            Some(_) => DeidentError::NotOurState.report(),
         }
     }
 }

@@ -115,18 +115,11 @@ unsafe fn site_for(fcinfo: pg_sys::FunctionCallInfo, aggregate: pg_sys::Oid) -> 
             DeidentError::PartialNotKAggregate("_k_partial").report()
         };
         // the aggregate's argument types, against the call's (after the aggregate's oid)
-        let mut types: *mut pg_sys::Oid = std::ptr::null_mut();
-        let mut declared = 0;
-        pg_sys::get_func_signature(aggregate, &mut types, &mut declared);
         let given = (*fcinfo).nargs.max(0) as usize;
-        if declared.max(0) as usize != nargs || given != 2 + nargs {
+        let types: Vec<pg_sys::Oid> =
+            (2..given.max(2)).map(|i| pg_sys::get_fn_expr_argtype(flinfo, i as i32)).collect();
+        if !takes(aggregate, nargs, &types) {
             DeidentError::PartialArgumentTypes("_k_partial").report();
-        }
-        for i in 0..nargs {
-            let t = pg_sys::get_fn_expr_argtype(flinfo, (2 + i) as i32);
-            if t == pg_sys::InvalidOid || t != types.add(i).read() {
-                DeidentError::PartialArgumentTypes("_k_partial").report();
-            }
         }
         may_execute(aggregate);
         let cx = (*flinfo).fn_mcxt;
@@ -277,6 +270,27 @@ unsafe fn rewrite_call(a: *mut pg_sys::Aggref) {
     }
 }
 
+/// Are `given` (a `_k_partial` call's argument types after the aggregate's oid) the types
+/// `aggregate`, of `nargs` arguments, is declared with?
+///
+/// # Safety
+/// In a transaction (a syscache read).
+unsafe fn takes(aggregate: pg_sys::Oid, nargs: usize, given: &[pg_sys::Oid]) -> bool {
+    // SAFETY: per the contract; get_func_signature returns a palloc'd array of as many types
+    // as it says (or raises an ERROR for a function that does not exist).
+    unsafe {
+        let mut types: *mut pg_sys::Oid = std::ptr::null_mut();
+        let mut declared = 0;
+        pg_sys::get_func_signature(aggregate, &mut types, &mut declared);
+        declared.max(0) as usize == nargs
+            && given.len() == nargs
+            && given
+                .iter()
+                .enumerate()
+                .all(|(i, &t)| t != pg_sys::InvalidOid && t == types.add(i).read())
+    }
+}
+
 /// What running `aggregate` itself would need (nodeAgg.c, ExecInitAgg): the caller's EXECUTE
 /// privilege on it (42501 otherwise).
 fn may_execute(aggregate: pg_sys::Oid) {
@@ -371,6 +385,16 @@ const K_AGGREGATES: [(&std::ffi::CStr, Kind); 7] = [
     (c"dp_sum", Kind::DpAggregate),
     (c"dp_avg", Kind::DpAggregate),
 ];
+
+/// Is `func` one of `deident._k_partial`'s overloads?
+pub fn is_partial(func: pg_sys::Oid) -> bool {
+    catalog::with_proc(func, |form, _| {
+        // SAFETY: proname is a NUL-terminated NameData.
+        let name = unsafe { std::ffi::CStr::from_ptr(form.proname.data.as_ptr()) };
+        name == c"_k_partial" && catalog::is_deident_namespace(form.pronamespace)
+    })
+    .unwrap_or(false)
+}
 
 /// `deident._k_partial(oid, "any" × nargs)`.
 fn partial_aggregate(nargs: usize) -> Option<pg_sys::Oid> {
@@ -609,11 +633,7 @@ pub unsafe fn partial_call(
     // SAFETY: per the contract; the arguments are TargetEntry nodes.
     unsafe {
         // pointer reads first: _k_partial returns cstring and takes the aggregate's oid first
-        let n = list_len((*aggref).args);
-        if (*aggref).aggtype != pg_sys::CSTRINGOID || !matches!(n, 2 | 3 | 5) {
-            return None;
-        }
-        if partial_aggregate(n - 1) != Some((*aggref).aggfnoid) {
+        if (*aggref).aggtype != pg_sys::CSTRINGOID || !is_partial((*aggref).aggfnoid) {
             return None;
         }
         let Some((aggregate, (_, nargs, family))) =
@@ -621,15 +641,10 @@ pub unsafe fn partial_call(
         else {
             return Some(Err(PartialProblem::Unnamed));
         };
-        let mut types: *mut pg_sys::Oid = std::ptr::null_mut();
-        let mut declared = 0;
-        pg_sys::get_func_signature(aggregate, &mut types, &mut declared);
         let args: Vec<*mut pg_sys::TargetEntry> = list_ptrs((*aggref).args).collect();
-        let same_types = declared.max(0) as usize == nargs
-            && nargs == n - 1
-            && (0..nargs)
-                .all(|i| pg_sys::exprType((*args[1 + i]).expr.cast()) == types.add(i).read());
-        if !same_types {
+        let types: Vec<pg_sys::Oid> =
+            args.iter().skip(1).map(|&te| pg_sys::exprType((*te).expr.cast())).collect();
+        if !takes(aggregate, nargs, &types) {
             return Some(Err(PartialProblem::Types));
         }
         may_execute(aggregate);

@@ -60,8 +60,7 @@ impl Family for DpGroup {
     fn framed_len(&mut self) -> (usize, usize) {
         let len = self.state.encoded_len().unwrap_or_else(|e| state_error(e));
         let k = guc::min_group_size() as usize;
-        let as_if_k = len + 16 * k.saturating_sub(self.state.person_count());
-        (len, seal::padded_len(as_if_k, 64 + 16 * k))
+        (len, seal::padded_as_if_k(len, self.state.person_count(), k, 16))
     }
 
     fn encode(&self, out: &mut [u8]) {

@@ -35,21 +35,34 @@ pub struct Terms {
     pub per_person: u32,
 }
 
-/// A running statement that has dp aggregates: its executor state's address, the
-/// subtransaction it started in, and its terms.
+/// A running statement this module follows, one that has dp aggregates or one the executor
+/// instruments (EXPLAIN ANALYZE, auto_explain's `log_analyze`): its executor state's address,
+/// the subtransaction it started in, and what it is.
 struct Running {
     estate: usize,
     subxact: pg_sys::SubTransactionId,
-    terms: Terms,
+    instrumented: bool,
+    /// The terms it was charged for, if it has dp aggregates.
+    terms: Option<Terms>,
 }
 
 thread_local! {
-    /// The running statements that have dp aggregates, innermost last.
+    /// The running statements followed, innermost last.
     static RUNNING: RefCell<Vec<Running>> = const { RefCell::new(Vec::new()) };
-    /// The running statements the executor instruments (EXPLAIN ANALYZE, auto_explain's
-    /// `log_analyze`): executor state and subtransaction, as for `RUNNING`.
-    static INSTRUMENTED: RefCell<Vec<(usize, pg_sys::SubTransactionId)>> =
-        const { RefCell::new(Vec::new()) };
+}
+
+/// The entry of the statement of executor state `estate`, made if there is none.
+fn running(r: &mut Vec<Running>, estate: usize) -> &mut Running {
+    let i = match r.iter().rposition(|s| s.estate == estate) {
+        Some(i) => i,
+        None => {
+            // SAFETY: a read of the transaction state's current subtransaction.
+            let subxact = unsafe { pg_sys::GetCurrentSubTransactionId() };
+            r.push(Running { estate, subxact, instrumented: false, terms: None });
+            r.len() - 1
+        }
+    };
+    &mut r[i]
 }
 
 /// When the executor has started any statement: an instrumented one is noted, so that a dp
@@ -66,8 +79,7 @@ pub unsafe fn note_start(query_desc: *mut pg_sys::QueryDesc) {
     unsafe {
         if (*query_desc).instrument_options != 0 {
             let estate = (*query_desc).estate as usize;
-            let subxact = pg_sys::GetCurrentSubTransactionId();
-            INSTRUMENTED.with(|r| r.borrow_mut().push((estate, subxact)));
+            RUNNING.with(|r| running(&mut r.borrow_mut(), estate).instrumented = true);
         }
     }
 }
@@ -251,8 +263,8 @@ pub unsafe extern "C-unwind" fn after_start(query_desc: *mut pg_sys::QueryDesc, 
         // TABLE AS; auto_explain with log_analyze) counts rows exactly: a scan's rows under a
         // view's WHERE, the groups a HAVING filtered out. For a role the budget charges, it is
         // refused before a row is read, whatever the data.
-        let instrumented =
-            (*query_desc).instrument_options != 0 || INSTRUMENTED.with(|r| !r.borrow().is_empty());
+        // (this statement too: `note_start` noted it)
+        let instrumented = RUNNING.with(|r| r.borrow().iter().any(|s| s.instrumented));
         if instrumented && budget::charged() {
             DeidentError::DpExplainAnalyze.report();
         }
@@ -261,8 +273,7 @@ pub unsafe extern "C-unwind" fn after_start(query_desc: *mut pg_sys::QueryDesc, 
         budget::charge(terms.epsilon * f64::from(terms.per_person) * calls as f64);
         super::grouping::keep_in_memory(query_desc);
         let estate = (*query_desc).estate as usize;
-        let subxact = pg_sys::GetCurrentSubTransactionId();
-        RUNNING.with(|r| r.borrow_mut().push(Running { estate, subxact, terms }));
+        RUNNING.with(|r| running(&mut r.borrow_mut(), estate).terms = Some(terms));
     }
 }
 
@@ -280,18 +291,11 @@ pub unsafe fn before_end(query_desc: *mut pg_sys::QueryDesc) {
             r.remove(i);
         }
     });
-    INSTRUMENTED.with(|r| {
-        let mut r = r.borrow_mut();
-        if let Some(i) = r.iter().rposition(|&(e, _)| e == estate) {
-            r.remove(i);
-        }
-    });
 }
 
 /// At the end of a transaction: statements that ended in an ERROR left their terms behind.
 pub fn forget() {
     RUNNING.with(|r| r.borrow_mut().clear());
-    INSTRUMENTED.with(|r| r.borrow_mut().clear());
     plan::forget_kinds();
 }
 
@@ -302,7 +306,6 @@ pub fn forget() {
 /// then answered a later statement whose executor state had the same address, uncharged.
 fn forget_subtransaction(subxact: pg_sys::SubTransactionId) {
     RUNNING.with(|r| r.borrow_mut().retain(|s| s.subxact < subxact));
-    INSTRUMENTED.with(|r| r.borrow_mut().retain(|&(_, s)| s < subxact));
 }
 
 /// The terms of the statement whose aggregate is being finalized, and a final function of a
@@ -329,7 +332,7 @@ pub unsafe fn terms(fcinfo: pg_sys::FunctionCallInfo) -> Terms {
         (*cx.cast::<pg_sys::AggState>()).ss.ps.state as usize
     };
     RUNNING
-        .with(|r| r.borrow().iter().rev().find(|s| s.estate == estate).map(|s| s.terms))
+        .with(|r| r.borrow().iter().rev().find(|s| s.estate == estate).and_then(|s| s.terms))
         .unwrap_or_else(|| DeidentError::DpUncharged.report())
 }
 

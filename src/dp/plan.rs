@@ -277,11 +277,7 @@ unsafe fn check_aggref(
             None => {}
             Some(Err(problem)) => return Err(CallProblem::Partial(problem)),
             Some(Ok(None)) => return Ok(None),
-            Some(Ok(Some((lower, upper)))) => {
-                let typ = pg_sys::exprType(lower.cast());
-                let bounds = (|| bounds_of(typ, bound_value(lower)?, bound_value(upper)?))();
-                return bounds.map(|_| None).map_err(CallProblem::Bounds);
-            }
+            Some(Ok(Some((lower, upper)))) => return check_bounds(lower, upper).map(|()| None),
         }
         let args = aggregate_args(agg);
         let person_arg = match dp_kind((*agg).aggfnoid) {
@@ -301,10 +297,7 @@ unsafe fn check_aggref(
             if !value_is_column(value, level, rel) {
                 return Err(CallProblem::Person(PersonProblem::ValueElsewhere));
             }
-            let (lower, upper) = ((*args[2]).expr, (*args[3]).expr);
-            let typ = pg_sys::exprType(lower.cast());
-            let bounds = (|| bounds_of(typ, bound_value(lower)?, bound_value(upper)?))();
-            bounds.map_err(CallProblem::Bounds)?;
+            check_bounds((*args[2]).expr, (*args[3]).expr)?;
         }
         if let Some(q) = query {
             grouping_ok(q).map_err(CallProblem::Grouping)?;
@@ -313,6 +306,24 @@ unsafe fn check_aggref(
             }
         }
         Ok(query.map(|q| (q as usize, rel)))
+    }
+}
+
+/// The bounds of a dp_sum or dp_avg call (or of `_k_partial` of one): constants of the value's
+/// type that make usable bounds.
+///
+/// # Safety
+/// `lower` and `upper` are a call's argument expressions.
+unsafe fn check_bounds(
+    lower: *mut pg_sys::Expr,
+    upper: *mut pg_sys::Expr,
+) -> Result<(), CallProblem> {
+    // SAFETY: per the contract.
+    unsafe {
+        let typ = pg_sys::exprType(lower.cast());
+        (|| bounds_of(typ, bound_value(lower)?, bound_value(upper)?))()
+            .map(|_| ())
+            .map_err(CallProblem::Bounds)
     }
 }
 
@@ -679,7 +690,7 @@ unsafe fn statement_functions_ok(query: *mut pg_sys::Query) -> bool {
             // and so is `_k_partial`, which only Citus's workers need (a dp statement's partial
             // states are combined by its own plan)
             if func.to_u32() >= pg_sys::FirstNormalObjectId {
-                return foreign_function(func) || is_partial_aggregate(func);
+                return foreign_function(func) || crate::aggregates::partial::is_partial(func);
             }
             pg_sys::func_volatile(func) == pg_sys::PROVOLATILE_VOLATILE as std::ffi::c_char
         }
@@ -952,16 +963,6 @@ fn dp_kind_uncached(aggfnoid: pg_sys::Oid) -> Option<DpKind> {
 }
 
 /// A user-defined function (not built in) outside pg_deident's schema.
-/// Is `func` one of `deident._k_partial`'s overloads?
-fn is_partial_aggregate(func: pg_sys::Oid) -> bool {
-    catalog::with_proc(func, |form, _| {
-        // SAFETY: proname is a NUL-terminated NameData.
-        let name = unsafe { std::ffi::CStr::from_ptr(form.proname.data.as_ptr()) };
-        name == c"_k_partial" && catalog::is_deident_namespace(form.pronamespace)
-    })
-    .unwrap_or(false)
-}
-
 fn foreign_function(func: pg_sys::Oid) -> bool {
     // SAFETY: a syscache read in a transaction.
     func.to_u32() >= pg_sys::FirstNormalObjectId
