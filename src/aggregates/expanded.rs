@@ -523,9 +523,51 @@ pub unsafe fn update_arg<'a, G: Family>(
         if fmgr::arg_is_null(fcinfo, 0) {
             return None;
         }
-        match classify(fmgr::arg(fcinfo, 0)) {
+        let d = fmgr::arg(fcinfo, 0);
+        if let Some(object) = own_rw_object::<G>(d) {
+            return Some(&mut (*object).group);
+        }
+        match classify(d) {
             Datum::Object { object, read_write: true } => Some(&mut object.group),
             other => Some(copy_of(fcinfo, other, placement)),
+        }
+    }
+}
+
+/// Every row's case of `update_arg`: `d` is the read-write pointer that the header of one of
+/// the family's objects holds, so the object is where the pointer's own address says. The
+/// address is computed from the datum, not read through it, and only compared with the
+/// pointer the datum holds: the loads of the group's fields need not wait for the load of
+/// the pointer, as they must when the object's address is that pointer (with `internal`
+/// states a row's first loads were the group's own). None otherwise (`classify` decides).
+///
+/// # Safety
+/// `d` is a non-NULL datum of type deident.k_state.
+#[inline(always)]
+unsafe fn own_rw_object<G: Family>(d: pg_sys::Datum) -> Option<*mut Expanded<G>> {
+    let p = d.cast_mut_ptr::<u8>();
+    let object = p
+        .wrapping_sub(
+            std::mem::offset_of!(Expanded<G>, header)
+                + std::mem::offset_of!(pg_sys::ExpandedObjectHeader, eoh_rw_ptr),
+        )
+        .cast::<Expanded<G>>();
+    // SAFETY: per the contract, as in object_of; `object` is read only once the datum has
+    // been found to be the read-write pointer held by the header at that address.
+    unsafe {
+        if !(cfg!(target_endian = "little")
+            && p.read() == 0x01
+            && p.add(1).read() == VARTAG_EXPANDED_RW)
+        {
+            return None;
+        }
+        let eoh = p.add(2).cast::<*mut pg_sys::ExpandedObjectHeader>().read_unaligned();
+        if eoh.cast::<Expanded<G>>() == object
+            && std::ptr::eq((*object).header.eoh_methods, G::methods())
+        {
+            Some(object)
+        } else {
+            None
         }
     }
 }

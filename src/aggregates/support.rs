@@ -75,6 +75,7 @@ unsafe fn arg_type(flinfo: *mut pg_sys::FmgrInfo, n: usize) -> pg_sys::Oid {
 ///
 /// # Safety
 /// `fcinfo` is a transition call of one of the aggregates.
+#[inline(always)]
 unsafe fn group_for<'a>(
     fcinfo: pg_sys::FunctionCallInfo,
     acc: impl Fn(ValueType, PgEnv) -> Acc<PgEnv>,
@@ -85,10 +86,26 @@ unsafe fn group_for<'a>(
     // reset or deleted, after the last call that uses it.
     // (Transition states stay in the shared context also under Citus's worker_partial_agg,
     // whose final step is the type's output function, ours.)
-    let existing = match unsafe { update_arg::<Group>(fcinfo, Placement::Shared) } {
-        Some(g) if g.person != PersonType::Unknown => return g,
-        existing => existing,
-    };
+    match unsafe { update_arg::<Group>(fcinfo, Placement::Shared) } {
+        Some(g) if g.person != PersonType::Unknown => g,
+        // SAFETY: per the contract.
+        existing => unsafe { first_row(fcinfo, existing, acc, value_arg, person_arg) },
+    }
+}
+
+/// `group_for` on a group's first row (out of line: every other row only finds its state):
+/// `existing` is the state opened from an initial value, if the aggregate has one.
+///
+/// # Safety
+/// As `group_for`.
+#[inline(never)]
+unsafe fn first_row<'a>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    existing: Option<&'a mut Group>,
+    acc: impl Fn(ValueType, PgEnv) -> Acc<PgEnv>,
+    value_arg: Option<usize>,
+    person_arg: usize,
+) -> &'a mut Group {
     // SAFETY: fcinfo is fmgr's call info.
     let cx = unsafe { agg_context(fcinfo) };
     preload::check().or_report();
