@@ -101,9 +101,19 @@ impl Family for Group {
     /// the floor); what can show is the size class of a numeric sum's positive and negative
     /// parts (together past about 10^50 at k = 5), and, for k_count_distinct at or above k,
     /// the size class of the person count.
+    ///
+    /// A capped state that is full (it saw `cap` distinct persons, and holds no hashes) is
+    /// padded to a power of two of at least 64 bytes: shorter than any state below its cap.
+    /// Its length tells that the rows it was made of have at least `cap` persons, which is
+    /// what the final function tells of the same state (and the aggregate itself of the same
+    /// rows) to whoever may make or hold it; it halves the bytes Citus moves for a group of k
+    /// persons or more in a shard (docs/sealed-states.md).
     fn framed_len(&mut self) -> (usize, usize) {
         let state = &mut self.state;
         let len = state.encoded_len().unwrap_or_else(|e| state_error(e));
+        if state.saturated() {
+            return (len, seal::padded_len(len, 64));
+        }
         let k = state.cap().max(guc::min_group_size()) as usize;
         (len, seal::padded_as_if_k(len, state.persons_kept(), k, 8))
     }

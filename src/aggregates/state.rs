@@ -253,13 +253,18 @@ pub struct KState<E: Env> {
     /// made; at most this many persons are remembered, since k distinct persons are enough to
     /// meet the threshold. 0 for k_count_distinct, which remembers every person.
     pub cap: u32,
-    /// How many of `persons` are sorted and distinct (k_count_distinct). A u32: a Buf holds at
-    /// most MaxAllocSize / 8 < 2^27 hashes.
-    sorted: u32,
+    /// For k_count_distinct, how many of `persons` are sorted and distinct (a u32: a Buf
+    /// holds at most MaxAllocSize / 8 < 2^27 hashes); for the capped aggregates, `FULL` once
+    /// `cap` distinct persons were seen, else 0. One field for both (they never share a
+    /// state), so that what a row reads stays in the object's first two cache lines
+    /// (expanded.rs, `Expanded`).
+    settled: u32,
     /// Rows that contributed (person and value both non-NULL).
     pub rows: i64,
-    /// Person hashes: distinct for the capped aggregates; for k_count_distinct, sorted and
-    /// distinct up to `sorted`, then appended as they come (sorted and deduplicated in bulk,
+    /// Person hashes: distinct for the capped aggregates, and none once the state is full
+    /// (which k distinct persons met the threshold no longer matters, so neither memory nor
+    /// the sealed bytes carry them); for k_count_distinct, sorted and distinct up to
+    /// `settled`, then appended as they come (sorted and deduplicated in bulk,
     /// which keeps the per-row work a sequential write: see `add_person`).
     persons: Buf<E>,
     pub acc: Acc<E>,
@@ -267,10 +272,13 @@ pub struct KState<E: Env> {
 
 const VERSION: u8 = 1;
 
+/// `settled` of a capped state that has seen `cap` distinct persons.
+const FULL: u32 = 1;
+
 impl<E: Env> KState<E> {
     pub fn new(acc: Acc<E>, cap: u32, env: E) -> KState<E> {
         let cap = if matches!(acc, Acc::Distinct) { 0 } else { cap };
-        KState { cap, persons: Buf::new(env), sorted: 0, rows: 0, acc }
+        KState { cap, persons: Buf::new(env), settled: 0, rows: 0, acc }
     }
 
     pub fn env(&self) -> E {
@@ -278,12 +286,19 @@ impl<E: Env> KState<E> {
     }
 
     fn sorted(&self) -> usize {
-        self.sorted as usize
+        debug_assert!(self.cap == 0);
+        self.settled as usize
     }
 
     fn set_sorted(&mut self, n: usize) {
         // n counts hashes in a Buf: below 2^27 (MaxAllocSize / 8)
-        self.sorted = n as u32;
+        self.settled = n as u32;
+    }
+
+    /// A capped state that has seen `cap` distinct persons: it forgets their hashes.
+    fn set_full(&mut self) {
+        self.persons.truncate(0);
+        self.settled = FULL;
     }
 
     /// The most persons a state remembers (k when it was made), 0 for k_count_distinct's.
@@ -291,7 +306,8 @@ impl<E: Env> KState<E> {
         self.cap
     }
 
-    /// The person hashes the state holds now (distinct once `encoded_len` has run).
+    /// The person hashes the state holds now (distinct once `encoded_len` has run; none once
+    /// it is `saturated`).
     pub fn persons_kept(&self) -> usize {
         self.persons.len()
     }
@@ -304,10 +320,11 @@ impl<E: Env> KState<E> {
     }
 
     /// True once the capped aggregates have seen `cap` distinct persons: then nothing more
-    /// about persons needs to be remembered, and the caller can skip hashing them.
+    /// about persons needs to be remembered (the state holds no hashes any more), and the
+    /// caller can skip hashing them.
     #[inline]
     pub fn saturated(&self) -> bool {
-        self.cap > 0 && self.persons.len() >= self.cap as usize
+        self.cap > 0 && self.settled == FULL
     }
 
     /// Adds a person. k_count_distinct appends it and, when the unsorted tail has outgrown
@@ -328,6 +345,9 @@ impl<E: Env> KState<E> {
             }
         } else if !self.saturated() && !self.persons.contains(&hash) {
             self.persons.push(hash)?;
+            if self.persons.len() >= self.cap as usize {
+                self.set_full();
+            }
         }
         Ok(())
     }
@@ -393,7 +413,7 @@ impl<E: Env> KState<E> {
         Ok(KState {
             cap: self.cap,
             persons: self.persons.copy_in(env)?,
-            sorted: self.sorted,
+            settled: self.settled,
             rows: self.rows,
             acc: self.acc.copy_in(env)?,
         })
@@ -401,7 +421,8 @@ impl<E: Env> KState<E> {
 
     /// Merges `other` into `self`. Associative and commutative: the capped person count of a
     /// merge is min(cap, |persons of both|), whichever partial states it is built from (a
-    /// saturated side alone reaches the cap; otherwise both sides hold all their persons).
+    /// saturated side alone reaches the cap, whose hashes are not needed; otherwise both
+    /// sides hold all their persons).
     pub fn merge(&mut self, other: &KState<E>) -> Result<(), StateError> {
         match (&mut self.acc, &other.acc) {
             (Acc::Count, Acc::Count) | (Acc::Distinct, Acc::Distinct) => {}
@@ -453,8 +474,13 @@ impl<E: Env> KState<E> {
     fn merge_capped(&mut self, other: &KState<E>) -> Result<(), StateError> {
         // A smaller cap from another worker still decides correctly for its own k.
         self.cap = self.cap.min(other.cap.max(1));
-        self.persons.truncate(self.cap as usize);
         if self.saturated() {
+            return Ok(());
+        }
+        // A full side saw at least its own cap of distinct persons, so at least the smaller
+        // cap; so does a side that holds that many.
+        if other.saturated() || self.persons.len() >= self.cap as usize {
+            self.set_full();
             return Ok(());
         }
         // Our persons, sorted, to look other's up in O(log k) rather than O(k): k may be
@@ -463,11 +489,12 @@ impl<E: Env> KState<E> {
         let mut seen = self.persons.copy_in(env)?;
         sort_distinct(&mut seen, 0)?;
         for (i, p) in other.persons.iter().enumerate() {
-            if self.saturated() {
-                break;
-            }
             if seen.binary_search(p).is_err() {
                 self.persons.push(*p)?;
+                if self.persons.len() >= self.cap as usize {
+                    self.set_full();
+                    break;
+                }
             }
             if i % CHUNK == CHUNK - 1 {
                 env.check_interrupts();
@@ -478,6 +505,9 @@ impl<E: Env> KState<E> {
 
     /// Distinct persons seen, capped for the capped aggregates.
     pub fn distinct_persons(&mut self) -> Result<usize, StateError> {
+        if self.saturated() {
+            return Ok(self.cap as usize);
+        }
         self.compact()?;
         Ok(self.persons.len())
     }
@@ -538,8 +568,10 @@ impl<E: Env> KState<E> {
             }
         }
         // persons.len() is bounded by memory far below 2^32 entries of 8 bytes in a bytea
-        // (1 GB): a state that large cannot be serialized by PostgreSQL anyway.
-        w.put(&(self.persons.len() as u32).to_le_bytes());
+        // (1 GB): a state that large cannot be serialized by PostgreSQL anyway. A full capped
+        // state says it has `cap` persons, and lists none.
+        let n = if self.saturated() { self.cap } else { self.persons.len() as u32 };
+        w.put(&n.to_le_bytes());
         for (i, p) in self.persons.iter().enumerate() {
             w.put(&p.to_le_bytes());
             if i % CHUNK == CHUNK - 1 {
@@ -580,13 +612,19 @@ impl<E: Env> KState<E> {
             _ => return Err(StateError::Malformed),
         };
         let n = u32::from_le_bytes(r.take()?) as usize;
-        if rows < 0 || matches!(acc, Acc::Distinct) != (cap == 0) || r.0.len() != n * 8 {
+        // A capped state holds at most cap persons, and lists none when it holds cap (full).
+        let full = cap > 0 && n == cap as usize;
+        let listed = if full { 0 } else { n };
+        if rows < 0 || matches!(acc, Acc::Distinct) != (cap == 0) || r.0.len() != listed * 8 {
             return Err(StateError::Malformed);
         }
-        // Persons must be distinct (and, for k_count_distinct, sorted as encode leaves them),
-        // and a capped state holds at most cap: forged bytes cannot claim more persons.
+        // Persons must be distinct (and, for k_count_distinct, sorted as encode leaves them):
+        // forged bytes cannot claim more persons than they list, nor more than the cap.
         if cap > 0 && n > cap as usize {
             return Err(StateError::Malformed);
+        }
+        if full {
+            return Ok(KState { cap, persons: Buf::new(env), settled: FULL, rows, acc });
         }
         let mut persons = Buf::with_capacity(env, n)?;
         for (i, c) in r.0.chunks_exact(8).enumerate() {
@@ -607,8 +645,8 @@ impl<E: Env> KState<E> {
             }
         }
         // persons.len() < 2^27 (a Buf's limit)
-        let sorted = if cap == 0 { persons.len() as u32 } else { 0 };
-        Ok(KState { cap, persons, sorted, rows, acc })
+        let settled = if cap == 0 { persons.len() as u32 } else { 0 };
+        Ok(KState { cap, persons, settled, rows, acc })
     }
 }
 
@@ -690,8 +728,9 @@ mod tests {
         for p in 5..1000 {
             s.add_person(p).unwrap();
         }
-        assert_eq!(s.persons().len(), 5, "O(k) memory");
+        assert!(s.persons().is_empty(), "a full state forgets its persons");
         assert!(s.saturated() && s.meets(5).unwrap());
+        assert_eq!(s.distinct_persons(), Ok(5));
         assert_eq!(
             s.meets(6),
             Err(StateError::CappedBelowK { cap: 5, k: 6 }),
@@ -755,8 +794,10 @@ mod tests {
         }
     }
 
-    fn random_states(rng: &mut Lcg, kind: u8, cap: u32, n: usize) -> Vec<State> {
-        (0..n)
+    /// `n` random states of a kind, and each one's persons (a full state no longer lists them).
+    fn random_states(rng: &mut Lcg, kind: u8, cap: u32, n: usize) -> (Vec<State>, Vec<u64>) {
+        let mut persons = Vec::new();
+        let states = (0..n)
             .map(|_| {
                 let acc = match kind {
                     0 => Acc::Int(Wide(0)),
@@ -767,6 +808,7 @@ mod tests {
                 let mut s = KState::new(acc, cap, HeapEnv);
                 for _ in 0..rng.next() % 40 {
                     let p = rng.next() % 30;
+                    persons.push(p);
                     s.add_person(p).unwrap();
                     match kind {
                         0 => s.add_int((rng.next() % 100) as i64 - 50).unwrap(),
@@ -786,7 +828,8 @@ mod tests {
                 }
                 s
             })
-            .collect()
+            .collect();
+        (states, persons)
     }
 
     fn fold(states: &[State], order: &[usize]) -> State {
@@ -808,7 +851,7 @@ mod tests {
         let mut rng = Lcg(42);
         for kind in 0..4 {
             for _ in 0..200 {
-                let states = random_states(&mut rng, kind, 5, 6);
+                let (states, mut all) = random_states(&mut rng, kind, 5, 6);
                 let forward: Vec<usize> = (0..6).collect();
                 let mut shuffled = forward.clone();
                 for i in (1..6).rev() {
@@ -829,7 +872,6 @@ mod tests {
                 assert!(same_acc(&a.acc, &b.acc));
                 assert!(same_acc(&a.acc, &left.acc));
                 // and the same as one state fed every row
-                let mut all: Vec<u64> = states.iter().flat_map(|s| s.persons().to_vec()).collect();
                 all.sort_unstable();
                 all.dedup();
                 let expect = if kind == 1 { all.len() } else { all.len().min(5) };
@@ -962,9 +1004,17 @@ mod tests {
         tag[1] = 77;
         cases.push(tag);
         // more persons than the cap: 3 persons, cap lowered to 2
-        let mut over = good.clone();
+        let mut over = encode_vec(&mut capped(5, &[1, 2, 3]));
         over[2] = 2;
         cases.push(over);
+        // a full state that lists its persons (a full one lists none)
+        let mut listed = encode_vec(&mut capped(5, &[1, 2, 3]));
+        listed[2] = 3;
+        cases.push(listed);
+        // fewer persons than the cap, none listed
+        let mut unlisted = good.clone();
+        unlisted[2] = 4;
+        cases.push(unlisted);
         // a duplicated person, to claim two persons with one
         let mut dup = encode_vec(&mut capped(5, &[1, 2]));
         let n = dup.len();
@@ -994,6 +1044,51 @@ mod tests {
         // states of different kinds do not merge
         let mut a = KState::new(Acc::Distinct, 0, HeapEnv);
         assert_eq!(a.merge(&capped(5, &[1])), Err(StateError::Mismatch));
+    }
+
+    #[test]
+    fn full_states_carry_no_persons() {
+        let mut full = capped(3, &[1, 2, 3, 2]);
+        assert!(full.saturated() && full.persons().is_empty());
+        let bytes = encode_vec(&mut full);
+        let mut expect = vec![1, 3, 3, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0]; // cap 3, rows 4
+        expect.extend_from_slice(&8i128.to_le_bytes());
+        expect.extend_from_slice(&3u32.to_le_bytes()); // 3 persons, none listed
+        assert_eq!(bytes, expect);
+        let mut back = State::decode(&bytes, HeapEnv).unwrap();
+        assert!(back.saturated() && back.persons().is_empty());
+        assert_eq!(back.distinct_persons(), Ok(3));
+        assert_eq!(encode_vec(&mut back), bytes);
+        // two short states whose persons together reach the cap
+        let mut a = capped(5, &[1, 2, 3]);
+        a.merge(&capped(5, &[3, 4, 5])).unwrap();
+        assert!(a.saturated() && a.persons().is_empty());
+        assert_eq!(a.distinct_persons(), Ok(5));
+        let mut b = capped(5, &[1, 2, 3]);
+        b.merge(&capped(5, &[3, 2])).unwrap();
+        assert!(!b.saturated());
+        assert_eq!(b.distinct_persons(), Ok(3));
+        // a short state and a full one, either way round
+        let mut c = capped(5, &[1]);
+        c.merge(&capped(5, &[6, 7, 8, 9, 10])).unwrap();
+        assert!(c.saturated());
+        let mut d = capped(5, &[6, 7, 8, 9, 10]);
+        d.merge(&capped(5, &[1])).unwrap();
+        assert!(d.saturated());
+        assert_eq!((c.rows, d.rows), (6, 6));
+        assert!(same_acc(&c.acc, &d.acc));
+        // a smaller cap from another state: full at it
+        let mut e = capped(5, &[1, 2, 3, 4]);
+        e.merge(&capped(3, &[7])).unwrap();
+        assert!(e.saturated() && e.cap() == 3);
+        assert_eq!(e.distinct_persons(), Ok(3));
+        let mut f = capped(5, &[1]);
+        f.merge(&capped(3, &[7, 8, 9])).unwrap();
+        assert!(f.saturated() && f.cap() == 3);
+        let mut g = capped(5, &[1]);
+        g.merge(&capped(3, &[1, 2])).unwrap();
+        assert!(!g.saturated());
+        assert_eq!(g.distinct_persons(), Ok(2));
     }
 
     #[test]

@@ -99,13 +99,13 @@ unsafe fn group_for<'a>(
 /// # Safety
 /// As `group_for`.
 #[inline(never)]
-unsafe fn first_row<'a>(
+unsafe fn first_row(
     fcinfo: pg_sys::FunctionCallInfo,
-    existing: Option<&'a mut Group>,
+    existing: Option<&mut Group>,
     acc: impl Fn(ValueType, PgEnv) -> Acc<PgEnv>,
     value_arg: Option<usize>,
     person_arg: usize,
-) -> &'a mut Group {
+) -> &mut Group {
     // SAFETY: fcinfo is fmgr's call info.
     let cx = unsafe { agg_context(fcinfo) };
     preload::check().or_report();

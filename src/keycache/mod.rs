@@ -153,7 +153,13 @@ struct Cache {
 
 thread_local! {
     static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
+    /// The sealing key `seal_key` found last: the serial of its ring, the key id asked for,
+    /// and the key. A Citus coordinator asks for it once per partial state.
+    static LAST_SEAL_KEY: RefCell<Option<LastSealKey>> = const { RefCell::new(None) };
 }
+
+/// `LAST_SEAL_KEY`: a ring's serial, a key id as asked for ('' for the active key), its key.
+type LastSealKey = (u64, Vec<u8>, Rc<SealKey>);
 
 /// Serial numbers of rings: 0 means none.
 static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
@@ -248,6 +254,7 @@ fn latest(cache: &mut Cache, epoch: Epoch) -> Settled {
     // Keys derived from an older ring are of no more use to new queries.
     cache.domains.clear();
     cache.seal_keys.clear();
+    LAST_SEAL_KEY.set(None);
     let settled = Settled { serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed), ring };
     cache.latest = Some(settled.clone());
     settled
@@ -368,6 +375,25 @@ pub fn cached_domains() -> (usize, usize) {
 /// The state-sealing key (seal.rs) of the key `key_id` ('' for the active key) of the current
 /// ring, derived once per ring and key.
 pub fn seal_key(key_id: &[u8]) -> Result<Rc<SealKey>> {
+    // As a call site's domain key in `mac`: the key found last, while the running query's
+    // ring is the one it was found in (one load and a comparison, not a walk of the cache).
+    let running = RUNNING_SERIAL.load(Ordering::Relaxed);
+    if running != 0 {
+        let hit = LAST_SEAL_KEY.with_borrow(|last| match last {
+            Some((serial, id, key)) if *serial == running && id == key_id => Some(key.clone()),
+            _ => None,
+        });
+        if let Some(key) = hit {
+            return Ok(key);
+        }
+    }
+    let (serial, key) = seal_key_slow(key_id)?;
+    LAST_SEAL_KEY.set(Some((serial, key_id.to_vec(), key.clone())));
+    Ok(key)
+}
+
+/// `seal_key` through the cache: the ring in force settled and noted, and its serial.
+fn seal_key_slow(key_id: &[u8]) -> Result<(u64, Rc<SealKey>)> {
     CACHE.with_borrow_mut(|cache| {
         let settled = usable_ring(cache)?;
         let ring = ring_of(&settled)?;
@@ -375,7 +401,7 @@ pub fn seal_key(key_id: &[u8]) -> Result<Rc<SealKey>> {
         if let Some((_, _, k)) =
             cache.seal_keys.iter().find(|(s, i, _)| *s == settled.serial && *i == index)
         {
-            return Ok(k.clone());
+            return Ok((settled.serial, k.clone()));
         }
         let key = &ring.keys.keys[index];
         // Key ids are SPEC's [A-Za-z0-9_-]{1,32} (keys.rs), which derive accepts.
@@ -383,7 +409,7 @@ pub fn seal_key(key_id: &[u8]) -> Result<Rc<SealKey>> {
             .map(Rc::new)
             .ok_or_else(|| DeidentError::UnknownKeyId { id: key.id.as_bytes().to_vec() })?;
         cache.seal_keys.push((settled.serial, index, sk.clone()));
-        Ok(sk)
+        Ok((settled.serial, sk))
     })
 }
 
