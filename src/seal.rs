@@ -318,6 +318,12 @@ pub fn padded_len(len: usize, floor: usize) -> usize {
     (len + FRAME).max(floor).next_power_of_two()
 }
 
+/// The framed plaintext's length for an encoding of `len` bytes that needs no padding to hide
+/// anything: to a multiple of 16 bytes (AES's block).
+pub fn block_padded_len(len: usize) -> usize {
+    (len + FRAME).next_multiple_of(16)
+}
+
 /// The framed plaintext's length for a state's encoding of `len` bytes that holds `kept`
 /// persons of `width` bytes each: padded as if it held at least `k` of them, to a power of two
 /// of at least 64 + `width`·k bytes, so that the number of persons of a group below k never
@@ -621,6 +627,9 @@ mod tests {
         assert_eq!(padded_len(100, 104), 128);
         assert_eq!(padded_len(124, 104), 128);
         assert_eq!(padded_len(125, 104), 256);
+        assert_eq!(block_padded_len(12), 16);
+        assert_eq!(block_padded_len(13), 32);
+        assert_eq!(block_padded_len(34), 48);
         for len in [0usize, 1, 60, 100, 124] {
             let mut plain = vec![0xaau8; padded_len(len, 104)];
             plain[FRAME..FRAME + len].fill(7);

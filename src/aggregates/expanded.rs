@@ -103,16 +103,17 @@ impl Family for Group {
     /// the size class of the person count.
     ///
     /// A capped state that is full (it saw `cap` distinct persons, and holds no hashes) is
-    /// padded to a power of two of at least 64 bytes: shorter than any state below its cap.
-    /// Its length tells that the rows it was made of have at least `cap` persons, which is
-    /// what the final function tells of the same state (and the aggregate itself of the same
-    /// rows) to whoever may make or hold it; it halves the bytes Citus moves for a group of k
-    /// persons or more in a shard (docs/sealed-states.md).
+    /// only framed to AES's block (48 bytes for an integer sum): shorter than any state below
+    /// its cap. Its length tells that the rows it was made of have at least `cap` persons,
+    /// and the size of a numeric sum in 16-byte steps: what the aggregate itself releases of
+    /// the same rows at that k (the group is not suppressed, its sum is the answer) to whoever
+    /// may make such a state. It makes the bytes Citus moves for a group of k persons or more
+    /// in a shard less than half (docs/sealed-states.md).
     fn framed_len(&mut self) -> (usize, usize) {
         let state = &mut self.state;
         let len = state.encoded_len().unwrap_or_else(|e| state_error(e));
         if state.saturated() {
-            return (len, seal::padded_len(len, 64));
+            return (len, seal::block_padded_len(len));
         }
         let k = state.cap().max(guc::min_group_size()) as usize;
         (len, seal::padded_as_if_k(len, state.persons_kept(), k, 8))

@@ -27,8 +27,10 @@ CREATE TABLE regress_ks_own.states AS
   SELECT grp, regress_ks_own.partial(v, person) AS s FROM regress_ks GROUP BY grp;
 -- the text is base64 of: "pgdS", format 2, kind 1 (k-aggregate), the key id "k1" (the active
 -- key), the batch's salt, a nonce, the ciphertext, the tag: 4 + 3 + 2 + 16 + 12 + 16 bytes
--- around the state's encoding, framed and padded to a power of two of at least 64 + 8k bytes
--- (here 128), so that the group of 2 persons looks like those of 20
+-- around the state's encoding, framed. A group below k is padded as if it held k persons, to
+-- a power of two of at least 64 + 8k bytes (here 128): the group of 2 persons. A group that
+-- reached k (the three of 20) remembers no persons and is only framed to AES's block (48
+-- bytes): its length says it reached k, as its sum, which k_sum releases, says too
 SELECT grp, left(s::text, 12) AS header, length(decode(s::text, 'base64')) AS bytes
   FROM regress_ks_own.states ORDER BY grp;
 -- nor does the length of any state tell how many persons a group below k has, or how large
@@ -49,9 +51,13 @@ SELECT grp, sum(v), length(decode(regress_ks_own.partial_numeric(v, person)::tex
                ('B', 'c', 4500000001.0), ('B', 'd', -1500000000.0)) t(grp, person, v)
  GROUP BY grp ORDER BY grp;
 -- also when a sum's digits alone fill the smallest size (scale 140): the persons below k
--- still do not show; a larger size class is the sum's, the same for 1 to 4 persons
+-- still do not show; a larger size class is the sum's, the same for 1 to 4 persons (at 5,
+-- k, the state is full: its persons are gone and its size is the sum's alone)
 SELECT n AS persons,
        length(decode(regress_ks_own.partial_numeric(round(g * 1.25, 140), 'p' || g)::text, 'base64')) AS bytes
+  FROM generate_series(1, 6) n, generate_series(1, n) g GROUP BY n ORDER BY n;
+-- and k_sum's own states of 1 to 6 persons: one length below k, a shorter one from k on
+SELECT n AS persons, length(decode(regress_ks_own.partial(g, 'p' || g)::text, 'base64')) AS bytes
   FROM generate_series(1, 6) n, generate_series(1, n) g GROUP BY n ORDER BY n;
 -- the same state sealed twice: under other nonces, so nothing shows that it is the same
 SELECT a <> b AS differ, length(a) = length(b) AS same_length
