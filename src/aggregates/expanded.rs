@@ -26,7 +26,7 @@ use pgrx::pg_sys;
 use super::memory::{
     agg_context, palloc_aligned, palloc_value, varlena_datum, Group, PersonType, PgEnv, ValueType,
 };
-use super::state::{KState, StateError};
+use super::state::{Acc, KState, StateError};
 use super::support::state_error;
 use crate::dp::aggregates::DpGroup;
 use crate::error::{DeidentError, OrReport};
@@ -102,17 +102,24 @@ impl Family for Group {
     /// parts (together past about 10^50 at k = 5), and, for k_count_distinct at or above k,
     /// the size class of the person count.
     ///
-    /// A capped state that is full (it saw `cap` distinct persons, and holds no hashes) is
-    /// only framed to AES's block (48 bytes for an integer sum): shorter than any state below
-    /// its cap. Its length tells that the rows it was made of have at least `cap` persons,
-    /// and the size of a numeric sum in 16-byte steps: what the aggregate itself releases of
-    /// the same rows at that k (the group is not suppressed, its sum is the answer) to whoever
-    /// may make such a state. It makes the bytes Citus moves for a group of k persons or more
-    /// in a shard less than half (docs/sealed-states.md).
+    /// A capped state that is full (it saw `cap` distinct persons, and holds no hashes) with
+    /// a cap of at least the current k and a sum of fixed width (every value type but
+    /// numeric) is only framed to AES's block (48 bytes for an integer sum): shorter than any
+    /// state below k. Its length tells that the rows it was made of have at least k persons:
+    /// what the aggregate itself releases of the same rows, and the final function of the
+    /// state. It makes the bytes Citus moves for a group of k persons or more in a shard less
+    /// than half (docs/sealed-states.md). Not for a state capped below the current k (made at
+    /// a lower k: the final function refuses it whether it is full or not, so its length must
+    /// not tell; a review found it did), nor for a numeric sum, whose positive and negative
+    /// parts are encoded apart and would each show in 16-byte steps (the aggregate releases
+    /// only their difference): those are padded as below, as if they held k persons.
     fn framed_len(&mut self) -> (usize, usize) {
         let state = &mut self.state;
         let len = state.encoded_len().unwrap_or_else(|e| state_error(e));
-        if state.saturated() {
+        if state.saturated()
+            && state.cap() >= guc::min_group_size()
+            && !matches!(state.acc, Acc::Numeric(_))
+        {
             return (len, seal::block_padded_len(len));
         }
         let k = state.cap().max(guc::min_group_size()) as usize;

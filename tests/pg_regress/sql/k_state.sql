@@ -51,8 +51,8 @@ SELECT grp, sum(v), length(decode(regress_ks_own.partial_numeric(v, person)::tex
                ('B', 'c', 4500000001.0), ('B', 'd', -1500000000.0)) t(grp, person, v)
  GROUP BY grp ORDER BY grp;
 -- also when a sum's digits alone fill the smallest size (scale 140): the persons below k
--- still do not show; a larger size class is the sum's, the same for 1 to 4 persons (at 5,
--- k, the state is full: its persons are gone and its size is the sum's alone)
+-- still do not show; a larger size class is the sum's, the same for 1 to 4 persons (and at
+-- k persons and more: a numeric sum's full state is padded as one below k, see below)
 SELECT n AS persons,
        length(decode(regress_ks_own.partial_numeric(round(g * 1.25, 140), 'p' || g)::text, 'base64')) AS bytes
   FROM generate_series(1, 6) n, generate_series(1, n) g GROUP BY n ORDER BY n;
@@ -87,6 +87,38 @@ SELECT regress_ks_own.combined_sum(s::text::deident.k_state) AS one_by_one,
          AS line_broken,
        bool_and(position(E'\n' IN encode(decode(s::text, 'base64'), 'base64')) > 0) AS had_breaks
   FROM regress_ks_own.states;
+-- a state made at a lower k (here 3) that is full at its cap: the final function refuses it
+-- at k = 5 whether it is full or not (55000), and so its length does not tell either, nor
+-- when combined (a review counted a published group's persons by combining its state with
+-- invented ones until the length changed): groups of 1 to 4 persons, one length
+RESET ROLE;
+SET deident.min_group_size = 3;
+SET ROLE regress_ks_analyst;
+CREATE TABLE regress_ks_own.states_k3 AS
+  SELECT n, regress_ks_own.partial(g, 'p' || g) AS s
+    FROM generate_series(1, 4) n, generate_series(1, n) g GROUP BY n;
+RESET ROLE;
+RESET deident.min_group_size;
+SET ROLE regress_ks_analyst;
+CREATE AGGREGATE regress_ks_own.comb(deident.k_state) (SFUNC = deident._k_combine,
+  STYPE = deident.k_state);
+SELECT n AS persons,
+       (SELECT length(decode(regress_ks_own.comb(u.s)::text, 'base64'))
+          FROM (SELECT t.s) u) AS alone,
+       (SELECT length(decode(regress_ks_own.comb(u.s)::text, 'base64'))
+          FROM (SELECT t.s UNION ALL SELECT regress_ks_own.partial(0, 'invented')) u)
+         AS with_one_invented
+  FROM regress_ks_own.states_k3 t ORDER BY n;
+SELECT regress_error($$SELECT regress_ks_own.combined_sum(s) FROM regress_ks_own.states_k3 WHERE n = 4$$);
+-- a numeric sum of k persons or more keeps the padding of a state below k: its positive and
+-- negative parts are encoded apart, and only their difference is released (a review read
+-- each part from the length by merging in its own values): the same answer, one length
+SELECT grp, deident.k_sum(round(v, 2), person),
+       length(decode(regress_ks_own.partial_numeric(round(v, 2), person)::text, 'base64')) AS bytes
+  FROM (VALUES ('A', 'a1', 200::numeric(20, 2)), ('A', 'a2', 200), ('A', 'a3', 200), ('A', 'a4', 200),
+               ('A', 'a5', 200), ('B', 'b1', 40000001000), ('B', 'b2', -10000000000),
+               ('B', 'b3', -10000000000), ('B', 'b4', -10000000000), ('B', 'b5', -10000000000)) t(grp, person, v)
+ GROUP BY grp ORDER BY grp;
 
 -- 2. every altered, forged or foreign value is refused (22P02), before anything is decoded
 CREATE FUNCTION regress_ks_own.flip(s deident.k_state, byte int, bits int) RETURNS text
