@@ -103,21 +103,23 @@ impl Family for Group {
     /// the size class of the person count.
     ///
     /// A capped state that is full (it saw `cap` distinct persons, and holds no hashes) with
-    /// a cap of at least the current k and a sum of fixed width (every value type but
-    /// numeric) is only framed to AES's block (48 bytes for an integer sum): shorter than any
-    /// state below k. Its length tells that the rows it was made of have at least k persons:
-    /// what the aggregate itself releases of the same rows, and the final function of the
-    /// state. It makes the bytes Citus moves for a group of k persons or more in a shard less
-    /// than half (docs/sealed-states.md). Not for a state capped below the current k (made at
-    /// a lower k: the final function refuses it whether it is full or not, so its length must
-    /// not tell; a review found it did), nor for a numeric sum, whose positive and negative
-    /// parts are encoded apart and would each show in 16-byte steps (the aggregate releases
-    /// only their difference): those are padded as below, as if they held k persons.
+    /// a cap equal to the current k and a sum of fixed width (every value type but numeric)
+    /// is only framed to AES's block (48 bytes for an integer sum): shorter than any state
+    /// below k. Its length tells that the rows it was made of have at least k persons: what
+    /// the aggregate itself releases of the same rows, and the final function of the state.
+    /// It makes the bytes Citus moves for a group of k persons or more in a shard less than
+    /// half (docs/sealed-states.md). Not for a state capped below the current k (made at a
+    /// lower k: the final function refuses it whether it is full or not, so its length must
+    /// not tell), nor above it (made at a higher k: its fullness would tell a count between k
+    /// and the cap that the final function does not), nor for a numeric sum, whose positive
+    /// and negative parts are encoded apart and would each show in 16-byte steps (the
+    /// aggregate releases only their difference); two reviews found each. Those are padded
+    /// as below, as if they held max(cap, k) persons.
     fn framed_len(&mut self) -> (usize, usize) {
         let state = &mut self.state;
         let len = state.encoded_len().unwrap_or_else(|e| state_error(e));
         if state.saturated()
-            && state.cap() >= guc::min_group_size()
+            && state.cap() == guc::min_group_size()
             && !matches!(state.acc, Acc::Numeric(_))
         {
             return (len, seal::block_padded_len(len));

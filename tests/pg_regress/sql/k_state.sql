@@ -110,6 +110,32 @@ SELECT n AS persons,
          AS with_one_invented
   FROM regress_ks_own.states_k3 t ORDER BY n;
 SELECT regress_error($$SELECT regress_ks_own.combined_sum(s) FROM regress_ks_own.states_k3 WHERE n = 4$$);
+-- nor one made at a higher k (here 10), which a role at k = 5 grows with invented persons
+-- up to its cap (the state as the initial value of an aggregate of its own): at k = 5 the
+-- final function releases every group of 5 persons or more alike, so nothing may tell 6
+-- persons from 9 (a review counted them by the length of the state grown until it was
+-- full): one length, full (6 + 4, 9 + 1 persons) or not
+RESET ROLE;
+SET deident.min_group_size = 10;
+SET ROLE regress_ks_analyst;
+CREATE TABLE regress_ks_own.states_k10 AS
+  SELECT n, regress_ks_own.partial(g, 'p' || g) AS s
+    FROM (VALUES (6), (9)) v(n), generate_series(1, n) g GROUP BY n;
+RESET ROLE;
+RESET deident.min_group_size;
+SET ROLE regress_ks_analyst;
+-- (the statements made are not shown: a sealed state is different each time)
+\set ECHO none
+SELECT format('CREATE AGGREGATE regress_ks_own.grow%s(integer, text) (SFUNC = deident._k_trans, '
+              'STYPE = deident.k_state, INITCOND = %L)', n, s::text)
+  FROM regress_ks_own.states_k10 ORDER BY n \gexec
+\set ECHO all
+SELECT j AS invented,
+       (SELECT length(decode(regress_ks_own.grow6(0, 'invented' || i)::text, 'base64'))
+          FROM generate_series(1, j) i) AS six_persons,
+       (SELECT length(decode(regress_ks_own.grow9(0, 'invented' || i)::text, 'base64'))
+          FROM generate_series(1, j) i) AS nine_persons
+  FROM (VALUES (1), (3), (4), (5)) w(j) ORDER BY j;
 -- a numeric sum of k persons or more keeps the padding of a state below k: its positive and
 -- negative parts are encoded apart, and only their difference is released (a review read
 -- each part from the length by merging in its own values): the same answer, one length
