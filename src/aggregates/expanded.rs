@@ -572,22 +572,17 @@ unsafe fn own_rw_object<G: Family>(d: pg_sys::Datum) -> Option<*mut Expanded<G>>
                 + std::mem::offset_of!(pg_sys::ExpandedObjectHeader, eoh_rw_ptr),
         )
         .cast::<Expanded<G>>();
-    // SAFETY: per the contract, as in object_of; `object` is read only once the datum has
-    // been found to be the read-write pointer held by the header at that address.
+    // SAFETY: per the contract; `object` is read only once the datum has been found to be
+    // the read-write pointer held by the header at that address.
     unsafe {
-        if !(cfg!(target_endian = "little")
-            && p.read() == 0x01
-            && p.add(1).read() == VARTAG_EXPANDED_RW)
-        {
-            return None;
-        }
-        let eoh = p.add(2).cast::<*mut pg_sys::ExpandedObjectHeader>().read_unaligned();
-        if eoh.cast::<Expanded<G>>() == object
-            && std::ptr::eq((*object).header.eoh_methods, G::methods())
-        {
-            Some(object)
-        } else {
-            None
+        match object_of(d) {
+            Some((eoh, true))
+                if eoh.cast::<Expanded<G>>() == object
+                    && std::ptr::eq((*object).header.eoh_methods, G::methods()) =>
+            {
+                Some(object)
+            }
+            _ => None,
         }
     }
 }

@@ -301,6 +301,15 @@ impl<E: Env> KState<E> {
         self.settled = FULL;
     }
 
+    /// Makes a capped state that holds `cap` persons full; true if it now is.
+    fn full_at_cap(&mut self) -> bool {
+        let full = self.persons.len() >= self.cap as usize;
+        if full {
+            self.set_full();
+        }
+        full
+    }
+
     /// The most persons a state remembers (k when it was made), 0 for k_count_distinct's.
     pub fn cap(&self) -> u32 {
         self.cap
@@ -345,9 +354,7 @@ impl<E: Env> KState<E> {
             }
         } else if !self.saturated() && !self.persons.contains(&hash) {
             self.persons.push(hash)?;
-            if self.persons.len() >= self.cap as usize {
-                self.set_full();
-            }
+            self.full_at_cap();
         }
         Ok(())
     }
@@ -474,13 +481,12 @@ impl<E: Env> KState<E> {
     fn merge_capped(&mut self, other: &KState<E>) -> Result<(), StateError> {
         // A smaller cap from another worker still decides correctly for its own k.
         self.cap = self.cap.min(other.cap.max(1));
-        if self.saturated() {
-            return Ok(());
-        }
         // A full side saw at least its own cap of distinct persons, so at least the smaller
         // cap; so does a side that holds that many.
-        if other.saturated() || self.persons.len() >= self.cap as usize {
+        if other.saturated() {
             self.set_full();
+        }
+        if self.saturated() || self.full_at_cap() {
             return Ok(());
         }
         // Our persons, sorted, to look other's up in O(log k) rather than O(k): k may be
@@ -491,8 +497,7 @@ impl<E: Env> KState<E> {
         for (i, p) in other.persons.iter().enumerate() {
             if seen.binary_search(p).is_err() {
                 self.persons.push(*p)?;
-                if self.persons.len() >= self.cap as usize {
-                    self.set_full();
+                if self.full_at_cap() {
                     break;
                 }
             }
