@@ -116,6 +116,34 @@ unsafe fn partially_grouped(
     }
 }
 
+/// The workers' partial aggregates of `partial` (a partially grouped relation) under a plain
+/// Gather: its cheapest partial path, gathered as generate_gather_paths (allpaths.c) does;
+/// its cheapest path as it is when it has no partial path left.
+///
+/// # Safety
+/// The planner's state during the grouping step; `partial` is `partially_grouped`'s.
+unsafe fn gathered(
+    root: *mut pg_sys::PlannerInfo,
+    partial: *mut pg_sys::RelOptInfo,
+) -> *mut pg_sys::Path {
+    // SAFETY: per the contract; partial_pathlist is a List of Path, cheapest first (add_partial_path).
+    unsafe {
+        let Some(cheapest) = list_ptrs::<pg_sys::Path>((*partial).partial_pathlist).next() else {
+            return (*partial).cheapest_total_path;
+        };
+        let mut rows = (*cheapest).rows * f64::from((*cheapest).parallel_workers);
+        pg_sys::create_gather_path(
+            root,
+            partial,
+            cheapest,
+            (*partial).reltarget,
+            std::ptr::null_mut(),
+            &mut rows,
+        )
+        .cast()
+    }
+}
+
 /// `create_upper_paths_hook`'s work (hooks.rs): for the grouping step of a query level with
 /// dp aggregates, only paths that finalize in a hash aggregate.
 ///
@@ -178,13 +206,20 @@ pub unsafe extern "C-unwind" fn upper_paths(
             (*path).path.parallel_safe = false;
             path.cast::<pg_sys::Path>()
         };
-        if can_hash && !kept.iter().any(|&p| finalizes_partial(p)) {
+        if can_hash {
             if let Some(partial) = partially_grouped(root, output_rel) {
-                // PostgreSQL made this path too (planner.c, add_paths_to_grouping_rel), and
-                // add_path dropped it when a sorted finalization over the same workers cost
-                // less; the cheaper of the kept paths is chosen after this hook (set_cheapest)
+                // PostgreSQL made such a path too (planner.c, add_paths_to_grouping_rel), over
+                // the partial relation's cheapest path, and add_path may have dropped it when
+                // a sorted finalization over the same workers cost less. That cheapest path
+                // is often a Sort in each process under a Gather Merge, which add_path keeps
+                // over a plain Gather of nearly the same cost for its order: an order that a
+                // hash aggregate does not use, and a sort that copies each partial state (in
+                // the leader too, which then seals and opens its own states). So the hash
+                // finalization here reads a plain Gather; the cheaper of the kept paths is
+                // chosen after this hook (set_cheapest).
+                kept.retain(|&p| !finalizes_partial(p));
                 kept.push(hashed(
-                    (*partial).cheapest_total_path,
+                    gathered(root, partial),
                     pg_sys::AggSplit::AGGSPLIT_FINAL_DESERIAL,
                     &(*extra).agg_final_costs,
                 ));
