@@ -83,16 +83,27 @@ unsafe fn finalizes_hashed(path: *mut pg_sys::Path) -> bool {
     }
 }
 
-/// Is the path an aggregate that finalizes partial states (made by parallel workers)?
+/// The input of an aggregate that finalizes partial states, if `path` is one.
 ///
 /// # Safety
 /// `path` is a valid Path.
-unsafe fn finalizes_partial(path: *mut pg_sys::Path) -> bool {
+unsafe fn finalized_partial(path: *mut pg_sys::Path) -> Option<*mut pg_sys::Path> {
     // SAFETY: per the contract.
     unsafe {
-        (*path).type_ == pg_sys::NodeTag::T_AggPath
-            && (*path.cast::<pg_sys::AggPath>()).aggsplit & pg_sys::AGGSPLITOP_COMBINE != 0
+        let agg = path.cast::<pg_sys::AggPath>();
+        ((*path).type_ == pg_sys::NodeTag::T_AggPath
+            && (*agg).aggsplit & pg_sys::AGGSPLITOP_COMBINE != 0)
+            .then(|| (*agg).subpath)
     }
+}
+
+/// Is the path a Gather Merge?
+///
+/// # Safety
+/// `path` is a valid Path.
+unsafe fn is_gather_merge(path: *mut pg_sys::Path) -> bool {
+    // SAFETY: per the contract.
+    unsafe { (*path).type_ == pg_sys::NodeTag::T_GatherMergePath }
 }
 
 /// The relation of partially grouped paths (parallel workers' partial aggregates under a
@@ -214,15 +225,27 @@ pub unsafe extern "C-unwind" fn upper_paths(
                 // is often a Sort in each process under a Gather Merge, which add_path keeps
                 // over a plain Gather of nearly the same cost for its order: an order that a
                 // hash aggregate does not use, and a sort that copies each partial state (in
-                // the leader too, which then seals and opens its own states). So the hash
-                // finalization here reads a plain Gather; the cheaper of the kept paths is
-                // chosen after this hook (set_cheapest).
-                kept.retain(|&p| !finalizes_partial(p));
-                kept.push(hashed(
-                    gathered(root, partial),
-                    pg_sys::AggSplit::AGGSPLIT_FINAL_DESERIAL,
-                    &(*extra).agg_final_costs,
-                ));
+                // the leader too, which then seals and opens its own states). So finalizations
+                // over a Gather Merge go, one over a plain Gather comes, and so does one over
+                // the cheapest path when that is something else (an Append of partitions'
+                // partial aggregates, partitionwise aggregation); the cheapest of the kept
+                // paths is chosen after this hook (set_cheapest).
+                let cheapest = (*partial).cheapest_total_path;
+                let mut over_cheapest = false;
+                kept.retain(|&p| match finalized_partial(p) {
+                    Some(input) => {
+                        over_cheapest |= input == cheapest;
+                        !is_gather_merge(input)
+                    }
+                    None => true,
+                });
+                let final_costs = &(*extra).agg_final_costs;
+                let split = pg_sys::AggSplit::AGGSPLIT_FINAL_DESERIAL;
+                let gather = gathered(root, partial);
+                kept.push(hashed(gather, split, final_costs));
+                if !over_cheapest && cheapest != gather && !is_gather_merge(cheapest) {
+                    kept.push(hashed(cheapest, split, final_costs));
+                }
             }
         }
         if kept.is_empty() {
