@@ -702,7 +702,7 @@ impl DeidentError {
                 ERRCODE_FEATURE_NOT_SUPPORTED,
                 "a statement with dp aggregates can run only leakproof functions on its rows".to_string(),
                 Some("A function that can raise an error (a division, a cast) in WHERE, JOIN, GROUP BY, HAVING or an aggregate's arguments would fail exactly when some person's row is there.".to_string()),
-                Some("Compare columns with constants, and compute anything else on the aggregates' answers.".to_string()),
+                Some("Compare columns with constants. Compute anything else in the select list over the aggregates' answers, or on the answers in a later statement (CREATE TEMP TABLE ... AS): a query around them is checked as the rows are.".to_string()),
             ),
             DeidentError::DpPerson(crate::dp::plan::PersonProblem::WrittenCombination) => (
                 ERRCODE_FEATURE_NOT_SUPPORTED,

@@ -169,6 +169,14 @@ SELECT deident.dp_count(person) FROM regress_dp WHERE v IN (SELECT v FROM regres
 -- fail (a function that can raise an error on the rows: WHERE 1 / (v - 1000000) fails
 -- exactly when someone's value is 1,000,000)
 SELECT deident.dp_count(person) FROM regress_dp WHERE 1 / (v - 1000000) > 0 AND person = 'nobody';
+-- fail too: a query over the answers is checked as the rows are. PostgreSQL moves a WHERE on
+-- the grouping columns into the aggregates' query (qual pushdown), where it runs on every row:
+-- this one would fail whenever a row of half = 1 exists, whether or not its group is answered;
+-- and an aggregate over the answers (sum can overflow) is refused alike, with a hint to
+-- compute it in a later statement
+SELECT * FROM (SELECT half, deident.dp_count(person) AS c FROM regress_dp GROUP BY half) s
+ WHERE 1 / (half - 1) > 0;
+SELECT sum(c) FROM (SELECT half, deident.dp_count(person) AS c FROM regress_dp GROUP BY half) s;
 -- OK: a table without identifier columns may be joined; leakproof comparisons; rows repeated
 -- by a join stay their person's: each total grows threefold and is clamped once (at ε = 100:
 -- 200 persons × 3, and 10 each for 'heavy' and 'outlier')
