@@ -241,8 +241,12 @@ pub unsafe extern "C-unwind" fn upper_paths(
                 });
                 let final_costs = &(*extra).agg_final_costs;
                 let split = pg_sys::AggSplit::AGGSPLIT_FINAL_DESERIAL;
+                // (with no partial path, `gathered` is the cheapest path itself, and
+                // PostgreSQL's finalization over it may be kept already)
                 let gather = gathered(root, partial);
-                kept.push(hashed(gather, split, final_costs));
+                if gather != cheapest || !over_cheapest {
+                    kept.push(hashed(gather, split, final_costs));
+                }
                 if !over_cheapest && cheapest != gather && !is_gather_merge(cheapest) {
                     kept.push(hashed(cheapest, split, final_costs));
                 }

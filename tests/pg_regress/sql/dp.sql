@@ -172,7 +172,7 @@ SELECT deident.dp_count(person) FROM regress_dp WHERE 1 / (v - 1000000) > 0 AND 
 -- fail too: a query over the answers is checked as the rows are. PostgreSQL moves a WHERE on
 -- the grouping columns into the aggregates' query (qual pushdown), where it runs on every row:
 -- this one would fail whenever a row of half = 1 exists, whether or not its group is answered;
--- and an aggregate over the answers (sum can overflow) is refused alike, with a hint to
+-- and an aggregate over the answers (sum is not leakproof) is refused alike, with a hint to
 -- compute it in a later statement
 SELECT * FROM (SELECT half, deident.dp_count(person) AS c FROM regress_dp GROUP BY half) s
  WHERE 1 / (half - 1) > 0;
