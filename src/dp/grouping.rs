@@ -232,19 +232,22 @@ pub unsafe extern "C-unwind" fn upper_paths(
                 // paths is chosen after this hook (set_cheapest).
                 let cheapest = (*partial).cheapest_total_path;
                 let mut over_cheapest = false;
+                let mut over_gather = false;
                 kept.retain(|&p| match finalized_partial(p) {
                     Some(input) => {
                         over_cheapest |= input == cheapest;
+                        over_gather |= (*input).type_ == pg_sys::NodeTag::T_GatherPath;
                         !is_gather_merge(input)
                     }
                     None => true,
                 });
                 let final_costs = &(*extra).agg_final_costs;
                 let split = pg_sys::AggSplit::AGGSPLIT_FINAL_DESERIAL;
-                // (with no partial path, `gathered` is the cheapest path itself, and
-                // PostgreSQL's finalization over it may be kept already)
+                // (PostgreSQL's finalization over a plain Gather, of the same cheapest
+                // partial path, may be kept already; with no partial path, `gathered` is
+                // the cheapest path itself, whose finalization may be kept already)
                 let gather = gathered(root, partial);
-                if gather != cheapest || !over_cheapest {
+                if !over_gather && (gather != cheapest || !over_cheapest) {
                     kept.push(hashed(gather, split, final_costs));
                 }
                 if !over_cheapest && cheapest != gather && !is_gather_merge(cheapest) {
