@@ -230,28 +230,37 @@ pub unsafe extern "C-unwind" fn upper_paths(
                 // the cheapest path when that is something else (an Append of partitions'
                 // partial aggregates, partitionwise aggregation); the cheapest of the kept
                 // paths is chosen after this hook (set_cheapest).
-                let cheapest = (*partial).cheapest_total_path;
-                let mut over_cheapest = false;
-                let mut over_gather = false;
+                //
+                // The inputs the kept finalizations read, and the ones wanted: a plain Gather
+                // unless one is read already (PostgreSQL's, of the same cheapest partial
+                // path), and the cheapest path unless it is a Gather Merge; each at most once
+                // (with no partial path, `gathered` is the cheapest path itself).
+                let mut inputs: Vec<*mut pg_sys::Path> = Vec::new();
                 kept.retain(|&p| match finalized_partial(p) {
+                    Some(input) if is_gather_merge(input) => false,
                     Some(input) => {
-                        over_cheapest |= input == cheapest;
-                        over_gather |= (*input).type_ == pg_sys::NodeTag::T_GatherPath;
-                        !is_gather_merge(input)
+                        inputs.push(input);
+                        true
                     }
                     None => true,
                 });
-                let final_costs = &(*extra).agg_final_costs;
-                let split = pg_sys::AggSplit::AGGSPLIT_FINAL_DESERIAL;
-                // (PostgreSQL's finalization over a plain Gather, of the same cheapest
-                // partial path, may be kept already; with no partial path, `gathered` is
-                // the cheapest path itself, whose finalization may be kept already)
-                let gather = gathered(root, partial);
-                if !over_gather && (gather != cheapest || !over_cheapest) {
-                    kept.push(hashed(gather, split, final_costs));
+                let mut wanted: Vec<*mut pg_sys::Path> = Vec::new();
+                if !inputs.iter().any(|&i| (*i).type_ == pg_sys::NodeTag::T_GatherPath) {
+                    wanted.push(gathered(root, partial));
                 }
-                if !over_cheapest && cheapest != gather && !is_gather_merge(cheapest) {
-                    kept.push(hashed(cheapest, split, final_costs));
+                let cheapest = (*partial).cheapest_total_path;
+                if !is_gather_merge(cheapest) {
+                    wanted.push(cheapest);
+                }
+                for input in wanted {
+                    if !inputs.contains(&input) {
+                        inputs.push(input);
+                        kept.push(hashed(
+                            input,
+                            pg_sys::AggSplit::AGGSPLIT_FINAL_DESERIAL,
+                            &(*extra).agg_final_costs,
+                        ));
+                    }
                 }
             }
         }
