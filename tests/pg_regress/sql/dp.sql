@@ -381,7 +381,7 @@ RESET parallel_leader_participation;
 -- aggregates in parallel workers costs more (at the default parallel_setup_cost, with tables
 -- big enough for parallel scans, as min_parallel_table_scan_size = 0 makes these): the hook
 -- keeps it beside its own over a Gather (until the eleventh session of issue 11 it kept only
--- the Gather, costed half as much again)
+-- the Gather, costed about a third more: 1,742 against 1,264)
 CREATE TABLE regress_dp_parts (part int, grp int, person text, v int) PARTITION BY LIST (part);
 CREATE TABLE regress_dp_parts0 PARTITION OF regress_dp_parts FOR VALUES IN (0);
 CREATE TABLE regress_dp_parts1 PARTITION OF regress_dp_parts FOR VALUES IN (1);
