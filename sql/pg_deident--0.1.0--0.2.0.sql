@@ -224,21 +224,24 @@ DROP FUNCTION deident._k_avg_float8_final(internal);
 -- does (sealed, base64). Executable by everyone, as worker_partial_agg is: it checks that its
 -- aggregate is a k-aggregate of these argument types that the caller may execute, and gives
 -- nothing but the sealed state.
-CREATE FUNCTION deident._k_partial_trans(deident.k_state, oid, "any") RETURNS deident.k_state
+CREATE FUNCTION deident._k_partial_trans(internal, oid, "any") RETURNS internal
   LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_partial_trans';
-CREATE FUNCTION deident._k_partial_trans(deident.k_state, oid, "any", "any")
-  RETURNS deident.k_state LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_partial_trans';
-CREATE FUNCTION deident._k_partial_final(deident.k_state) RETURNS cstring
-  LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_state_out';
+CREATE FUNCTION deident._k_partial_trans(internal, oid, "any", "any")
+  RETURNS internal LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_partial_trans';
+CREATE FUNCTION deident._k_partial_final(internal) RETURNS cstring
+  LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_partial_final';
+-- The state is internal, a k_state object's pointer or a full state packed in the value
+-- itself (src/aggregates/partial.rs, Packed); SSPACE is what the planner counts for a
+-- k_state (its default width, 32, and two pointers), so that plans stay as they were.
 CREATE AGGREGATE deident._k_partial(oid, "any") (SFUNC = deident._k_partial_trans,
-  STYPE = deident.k_state, FINALFUNC = deident._k_partial_final, PARALLEL = SAFE);
+  STYPE = internal, SSPACE = 48, FINALFUNC = deident._k_partial_final, PARALLEL = SAFE);
 CREATE AGGREGATE deident._k_partial(oid, "any", "any") (SFUNC = deident._k_partial_trans,
-  STYPE = deident.k_state, FINALFUNC = deident._k_partial_final, PARALLEL = SAFE);
+  STYPE = internal, SSPACE = 48, FINALFUNC = deident._k_partial_final, PARALLEL = SAFE);
 -- dp_sum and dp_avg: value, person and the two bounds
-CREATE FUNCTION deident._k_partial_trans(deident.k_state, oid, "any", "any", "any", "any")
-  RETURNS deident.k_state LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_partial_trans';
+CREATE FUNCTION deident._k_partial_trans(internal, oid, "any", "any", "any", "any")
+  RETURNS internal LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'deident_k_partial_trans';
 CREATE AGGREGATE deident._k_partial(oid, "any", "any", "any", "any") (
-  SFUNC = deident._k_partial_trans, STYPE = deident.k_state,
+  SFUNC = deident._k_partial_trans, STYPE = internal, SSPACE = 48,
   FINALFUNC = deident._k_partial_final, PARALLEL = SAFE);
 
 -- And Citus's coord_combine_agg for them on the coordinator (src/aggregates/partial.rs): in the

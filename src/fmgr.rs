@@ -263,6 +263,23 @@ pub unsafe fn call_site<'a, T>(
     }
 }
 
+/// The value `call_site` keeps for this call site, if it has made one yet (for a function's
+/// fast path, which must not make it).
+///
+/// # Safety
+/// As `call_site`.
+#[inline(always)]
+pub unsafe fn made_call_site<'a, T>(fcinfo: pg_sys::FunctionCallInfo) -> Option<&'a mut T> {
+    // SAFETY: per the contract; a non-NULL fn_extra is the T that call_site wrote.
+    unsafe {
+        let flinfo = (*fcinfo).flinfo;
+        if flinfo.is_null() {
+            return None;
+        }
+        (*flinfo).fn_extra.cast::<T>().as_mut()
+    }
+}
+
 #[pg_guard]
 unsafe extern "C-unwind" fn drop_call_site<T>(arg: *mut c_void) {
     // SAFETY: arg is the value `call_site` wrote, dropped once, when its context goes.

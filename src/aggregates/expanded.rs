@@ -587,6 +587,18 @@ unsafe fn own_rw_object<G: Family>(d: pg_sys::Datum) -> Option<*mut Expanded<G>>
     }
 }
 
+/// The group of a transition value that is the read-write pointer of one of family `G`'s
+/// objects (its header's own), None for anything else that is a k_state datum: another
+/// family's object, a read-only pointer, flat bytes.
+///
+/// # Safety
+/// `d` is a non-NULL datum of type deident.k_state that lives through the caller's use.
+#[inline(always)]
+pub(crate) unsafe fn rw_group<'a, G: Family>(d: pg_sys::Datum) -> Option<&'a mut G> {
+    // SAFETY: per the contract; own_rw_object checks the header before it is trusted.
+    unsafe { own_rw_object::<G>(d).map(|object| &mut (*object).group) }
+}
+
 /// Argument `n` as a new object of this aggregate's, None when NULL: a copy of an object
 /// (a read-only pointer), or the state of sealed bytes opened straight into it (an initial
 /// value, a partial state from another process).
@@ -842,6 +854,52 @@ fn with_sealed<G: Family, R>(group: &mut G, write: impl FnOnce(&[u8]) -> R) -> R
     }
 }
 
+/// Sealed bytes as a C string of their base64, in the current memory context.
+fn base64_cstring(sealed: &[u8]) -> pg_sys::Datum {
+    use base64::Engine;
+    let n = base64::encoded_len(sealed.len(), true)
+        .unwrap_or_else(|| pgrx::error!("pg_deident: a sealed state too large for text"));
+    // SAFETY: palloc'd n + 1 bytes, filled by the encoder (exactly n: encoded_len) and
+    // NUL-terminated; base64 has no NUL.
+    unsafe {
+        let out = pg_sys::palloc(n + 1).cast::<u8>();
+        let slice = std::slice::from_raw_parts_mut(out, n);
+        let written =
+            base64::engine::general_purpose::STANDARD.encode_slice(sealed, slice).unwrap_or(0);
+        if written != n {
+            pgrx::error!("pg_deident: base64 of a sealed state: {written} of {n} bytes");
+        }
+        out.add(n).write(0);
+        pg_sys::Datum::from(out)
+    }
+}
+
+/// A group's state as the output function gives it: sealed, in base64 (a C string).
+pub(crate) fn group_text<G: Family>(group: &mut G) -> pg_sys::Datum {
+    with_sealed(group, base64_cstring)
+}
+
+/// A non-NULL k_state datum as the output function gives it (an object of either family,
+/// told by its methods, sealed first into scratch memory; flat bytes as they are).
+///
+/// # Safety
+/// `d` is a non-NULL k_state datum.
+pub(crate) unsafe fn state_text(d: pg_sys::Datum) -> pg_sys::Datum {
+    // SAFETY: per the contract.
+    unsafe {
+        match object_of(d) {
+            None => base64_cstring(flat_bytes(d.cast_mut_ptr())),
+            Some((eoh, _)) if std::ptr::eq((*eoh).eoh_methods, dp_methods()) => {
+                group_text(&mut (*eoh.cast::<Expanded<DpGroup>>()).group)
+            }
+            Some((eoh, _)) if std::ptr::eq((*eoh).eoh_methods, &K_METHODS) => {
+                group_text(&mut (*eoh.cast::<Expanded<Group>>()).group)
+            }
+            Some(_) => DeidentError::NotOurState.report(),
+        }
+    }
+}
+
 /// `_k_state_out(deident.k_state) RETURNS cstring`: the sealed bytes in base64 (an expanded
 /// state is sealed first, into scratch memory freed after).
 #[pg_guard]
@@ -849,39 +907,8 @@ fn with_sealed<G: Family, R>(group: &mut G, write: impl FnOnce(&[u8]) -> R) -> R
 pub unsafe extern "C-unwind" fn deident_k_state_out(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
-    use base64::Engine;
-    let write = |sealed: &[u8]| {
-        let n = base64::encoded_len(sealed.len(), true)
-            .unwrap_or_else(|| pgrx::error!("pg_deident: a sealed state too large for text"));
-        // SAFETY: palloc'd n + 1 bytes, filled by the encoder (exactly n: encoded_len) and
-        // NUL-terminated; base64 has no NUL.
-        unsafe {
-            let out = pg_sys::palloc(n + 1).cast::<u8>();
-            let slice = std::slice::from_raw_parts_mut(out, n);
-            let written =
-                base64::engine::general_purpose::STANDARD.encode_slice(sealed, slice).unwrap_or(0);
-            if written != n {
-                pgrx::error!("pg_deident: base64 of a sealed state: {written} of {n} bytes");
-            }
-            out.add(n).write(0);
-            pg_sys::Datum::from(out)
-        }
-    };
-    // SAFETY: fmgr's call info of the strict output function; argument 0 is a k_state, an
-    // object of either family (told by its methods) or flat sealed bytes.
-    unsafe {
-        let d = fmgr::arg(fcinfo, 0);
-        match object_of(d) {
-            None => write(flat_bytes(d.cast_mut_ptr())),
-            Some((eoh, _)) if std::ptr::eq((*eoh).eoh_methods, dp_methods()) => {
-                with_sealed(&mut (*eoh.cast::<Expanded<DpGroup>>()).group, write)
-            }
-            Some((eoh, _)) if std::ptr::eq((*eoh).eoh_methods, &K_METHODS) => {
-                with_sealed(&mut (*eoh.cast::<Expanded<Group>>()).group, write)
-            }
-            Some(_) => DeidentError::NotOurState.report(),
-        }
-    }
+    // SAFETY: fmgr's call info of the strict output function; argument 0 is a k_state.
+    unsafe { state_text(fmgr::arg(fcinfo, 0)) }
 }
 pg_function_info_v1!(pg_finfo_deident_k_state_out);
 

@@ -27,8 +27,12 @@
 use pgrx::pg_guard;
 use pgrx::pg_sys;
 
-use super::expanded::combine_text;
-use super::memory::agg_context;
+use super::expanded::{
+    combine_text, group_text, new_object, rw_datum, rw_group, state_text, Placement,
+};
+use super::memory::{agg_context, Group, PersonType, PgEnv, ValueType};
+use super::state::{Acc, KState, Wide};
+use super::support::{transition_body, Body, Transition};
 use crate::dp::plan::{walk_tree, Visit};
 use crate::enforcement::catalog;
 use crate::enforcement::list_ptrs;
@@ -48,20 +52,133 @@ struct Site {
     /// reused for every row: the state and the aggregate's arguments.
     call: pg_sys::FunctionCallInfo,
     /// That function's body (support.rs, `transition_body`), called directly: this call is
-    /// guarded already.
-    body: Option<super::support::Body>,
+    /// guarded already; and which transition it is.
+    body: Option<(Body, Transition)>,
+    /// What the full states packed here share (`Packed`): set by the first one packed; a
+    /// full state of another shape (made at another k) stays an object.
+    shape: Option<Shape>,
 }
 
-/// `_k_partial_trans(k_state, aggregate oid, "any" [, "any"])`: the aggregate's transition
-/// function, called with the state and the arguments after the first.
+/// A full state of k_sum or k_avg over integers, or of k_count, packed into the transition
+/// value itself, in place of its object (`_k_partial`'s state type is `internal`, which
+/// nodeAgg keeps by value in the group's hash entry). Once a group has seen k persons, its
+/// object holds only a row count and a sum, and a row only adds to them; packed, a row reads
+/// no memory of the group's own. That memory was what a row of a Citus worker waited for: a
+/// shard's 1,000 groups are hit in no order, and each object is a cache line that `sum`'s
+/// by-value state does not have (docs/citus.md, "Speed").
+///
+/// Bit 0 is set, which no pointer to an object has (objects start at a cache line, their
+/// datum 24 bytes in); the rows are bits 1 to 24, the sum bits 25 to 63 (two's complement).
+/// A row that would take either out of its range makes the state an object again
+/// (`unpack`), which takes the row as before; what the call site's `shape` holds makes the
+/// same object back, so a packed state seals to the bytes its object would.
+#[derive(Clone, Copy)]
+struct Packed(u64);
+
+impl Packed {
+    const ROW_BITS: u32 = 24;
+    const SUM_BITS: u32 = 64 - 1 - Self::ROW_BITS;
+
+    fn new(rows: i64, sum: i64) -> Option<Packed> {
+        let sum_max = (1i64 << (Self::SUM_BITS - 1)) - 1;
+        if !(0..1i64 << Self::ROW_BITS).contains(&rows) || !(-sum_max - 1..=sum_max).contains(&sum)
+        {
+            return None;
+        }
+        Some(Packed(1 | (rows as u64) << 1 | (sum as u64) << (1 + Self::ROW_BITS)))
+    }
+
+    fn of(d: pg_sys::Datum) -> Option<Packed> {
+        let v = d.value() as u64;
+        (v & 1 == 1).then_some(Packed(v))
+    }
+
+    fn rows(self) -> i64 {
+        ((self.0 >> 1) & ((1 << Self::ROW_BITS) - 1)) as i64
+    }
+
+    fn sum(self) -> i64 {
+        (self.0 as i64) >> (1 + Self::ROW_BITS)
+    }
+
+    fn datum(self) -> pg_sys::Datum {
+        pg_sys::Datum::from(self.0 as usize)
+    }
+}
+
+/// What a call site's packed states share besides their rows and sum: the transition, the
+/// group's types and its cap (the k it was made at).
+#[derive(Clone, Copy, PartialEq)]
+struct Shape {
+    transition: Transition,
+    value: ValueType,
+    person: PersonType,
+    cap: u32,
+}
+
+impl Shape {
+    /// The full group a packed state stands for, in `env`'s memory.
+    fn group(self, p: Packed, env: PgEnv) -> Group {
+        let acc = match self.transition {
+            Transition::Sum => Acc::Int(Wide(i128::from(p.sum()))),
+            _ => Acc::Count,
+        };
+        Group::new(self.value, self.person, KState::full(acc, self.cap, p.rows(), env))
+    }
+}
+
+/// `_k_partial_trans(internal, aggregate oid, "any" [, "any"])`: the aggregate's transition
+/// function, called with the state and the arguments after the first; a full state of k_sum,
+/// k_avg over integers or k_count is kept packed (`Packed`).
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn deident_k_partial_trans(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
-    // SAFETY: fmgr's call info of the transition function declared in SQL; the site's call
-    // info has room for 1 + nargs arguments, and its FmgrInfo and arrays live in fn_mcxt,
-    // as long as the call site.
+    // SAFETY: fmgr's call info of the transition function declared in SQL.
+    unsafe {
+        match packed_fast(fcinfo) {
+            Some(next) => next,
+            None => partial_trans(fcinfo),
+        }
+    }
+}
+pg_function_info_v1!(pg_finfo_deident_k_partial_trans);
+
+/// The row of a packed state at a call site already checked, when it stays packed: most
+/// rows of a Citus worker's k_sum, so nothing else is in the way (the rest of the function
+/// is out of line, `partial_trans`).
+///
+/// # Safety
+/// `fcinfo` is a call of `_k_partial_trans`.
+#[inline(always)]
+unsafe fn packed_fast(fcinfo: pg_sys::FunctionCallInfo) -> Option<pg_sys::Datum> {
+    // SAFETY: per the contract; a site has room for its nargs arguments after the two first.
+    unsafe {
+        let site = fmgr::made_call_site::<Site>(fcinfo)?;
+        if fmgr::arg_is_null(fcinfo, 0)
+            || fmgr::arg_is_null(fcinfo, 1)
+            || pg_sys::Oid::from(fmgr::arg(fcinfo, 1).value() as u32) != site.aggregate
+        {
+            return None;
+        }
+        let p = Packed::of(fmgr::arg(fcinfo, 0))?;
+        packed_row(site, p, (*fcinfo).args.as_slice(2 + site.nargs))
+    }
+}
+
+/// `_k_partial_trans`'s work but for `packed_fast`'s rows: the site made and checked, a
+/// packed state that a row takes out of its range made an object again, the aggregate's
+/// transition called, and its full state packed.
+///
+/// # Safety
+/// `fcinfo` is a call of `_k_partial_trans`.
+#[inline(never)]
+unsafe fn partial_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: per the contract; the site's call info has room for 1 + nargs arguments, and
+    // its FmgrInfo and arrays live in fn_mcxt, as long as the call site. Argument 0 is NULL,
+    // a packed state or an object's datum that this function returned (the site's check:
+    // only deident._k_partial calls it, and `internal` has no initial value).
     unsafe {
         if fmgr::arg_is_null(fcinfo, 1) {
             DeidentError::PartialNotKAggregate("_k_partial").report();
@@ -77,10 +194,18 @@ pub unsafe extern "C-unwind" fn deident_k_partial_trans(
         if site.aggregate != aggregate {
             DeidentError::PartialNotKAggregate("_k_partial").report();
         }
+        let from = (*fcinfo).args.as_slice(2 + site.nargs);
+        let mut state = pg_sys::NullableDatum { value: from[0].value, isnull: from[0].isnull };
+        if let Some(p) = Packed::of(state.value).filter(|_| !state.isnull) {
+            if let Some(next) = packed_row(site, p, from) {
+                return next;
+            }
+            let Some(shape) = site.shape else { DeidentError::NotOurState.report() };
+            state.value = unpack(fcinfo, shape, p);
+        }
         let call = site.call;
         let args = (*call).args.as_mut_slice(1 + site.nargs);
-        let from = (*fcinfo).args.as_slice(2 + site.nargs);
-        args[0] = pg_sys::NullableDatum { value: from[0].value, isnull: from[0].isnull };
+        args[0] = state;
         for i in 0..site.nargs {
             args[1 + i] =
                 pg_sys::NullableDatum { value: from[2 + i].value, isnull: from[2 + i].isnull };
@@ -89,20 +214,158 @@ pub unsafe extern "C-unwind" fn deident_k_partial_trans(
         (*call).fncollation = (*fcinfo).fncollation;
         (*call).isnull = false;
         let state = match (site.body, (*(*call).flinfo).fn_addr) {
-            (Some(body), _) => body(call),
+            (Some((body, _)), _) => body(call),
             (None, Some(transition)) => transition(call),
             (None, None) => DeidentError::PartialNotKAggregate("_k_partial").report(),
         };
         if (*call).isnull {
             return fmgr::return_null(fcinfo);
         }
-        state
+        match pack(site, state) {
+            Some(p) => p.datum(),
+            None => state,
+        }
     }
 }
-pg_function_info_v1!(pg_finfo_deident_k_partial_trans);
 
-/// Checks, once per call site, that `aggregate` is a k-aggregate (`k_aggregate`) whose
-/// argument types are the call's, and that the caller may execute it; then sets up its
+/// A row for a state packed at `site`: the packed state with the row (what the transition
+/// does to a full state: support.rs, `k_trans`, `count_trans`), or None when the row would
+/// take it out of the packed range (or the site has packed nothing, which cannot be).
+#[inline(always)]
+fn packed_row(site: &Site, p: Packed, from: &[pg_sys::NullableDatum]) -> Option<pg_sys::Datum> {
+    let shape = site.shape?;
+    let next = match shape.transition {
+        Transition::Sum => {
+            // a row without a value or without a person contributes nothing
+            if from[2].isnull || from[3].isnull {
+                return Some(p.datum());
+            }
+            let v = from[2].value.value();
+            let v = match shape.value {
+                ValueType::Int2 => i64::from(v as i16),
+                ValueType::Int4 => i64::from(v as i32),
+                _ => v as i64,
+            };
+            Packed::new(p.rows() + 1, p.sum().checked_add(v)?)
+        }
+        Transition::Count | Transition::Distinct => {
+            if from[1 + site.nargs].isnull {
+                return Some(p.datum());
+            }
+            Packed::new(p.rows() + 1, 0)
+        }
+    };
+    next.map(Packed::datum)
+}
+
+/// A packed state made an object again, in the aggregate context (`Packed`).
+///
+/// # Safety
+/// `fcinfo` is a call inside an aggregate.
+#[cold]
+#[inline(never)]
+unsafe fn unpack(fcinfo: pg_sys::FunctionCallInfo, shape: Shape, p: Packed) -> pg_sys::Datum {
+    // SAFETY: per the contract; the object lives in the aggregate context.
+    unsafe {
+        let cx = agg_context(fcinfo);
+        rw_datum(new_object(cx, Placement::Shared, |env| shape.group(p, env)))
+    }
+}
+
+/// The transition's result packed, if it is a full state that packs (`Packed`): of k_sum or
+/// k_avg over integers or of k_count, of the site's shape (the first sets it), its rows and
+/// sum in range. The object is left to its memory context, which frees it with the others.
+///
+/// # Safety
+/// `state` is a non-NULL k_state datum that the transition returned.
+#[inline(always)]
+unsafe fn pack(site: &mut Site, state: pg_sys::Datum) -> Option<Packed> {
+    let transition = match site.body {
+        Some((_, t @ (Transition::Sum | Transition::Count))) => t,
+        _ => return None,
+    };
+    // SAFETY: per the contract.
+    let g = unsafe { rw_group::<Group>(state) }?;
+    if !g.state.saturated() {
+        return None;
+    }
+    let sum = match (&g.state.acc, transition) {
+        (Acc::Int(s), Transition::Sum) => i64::try_from(s.get()).ok()?,
+        (Acc::Count, Transition::Count) => 0,
+        _ => return None,
+    };
+    let shape = Shape { transition, value: g.value, person: g.person, cap: g.state.cap() };
+    if *site.shape.get_or_insert(shape) != shape {
+        return None;
+    }
+    Packed::new(g.state.rows, sum)
+}
+
+/// `_k_partial_final(internal) RETURNS cstring`: the state as `deident.k_state`'s output
+/// function gives it (sealed, in base64); a packed state as its object would be.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn deident_k_partial_final(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: fmgr's call info of the strict final function; `partial_site` checks that the
+    // state is one `_k_partial_trans` made before it is read.
+    unsafe {
+        let site = partial_site(fcinfo);
+        let d = fmgr::arg(fcinfo, 0);
+        match Packed::of(d) {
+            Some(p) => {
+                let Some(shape) = site.shape else { DeidentError::NotOurState.report() };
+                let env = PgEnv(pg_sys::CurrentMemoryContext);
+                group_text(&mut shape.group(p, env))
+            }
+            None => state_text(d),
+        }
+    }
+}
+pg_function_info_v1!(pg_finfo_deident_k_partial_final);
+
+/// The `_k_partial_trans` call site whose state a `_k_partial_final` call finalizes, through
+/// the aggregate node: `finalize_aggregate` (nodeAgg.c) sets `curperagg`, whose `transno`
+/// names the transition. Its function must be `_k_partial_trans` with a site made (which
+/// checked that the aggregate is `deident._k_partial`): `internal` states of another
+/// aggregate's functions are refused before they are read, whoever paired them with this
+/// one in a CREATE AGGREGATE.
+///
+/// # Safety
+/// `fcinfo` is fmgr's call info.
+unsafe fn partial_site<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a Site {
+    // SAFETY: per the contract; an AggState's curperagg, when set, is one of its peragg
+    // entries, and pertrans has numtrans entries.
+    unsafe {
+        let node = (*fcinfo).context;
+        if node.is_null() || (*node).type_ != pg_sys::NodeTag::T_AggState {
+            DeidentError::OutsideAggregate.report();
+        }
+        let agg = node.cast::<pg_sys::AggState>();
+        let peragg = (*agg).curperagg;
+        if peragg.is_null() {
+            DeidentError::OutsideAggregate.report();
+        }
+        let transno = (*peragg).transno;
+        if transno < 0 || transno >= (*agg).numtrans {
+            DeidentError::NotOurState.report();
+        }
+        let pertrans = (*agg).pertrans.add(transno as usize);
+        let ours: pg_sys::PGFunction = Some(deident_k_partial_trans);
+        let site = (*pertrans).transfn.fn_extra.cast::<Site>();
+        if (*pertrans).transfn.fn_addr.map(|f| f as usize) != ours.map(|f| f as usize)
+            || site.is_null()
+        {
+            DeidentError::NotOurState.report();
+        }
+        &*site
+    }
+}
+
+/// Checks, once per call site, that it is `deident._k_partial`'s (whose final function alone
+/// reads the states this one returns), that `aggregate` is a k-aggregate (`k_aggregate`)
+/// whose argument types are the call's, and that the caller may execute it; then sets up its
 /// transition function's call.
 ///
 /// # Safety
@@ -111,6 +374,10 @@ unsafe fn site_for(fcinfo: pg_sys::FunctionCallInfo, aggregate: pg_sys::Oid) -> 
     // SAFETY: per the contract; syscache reads, and allocations in fn_mcxt.
     unsafe {
         let flinfo = (*fcinfo).flinfo;
+        let aggref = pg_sys::AggGetAggref(fcinfo);
+        if aggref.is_null() || !is_partial((*aggref).aggfnoid) {
+            DeidentError::NotOurState.report();
+        }
         let Some((transfn, nargs, _)) = k_aggregate(aggregate) else {
             DeidentError::PartialNotKAggregate("_k_partial").report()
         };
@@ -137,8 +404,8 @@ unsafe fn site_for(fcinfo: pg_sys::FunctionCallInfo, aggregate: pg_sys::Oid) -> 
             pg_sys::MemoryContextAllocZero(cx, size).cast::<pg_sys::FunctionCallInfoBaseData>();
         (*call).flinfo = finfo;
         (*call).nargs = (1 + nargs) as i16;
-        let body = super::support::transition_body((*finfo).fn_addr);
-        Site { aggregate, nargs, call, body }
+        let body = transition_body((*finfo).fn_addr);
+        Site { aggregate, nargs, call, body, shape: None }
     }
 }
 
@@ -918,4 +1185,27 @@ fn combine_partials_aggregate() -> Option<(pg_sys::Oid, pg_sys::Oid)> {
     let oid = our_function(c"_k_combine_partials", &types)?;
     let state = k_state_type();
     (state != pg_sys::InvalidOid).then_some((oid, state))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Packed;
+
+    #[test]
+    fn a_packed_state_holds_its_rows_and_sum_to_the_ends_of_its_range() {
+        let rows_max = (1i64 << Packed::ROW_BITS) - 1;
+        let sum_max = (1i64 << (Packed::SUM_BITS - 1)) - 1;
+        for (rows, sum) in
+            [(0, 0), (1, -1), (rows_max, sum_max), (rows_max, -sum_max - 1), (31, 31_000)]
+        {
+            let p = Packed::new(rows, sum).expect("in range");
+            assert_eq!((p.rows(), p.sum()), (rows, sum));
+            // a pointer to an object is never taken for a packed state, nor the reverse
+            assert!(Packed::of(p.datum()).is_some());
+        }
+        for (rows, sum) in [(rows_max + 1, 0), (-1, 0), (0, sum_max + 1), (0, -sum_max - 2)] {
+            assert!(Packed::new(rows, sum).is_none(), "{rows} {sum}");
+        }
+        assert!(Packed::of(pgrx::pg_sys::Datum::from(0x7f00_1234_5678usize)).is_none());
+    }
 }

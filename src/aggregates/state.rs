@@ -281,6 +281,15 @@ impl<E: Env> KState<E> {
         KState { cap, persons: Buf::new(env), settled: 0, rows: 0, acc }
     }
 
+    /// A capped state that has seen `cap` distinct persons, with these rows and this sum: what
+    /// `add_person` leaves once the cap is reached (no hashes kept). For a full state kept
+    /// packed in a transition value (partial.rs, `Packed`), made again to be sealed or to take
+    /// a row the packed form cannot hold.
+    pub fn full(acc: Acc<E>, cap: u32, rows: i64, env: E) -> KState<E> {
+        debug_assert!(cap > 0 && !matches!(acc, Acc::Distinct));
+        KState { cap, persons: Buf::new(env), settled: FULL, rows, acc }
+    }
+
     pub fn env(&self) -> E {
         self.persons.env()
     }

@@ -218,17 +218,29 @@ pg_function_info_v1!(pg_finfo_deident_k_trans);
 /// An fmgr function's body, unguarded.
 pub(crate) type Body = unsafe fn(pg_sys::FunctionCallInfo) -> pg_sys::Datum;
 
+/// Which of the transition functions a body is (partial.rs keeps the full states of the
+/// first two packed, `Packed`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transition {
+    /// k_sum's and k_avg's: value, then person.
+    Sum,
+    /// k_count's: person.
+    Count,
+    /// k_count_distinct's (and dp_count's): person; never full.
+    Distinct,
+}
+
 /// The transition functions' bodies, for a caller that is itself a guarded fmgr function
 /// (partial.rs, `_k_partial`), so that a row does not pay a second guard: the body of the
-/// function at `addr`, if it is one of them.
-pub(crate) fn transition_body(addr: pg_sys::PGFunction) -> Option<Body> {
+/// function at `addr`, if it is one of them, and which it is.
+pub(crate) fn transition_body(addr: pg_sys::PGFunction) -> Option<(Body, Transition)> {
     let addr = addr? as usize;
-    let bodies: [(pg_sys::PGFunction, Body); 3] = [
-        (Some(deident_k_trans), k_trans),
-        (Some(deident_k_count_trans), |f| unsafe { count_trans(f, false) }),
-        (Some(deident_k_distinct_trans), |f| unsafe { count_trans(f, true) }),
+    let bodies: [(pg_sys::PGFunction, Body, Transition); 3] = [
+        (Some(deident_k_trans), k_trans, Transition::Sum),
+        (Some(deident_k_count_trans), |f| unsafe { count_trans(f, false) }, Transition::Count),
+        (Some(deident_k_distinct_trans), |f| unsafe { count_trans(f, true) }, Transition::Distinct),
     ];
-    bodies.into_iter().find(|(f, _)| f.map(|f| f as usize) == Some(addr)).map(|(_, b)| b)
+    bodies.into_iter().find(|(f, _, _)| f.map(|f| f as usize) == Some(addr)).map(|(_, b, t)| (b, t))
 }
 
 /// `deident_k_trans`'s body (inlined there: every row of k_sum and k_avg runs it).

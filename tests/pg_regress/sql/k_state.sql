@@ -423,6 +423,80 @@ SELECT deident._k_combine_partials('deident.k_count_distinct(text)'::regprocedur
   FROM regress_ks_own.partials WHERE grp = 0;
 RESET deident.min_group_size;
 
+-- 7. _k_partial keeps a full state of k_sum or k_avg over integers, or of k_count, packed in
+-- its transition value (src/aggregates/partial.rs, Packed: the rows in 24 bits, the sum in
+-- 39), and makes it an object again when a row takes it out of that range. Each group's rows
+-- split into two partial states (one for groups 0 and 1) and combined answer as k_sum, k_avg
+-- and k_count themselves and as plain SQL:
+-- sums that leave the packed range upwards and downwards (groups 0 and 1), sums of bigint
+-- near its ends, never packed (2, 3), a packed sum that a bigint row of 2^63 - 1 takes past
+-- bigint (4: k_sum(bigint) is numeric), small sums packed throughout (5), rows without a
+-- value or a person once full (0 and 5: they add nothing), a group below k (6, NULL) and one
+-- of exactly k persons (7)
+SET ROLE regress_ks_analyst;
+CREATE TABLE regress_ks_own.packed AS
+  SELECT g, g % 6 AS grp, format('p%s', g % 40) AS person,
+         CASE g % 6 WHEN 0 THEN 2147483647 WHEN 1 THEN -2147483648 ELSE g END AS i4,
+         CASE g % 6 WHEN 2 THEN 9223372036854775807 - g WHEN 3 THEN -9223372036854775807 + g
+                    WHEN 4 THEN CASE WHEN g > 1100 THEN 9223372036854775807 ELSE g END
+                    ELSE g * 1000003 END AS i8,
+         (g % 30000 - 15000)::smallint AS i2
+    FROM generate_series(1, 1200) g
+  UNION ALL SELECT 1200 + g, 6, format('p%s', g), g, g, g::smallint FROM generate_series(1, 4) g
+  UNION ALL SELECT 1300 + g, 7, format('p%s', g % 5), g, g, g::smallint FROM generate_series(1, 50) g
+  UNION ALL VALUES (1401, 0, NULL, 7, 7, 7::smallint), (1402, 0, 'p1', NULL, NULL, NULL),
+                   (1403, 5, NULL, 7, 7, 7::smallint), (1404, 5, 'p99', NULL, NULL, NULL);
+CREATE TABLE regress_ks_own.packed_partials AS
+  SELECT grp, CASE WHEN grp > 1 THEN g / 6 % 2 END AS half,
+         deident._k_partial('deident.k_sum(integer,text)'::regprocedure, i4, person)::text AS s4,
+         deident._k_partial('deident.k_sum(bigint,text)'::regprocedure, i8, person)::text AS s8,
+         deident._k_partial('deident.k_sum(smallint,text)'::regprocedure, i2, person)::text AS s2,
+         deident._k_partial('deident.k_avg(integer,text)'::regprocedure, i4, person)::text AS a4,
+         deident._k_partial('deident.k_count(text)'::regprocedure, person)::text AS c
+    FROM regress_ks_own.packed GROUP BY 1, 2;
+SELECT p.grp, p.s4, p.s8, p.s2, p.a4, p.c,
+       (p.s4, p.s8, p.s2, p.a4, p.c) IS NOT DISTINCT FROM (k.s4, k.s8, k.s2, k.a4, k.c) AS as_k_aggregates,
+       (p.s4, p.s8, p.s2, p.c) IS NOT DISTINCT FROM (x.s4, x.s8, x.s2, x.c) AS as_plain_sql
+  FROM (SELECT grp,
+               deident._k_combine_partials('deident.k_sum(integer,text)'::regprocedure, s4::cstring, NULL::bigint) AS s4,
+               deident._k_combine_partials('deident.k_sum(bigint,text)'::regprocedure, s8::cstring, NULL::numeric) AS s8,
+               deident._k_combine_partials('deident.k_sum(smallint,text)'::regprocedure, s2::cstring, NULL::bigint) AS s2,
+               deident._k_combine_partials('deident.k_avg(integer,text)'::regprocedure, a4::cstring, NULL::numeric) AS a4,
+               deident._k_combine_partials('deident.k_count(text)'::regprocedure, c::cstring, NULL::bigint) AS c
+          FROM regress_ks_own.packed_partials GROUP BY grp) p
+  JOIN (SELECT grp, deident.k_sum(i4, person) AS s4, deident.k_sum(i8, person) AS s8,
+               deident.k_sum(i2, person) AS s2, deident.k_avg(i4, person) AS a4,
+               deident.k_count(person) AS c
+          FROM regress_ks_own.packed GROUP BY grp) k USING (grp)
+  JOIN (SELECT grp, sum(i4) FILTER (WHERE person IS NOT NULL) AS s4,
+               sum(i8) FILTER (WHERE person IS NOT NULL) AS s8,
+               sum(i2) FILTER (WHERE person IS NOT NULL) AS s2,
+               count(person) AS c
+          FROM regress_ks_own.packed GROUP BY grp HAVING count(DISTINCT person) >= 5) x USING (grp)
+ ORDER BY grp;
+-- the group below k gives NULL through the partial states too
+SELECT deident._k_combine_partials('deident.k_sum(integer,text)'::regprocedure, s4::cstring, NULL::bigint) AS below_k
+  FROM regress_ks_own.packed_partials WHERE grp = 6;
+-- a packed state seals to the length of an object's full state (48 bytes framed: 101 sealed)
+SELECT DISTINCT length(decode(s4, 'base64')) AS sealed_bytes
+  FROM regress_ks_own.packed_partials WHERE grp IN (5, 7);
+RESET ROLE;
+-- fail (42804): _k_partial's transition value is internal, so its functions refuse to run for
+-- any other aggregate. Only a superuser may declare one over internal (PostgreSQL refuses
+-- anyone else: "aggregate transition data type cannot be internal"); paired with another's
+-- functions, its transition function under another final function (which would read a
+-- packed state as a pointer) and its final function over another transition function's
+-- state are refused before any state is read
+CREATE AGGREGATE regress_ks_own.mixed_trans(oid, integer, text) (SFUNC = deident._k_partial_trans,
+  STYPE = internal, FINALFUNC = numeric_avg);
+CREATE AGGREGATE regress_ks_own.mixed_final(numeric) (SFUNC = numeric_avg_accum,
+  STYPE = internal, FINALFUNC = deident._k_partial_final);
+SELECT regress_error($$SELECT regress_ks_own.mixed_trans('deident.k_sum(integer,text)'::regprocedure, i4, person) FROM regress_ks_own.packed$$);
+SELECT regress_error($$SELECT regress_ks_own.mixed_final(i4) FROM regress_ks_own.packed$$);
+SET ROLE regress_ks_analyst;
+SELECT regress_error($$CREATE AGGREGATE regress_ks_own.mine(oid, integer, text) (SFUNC = deident._k_partial_trans, STYPE = internal, FINALFUNC = deident._k_partial_final)$$);
+RESET ROLE;
+
 DROP SCHEMA regress_ks_own CASCADE;
 DROP TABLE regress_ks;
 DROP ROLE regress_ks_analyst;

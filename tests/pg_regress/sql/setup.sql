@@ -23,9 +23,10 @@ SELECT p.proname, count(*) AS overloads, string_agg(DISTINCT p.proparallel::text
        string_agg(DISTINCT pg_get_function_result(p.oid), ', ') AS results
   FROM pg_proc p JOIN pg_aggregate a ON a.aggfnoid = p.oid
  WHERE p.pronamespace = 'deident'::regnamespace GROUP BY p.proname ORDER BY p.proname;
--- the k-aggregates' (and dp_count's) support functions are over k_state, none over internal,
--- and for PUBLIC (Citus checks the caller's privilege on them); they refuse to run outside an
--- aggregate (k_state.sql)
+-- the k-aggregates' (and dp_count's) support functions are over k_state, none over internal
+-- but deident._k_partial's four (its transition value is internal: src/aggregates/partial.rs,
+-- Packed; they run for deident._k_partial alone), and for PUBLIC (Citus checks the caller's
+-- privilege on them); they refuse to run outside an aggregate (k_state.sql)
 SELECT 'internal'::regtype = ANY (p.proargtypes::oid[]) AS over_internal, count(*) AS support_functions,
        count(*) FILTER (WHERE has_function_privilege('public', p.oid, 'EXECUTE')) AS executable_by_public
   FROM pg_proc p WHERE p.pronamespace = 'deident'::regnamespace AND p.proname LIKE '\_k\_%'
