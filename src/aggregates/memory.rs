@@ -96,12 +96,15 @@ pub enum PersonType {
 pub struct Group {
     pub value: ValueType,
     pub person: PersonType,
+    /// A full state that `_k_partial` packed once and made an object again (partial.rs,
+    /// `unpack`): it stays an object. (In the padding before `state`.)
+    pub unpacked: bool,
     pub state: KState<PgEnv>,
 }
 
 impl Group {
     pub fn new(value: ValueType, person: PersonType, state: KState<PgEnv>) -> Group {
-        Group { value, person, state }
+        Group { value, person, unpacked: false, state }
     }
 }
 

@@ -13,9 +13,10 @@
 //! arguments...)`: an aggregate of ours whose transition function checks once per call site
 //! what `worker_partial_agg` checks per row (the aggregate is one of ours, the argument types
 //! are its own, the caller may execute it) and then calls the aggregate's own transition
-//! function through one FmgrInfo for every row, and whose final function is the state type's
-//! output function, as `worker_partial_agg`'s is. The result is the same text (a sealed state
-//! in base64).
+//! function through one FmgrInfo for every row, and whose final function gives what the state
+//! type's output function gives, as `worker_partial_agg`'s does. The result is the same text (a
+//! sealed state in base64). Its transition value is `internal`, so that a full state can be
+//! packed in the value itself (`Packed`).
 //!
 //! On the coordinator, Citus combines those texts with `coord_combine_agg`, which looks the
 //! aggregate up and runs `fmgr_info` per row too, and opens each state twice (the input
@@ -258,7 +259,10 @@ fn packed_row(site: &Site, p: Packed, from: &[pg_sys::NullableDatum]) -> Option<
     next.map(Packed::datum)
 }
 
-/// A packed state made an object again, in the aggregate context (`Packed`).
+/// A packed state made an object again, in the aggregate context (`Packed`), for good: it is
+/// not packed again (`pack`), so that a sum that crosses the packed range back and forth
+/// does not leave an object behind each time (the objects are freed only with their
+/// context).
 ///
 /// # Safety
 /// `fcinfo` is a call inside an aggregate.
@@ -268,7 +272,10 @@ unsafe fn unpack(fcinfo: pg_sys::FunctionCallInfo, shape: Shape, p: Packed) -> p
     // SAFETY: per the contract; the object lives in the aggregate context.
     unsafe {
         let cx = agg_context(fcinfo);
-        rw_datum(new_object(cx, Placement::Shared, |env| shape.group(p, env)))
+        rw_datum(new_object(cx, Placement::Shared, |env| Group {
+            unpacked: true,
+            ..shape.group(p, env)
+        }))
     }
 }
 
@@ -286,7 +293,7 @@ unsafe fn pack(site: &mut Site, state: pg_sys::Datum) -> Option<Packed> {
     };
     // SAFETY: per the contract.
     let g = unsafe { rw_group::<Group>(state) }?;
-    if !g.state.saturated() {
+    if !g.state.saturated() || g.unpacked {
         return None;
     }
     let sum = match (&g.state.acc, transition) {
@@ -363,6 +370,48 @@ unsafe fn partial_site<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a Site {
     }
 }
 
+/// Is this transition, run by an aggregate node, `deident._k_partial`'s, with a transition
+/// value kept by value (`internal`), and its state read by `_k_partial` calls alone (an
+/// aggregate node shares one transition among the calls that have the same function and
+/// arguments, whatever their final functions)? Only then may it return a packed state, which
+/// anything else would take for a pointer: a superuser's aggregate over this function with
+/// another final function, or a database made at 0.2.0 before `_k_partial`'s state became
+/// `internal` (its `k_state` is by reference, and nodeAgg would copy the value as one).
+///
+/// # Safety
+/// `fcinfo` is fmgr's call info.
+unsafe fn only_partial_reads(fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    // SAFETY: per the contract; an AggState's curpertrans, when set, is one of its numtrans
+    // pertrans entries, and peragg has numaggs entries.
+    unsafe {
+        let node = (*fcinfo).context;
+        if node.is_null() || (*node).type_ != pg_sys::NodeTag::T_AggState {
+            return false;
+        }
+        let agg = node.cast::<pg_sys::AggState>();
+        let pertrans = (*agg).curpertrans;
+        if pertrans.is_null()
+            || (*pertrans).aggtranstype != pg_sys::INTERNALOID
+            || !(*pertrans).transtypeByVal
+        {
+            return false;
+        }
+        let transno = pertrans.offset_from((*agg).pertrans);
+        let mut readers = 0;
+        for i in 0..(*agg).numaggs.max(0) as usize {
+            let peragg = (*agg).peragg.add(i);
+            if (*peragg).transno as isize == transno {
+                let aggref = (*peragg).aggref;
+                if aggref.is_null() || !is_partial((*aggref).aggfnoid) {
+                    return false;
+                }
+                readers += 1;
+            }
+        }
+        readers > 0
+    }
+}
+
 /// Checks, once per call site, that it is `deident._k_partial`'s (whose final function alone
 /// reads the states this one returns), that `aggregate` is a k-aggregate (`k_aggregate`)
 /// whose argument types are the call's, and that the caller may execute it; then sets up its
@@ -374,8 +423,7 @@ unsafe fn site_for(fcinfo: pg_sys::FunctionCallInfo, aggregate: pg_sys::Oid) -> 
     // SAFETY: per the contract; syscache reads, and allocations in fn_mcxt.
     unsafe {
         let flinfo = (*fcinfo).flinfo;
-        let aggref = pg_sys::AggGetAggref(fcinfo);
-        if aggref.is_null() || !is_partial((*aggref).aggfnoid) {
+        if !only_partial_reads(fcinfo) {
             DeidentError::NotOurState.report();
         }
         let Some((transfn, nargs, _)) = k_aggregate(aggregate) else {

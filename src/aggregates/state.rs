@@ -362,6 +362,12 @@ impl<E: Env> KState<E> {
                 self.compact()?;
             }
         } else if !self.saturated() && !self.persons.contains(&hash) {
+            if self.persons.capacity() == 0 {
+                // Room for the cap at once (up to 16; doubling past that), rather than 4 then
+                // 8: one allocation per group at the usual k, where a Citus worker makes a
+                // state per shard and group.
+                self.persons.reserve_exact((self.cap as usize).min(16))?;
+            }
             self.persons.push(hash)?;
             self.full_at_cap();
         }

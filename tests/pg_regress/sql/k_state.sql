@@ -431,8 +431,9 @@ RESET deident.min_group_size;
 -- sums that leave the packed range upwards and downwards (groups 0 and 1), sums of bigint
 -- near its ends, never packed (2, 3), a packed sum that a bigint row of 2^63 - 1 takes past
 -- bigint (4: k_sum(bigint) is numeric), small sums packed throughout (5), rows without a
--- value or a person once full (0 and 5: they add nothing), a group below k (6, NULL) and one
--- of exactly k persons (7)
+-- value or a person once full (0 and 5: they add nothing), a group below k (6, NULL), one
+-- of exactly k persons (7), and a bigint sum that crosses the packed range at every row (8:
+-- made an object once, it stays one)
 SET ROLE regress_ks_analyst;
 CREATE TABLE regress_ks_own.packed AS
   SELECT g, g % 6 AS grp, format('p%s', g % 40) AS person,
@@ -444,6 +445,9 @@ CREATE TABLE regress_ks_own.packed AS
     FROM generate_series(1, 1200) g
   UNION ALL SELECT 1200 + g, 6, format('p%s', g), g, g, g::smallint FROM generate_series(1, 4) g
   UNION ALL SELECT 1300 + g, 7, format('p%s', g % 5), g, g, g::smallint FROM generate_series(1, 50) g
+  UNION ALL SELECT 1500 + g, 8, format('p%s', g % 10), g,
+                   CASE WHEN g % 2 = 0 THEN 300000000000 ELSE -300000000000 END, g::smallint
+              FROM generate_series(1, 40) g
   UNION ALL VALUES (1401, 0, NULL, 7, 7, 7::smallint), (1402, 0, 'p1', NULL, NULL, NULL),
                    (1403, 5, NULL, 7, 7, 7::smallint), (1404, 5, 'p99', NULL, NULL, NULL);
 CREATE TABLE regress_ks_own.packed_partials AS
@@ -493,6 +497,21 @@ CREATE AGGREGATE regress_ks_own.mixed_final(numeric) (SFUNC = numeric_avg_accum,
   STYPE = internal, FINALFUNC = deident._k_partial_final);
 SELECT regress_error($$SELECT regress_ks_own.mixed_trans('deident.k_sum(integer,text)'::regprocedure, i4, person) FROM regress_ks_own.packed$$);
 SELECT regress_error($$SELECT regress_ks_own.mixed_final(i4) FROM regress_ks_own.packed$$);
+-- and where such an aggregate shares _k_partial's transition (the same function over the same
+-- arguments: one transition, two final functions), the state is not made
+SELECT regress_error($$SELECT deident._k_partial('deident.k_sum(integer,text)'::regprocedure, i4, person), regress_ks_own.mixed_trans('deident.k_sum(integer,text)'::regprocedure, i4, person) FROM regress_ks_own.packed$$);
+-- fail (42804): a database made at 0.2.0 before _k_partial's state became internal declares
+-- it over k_state, by reference, as made here; nodeAgg would take a packed state for a
+-- pointer, so the transition function refuses to run there
+BEGIN;
+ALTER EXTENSION pg_deident DROP AGGREGATE deident._k_partial(oid, "any");
+DROP AGGREGATE deident._k_partial(oid, "any");
+CREATE FUNCTION deident._k_partial_trans_by_ref(deident.k_state, oid, "any")
+  RETURNS deident.k_state LANGUAGE c AS '$libdir/pg_deident', 'deident_k_partial_trans';
+CREATE AGGREGATE deident._k_partial(oid, "any") (SFUNC = deident._k_partial_trans_by_ref,
+  STYPE = deident.k_state, FINALFUNC = deident._k_state_out);
+SELECT regress_error($$SELECT deident._k_partial('deident.k_count(text)'::regprocedure, person) FROM regress_ks_own.packed$$);
+ROLLBACK;
 SET ROLE regress_ks_analyst;
 SELECT regress_error($$CREATE AGGREGATE regress_ks_own.mine(oid, integer, text) (SFUNC = deident._k_partial_trans, STYPE = internal, FINALFUNC = deident._k_partial_final)$$);
 RESET ROLE;
