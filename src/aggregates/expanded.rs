@@ -764,34 +764,38 @@ unsafe fn flatten_into<G: Family>(
 /// The sealed bytes of a state's text (base64), decoded straight into a new varlena in the
 /// current memory context: the value and its bytes. Not yet opened or checked.
 fn decode_text<'a>(text: &[u8]) -> (pg_sys::Datum, &'a [u8]) {
-    use base64::Engine;
-    // a varlena of at most the estimate's size, its length set to what decoded
-    let estimate = base64::decoded_len_estimate(text.len());
-    let value = varlena_datum(estimate, |_| ());
-    // SAFETY: varlena_datum allocated VARHDRSZ + estimate bytes at `value`, set as its length;
-    // the length is lowered to the decoded bytes' before anything reads it.
+    // a varlena of the text's length (more than its bytes decode to), its length set to what
+    // decoded
+    let value = varlena_datum(text.len(), |_| ());
+    // SAFETY: varlena_datum allocated VARHDRSZ + text.len() bytes at `value`, set as its
+    // length; the length is lowered to the decoded bytes' before anything reads it.
     unsafe {
         let ptr = value.cast_mut_ptr::<pg_sys::varlena>();
         let data = std::slice::from_raw_parts_mut(
             pgrx::varlena::vardata_4b(ptr).cast::<u8>().cast_mut(),
-            estimate,
+            text.len(),
         );
-        let decode = |text: &[u8], data: &mut [u8]| {
-            base64::engine::general_purpose::STANDARD.decode_slice(text, data).ok()
-        };
         // Whitespace is skipped, as PostgreSQL's decode(..., 'base64') does: its encode
         // breaks lines every 76 characters. (A state from Citus has none: decoded as it is.)
-        let n = decode(text, data)
+        let n = base64_decode(text, data)
             .or_else(|| {
                 let spaced = text.iter().any(|b| b.is_ascii_whitespace());
                 let compact: Vec<u8> =
                     text.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
-                spaced.then(|| decode(&compact, data)).flatten()
+                spaced.then(|| base64_decode(&compact, data)).flatten()
             })
             .unwrap_or_else(|| sealed_error(SealError::NotSealed));
         pgrx::varlena::set_varsize_4b(ptr, (pg_sys::VARHDRSZ + n) as i32);
         (value, &data[..n])
     }
+}
+
+/// Standard base64 (RFC 4648, padded) decoded into `out`: the number of bytes, or None for
+/// anything else, or when `out` is too short.
+fn base64_decode(text: &[u8], out: &mut [u8]) -> Option<usize> {
+    let n = base64_simd::STANDARD.decoded_length(text).ok()?;
+    let out = out.get_mut(..n)?;
+    base64_simd::STANDARD.decode(text, base64_simd::Out::from_slice(out)).ok().map(|d| d.len())
 }
 
 /// Combines the state of a text (base64 of sealed bytes, as `_k_state_in` reads it) into the
@@ -806,12 +810,9 @@ pub unsafe fn combine_text<G: Family>(
     fcinfo: pg_sys::FunctionCallInfo,
     text: &[u8],
 ) -> pg_sys::Datum {
-    use base64::Engine;
     // A state from Citus, decoded on the stack (no whitespace: `decode_text` otherwise).
     let mut sealed = [0u8; STACK_SCRATCH];
-    let small = (base64::decoded_len_estimate(text.len()) <= STACK_SCRATCH)
-        .then(|| base64::engine::general_purpose::STANDARD.decode_slice(text, &mut sealed).ok())
-        .flatten();
+    let small = base64_decode(text, &mut sealed);
     // SAFETY: per the contract.
     unsafe {
         let bytes = match small {
@@ -884,18 +885,15 @@ fn with_sealed<G: Family, R>(group: &mut G, write: impl FnOnce(&[u8]) -> R) -> R
 
 /// Sealed bytes as a C string of their base64, in the current memory context.
 fn base64_cstring(sealed: &[u8]) -> pg_sys::Datum {
-    use base64::Engine;
-    let n = base64::encoded_len(sealed.len(), true)
-        .unwrap_or_else(|| pgrx::error!("pg_deident: a sealed state too large for text"));
-    // SAFETY: palloc'd n + 1 bytes, filled by the encoder (exactly n: encoded_len) and
+    let n = base64_simd::STANDARD.encoded_length(sealed.len());
+    // SAFETY: palloc'd n + 1 bytes, filled by the encoder (exactly n: encoded_length) and
     // NUL-terminated; base64 has no NUL.
     unsafe {
         let out = pg_sys::palloc(n + 1).cast::<u8>();
         let slice = std::slice::from_raw_parts_mut(out, n);
-        let written =
-            base64::engine::general_purpose::STANDARD.encode_slice(sealed, slice).unwrap_or(0);
-        if written != n {
-            pgrx::error!("pg_deident: base64 of a sealed state: {written} of {n} bytes");
+        let written = base64_simd::STANDARD.encode(sealed, base64_simd::Out::from_slice(slice));
+        if written.len() != n {
+            pgrx::error!("pg_deident: base64 of a sealed state: {} of {n} bytes", written.len());
         }
         out.add(n).write(0);
         pg_sys::Datum::from(out)

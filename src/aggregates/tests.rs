@@ -35,8 +35,7 @@ mod tests {
     }
 
     fn base64_of(b: &[u8]) -> String {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD.encode(b)
+        base64_simd::STANDARD.encode_to_string(b)
     }
 
     /// n pseudo-random hashes (xorshift), unsorted.
