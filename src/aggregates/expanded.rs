@@ -410,9 +410,9 @@ fn open_with<G: Family, R>(
         e => e.report(),
     });
     let len = seal::plain_len(bytes, G::KIND).unwrap_or_else(|e| sealed_error(e));
-    // On the stack when small (wiped on drop, also when an ERROR unwinds through here).
-    let mut small = zeroize::Zeroizing::new([0u8; STACK_SCRATCH]);
-    let plain = if len <= STACK_SCRATCH {
+    // On the stack when small; wiped when dropped, also when an ERROR unwinds through here.
+    let mut small = [0u8; STACK_SCRATCH];
+    let plain = Wiped(if len <= STACK_SCRATCH {
         &mut small[..len]
     } else {
         // SAFETY: palloc0 of `len` bytes in env's context (or an ERROR), used as a slice
@@ -423,14 +423,25 @@ fn open_with<G: Family, R>(
                 len,
             )
         }
-    };
-    seal::open(&key, G::KIND, bytes, plain).unwrap_or_else(|e| sealed_error(e));
-    let result = match seal::unframe(plain) {
+    });
+    seal::open(&key, G::KIND, bytes, plain.0).unwrap_or_else(|e| sealed_error(e));
+    let result = match seal::unframe(plain.0) {
         Some(encoding) => read(encoding),
         None => Err(StateError::Malformed),
     };
-    plain.zeroize();
+    drop(plain);
     result.unwrap_or_else(|e| state_error(e))
+}
+
+/// Bytes wiped when dropped, also when an ERROR unwinds through the frame that holds them
+/// (only the bytes in use: `zeroize` writes them one by one, which costs more than AES-GCM
+/// for a whole scratch array).
+struct Wiped<'a>(&'a mut [u8]);
+
+impl Drop for Wiped<'_> {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
 }
 
 /// Opens sealed bytes: the group they hold, decoded into `env`.
@@ -860,16 +871,19 @@ pg_function_info_v1!(pg_finfo_deident_k_state_in);
 /// (palloc, pfree) per state; anything larger goes to palloc'd scratch.
 const STACK_SCRATCH: usize = 256;
 
-/// A family's object sealed into scratch memory, and `write` given the bytes (ciphertext;
-/// the scratch is wiped all the same, as the framed encoding is written there first).
+/// A family's object sealed into scratch memory, and `write` given the bytes (ciphertext:
+/// nothing to wipe after; the framed encoding is written there first, so stack scratch is
+/// wiped if an ERROR unwinds before it is sealed).
 fn with_sealed<G: Family, R>(group: &mut G, write: impl FnOnce(&[u8]) -> R) -> R {
     let key = sealing_key();
     let (sealed, len, plain) = sealed_size(group, &key);
     if sealed <= STACK_SCRATCH {
-        let mut scratch = zeroize::Zeroizing::new([0u8; STACK_SCRATCH]);
-        let out = &mut scratch[..sealed];
-        seal_state(group, &key, (len, plain), out);
-        return write(out);
+        let mut scratch = [0u8; STACK_SCRATCH];
+        let out = Wiped(&mut scratch[..sealed]);
+        seal_state(group, &key, (len, plain), out.0);
+        let result = write(out.0);
+        std::mem::forget(out);
+        return result;
     }
     // SAFETY: palloc'd scratch of `sealed` bytes, all written by seal_state before they are
     // read, freed after use.
