@@ -134,7 +134,8 @@ impl Family for Group {
     }
 
     fn copy_in(&self, env: PgEnv) -> Result<Group, StateError> {
-        Ok(Group::new(self.value, self.person, self.state.copy_in(env)?))
+        let copy = Group::new(self.value, self.person, self.state.copy_in(env)?);
+        Ok(Group { unpacked: self.unpacked, ..copy })
     }
 
     fn merge(&mut self, other: &Group) -> Result<(), StateError> {

@@ -432,8 +432,9 @@ RESET deident.min_group_size;
 -- near its ends, never packed (2, 3), a packed sum that a bigint row of 2^63 - 1 takes past
 -- bigint (4: k_sum(bigint) is numeric), small sums packed throughout (5), rows without a
 -- value or a person once full (0 and 5: they add nothing), a group below k (6, NULL), one
--- of exactly k persons (7), and a bigint sum that crosses the packed range at every row (8:
--- made an object once, it stays one)
+-- of exactly k persons (7), and a bigint sum that crosses the packed range at every row (8;
+-- that it then stays an object, rather than leaving one behind at each crossing, shows in
+-- memory only)
 SET ROLE regress_ks_analyst;
 CREATE TABLE regress_ks_own.packed AS
   SELECT g, g % 6 AS grp, format('p%s', g % 40) AS person,
@@ -481,9 +482,10 @@ SELECT p.grp, p.s4, p.s8, p.s2, p.a4, p.c,
 -- the group below k gives NULL through the partial states too
 SELECT deident._k_combine_partials('deident.k_sum(integer,text)'::regprocedure, s4::cstring, NULL::bigint) AS below_k
   FROM regress_ks_own.packed_partials WHERE grp = 6;
--- a packed state seals to the length of an object's full state (48 bytes framed: 101 sealed)
+-- a packed state (groups 5 and 7) seals to the length of an object's full state (group 0,
+-- whose sum left the packed range): 48 bytes framed, 101 sealed
 SELECT DISTINCT length(decode(s4, 'base64')) AS sealed_bytes
-  FROM regress_ks_own.packed_partials WHERE grp IN (5, 7);
+  FROM regress_ks_own.packed_partials WHERE grp IN (0, 5, 7);
 RESET ROLE;
 -- fail (42804): _k_partial's transition value is internal, so its functions refuse to run for
 -- any other aggregate. Only a superuser may declare one over internal (PostgreSQL refuses
