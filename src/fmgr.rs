@@ -263,6 +263,21 @@ pub unsafe fn call_site<'a, T>(
     }
 }
 
+/// The aggregate node running this call (an aggregate's transition, combine or final
+/// function: nodeAgg.c passes its AggState as the context), None for any other caller (a
+/// window aggregate, a plain call).
+///
+/// # Safety
+/// `fcinfo` is fmgr's call info.
+#[inline]
+pub unsafe fn agg_state(fcinfo: pg_sys::FunctionCallInfo) -> Option<*mut pg_sys::AggState> {
+    // SAFETY: per the contract; a non-NULL context is a Node.
+    unsafe {
+        let cx = (*fcinfo).context;
+        (!cx.is_null() && (*cx).type_ == pg_sys::NodeTag::T_AggState).then(|| cx.cast())
+    }
+}
+
 /// The value `call_site` keeps for this call site, if it has made one yet (for a function's
 /// fast path, which must not make it).
 ///

@@ -873,29 +873,30 @@ pg_function_info_v1!(pg_finfo_deident_k_state_in);
 const STACK_SCRATCH: usize = 256;
 
 /// A family's object sealed into scratch memory, and `write` given the bytes (ciphertext:
-/// nothing to wipe after; the framed encoding is written there first, so stack scratch is
+/// nothing to wipe after; the framed encoding is written there first, so the scratch is
 /// wiped if an ERROR unwinds before it is sealed).
 fn with_sealed<G: Family, R>(group: &mut G, write: impl FnOnce(&[u8]) -> R) -> R {
     let key = sealing_key();
     let (sealed, len, plain) = sealed_size(group, &key);
-    if sealed <= STACK_SCRATCH {
-        let mut scratch = [0u8; STACK_SCRATCH];
-        let out = Wiped(&mut scratch[..sealed]);
-        seal_state(group, &key, (len, plain), out.0);
-        let result = write(out.0);
-        std::mem::forget(out);
-        return result;
+    // On the stack when small, as in `open_with`; palloc'd scratch is freed after use.
+    let mut small = [0u8; STACK_SCRATCH];
+    let heap = (sealed > STACK_SCRATCH).then(|| {
+        // SAFETY: palloc returns `sealed` bytes or raises an ERROR.
+        unsafe { pg_sys::palloc(sealed).cast::<u8>() }
+    });
+    let out = Wiped(match heap {
+        // SAFETY: the palloc'd bytes above, all written by seal_state before they are read.
+        Some(p) => unsafe { std::slice::from_raw_parts_mut(p, sealed) },
+        None => &mut small[..sealed],
+    });
+    seal_state(group, &key, (len, plain), out.0);
+    let result = write(out.0);
+    std::mem::forget(out);
+    if let Some(p) = heap {
+        // SAFETY: palloc'd above, no longer referenced (`out` is gone).
+        unsafe { pg_sys::pfree(p.cast()) };
     }
-    // SAFETY: palloc'd scratch of `sealed` bytes, all written by seal_state before they are
-    // read, freed after use.
-    unsafe {
-        let scratch = pg_sys::palloc(sealed).cast::<u8>();
-        let out = std::slice::from_raw_parts_mut(scratch, sealed);
-        seal_state(group, &key, (len, plain), out);
-        let result = write(out);
-        pg_sys::pfree(scratch.cast());
-        result
-    }
+    result
 }
 
 /// Sealed bytes as a C string of their base64, in the current memory context.

@@ -345,11 +345,7 @@ unsafe fn partial_site<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a Site {
     // SAFETY: per the contract; an AggState's curperagg, when set, is one of its peragg
     // entries, and pertrans has numtrans entries.
     unsafe {
-        let node = (*fcinfo).context;
-        if node.is_null() || (*node).type_ != pg_sys::NodeTag::T_AggState {
-            DeidentError::OutsideAggregate.report();
-        }
-        let agg = node.cast::<pg_sys::AggState>();
+        let Some(agg) = fmgr::agg_state(fcinfo) else { DeidentError::OutsideAggregate.report() };
         let peragg = (*agg).curperagg;
         if peragg.is_null() {
             DeidentError::OutsideAggregate.report();
@@ -384,11 +380,7 @@ unsafe fn only_partial_reads(fcinfo: pg_sys::FunctionCallInfo) -> bool {
     // SAFETY: per the contract; an AggState's curpertrans, when set, is one of its numtrans
     // pertrans entries, and peragg has numaggs entries.
     unsafe {
-        let node = (*fcinfo).context;
-        if node.is_null() || (*node).type_ != pg_sys::NodeTag::T_AggState {
-            return false;
-        }
-        let agg = node.cast::<pg_sys::AggState>();
+        let Some(agg) = fmgr::agg_state(fcinfo) else { return false };
         let pertrans = (*agg).curpertrans;
         if pertrans.is_null()
             || (*pertrans).aggtranstype != pg_sys::INTERNALOID

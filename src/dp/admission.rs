@@ -447,13 +447,8 @@ fn no_memory() -> ! {
 /// `fcinfo` is fmgr's call info.
 unsafe fn aggstate(fcinfo: pg_sys::FunctionCallInfo) -> *mut pg_sys::AggState {
     // SAFETY: per the contract.
-    unsafe {
-        let cx = (*fcinfo).context;
-        if cx.is_null() || (*cx).type_ != pg_sys::NodeTag::T_AggState {
-            DeidentError::OutsideAggregate.report();
-        }
-        cx.cast()
-    }
+    unsafe { crate::fmgr::agg_state(fcinfo) }
+        .unwrap_or_else(|| DeidentError::OutsideAggregate.report())
 }
 
 /// Reads every group of the hash table being finalized (one grouping set: grouping.rs

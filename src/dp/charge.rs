@@ -321,15 +321,14 @@ pub unsafe fn terms(fcinfo: pg_sys::FunctionCallInfo) -> Terms {
     // SAFETY: the context of an aggregate's final function is its AggState (nodeAgg.c), whose
     // ss.ps.state is the statement's EState; AggGetAggref gives the call being finalized.
     let estate = unsafe {
-        let cx = (*fcinfo).context;
-        if cx.is_null() || (*cx).type_ != pg_sys::NodeTag::T_AggState {
-            DeidentError::OutsideAggregate.report();
-        }
+        let Some(agg) = crate::fmgr::agg_state(fcinfo) else {
+            DeidentError::OutsideAggregate.report()
+        };
         let aggref = pg_sys::AggGetAggref(fcinfo);
         if aggref.is_null() || (*aggref).location != plan::CHECKED {
             DeidentError::DpUnchecked.report();
         }
-        (*cx.cast::<pg_sys::AggState>()).ss.ps.state as usize
+        (*agg).ss.ps.state as usize
     };
     RUNNING
         .with(|r| r.borrow().iter().rev().find(|s| s.estate == estate).and_then(|s| s.terms))
