@@ -6,7 +6,7 @@
 -- before the noise (which Citus gathers: its per-person step groups by the person): dp_count against count(DISTINCT person), dp_sum against the two-level query of each
 -- person's clamped total (bench/dp.sql's). 1,000,000 rows in 1,000 groups, 100,000 persons
 -- (10 rows each), 32 shards; the nodes' default settings (work_mem 4MB, jit on, parallel plans
--- as PostgreSQL chooses them); runs interleaved, medians.
+-- as PostgreSQL chooses them); runs interleaved, medians; then k_sum and sum in adjacent pairs.
 -- Run with: make bench-citus
 \set ON_ERROR_STOP 1
 CREATE EXTENSION IF NOT EXISTS pg_deident;
@@ -55,6 +55,37 @@ WITH med AS (SELECT * FROM bench_medians),
        (4, 'dp_count_vs_count_distinct', 'deident.dp_count(person)', 'count(DISTINCT person)'))
 SELECT r.name AS ratio, round((n.ms / d.ms)::numeric, 3) AS value
   FROM ratio r JOIN med n ON n.query = r.num JOIN med d ON d.query = r.den ORDER BY r.ord;
+
+-- k_sum against sum in adjacent pairs. This machine's speed moves by a third within seconds
+-- (docs/citus.md, "Speed"), so that a ratio of two medians of 7 runs each moved between 1.24
+-- and 1.73 from one run of this file to the next; a pair's two queries run back to back (in
+-- alternating order), and the median of bench.pairs pairs' ratios is the figure that another
+-- run reproduces. Its quartiles show the spread of one pair.
+CREATE TEMP TABLE bench_pairs (pair int, k_sum float8, sum float8);
+DO $$
+DECLARE i int; k float8; s float8;
+        ksql text := (SELECT sql FROM bench_queries WHERE name = 'deident.k_sum(v, person)');
+        ssql text := (SELECT sql FROM bench_queries WHERE name = 'sum(v)');
+BEGIN
+  FOR i IN 1..current_setting('bench.pairs')::int LOOP
+    IF i % 2 = 1 THEN
+      k := pg_temp.time_query(ksql, NULL);
+      s := pg_temp.time_query(ssql, NULL);
+    ELSE
+      s := pg_temp.time_query(ssql, NULL);
+      k := pg_temp.time_query(ksql, NULL);
+    END IF;
+    INSERT INTO bench_pairs VALUES (i, k, s);
+  END LOOP;
+END $$;
+\echo 'k_sum / sum in adjacent pairs (the target: <= 1.5): the median pair, and the quartiles'
+SELECT count(*) AS pairs,
+       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY k_sum / sum)::numeric, 3) AS median_ratio,
+       round(percentile_cont(0.25) WITHIN GROUP (ORDER BY k_sum / sum)::numeric, 3) AS q1,
+       round(percentile_cont(0.75) WITHIN GROUP (ORDER BY k_sum / sum)::numeric, 3) AS q3,
+       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY k_sum)::numeric, 1) AS k_sum_median_ms,
+       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY sum)::numeric, 1) AS sum_median_ms
+  FROM bench_pairs;
 EXPLAIN (VERBOSE, COSTS OFF) SELECT grp, deident.k_sum(v, person) FROM bench_citus GROUP BY grp;
 EXPLAIN (VERBOSE, COSTS OFF) SELECT grp, deident.dp_count(person) FROM bench_citus GROUP BY grp;
 EXPLAIN (VERBOSE, COSTS OFF) SELECT grp, deident.dp_sum(v, person, 0, 5000) FROM bench_citus GROUP BY grp;
