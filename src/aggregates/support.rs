@@ -148,16 +148,23 @@ pub(crate) unsafe fn person_of(
     n: usize,
     person: PersonType,
 ) -> u64 {
+    // SAFETY: per the contract.
+    unsafe { datum_person(fmgr::arg(fcinfo, n), person) }
+}
+
+/// The hash of a person datum.
+///
+/// # Safety
+/// `d` is a non-NULL value of the type `person` says, alive through the call.
+#[inline(always)]
+pub(crate) unsafe fn datum_person(d: pg_sys::Datum, person: PersonType) -> u64 {
     // SAFETY: per the contract, the datum is of the given type.
     unsafe {
         match person {
-            PersonType::Varlena => person_hash(fmgr::arg_bytes(fcinfo, n)),
-            PersonType::Uuid => {
-                let p = fmgr::arg(fcinfo, n).cast_mut_ptr::<u8>();
-                person_hash(std::slice::from_raw_parts(p, 16))
-            }
-            PersonType::Int8 => person_hash(&(fmgr::arg(fcinfo, n).value() as i64).to_le_bytes()),
-            PersonType::Int4 => person_hash(&(fmgr::arg(fcinfo, n).value() as i32).to_le_bytes()),
+            PersonType::Varlena => person_hash(fmgr::datum_bytes(d)),
+            PersonType::Uuid => person_hash(std::slice::from_raw_parts(d.cast_mut_ptr::<u8>(), 16)),
+            PersonType::Int8 => person_hash(&(d.value() as i64).to_le_bytes()),
+            PersonType::Int4 => person_hash(&(d.value() as i32).to_le_bytes()),
             PersonType::Unknown => pgrx::error!("pg_deident: unsupported person type"),
         }
     }

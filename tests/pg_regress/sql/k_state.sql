@@ -486,7 +486,71 @@ SELECT deident._k_combine_partials('deident.k_sum(integer,text)'::regprocedure, 
 -- whose sum left the packed range): 48 bytes framed, 101 sealed
 SELECT DISTINCT length(decode(s4, 'base64')) AS sealed_bytes
   FROM regress_ks_own.packed_partials WHERE grp IN (0, 5, 7);
+-- a group below k is kept in one chunk until it has k persons (partial.rs, Pre), which the
+-- first row that counts makes: rows without a person or a value first and while a group is
+-- below k, and persons in two rows each (9: six persons, a first row without a person, rows
+-- without a value and without a person among theirs; 10: the same rows but p5's and p6's,
+-- four persons, below k), a bigint sum past bigint's range before the group is full (11: two
+-- rows of 2^63 - 1, then three persons of 0), and groups of 17 and 16 persons (12, 13) at
+-- k = 16, the most a chunk holds, and at k = 17, where groups below k are objects. Each group
+-- whole in one partial state and in two (its rows split by parity) answers as k_sum, k_avg,
+-- k_count and plain SQL
+CREATE TABLE regress_ks_own.pre (g int, grp int, person text, i8 bigint, i4 int);
+INSERT INTO regress_ks_own.pre VALUES
+  (1, 9, NULL, 5, 5), (2, 9, 'p1', NULL, NULL), (3, 9, 'p1', 1, 1), (4, 9, 'p1', 2, 2),
+  (5, 9, 'p2', 3, 3), (6, 9, NULL, 9, 9), (7, 9, 'p2', 4, 4), (8, 9, 'p3', NULL, NULL),
+  (9, 9, 'p3', 5, 5), (10, 9, 'p4', 6, 6), (11, 9, 'p4', 7, 7), (12, 9, 'p5', 8, 8),
+  (13, 9, 'p5', 9, 9), (14, 9, 'p6', 10, 10),
+  (21, 11, 'q1', 9223372036854775807, 1), (22, 11, 'q2', 9223372036854775807, 2),
+  (23, 11, 'q3', 0, 3), (24, 11, 'q4', 0, 4), (25, 11, 'q5', 0, 5);
+INSERT INTO regress_ks_own.pre SELECT g, 10, person, i8, i4 FROM regress_ks_own.pre
+  WHERE grp = 9 AND person IS DISTINCT FROM 'p5' AND g < 14;
+INSERT INTO regress_ks_own.pre
+  SELECT 100 + g, 12 + g / 17, format('r%s', g % 17), g * 1000, g FROM generate_series(0, 32) g;
+CREATE FUNCTION regress_ks_own.pre_answers(k int) RETURNS TABLE (grp int, split boolean,
+    s8 numeric, s4 bigint, a4 numeric, c bigint, as_k_aggregates boolean, as_plain_sql boolean)
+  LANGUAGE plpgsql AS $f$
+BEGIN
+  PERFORM set_config('deident.min_group_size', k::text, true);
+  RETURN QUERY
+  SELECT p.grp, p.split, p.s8, p.s4, p.a4, p.c,
+         (p.s8, p.s4, p.a4, p.c) IS NOT DISTINCT FROM (ka.s8, ka.s4, ka.a4, ka.c),
+         (p.s8, p.s4, p.a4, p.c) IS NOT DISTINCT FROM (x.s8, x.s4, x.a4, x.c)
+    FROM (SELECT q.grp, q.split,
+                 deident._k_combine_partials('deident.k_sum(bigint,text)'::regprocedure, q.s8::cstring, NULL::numeric) AS s8,
+                 deident._k_combine_partials('deident.k_sum(integer,text)'::regprocedure, q.s4::cstring, NULL::bigint) AS s4,
+                 deident._k_combine_partials('deident.k_avg(integer,text)'::regprocedure, q.a4::cstring, NULL::numeric) AS a4,
+                 deident._k_combine_partials('deident.k_count(text)'::regprocedure, q.c::cstring, NULL::bigint) AS c
+            FROM (SELECT r.grp, h.split,
+                         deident._k_partial('deident.k_sum(bigint,text)'::regprocedure, r.i8, r.person)::text AS s8,
+                         deident._k_partial('deident.k_sum(integer,text)'::regprocedure, r.i4, r.person)::text AS s4,
+                         deident._k_partial('deident.k_avg(integer,text)'::regprocedure, r.i4, r.person)::text AS a4,
+                         deident._k_partial('deident.k_count(text)'::regprocedure, r.person)::text AS c
+                    FROM (SELECT * FROM regress_ks_own.pre ORDER BY g) r,
+                         LATERAL (VALUES (false), (true)) h(split)
+                   GROUP BY r.grp, h.split, CASE WHEN h.split THEN r.g % 2 END) q
+           GROUP BY q.grp, q.split) p
+    JOIN (SELECT r.grp, deident.k_sum(r.i8, r.person) AS s8, deident.k_sum(r.i4, r.person) AS s4,
+                 deident.k_avg(r.i4, r.person) AS a4, deident.k_count(r.person) AS c
+            FROM regress_ks_own.pre r GROUP BY r.grp) ka USING (grp)
+    LEFT JOIN (SELECT r.grp, sum(r.i8) FILTER (WHERE r.person IS NOT NULL) AS s8,
+                      sum(r.i4) FILTER (WHERE r.person IS NOT NULL) AS s4,
+                      avg(r.i4) FILTER (WHERE r.person IS NOT NULL) AS a4, count(r.person) AS c
+                 FROM regress_ks_own.pre r GROUP BY r.grp
+               HAVING count(DISTINCT r.person) FILTER (WHERE r.i4 IS NOT NULL) >= k) x USING (grp)
+   ORDER BY p.grp, p.split;
+END $f$;
 RESET ROLE;
+-- (k is a superuser's setting: the function sets it for its statement)
+SELECT * FROM regress_ks_own.pre_answers(5) WHERE grp < 12;
+SELECT * FROM regress_ks_own.pre_answers(16) WHERE grp >= 12;
+SELECT * FROM regress_ks_own.pre_answers(17) WHERE grp >= 12;
+-- a group below k seals to the length of an object's state below k (section 1), for 1 to 6
+-- persons: one length below k, the full state's from k on
+SELECT n AS persons,
+       length(decode(deident._k_partial('deident.k_sum(integer,text)'::regprocedure, g, 'p' || g)::text, 'base64')) AS bytes,
+       length(decode(regress_ks_own.partial(g, 'p' || g)::text, 'base64')) AS object_bytes
+  FROM generate_series(1, 6) n, generate_series(1, n) g GROUP BY n ORDER BY n;
 -- fail (42804): _k_partial's transition value is internal, so its functions refuse to run for
 -- any other aggregate. Only a superuser may declare one over internal (PostgreSQL refuses
 -- anyone else: "aggregate transition data type cannot be internal"); paired with another's
