@@ -57,10 +57,11 @@ SELECT r.name AS ratio, round((n.ms / d.ms)::numeric, 3) AS value
   FROM ratio r JOIN med n ON n.query = r.num JOIN med d ON d.query = r.den ORDER BY r.ord;
 
 -- k_sum against sum in adjacent pairs. This machine's speed moves by a third within seconds
--- (docs/citus.md, "Speed"), so that a ratio of two medians of 7 runs each moved between 1.24
--- and 1.73 from one run of this file to the next; a pair's two queries run back to back (in
--- alternating order), and the median of bench.pairs pairs' ratios is the figure that another
--- run reproduces. Its quartiles show the spread of one pair.
+-- (docs/citus.md, "Speed"), so that the ratio of the two medians above moved between 1.24
+-- and 1.76 over six runs of this file with one build; a pair's two queries run back to back
+-- (each order in half the pairs), and the median of bench.pairs pairs' ratios is the figure
+-- that another run reproduces (1.42 to 1.49 over the same six runs). Its quartiles show the
+-- spread of one pair, and the medians of each order whether going first matters.
 CREATE TEMP TABLE bench_pairs (pair int, k_sum float8, sum float8);
 DO $$
 DECLARE i int; k float8; s float8;
@@ -84,7 +85,9 @@ SELECT count(*) AS pairs,
        round(percentile_cont(0.25) WITHIN GROUP (ORDER BY k_sum / sum)::numeric, 3) AS q1,
        round(percentile_cont(0.75) WITHIN GROUP (ORDER BY k_sum / sum)::numeric, 3) AS q3,
        round(percentile_cont(0.5) WITHIN GROUP (ORDER BY k_sum)::numeric, 1) AS k_sum_median_ms,
-       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY sum)::numeric, 1) AS sum_median_ms
+       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY sum)::numeric, 1) AS sum_median_ms,
+       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY k_sum / sum) FILTER (WHERE pair % 2 = 1)::numeric, 3) AS median_k_sum_first,
+       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY k_sum / sum) FILTER (WHERE pair % 2 = 0)::numeric, 3) AS median_sum_first
   FROM bench_pairs;
 EXPLAIN (VERBOSE, COSTS OFF) SELECT grp, deident.k_sum(v, person) FROM bench_citus GROUP BY grp;
 EXPLAIN (VERBOSE, COSTS OFF) SELECT grp, deident.dp_count(person) FROM bench_citus GROUP BY grp;

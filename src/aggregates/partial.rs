@@ -141,7 +141,9 @@ const PRE_MAX: u32 = 16;
 /// A group of k_sum or k_avg over integers, or of k_count, before it has seen k distinct
 /// persons: its rows, its sum and the hashes of the distinct persons so far, in one chunk of
 /// the aggregate context (this header, then room for `cap` hashes), which the transition value
-/// points at with bit 1 set (`datum`; a packed state sets bit 0, an object's datum neither).
+/// points at with 4 in its low three bits (`datum`): palloc aligns to 8, a packed state's
+/// value is odd, an object's read-write datum is a multiple of 8 and its read-only one
+/// (which no transition returns) 2 past one.
 ///
 /// It is what a capped state's object holds below k (state.rs, `KState`: the cap, the rows,
 /// an exact sum, the distinct persons in the order they came), without what an object needs
@@ -166,14 +168,16 @@ struct Pre {
 }
 
 impl Pre {
-    /// The group of a transition value with bit 1 set.
+    const TAG: usize = 4;
+
+    /// The group of a transition value tagged as a `Pre`'s.
     fn of(d: pg_sys::Datum) -> Option<*mut Pre> {
         let v = d.value();
-        (v & 3 == 2).then_some((v & !3) as *mut Pre)
+        (v & 7 == Self::TAG).then_some((v & !7) as *mut Pre)
     }
 
     fn datum(p: *mut Pre) -> pg_sys::Datum {
-        pg_sys::Datum::from(p as usize | 2)
+        pg_sys::Datum::from(p as usize | Self::TAG)
     }
 
     fn sum(&self) -> i128 {
@@ -185,13 +189,13 @@ impl Pre {
         self.sum_hi = (sum >> 64) as i64;
     }
 
-    /// The hashes held.
+    /// Where the hashes start, after the header.
     ///
     /// # Safety
     /// `p` was made by `pre_start`, with room for `cap` hashes after the header.
-    unsafe fn persons<'a>(p: *mut Pre) -> &'a mut [u64] {
-        // SAFETY: per the contract; n <= cap.
-        unsafe { std::slice::from_raw_parts_mut(p.add(1).cast::<u64>(), (*p).n as usize) }
+    unsafe fn hashes(p: *mut Pre) -> *mut u64 {
+        // SAFETY: per the contract.
+        unsafe { p.add(1).cast::<u64>() }
     }
 }
 
@@ -292,7 +296,8 @@ unsafe fn pre_row(
     p: *mut Pre,
     (person, value): (pg_sys::Datum, i64),
 ) -> pg_sys::Datum {
-    // SAFETY: per the contract; `p` has room for `cap` hashes, and holds fewer.
+    // SAFETY: per the contract; `p` has room for `cap` hashes after the header, and holds
+    // n < cap of them (the header and the hashes are apart: `pre` covers the header only).
     unsafe {
         let hash = datum_person(person, shape.person);
         let pre = &mut *p;
@@ -300,8 +305,10 @@ unsafe fn pre_row(
         let sum = sum.unwrap_or_else(|| state_error(StateError::Overflow));
         pre.set_sum(sum);
         pre.rows += 1;
-        if !Pre::persons(p).contains(&hash) {
-            p.add(1).cast::<u64>().add(pre.n as usize).write(hash);
+        let hashes = Pre::hashes(p);
+        let n = pre.n as usize;
+        if !std::slice::from_raw_parts(hashes, n).contains(&hash) {
+            hashes.add(n).write(hash);
             pre.n += 1;
             if pre.n >= pre.cap {
                 return pre_full(fcinfo, site, shape, pre);
@@ -325,20 +332,22 @@ unsafe fn pre_full(
     shape: PreShape,
     pre: &Pre,
 ) -> pg_sys::Datum {
-    let full = Shape {
-        transition: shape.transition,
-        value: shape.value,
-        person: shape.person,
-        cap: pre.cap,
+    // (in `pack`'s order: the sum fits, the site takes the shape, the rows and sum pack)
+    let sum = match shape.transition {
+        Transition::Sum => i64::try_from(pre.sum()).ok(),
+        _ => Some(0),
     };
-    if *site.shape.get_or_insert(full) == full {
-        let sum = if shape.transition == Transition::Sum {
-            i64::try_from(pre.sum()).ok()
-        } else {
-            Some(0)
+    if let Some(sum) = sum {
+        let full = Shape {
+            transition: shape.transition,
+            value: shape.value,
+            person: shape.person,
+            cap: pre.cap,
         };
-        if let Some(p) = sum.and_then(|sum| Packed::new(pre.rows, sum)) {
-            return p.datum();
+        if *site.shape.get_or_insert(full) == full {
+            if let Some(p) = Packed::new(pre.rows, sum) {
+                return p.datum();
+            }
         }
     }
     // SAFETY: per the contract; the object lives in the aggregate context.
@@ -364,7 +373,7 @@ unsafe fn pre_group(p: *mut Pre, shape: PreShape, env: PgEnv) -> Group {
     unsafe {
         let pre = &*p;
         let mut state = KState::new(shape.acc(pre.sum()), pre.cap, env);
-        for &hash in Pre::persons(p).iter() {
+        for &hash in std::slice::from_raw_parts(Pre::hashes(p), pre.n as usize) {
             state.add_person(hash).unwrap_or_else(|e| state_error(e));
         }
         state.rows = pre.rows;
@@ -1488,7 +1497,29 @@ fn combine_partials_aggregate() -> Option<(pg_sys::Oid, pg_sys::Oid)> {
 
 #[cfg(test)]
 mod tests {
-    use super::Packed;
+    use super::{Packed, Pre};
+    use pgrx::pg_sys;
+
+    #[test]
+    fn a_pre_holds_a_128_bit_sum_in_its_8_byte_aligned_header() {
+        assert_eq!(std::mem::size_of::<Pre>(), 32);
+        assert_eq!(std::mem::align_of::<Pre>(), 8);
+        let mut pre = Pre { sum_lo: 0, sum_hi: 0, rows: 0, cap: 5, n: 0 };
+        let big = i128::from(i64::MAX);
+        for sum in [0, 1, -1, big * 2, -big * 3, i128::MAX, i128::MIN] {
+            pre.set_sum(sum);
+            assert_eq!(pre.sum(), sum);
+        }
+        // a Pre's tag is neither a packed state's (odd) nor an object's datum's (a multiple of
+        // 8 read-write, 2 past one read-only)
+        let chunk = 0x7f00_0000_1000usize as *mut Pre;
+        let d = Pre::datum(chunk);
+        assert_eq!(Pre::of(d), Some(chunk));
+        assert!(Packed::of(d).is_none());
+        for other in [0x7f00_0000_1018usize, 0x7f00_0000_101a, 0x7f00_0000_1019] {
+            assert!(Pre::of(pg_sys::Datum::from(other)).is_none());
+        }
+    }
 
     #[test]
     fn a_packed_state_holds_its_rows_and_sum_to_the_ends_of_its_range() {

@@ -491,10 +491,12 @@ SELECT DISTINCT length(decode(s4, 'base64')) AS sealed_bytes
 -- below k, and persons in two rows each (9: six persons, a first row without a person, rows
 -- without a value and without a person among theirs; 10: the same rows but p5's and p6's,
 -- four persons, below k), a bigint sum past bigint's range before the group is full (11: two
--- rows of 2^63 - 1, then three persons of 0), and groups of 17 and 16 persons (12, 13) at
--- k = 16, the most a chunk holds, and at k = 17, where groups below k are objects. Each group
--- whole in one partial state and in two (its rows split by parity) answers as k_sum, k_avg,
--- k_count and plain SQL
+-- rows of 2^63 - 1, then three persons of 0; 14: the same in a part below k when split),
+-- negative smallints, persons of type integer and uuid, and groups of 17 and 16 persons
+-- (12, 13) at k = 16, the most a chunk holds, and at k = 17, where groups below k are
+-- objects. Each group whole in one partial state and in two (its rows split by parity)
+-- answers as k_sum, k_avg and k_count and as plain SQL, with hashed and with sorted grouping
+-- (the rows reach a hashed grouping in g's order; a sorted one may reorder a group's rows)
 CREATE TABLE regress_ks_own.pre (g int, grp int, person text, i8 bigint, i4 int);
 INSERT INTO regress_ks_own.pre VALUES
   (1, 9, NULL, 5, 5), (2, 9, 'p1', NULL, NULL), (3, 9, 'p1', 1, 1), (4, 9, 'p1', 2, 2),
@@ -502,49 +504,77 @@ INSERT INTO regress_ks_own.pre VALUES
   (9, 9, 'p3', 5, 5), (10, 9, 'p4', 6, 6), (11, 9, 'p4', 7, 7), (12, 9, 'p5', 8, 8),
   (13, 9, 'p5', 9, 9), (14, 9, 'p6', 10, 10),
   (21, 11, 'q1', 9223372036854775807, 1), (22, 11, 'q2', 9223372036854775807, 2),
-  (23, 11, 'q3', 0, 3), (24, 11, 'q4', 0, 4), (25, 11, 'q5', 0, 5);
+  (23, 11, 'q3', 0, 3), (24, 11, 'q4', 0, 4), (25, 11, 'q5', 0, 5),
+  (30, 14, 's1', 9223372036854775807, 1), (32, 14, 's2', 9223372036854775807, 2),
+  (31, 14, 's3', 1, 3), (33, 14, 's4', 2, 4), (34, 14, 's5', 3, 5), (35, 14, 's6', 4, 6);
 INSERT INTO regress_ks_own.pre SELECT g, 10, person, i8, i4 FROM regress_ks_own.pre
   WHERE grp = 9 AND person IS DISTINCT FROM 'p5' AND g < 14;
 INSERT INTO regress_ks_own.pre
   SELECT 100 + g, 12 + g / 17, format('r%s', g % 17), g * 1000, g FROM generate_series(0, 32) g;
-CREATE FUNCTION regress_ks_own.pre_answers(k int) RETURNS TABLE (grp int, split boolean,
-    s8 numeric, s4 bigint, a4 numeric, c bigint, as_k_aggregates boolean, as_plain_sql boolean)
+ALTER TABLE regress_ks_own.pre ADD COLUMN i2 smallint, ADD COLUMN pi int, ADD COLUMN pu uuid;
+UPDATE regress_ks_own.pre SET i2 = -i4, pi = hashtext(person), pu = md5(person)::uuid;
+CREATE FUNCTION regress_ks_own.pre_answers(k int, hashed boolean) RETURNS TABLE (grp int,
+    split boolean, s8 numeric, s4 bigint, s2 bigint, a4 numeric, c bigint, cu bigint,
+    as_k_aggregates boolean, as_plain_sql boolean)
   LANGUAGE plpgsql AS $f$
 BEGIN
   PERFORM set_config('deident.min_group_size', k::text, true);
+  PERFORM set_config('enable_hashagg', hashed::text, true);
   RETURN QUERY
-  SELECT p.grp, p.split, p.s8, p.s4, p.a4, p.c,
-         (p.s8, p.s4, p.a4, p.c) IS NOT DISTINCT FROM (ka.s8, ka.s4, ka.a4, ka.c),
-         (p.s8, p.s4, p.a4, p.c) IS NOT DISTINCT FROM (x.s8, x.s4, x.a4, x.c)
+  SELECT p.grp, p.split, p.s8, p.s4, p.s2, p.a4, p.c, p.cu,
+         (p.s8, p.s4, p.s2, p.a4, p.c, p.cu) IS NOT DISTINCT FROM (ka.s8, ka.s4, ka.s2, ka.a4, ka.c, ka.cu),
+         (p.s8, p.s4, p.s2, p.a4, p.c, p.cu) IS NOT DISTINCT FROM (x.s8, x.s4, x.s2, x.a4, x.c, x.cu)
     FROM (SELECT q.grp, q.split,
                  deident._k_combine_partials('deident.k_sum(bigint,text)'::regprocedure, q.s8::cstring, NULL::numeric) AS s8,
                  deident._k_combine_partials('deident.k_sum(integer,text)'::regprocedure, q.s4::cstring, NULL::bigint) AS s4,
+                 deident._k_combine_partials('deident.k_sum(smallint,integer)'::regprocedure, q.s2::cstring, NULL::bigint) AS s2,
                  deident._k_combine_partials('deident.k_avg(integer,text)'::regprocedure, q.a4::cstring, NULL::numeric) AS a4,
-                 deident._k_combine_partials('deident.k_count(text)'::regprocedure, q.c::cstring, NULL::bigint) AS c
+                 deident._k_combine_partials('deident.k_count(text)'::regprocedure, q.c::cstring, NULL::bigint) AS c,
+                 deident._k_combine_partials('deident.k_count(uuid)'::regprocedure, q.cu::cstring, NULL::bigint) AS cu
             FROM (SELECT r.grp, h.split,
                          deident._k_partial('deident.k_sum(bigint,text)'::regprocedure, r.i8, r.person)::text AS s8,
                          deident._k_partial('deident.k_sum(integer,text)'::regprocedure, r.i4, r.person)::text AS s4,
+                         deident._k_partial('deident.k_sum(smallint,integer)'::regprocedure, r.i2, r.pi)::text AS s2,
                          deident._k_partial('deident.k_avg(integer,text)'::regprocedure, r.i4, r.person)::text AS a4,
-                         deident._k_partial('deident.k_count(text)'::regprocedure, r.person)::text AS c
+                         deident._k_partial('deident.k_count(text)'::regprocedure, r.person)::text AS c,
+                         deident._k_partial('deident.k_count(uuid)'::regprocedure, r.pu)::text AS cu
                     FROM (SELECT * FROM regress_ks_own.pre ORDER BY g) r,
                          LATERAL (VALUES (false), (true)) h(split)
                    GROUP BY r.grp, h.split, CASE WHEN h.split THEN r.g % 2 END) q
            GROUP BY q.grp, q.split) p
     JOIN (SELECT r.grp, deident.k_sum(r.i8, r.person) AS s8, deident.k_sum(r.i4, r.person) AS s4,
-                 deident.k_avg(r.i4, r.person) AS a4, deident.k_count(r.person) AS c
+                 deident.k_sum(r.i2, r.pi) AS s2, deident.k_avg(r.i4, r.person) AS a4,
+                 deident.k_count(r.person) AS c, deident.k_count(r.pu) AS cu
             FROM regress_ks_own.pre r GROUP BY r.grp) ka USING (grp)
-    LEFT JOIN (SELECT r.grp, sum(r.i8) FILTER (WHERE r.person IS NOT NULL) AS s8,
-                      sum(r.i4) FILTER (WHERE r.person IS NOT NULL) AS s4,
-                      avg(r.i4) FILTER (WHERE r.person IS NOT NULL) AS a4, count(r.person) AS c
-                 FROM regress_ks_own.pre r GROUP BY r.grp
-               HAVING count(DISTINCT r.person) FILTER (WHERE r.i4 IS NOT NULL) >= k) x USING (grp)
+    JOIN (SELECT r.grp,
+                 CASE WHEN count(DISTINCT r.person) FILTER (WHERE r.i8 IS NOT NULL) >= k
+                      THEN sum(r.i8) FILTER (WHERE r.person IS NOT NULL) END AS s8,
+                 CASE WHEN count(DISTINCT r.person) FILTER (WHERE r.i4 IS NOT NULL) >= k
+                      THEN sum(r.i4) FILTER (WHERE r.person IS NOT NULL) END AS s4,
+                 CASE WHEN count(DISTINCT r.pi) FILTER (WHERE r.i2 IS NOT NULL) >= k
+                      THEN sum(r.i2) FILTER (WHERE r.pi IS NOT NULL) END AS s2,
+                 CASE WHEN count(DISTINCT r.person) FILTER (WHERE r.i4 IS NOT NULL) >= k
+                      THEN avg(r.i4) FILTER (WHERE r.person IS NOT NULL) END AS a4,
+                 CASE WHEN count(DISTINCT r.person) >= k THEN count(r.person) END AS c,
+                 CASE WHEN count(DISTINCT r.pu) >= k THEN count(r.pu) END AS cu
+            FROM regress_ks_own.pre r GROUP BY r.grp) x USING (grp)
    ORDER BY p.grp, p.split;
 END $f$;
 RESET ROLE;
 -- (k is a superuser's setting: the function sets it for its statement)
-SELECT * FROM regress_ks_own.pre_answers(5) WHERE grp < 12;
-SELECT * FROM regress_ks_own.pre_answers(16) WHERE grp >= 12;
-SELECT * FROM regress_ks_own.pre_answers(17) WHERE grp >= 12;
+SELECT * FROM regress_ks_own.pre_answers(5, true) WHERE grp < 12 OR grp = 14;
+SELECT bool_and(as_k_aggregates AND as_plain_sql) AS sorted_grouping_too
+  FROM regress_ks_own.pre_answers(5, false);
+-- a group's rows in a known order (a VALUES list, one group): rows without a person or a
+-- value before the first that counts, and between
+SELECT deident._k_combine_partials('deident.k_sum(integer,text)'::regprocedure, s::cstring, NULL::bigint) AS k_sum,
+       deident._k_combine_partials('deident.k_count(text)'::regprocedure, c::cstring, NULL::bigint) AS k_count
+  FROM (SELECT deident._k_partial('deident.k_sum(integer,text)'::regprocedure, v, p)::text AS s,
+               deident._k_partial('deident.k_count(text)'::regprocedure, p)::text AS c
+          FROM (VALUES (NULL, 5), ('a', NULL), ('a', 1), ('b', 2), (NULL, 9), ('c', 3),
+                       ('d', NULL), ('d', 4), ('e', 5)) v(p, v)) x;
+SELECT * FROM regress_ks_own.pre_answers(16, true) WHERE grp IN (12, 13);
+SELECT * FROM regress_ks_own.pre_answers(17, true) WHERE grp IN (12, 13);
 -- a group below k seals to the length of an object's state below k (section 1), for 1 to 6
 -- persons: one length below k, the full state's from k on
 SELECT n AS persons,
