@@ -63,7 +63,7 @@ struct Site {
     shape: Option<Shape>,
     /// The transition and types of the groups kept in a `Pre` until they are full: set when
     /// the site is made, for k_sum and k_avg over integers and k_count.
-    pre: Option<PreShape>,
+    pre: Option<GroupKind>,
 }
 
 /// A full state of k_sum or k_avg over integers, or of k_count, packed into the transition
@@ -113,24 +113,19 @@ impl Packed {
     }
 }
 
-/// What a call site's packed states share besides their rows and sum: the transition, the
-/// group's types and its cap (the k it was made at).
+/// What a call site's packed states share besides their rows and sum: the transition and
+/// the group's types, and its cap (the k it was made at).
 #[derive(Clone, Copy, PartialEq)]
 struct Shape {
-    transition: Transition,
-    value: ValueType,
-    person: PersonType,
+    kind: GroupKind,
     cap: u32,
 }
 
 impl Shape {
     /// The full group a packed state stands for, in `env`'s memory.
     fn group(self, p: Packed, env: PgEnv) -> Group {
-        let acc = match self.transition {
-            Transition::Sum => Acc::Int(Wide(i128::from(p.sum()))),
-            _ => Acc::Count,
-        };
-        Group::new(self.value, self.person, KState::full(acc, self.cap, p.rows(), env))
+        let acc = self.kind.acc(i128::from(p.sum()));
+        Group::new(self.kind.value, self.kind.person, KState::full(acc, self.cap, p.rows(), env))
     }
 }
 
@@ -148,7 +143,7 @@ const PRE_MAX: u32 = 16;
 /// It is what a capped state's object holds below k (state.rs, `KState`: the cap, the rows,
 /// an exact sum, the distinct persons in the order they came), without what an object needs
 /// besides: the expanded object's header and methods, the group's types (the call site's,
-/// `PreShape`), and the persons' array in a chunk of its own. A Citus worker makes a state per
+/// `GroupKind`), and the persons' array in a chunk of its own. A Citus worker makes a state per
 /// shard and group, and a shard's part of a group takes about k rows to reach k persons: a
 /// row of such a group read two chunks of memory and went through the object's transition
 /// (about 120 ns a row at k = 5, against 45 in a `Pre`). Once it has seen `cap` persons it
@@ -199,19 +194,20 @@ impl Pre {
     }
 }
 
-/// The transition and types of a call site's `Pre` groups.
-#[derive(Clone, Copy)]
-struct PreShape {
+/// The transition and types of a call site's groups that a `Pre` or a packed state leaves
+/// out: those of k_sum and k_avg over integers, and of k_count.
+#[derive(Clone, Copy, PartialEq)]
+struct GroupKind {
     transition: Transition,
     value: ValueType,
     person: PersonType,
 }
 
-impl PreShape {
-    /// The shape of a call site of the aggregate whose transition is `body`, over arguments
+impl GroupKind {
+    /// The kind of a call site of the aggregate whose transition is `body`, over arguments
     /// of `types`, if its groups are kept in a `Pre`: k_sum and k_avg over integers (value,
     /// person), k_count (person).
-    fn of(body: Option<(Body, Transition)>, types: &[pg_sys::Oid]) -> Option<PreShape> {
+    fn of(body: Option<(Body, Transition)>, types: &[pg_sys::Oid]) -> Option<GroupKind> {
         let (transition, value, person) = match (body?.1, types) {
             (Transition::Sum, &[v, p]) => (Transition::Sum, value_type(v), person_type(p)),
             (Transition::Count, &[p]) => (Transition::Count, ValueType::None, person_type(p)),
@@ -219,12 +215,14 @@ impl PreShape {
         };
         let integer = matches!(value, ValueType::Int2 | ValueType::Int4 | ValueType::Int8);
         (person != PersonType::Unknown && (integer || transition == Transition::Count))
-            .then_some(PreShape { transition, value, person })
+            .then_some(GroupKind { transition, value, person })
     }
 
     /// The row's person, and its value (0 for k_count), from `_k_partial_trans`'s arguments
     /// (the state, the aggregate, then the aggregate's); None when the row contributes
-    /// nothing (no person, or for k_sum no value: support.rs, `k_trans`).
+    /// nothing (no person, or for k_sum no value: support.rs, `k_trans`). A packed state's
+    /// rows read it too (`packed_row`), so it is inlined there.
+    #[inline(always)]
     fn row(self, from: &[pg_sys::NullableDatum]) -> Option<(pg_sys::Datum, i64)> {
         match self.transition {
             Transition::Sum => {
@@ -263,13 +261,13 @@ impl PreShape {
 unsafe fn pre_start(
     fcinfo: pg_sys::FunctionCallInfo,
     site: &mut Site,
-    shape: PreShape,
+    kind: GroupKind,
     from: &[pg_sys::NullableDatum],
 ) -> Option<pg_sys::Datum> {
     // SAFETY: per the contract.
     unsafe {
         let cx = agg_context(fcinfo);
-        let Some(row) = shape.row(from) else { return Some(fmgr::return_null(fcinfo)) };
+        let Some(row) = kind.row(from) else { return Some(fmgr::return_null(fcinfo)) };
         let cap = guc::min_group_size();
         if cap == 0 || cap > PRE_MAX {
             return None;
@@ -278,7 +276,7 @@ unsafe fn pre_start(
         let bytes = std::mem::size_of::<Pre>() + 8 * cap as usize;
         let p = pg_sys::MemoryContextAlloc(cx, bytes).cast::<Pre>();
         p.write(Pre { sum_lo: 0, sum_hi: 0, rows: 0, cap, n: 0 });
-        Some(pre_row(fcinfo, site, shape, p, row))
+        Some(pre_row(fcinfo, site, kind, p, row))
     }
 }
 
@@ -292,14 +290,14 @@ unsafe fn pre_start(
 unsafe fn pre_row(
     fcinfo: pg_sys::FunctionCallInfo,
     site: &mut Site,
-    shape: PreShape,
+    kind: GroupKind,
     p: *mut Pre,
     (person, value): (pg_sys::Datum, i64),
 ) -> pg_sys::Datum {
     // SAFETY: per the contract; `p` has room for `cap` hashes after the header, and holds
     // n < cap of them (the header and the hashes are apart: `pre` covers the header only).
     unsafe {
-        let hash = datum_person(person, shape.person);
+        let hash = datum_person(person, kind.person);
         let pre = &mut *p;
         let sum = pre.sum().checked_add(i128::from(value));
         let sum = sum.unwrap_or_else(|| state_error(StateError::Overflow));
@@ -311,7 +309,7 @@ unsafe fn pre_row(
             hashes.add(n).write(hash);
             pre.n += 1;
             if pre.n >= pre.cap {
-                return pre_full(fcinfo, site, shape, pre);
+                return pre_full(fcinfo, site, kind, pre);
             }
         }
         Pre::datum(p)
@@ -329,21 +327,16 @@ unsafe fn pre_row(
 unsafe fn pre_full(
     fcinfo: pg_sys::FunctionCallInfo,
     site: &mut Site,
-    shape: PreShape,
+    kind: GroupKind,
     pre: &Pre,
 ) -> pg_sys::Datum {
     // (in `pack`'s order: the sum fits, the site takes the shape, the rows and sum pack)
-    let sum = match shape.transition {
+    let sum = match kind.transition {
         Transition::Sum => i64::try_from(pre.sum()).ok(),
         _ => Some(0),
     };
     if let Some(sum) = sum {
-        let full = Shape {
-            transition: shape.transition,
-            value: shape.value,
-            person: shape.person,
-            cap: pre.cap,
-        };
+        let full = Shape { kind, cap: pre.cap };
         if *site.shape.get_or_insert(full) == full {
             if let Some(p) = Packed::new(pre.rows, sum) {
                 return p.datum();
@@ -356,9 +349,9 @@ unsafe fn pre_full(
         rw_datum(new_object(cx, Placement::Shared, |env| Group {
             unpacked: true,
             ..Group::new(
-                shape.value,
-                shape.person,
-                KState::full(shape.acc(pre.sum()), pre.cap, pre.rows, env),
+                kind.value,
+                kind.person,
+                KState::full(kind.acc(pre.sum()), pre.cap, pre.rows, env),
             )
         }))
     }
@@ -368,16 +361,16 @@ unsafe fn pre_full(
 ///
 /// # Safety
 /// `p` is a `Pre` that `pre_start` made at a site of this shape.
-unsafe fn pre_group(p: *mut Pre, shape: PreShape, env: PgEnv) -> Group {
+unsafe fn pre_group(p: *mut Pre, kind: GroupKind, env: PgEnv) -> Group {
     // SAFETY: per the contract.
     unsafe {
         let pre = &*p;
-        let mut state = KState::new(shape.acc(pre.sum()), pre.cap, env);
+        let mut state = KState::new(kind.acc(pre.sum()), pre.cap, env);
         for &hash in std::slice::from_raw_parts(Pre::hashes(p), pre.n as usize) {
             state.add_person(hash).unwrap_or_else(|e| state_error(e));
         }
         state.rows = pre.rows;
-        Group::new(shape.value, shape.person, state)
+        Group::new(kind.value, kind.person, state)
     }
 }
 
@@ -451,15 +444,15 @@ unsafe fn partial_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
         let from = (*fcinfo).args.as_slice(2 + site.nargs);
         let mut state = pg_sys::NullableDatum { value: from[0].value, isnull: from[0].isnull };
         if state.isnull {
-            if let Some(shape) = site.pre {
-                if let Some(next) = pre_start(fcinfo, site, shape, from) {
+            if let Some(kind) = site.pre {
+                if let Some(next) = pre_start(fcinfo, site, kind, from) {
                     return next;
                 }
             }
         } else if let Some(p) = Pre::of(state.value) {
-            let Some(shape) = site.pre else { DeidentError::NotOurState.report() };
-            return match shape.row(from) {
-                Some(row) => pre_row(fcinfo, site, shape, p, row),
+            let Some(kind) = site.pre else { DeidentError::NotOurState.report() };
+            return match kind.row(from) {
+                Some(row) => pre_row(fcinfo, site, kind, p, row),
                 None => state.value,
             };
         } else if let Some(p) = Packed::of(state.value) {
@@ -500,28 +493,10 @@ unsafe fn partial_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
 #[inline(always)]
 fn packed_row(site: &Site, p: Packed, from: &[pg_sys::NullableDatum]) -> Option<pg_sys::Datum> {
     let shape = site.shape?;
-    let next = match shape.transition {
-        Transition::Sum => {
-            // a row without a value or without a person contributes nothing
-            if from[2].isnull || from[3].isnull {
-                return Some(p.datum());
-            }
-            let v = from[2].value.value();
-            let v = match shape.value {
-                ValueType::Int2 => i64::from(v as i16),
-                ValueType::Int4 => i64::from(v as i32),
-                _ => v as i64,
-            };
-            Packed::new(p.rows() + 1, p.sum().checked_add(v)?)
-        }
-        Transition::Count | Transition::Distinct => {
-            if from[1 + site.nargs].isnull {
-                return Some(p.datum());
-            }
-            Packed::new(p.rows() + 1, 0)
-        }
-    };
-    next.map(Packed::datum)
+    // a row without a person, or for k_sum without a value, contributes nothing (k_count's
+    // value is 0, and so is its packed sum)
+    let Some((_, v)) = shape.kind.row(from) else { return Some(p.datum()) };
+    Packed::new(p.rows() + 1, p.sum().checked_add(v)?).map(Packed::datum)
 }
 
 /// A packed state made an object again, in the aggregate context (`Packed`), for good: it is
@@ -566,7 +541,8 @@ unsafe fn pack(site: &mut Site, state: pg_sys::Datum) -> Option<Packed> {
         (Acc::Count, Transition::Count) => 0,
         _ => return None,
     };
-    let shape = Shape { transition, value: g.value, person: g.person, cap: g.state.cap() };
+    let kind = GroupKind { transition, value: g.value, person: g.person };
+    let shape = Shape { kind, cap: g.state.cap() };
     if *site.shape.get_or_insert(shape) != shape {
         return None;
     }
@@ -590,8 +566,8 @@ pub unsafe extern "C-unwind" fn deident_k_partial_final(
             let Some(shape) = site.shape else { DeidentError::NotOurState.report() };
             group_text(&mut shape.group(p, env))
         } else if let Some(p) = Pre::of(d) {
-            let Some(shape) = site.pre else { DeidentError::NotOurState.report() };
-            group_text(&mut pre_group(p, shape, env))
+            let Some(kind) = site.pre else { DeidentError::NotOurState.report() };
+            group_text(&mut pre_group(p, kind, env))
         } else {
             state_text(d)
         }
@@ -712,7 +688,7 @@ unsafe fn site_for(fcinfo: pg_sys::FunctionCallInfo, aggregate: pg_sys::Oid) -> 
         (*call).flinfo = finfo;
         (*call).nargs = (1 + nargs) as i16;
         let body = transition_body((*finfo).fn_addr);
-        let pre = PreShape::of(body, &types);
+        let pre = GroupKind::of(body, &types);
         Site { aggregate, nargs, call, body, shape: None, pre }
     }
 }
