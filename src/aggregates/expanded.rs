@@ -398,35 +398,19 @@ pub fn rw_datum<G: Family>(group: &mut G) -> pg_sys::Datum {
     }
 }
 
-/// Opens sealed bytes and hands their encoding to `read` (scratch plaintext in `env`'s memory,
-/// wiped after: the persons' hashes need not outlive it).
-fn open_with<G: Family, R>(
-    bytes: &[u8],
-    env: PgEnv,
-    read: impl FnOnce(&[u8]) -> Result<R, StateError>,
-) -> R {
+/// Opens sealed bytes and hands their encoding to `read` (scratch plaintext, wiped and freed
+/// after: the persons' hashes need not outlive it).
+fn open_with<G: Family, R>(bytes: &[u8], read: impl FnOnce(&[u8]) -> Result<R, StateError>) -> R {
     let id = seal::key_id(bytes, G::KIND).unwrap_or_else(|e| sealed_error(e));
     let key = keycache::seal_key(id).unwrap_or_else(|e| match e {
         DeidentError::UnknownKeyId { .. } => sealed_error(SealError::UnknownKey),
         e => e.report(),
     });
     let len = seal::plain_len(bytes, G::KIND).unwrap_or_else(|e| sealed_error(e));
-    // On the stack when small; wiped when dropped, also when an ERROR unwinds through here.
     let mut small = [0u8; STACK_SCRATCH];
-    let plain = Wiped(if len <= STACK_SCRATCH {
-        &mut small[..len]
-    } else {
-        // SAFETY: palloc0 of `len` bytes in env's context (or an ERROR), used as a slice
-        // while it lives.
-        unsafe {
-            std::slice::from_raw_parts_mut(
-                pg_sys::MemoryContextAllocZero(env.0, len.max(1)).cast::<u8>(),
-                len,
-            )
-        }
-    });
-    seal::open(&key, G::KIND, bytes, plain.0).unwrap_or_else(|e| sealed_error(e));
-    let result = match seal::unframe(plain.0) {
+    let plain = Scratch::new(&mut small, len);
+    seal::open(&key, G::KIND, bytes, plain.bytes).unwrap_or_else(|e| sealed_error(e));
+    let result = match seal::unframe(plain.bytes) {
         Some(encoding) => read(encoding),
         None => Err(StateError::Malformed),
     };
@@ -434,20 +418,59 @@ fn open_with<G: Family, R>(
     result.unwrap_or_else(|e| state_error(e))
 }
 
-/// Bytes wiped when dropped, also when an ERROR unwinds through the frame that holds them
-/// (only the bytes in use: `zeroize` writes them one by one, which costs more than AES-GCM
-/// for a whole scratch array).
-struct Wiped<'a>(&'a mut [u8]);
+/// The most bytes of a sealed state or its plaintext that scratch on the stack takes (a
+/// Citus coordinator opens, and each worker seals, a state per shard and group: 101 sealed
+/// bytes for a full one, 181 for one below k at k = 5), sparing two calls into PostgreSQL
+/// (palloc, pfree) per state; anything larger goes to palloc'd scratch.
+const STACK_SCRATCH: usize = 256;
 
-impl Drop for Wiped<'_> {
+/// Scratch for a state's plaintext or sealed bytes (`open_with`, `with_sealed`): the caller's
+/// array on the stack when `len` fits in it, else palloc'd in the current memory context and
+/// freed when dropped. Wiped when dropped, also when an ERROR unwinds through the frame that
+/// holds it, unless it holds ciphertext only (`sealed`); only the bytes in use: `zeroize`
+/// writes them one by one, which costs more than AES-GCM for a whole scratch array.
+struct Scratch<'a> {
+    bytes: &'a mut [u8],
+    heap: Option<*mut u8>,
+    wipe: bool,
+}
+
+impl<'a> Scratch<'a> {
+    fn new(small: &'a mut [u8; STACK_SCRATCH], len: usize) -> Scratch<'a> {
+        if len <= STACK_SCRATCH {
+            return Scratch { bytes: &mut small[..len], heap: None, wipe: true };
+        }
+        // SAFETY: palloc returns `len` bytes (or raises an ERROR), a slice while this lives;
+        // its users write them all before they read any.
+        unsafe {
+            let p = pg_sys::palloc(len).cast::<u8>();
+            Scratch { bytes: std::slice::from_raw_parts_mut(p, len), heap: Some(p), wipe: true }
+        }
+    }
+
+    /// The bytes hold ciphertext only from now on: nothing to wipe.
+    fn sealed(&mut self) {
+        self.wipe = false;
+    }
+}
+
+impl Drop for Scratch<'_> {
     fn drop(&mut self) {
-        self.0.zeroize();
+        if self.wipe {
+            self.bytes.zeroize();
+        }
+        // Freed on a normal return; an ERROR that unwinds through here resets the context,
+        // and nothing calls into PostgreSQL while it unwinds.
+        if let Some(p) = self.heap.filter(|_| !std::thread::panicking()) {
+            // SAFETY: palloc'd in `new`, not referenced after this.
+            unsafe { pg_sys::pfree(p.cast()) };
+        }
     }
 }
 
 /// Opens sealed bytes: the group they hold, decoded into `env`.
 fn open<G: Family>(bytes: &[u8], env: PgEnv) -> G {
-    open_with::<G, G>(bytes, env, |encoding| G::decode(encoding, env))
+    open_with::<G, G>(bytes, |encoding| G::decode(encoding, env))
 }
 
 /// The statement (and fork) count that names this process's sealing batch (`batch`).
@@ -533,7 +556,7 @@ pub unsafe fn merge_arg<G: Family>(fcinfo: pg_sys::FunctionCallInfo, n: usize, i
             }
             Datum::Sealed(bytes) => {
                 let env = PgEnv(pg_sys::CurrentMemoryContext);
-                open_with::<G, ()>(bytes, env, |encoding| into.merge_encoding(encoding, env));
+                open_with::<G, ()>(bytes, |encoding| into.merge_encoding(encoding, env));
             }
         }
     }
@@ -834,7 +857,7 @@ pub unsafe fn combine_text<G: Family>(
         let env = PgEnv(pg_sys::CurrentMemoryContext);
         match update_arg::<G>(fcinfo, Placement::Shared) {
             Some(a) => {
-                open_with::<G, ()>(bytes, env, |encoding| a.merge_encoding(encoding, env));
+                open_with::<G, ()>(bytes, |encoding| a.merge_encoding(encoding, env));
                 rw_datum(a)
             }
             None => {
@@ -866,37 +889,17 @@ pub unsafe extern "C-unwind" fn deident_k_state_in(
 }
 pg_function_info_v1!(pg_finfo_deident_k_state_in);
 
-/// The most bytes of a sealed state or its plaintext that scratch on the stack takes (a
-/// Citus coordinator opens, and each worker seals, a state per shard and group: 101 sealed
-/// bytes for a full one, 181 for one below k at k = 5), sparing two calls into PostgreSQL
-/// (palloc, pfree) per state; anything larger goes to palloc'd scratch.
-const STACK_SCRATCH: usize = 256;
-
 /// A family's object sealed into scratch memory, and `write` given the bytes (ciphertext:
 /// nothing to wipe after; the framed encoding is written there first, so the scratch is
 /// wiped if an ERROR unwinds before it is sealed).
 fn with_sealed<G: Family, R>(group: &mut G, write: impl FnOnce(&[u8]) -> R) -> R {
     let key = sealing_key();
     let (sealed, len, plain) = sealed_size(group, &key);
-    // On the stack when small, as in `open_with`; palloc'd scratch is freed after use.
     let mut small = [0u8; STACK_SCRATCH];
-    let heap = (sealed > STACK_SCRATCH).then(|| {
-        // SAFETY: palloc returns `sealed` bytes or raises an ERROR.
-        unsafe { pg_sys::palloc(sealed).cast::<u8>() }
-    });
-    let out = Wiped(match heap {
-        // SAFETY: the palloc'd bytes above, all written by seal_state before they are read.
-        Some(p) => unsafe { std::slice::from_raw_parts_mut(p, sealed) },
-        None => &mut small[..sealed],
-    });
-    seal_state(group, &key, (len, plain), out.0);
-    let result = write(out.0);
-    std::mem::forget(out);
-    if let Some(p) = heap {
-        // SAFETY: palloc'd above, no longer referenced (`out` is gone).
-        unsafe { pg_sys::pfree(p.cast()) };
-    }
-    result
+    let mut out = Scratch::new(&mut small, sealed);
+    seal_state(group, &key, (len, plain), out.bytes);
+    out.sealed();
+    write(out.bytes)
 }
 
 /// Sealed bytes as a C string of their base64, in the current memory context.
