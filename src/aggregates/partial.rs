@@ -1192,7 +1192,8 @@ pub unsafe fn partial_call(
         else {
             return Some(Err(PartialProblem::Unnamed));
         };
-        let args: Vec<*mut pg_sys::TargetEntry> = list_ptrs((*aggref).args).collect();
+        // the call's arguments, without the columns an ORDER BY inside it adds (resjunk)
+        let args = crate::dp::plan::aggregate_args(aggref);
         let types: Vec<pg_sys::Oid> =
             args.iter().skip(1).map(|&te| pg_sys::exprType((*te).expr.cast())).collect();
         if !takes(aggregate, nargs, &types) {
@@ -1213,7 +1214,7 @@ pub unsafe fn partial_call(
 pub unsafe fn combines_unnamed(aggref: *mut pg_sys::Aggref) -> bool {
     // SAFETY: per the contract.
     unsafe {
-        list_len((*aggref).args) == 3
+        arg_count(aggref) == 3
             && constant_oid((*aggref).args).is_none()
             && is_combine_partials((*aggref).aggfnoid)
     }
@@ -1245,7 +1246,7 @@ pub unsafe fn combined_by_citus(aggref: *mut pg_sys::Aggref) -> Option<pg_sys::O
 unsafe fn three_argument_aggregate(aggref: *mut pg_sys::Aggref) -> Option<pg_sys::Oid> {
     // SAFETY: per the contract.
     unsafe {
-        if list_len((*aggref).args) != 3 {
+        if arg_count(aggref) != 3 {
             return None;
         }
         constant_oid((*aggref).args)
@@ -1438,7 +1439,7 @@ pub unsafe extern "C-unwind" fn names_coord_combine_agg(query: *mut pg_sys::Quer
         walk_tree(query.cast(), true, &mut |node| {
             if (*node).type_ == pg_sys::NodeTag::T_Aggref {
                 let a = node.cast::<pg_sys::Aggref>();
-                if list_len((*a).args) == 3 && (*a).aggtype != pg_sys::CSTRINGOID {
+                if arg_count(a) == 3 && (*a).aggtype != pg_sys::CSTRINGOID {
                     candidates.push((*a).aggfnoid);
                 }
             }
@@ -1448,6 +1449,17 @@ pub unsafe extern "C-unwind" fn names_coord_combine_agg(query: *mut pg_sys::Quer
             && catalog::citus_installed()
             && candidates.iter().any(|&f| is_citus_function(f, c"coord_combine_agg", 3))
     }
+}
+
+/// The number of a call's arguments: its argument list without the columns that an ORDER BY
+/// inside the call adds to it (resjunk), which are not arguments (a call with one was taken for
+/// another function's: `_k_partial(..., p ORDER BY id)` was refused as of the wrong types).
+///
+/// # Safety
+/// `aggref` is a valid Aggref.
+unsafe fn arg_count(aggref: *mut pg_sys::Aggref) -> usize {
+    // SAFETY: per the contract.
+    unsafe { crate::dp::plan::aggregate_args(aggref).len() }
 }
 
 /// The length of a List (0 for NIL).

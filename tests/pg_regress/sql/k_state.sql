@@ -343,6 +343,24 @@ SELECT p.grp, p.s, p.d, p.a, k.s AS k_sum, k.d AS k_count_distinct, k.a AS k_avg
                regress_ks_own.combined_distinct(d::deident.k_state) AS d
           FROM regress_ks_own.partials GROUP BY grp) c USING (grp)
  ORDER BY grp;
+-- OK: an ORDER BY inside either call, over columns that are none of its arguments, changes
+-- nothing (a review found such a _k_partial refused as of the wrong types)
+SELECT p.grp, p.s, p.d, k.s AS k_sum, k.d AS k_count_distinct
+  FROM (SELECT grp,
+               deident._k_combine_partials('deident.k_sum(integer,text)'::regprocedure,
+                                           s, NULL::bigint ORDER BY half) AS s,
+               deident._k_combine_partials('deident.k_count_distinct(text)'::regprocedure,
+                                           d, NULL::bigint ORDER BY half DESC) AS d
+          FROM (SELECT grp, v % 2 AS half,
+                       deident._k_partial('deident.k_sum(integer,text)'::regprocedure, v, person
+                                          ORDER BY grp, v DESC) AS s,
+                       deident._k_partial('deident.k_count_distinct(text)'::regprocedure, person
+                                          ORDER BY v) AS d
+                  FROM regress_ks GROUP BY grp, v % 2) x
+         GROUP BY grp) p
+  JOIN (SELECT grp, deident.k_sum(v, person) AS s, deident.k_count_distinct(person) AS d
+          FROM regress_ks GROUP BY grp) k USING (grp)
+ ORDER BY grp;
 SELECT deident._k_combine_partials('deident.k_sum(integer,text)'::regprocedure, NULL::cstring,
                                    NULL::bigint) IS NULL AS no_state;
 -- fail (0A000): the dp aggregates' partial states are combined only in the plan Citus makes for
@@ -352,6 +370,10 @@ SELECT deident._k_combine_partials('deident.k_sum(integer,text)'::regprocedure, 
 -- before anything is charged
 SELECT regress_error($$SELECT deident._k_combine_partials('deident.dp_count(text)'::regprocedure, d::cstring, NULL::bigint) FROM regress_ks_own.partials$$);
 SELECT regress_error($$SELECT deident._k_combine_partials('deident.dp_sum(integer,text,integer,integer)'::regprocedure, t::cstring, NULL::bigint) FROM regress_ks_own.dp_partials$$);
+-- and with an ORDER BY inside the call, over a column that is none of its arguments (a call
+-- with one was not taken for a combination of dp states until its final function: over no
+-- rows, answered), when planned
+SELECT regress_error($$SELECT deident._k_combine_partials('deident.dp_count(text)'::regprocedure, d::cstring, NULL::bigint ORDER BY half) FROM regress_ks_own.partials WHERE false GROUP BY grp$$);
 RESET ROLE;
 SELECT regress_error($$SELECT deident._k_combine_partials('deident.dp_avg(integer,text,integer,integer)'::regprocedure, t::cstring, NULL::numeric) FROM regress_ks_own.dp_partials$$);
 SELECT regress_error($$SELECT deident._k_combine_partials('deident.dp_count(text)'::regprocedure, s::cstring, NULL::bigint)
@@ -364,6 +386,8 @@ SELECT regress_error($$SELECT deident._k_combine_partials('deident.dp_count(text
 CREATE FUNCTION regress_ks_dp_oid() RETURNS oid LANGUAGE sql IMMUTABLE
   AS $$ SELECT 'deident.dp_count(text)'::regprocedure::oid $$;
 SELECT regress_error($$SELECT deident._k_combine_partials(regress_ks_dp_oid(), d::cstring, NULL::bigint) FROM regress_ks_own.partials$$);
+-- (with an ORDER BY inside the call too, over no rows)
+SELECT regress_error($$SELECT deident._k_combine_partials(regress_ks_dp_oid(), d::cstring, NULL::bigint ORDER BY half) FROM regress_ks_own.partials WHERE false GROUP BY grp$$);
 PREPARE regress_ks_combine(oid) AS
   SELECT deident._k_combine_partials($1, d::cstring, NULL::bigint) FROM regress_ks_own.partials;
 SELECT regress_error($$EXECUTE regress_ks_combine('deident.dp_count(text)'::regprocedure)$$);
