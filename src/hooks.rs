@@ -386,9 +386,13 @@ unsafe extern "C-unwind" fn planner(
         // (a pointer read first: most statements have no aggregate)
         let aggregates = (*parse).hasAggs;
         let mut rewrite_combines = false;
+        let mut repeated = Vec::new();
         if aggregates {
             crate::aggregates::partial::rewrite_worker_partial_aggs(parse);
             rewrite_combines = !crate::aggregates::partial::names_coord_combine_agg(parse);
+            if rewrite_combines {
+                repeated = crate::aggregates::partial::repeated_calls(parse);
+            }
         }
         // dp aggregate calls (their bounds, person and value: dp/plan.rs), on the query as
         // written, before restricted roles' rewrite turns tables into subqueries
@@ -407,7 +411,12 @@ unsafe extern "C-unwind" fn planner(
         // the k- and dp aggregates' combination on a Citus coordinator, in the plan Citus's
         // planner made; then the dp aggregates' plan, their combinations included
         if rewrite_combines && !stmt.is_null() {
-            crate::aggregates::partial::rewrite_coordinator_combines(stmt, dp);
+            crate::aggregates::partial::rewrite_coordinator_combines(
+                stmt,
+                dp,
+                repeated.as_ptr(),
+                repeated.len(),
+            );
         }
         if dp && !stmt.is_null() {
             crate::dp::grouping::check_plan(stmt);

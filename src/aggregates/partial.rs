@@ -1284,16 +1284,24 @@ unsafe fn constant_oid(args: *mut pg_sys::List) -> Option<pg_sys::Oid> {
 /// state the planner does not share with another aggregate; the rest is left to Citus.
 /// `dp_checked`: the statement's dp aggregate calls passed their checks (src/dp/plan.rs), so
 /// that a combination of a dp aggregate's states made here is marked as its checked call.
+/// `repeated`: the aggregates the statement calls more than once with one call
+/// (`repeated_calls`), `repeated_len` of them.
 ///
 /// # Safety
-/// `stmt` is a valid PlannedStmt just made.
+/// `stmt` is a valid PlannedStmt just made; `repeated` points to `repeated_len` oids.
 #[pg_guard]
 pub unsafe extern "C-unwind" fn rewrite_coordinator_combines(
     stmt: *mut pg_sys::PlannedStmt,
     dp_checked: bool,
+    repeated: *const pg_sys::Oid,
+    repeated_len: usize,
 ) {
     // SAFETY: per the contract; the Aggrefs are the plan's, changed in place.
     unsafe {
+        let repeated = match repeated_len {
+            0 => &[][..],
+            n => std::slice::from_raw_parts(repeated, n),
+        };
         // (the Agg node, each Aggref it evaluates), for Agg nodes over a Citus scan: a
         // coord_combine_agg a statement calls itself is the caller's (a review: rewritten, it
         // would be checked against another function's privileges)
@@ -1363,6 +1371,121 @@ pub unsafe extern "C-unwind" fn rewrite_coordinator_combines(
                 (*a).location = crate::dp::plan::CHECKED;
             }
             depends_on(stmt, combine);
+        }
+        if let Some((combine, _)) = ours {
+            if !repeated.is_empty() {
+                merge_repeated(&calls, combine, repeated);
+            }
+        }
+    }
+}
+
+/// The k- and dp aggregates that `query` calls more than once, each time with the same call
+/// (`equal`), as `SELECT org, dp_count(p) ... HAVING dp_count(p) > 10` does: PostgreSQL's
+/// planner gives such calls one aggno, and the executor evaluates and finalizes them once.
+/// Citus's planner makes a worker column and a combination for each; `merge_repeated` makes
+/// those one again. Empty unless Citus is installed.
+///
+/// # Safety
+/// `query` is a valid Query about to be planned.
+pub unsafe fn repeated_calls(query: *mut pg_sys::Query) -> Vec<pg_sys::Oid> {
+    // SAFETY: per the contract; a read-only walk, and syscache reads.
+    unsafe {
+        let mut found: Vec<*mut pg_sys::Aggref> = Vec::new();
+        walk_tree(query.cast(), true, &mut |node| {
+            if (*node).type_ == pg_sys::NodeTag::T_Aggref {
+                found.push(node.cast());
+            }
+            Visit::Continue
+        });
+        let mut repeated: Vec<pg_sys::Oid> = Vec::new();
+        for (i, &a) in found.iter().enumerate() {
+            let oid = (*a).aggfnoid;
+            // (once per aggregate, at its first call)
+            if found[..i].iter().any(|&b| (*b).aggfnoid == oid) {
+                continue;
+            }
+            let mut calls = found[i..].iter().filter(|&&b| (*b).aggfnoid == oid);
+            if calls.clone().count() >= 2
+                && calls.all(|&b| pg_sys::equal(a.cast(), b.cast()))
+                && k_aggregate(oid).is_some()
+            {
+                repeated.push(oid);
+            }
+        }
+        if repeated.is_empty() || !catalog::citus_installed() {
+            return Vec::new();
+        }
+        repeated
+    }
+}
+
+/// In each Agg node of `calls`, the combinations of one repeated call (`repeated_calls`)
+/// become one aggregate, as the calls are on one node: each takes the first's arguments (its
+/// worker column; the workers compute the columns once, and send both) and its aggno and
+/// transition, so the executor combines and finalizes it once. For a dp aggregate that is one
+/// noisy answer for the target list and HAVING alike, and one charge (charge.rs counts equal
+/// calls once), where there were two answers, each charged. Only where the combination is
+/// then equal to the first in every other field. The node's aggnos and transitions are then
+/// numbered again without gaps (nodeAgg.c sizes its arrays by the largest of each).
+///
+/// # Safety
+/// `calls` are the Agg nodes and their Aggrefs (target list and qual) that
+/// `rewrite_coordinator_combines` found, `combine` the combination it made.
+unsafe fn merge_repeated(
+    calls: &[(*mut pg_sys::Plan, *mut pg_sys::Aggref)],
+    combine: pg_sys::Oid,
+    repeated: &[pg_sys::Oid],
+) {
+    // SAFETY: per the contract; the plan's own nodes, changed in place, and a copy.
+    unsafe {
+        let mut plans: Vec<*mut pg_sys::Plan> = calls.iter().map(|&(p, _)| p).collect();
+        plans.dedup();
+        for plan in plans {
+            // a chain of Agg nodes (grouping sets) shares one AggState: left as it is
+            if !(*plan.cast::<pg_sys::Agg>()).chain.is_null() {
+                continue;
+            }
+            let aggrefs: Vec<*mut pg_sys::Aggref> =
+                calls.iter().filter(|&&(p, _)| p == plan).map(|&(_, a)| a).collect();
+            let of = |a: *mut pg_sys::Aggref| {
+                ((*a).aggfnoid == combine).then(|| constant_oid((*a).args)).flatten()
+            };
+            let mut merged = false;
+            for (i, &a) in aggrefs.iter().enumerate() {
+                let Some(aggregate) = of(a).filter(|o| repeated.contains(o)) else { continue };
+                let Some(&first) = aggrefs[..i].iter().find(|&&b| of(b) == Some(aggregate)) else {
+                    continue;
+                };
+                if (*first).aggno == (*a).aggno {
+                    continue;
+                }
+                let merged_call = pg_sys::copyObjectImpl(a.cast()).cast::<pg_sys::Aggref>();
+                (*merged_call).args = pg_sys::copyObjectImpl((*first).args.cast()).cast();
+                (*merged_call).aggno = (*first).aggno;
+                (*merged_call).aggtransno = (*first).aggtransno;
+                if pg_sys::equal(merged_call.cast(), first.cast()) {
+                    (*a).args = (*merged_call).args;
+                    (*a).aggno = (*first).aggno;
+                    (*a).aggtransno = (*first).aggtransno;
+                    merged = true;
+                }
+            }
+            if merged {
+                for number in [
+                    |a: *mut pg_sys::Aggref| &mut (*a).aggno,
+                    |a: *mut pg_sys::Aggref| &mut (*a).aggtransno,
+                ] {
+                    let mut used: Vec<i32> = aggrefs.iter().map(|&a| *number(a)).collect();
+                    used.sort_unstable();
+                    used.dedup();
+                    for &a in &aggrefs {
+                        if let Ok(dense) = used.binary_search(number(a)) {
+                            *number(a) = dense as i32;
+                        }
+                    }
+                }
+            }
         }
     }
 }
