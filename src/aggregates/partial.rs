@@ -1406,16 +1406,15 @@ pub unsafe fn repeated_calls(query: *mut pg_sys::Query) -> Vec<pg_sys::Oid> {
                 continue;
             }
             let mut calls = found[i..].iter().filter(|&&b| (*b).aggfnoid == oid);
-            if calls.clone().count() >= 2
-                && calls.all(|&b| pg_sys::equal(a.cast(), b.cast()))
-                && k_aggregate(oid).is_some()
-            {
+            if calls.clone().count() >= 2 && calls.all(|&b| pg_sys::equal(a.cast(), b.cast())) {
                 repeated.push(oid);
             }
         }
+        // catalog reads last, for statements that repeat a call only
         if repeated.is_empty() || !catalog::citus_installed() {
             return Vec::new();
         }
+        repeated.retain(|&oid| k_aggregate(oid).is_some());
         repeated
     }
 }
