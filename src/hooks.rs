@@ -386,7 +386,7 @@ unsafe extern "C-unwind" fn planner(
         // (a pointer read first: most statements have no aggregate)
         let aggregates = (*parse).hasAggs;
         let mut rewrite_combines = false;
-        let mut repeated = Vec::new();
+        let mut repeated: *mut pg_sys::List = std::ptr::null_mut();
         if aggregates {
             crate::aggregates::partial::rewrite_worker_partial_aggs(parse);
             rewrite_combines = !crate::aggregates::partial::names_coord_combine_agg(parse);
@@ -411,12 +411,7 @@ unsafe extern "C-unwind" fn planner(
         // the k- and dp aggregates' combination on a Citus coordinator, in the plan Citus's
         // planner made; then the dp aggregates' plan, their combinations included
         if rewrite_combines && !stmt.is_null() {
-            crate::aggregates::partial::rewrite_coordinator_combines(
-                stmt,
-                dp,
-                repeated.as_ptr(),
-                repeated.len(),
-            );
+            crate::aggregates::partial::rewrite_coordinator_combines(stmt, dp, repeated);
         }
         if dp && !stmt.is_null() {
             crate::dp::grouping::check_plan(stmt);

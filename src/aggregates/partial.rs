@@ -1285,23 +1285,20 @@ unsafe fn constant_oid(args: *mut pg_sys::List) -> Option<pg_sys::Oid> {
 /// `dp_checked`: the statement's dp aggregate calls passed their checks (src/dp/plan.rs), so
 /// that a combination of a dp aggregate's states made here is marked as its checked call.
 /// `repeated`: the aggregates the statement calls more than once with one call
-/// (`repeated_calls`), `repeated_len` of them.
+/// (`repeated_calls`).
 ///
 /// # Safety
-/// `stmt` is a valid PlannedStmt just made; `repeated` points to `repeated_len` oids.
+/// `stmt` is a valid PlannedStmt just made; `repeated` is a List of oids, or NIL.
 #[pg_guard]
 pub unsafe extern "C-unwind" fn rewrite_coordinator_combines(
     stmt: *mut pg_sys::PlannedStmt,
     dp_checked: bool,
-    repeated: *const pg_sys::Oid,
-    repeated_len: usize,
+    repeated: *mut pg_sys::List,
 ) {
     // SAFETY: per the contract; the Aggrefs are the plan's, changed in place.
     unsafe {
-        let repeated = match repeated_len {
-            0 => &[][..],
-            n => std::slice::from_raw_parts(repeated, n),
-        };
+        let repeated: Vec<pg_sys::Oid> =
+            (0..list_len(repeated)).map(|i| (*(*repeated).elements.add(i)).oid_value).collect();
         // (the Agg node, each Aggref it evaluates), for Agg nodes over a Citus scan: a
         // coord_combine_agg a statement calls itself is the caller's (a review: rewritten, it
         // would be checked against another function's privileges)
@@ -1374,21 +1371,24 @@ pub unsafe extern "C-unwind" fn rewrite_coordinator_combines(
         }
         if let Some((combine, _)) = ours {
             if !repeated.is_empty() {
-                merge_repeated(&calls, combine, repeated);
+                merge_repeated(&calls, combine, &repeated);
             }
         }
     }
 }
 
 /// The k- and dp aggregates that `query` calls more than once, each time with the same call
-/// (`equal`), as `SELECT org, dp_count(p) ... HAVING dp_count(p) > 10` does: PostgreSQL's
-/// planner gives such calls one aggno, and the executor evaluates and finalizes them once.
-/// Citus's planner makes a worker column and a combination for each; `merge_repeated` makes
-/// those one again. Empty unless Citus is installed.
+/// (`equal`) and none with a volatile function in it, as `SELECT org, dp_count(p) ... HAVING
+/// dp_count(p) > 10` does: PostgreSQL's planner gives such calls one aggno (prepagg.c), and
+/// the executor evaluates and finalizes them once. Citus's planner makes a worker column and a
+/// combination for each; `merge_repeated` makes those one again. NIL unless Citus is
+/// installed; a List of oids in the current memory context (the planner hook calls this and
+/// must hold nothing to drop while the planner runs: hooks.rs).
 ///
 /// # Safety
 /// `query` is a valid Query about to be planned.
-pub unsafe fn repeated_calls(query: *mut pg_sys::Query) -> Vec<pg_sys::Oid> {
+#[pg_guard]
+pub unsafe extern "C-unwind" fn repeated_calls(query: *mut pg_sys::Query) -> *mut pg_sys::List {
     // SAFETY: per the contract; a read-only walk, and syscache reads.
     unsafe {
         let mut found: Vec<*mut pg_sys::Aggref> = Vec::new();
@@ -1405,17 +1405,27 @@ pub unsafe fn repeated_calls(query: *mut pg_sys::Query) -> Vec<pg_sys::Oid> {
             if found[..i].iter().any(|&b| (*b).aggfnoid == oid) {
                 continue;
             }
+            // a volatile call is evaluated for each place it is written (prepagg.c
+            // find_compatible_agg), so each has its own column, as on one node
             let mut calls = found[i..].iter().filter(|&&b| (*b).aggfnoid == oid);
-            if calls.clone().count() >= 2 && calls.all(|&b| pg_sys::equal(a.cast(), b.cast())) {
+            if calls.clone().count() >= 2
+                && calls.all(|&b| pg_sys::equal(a.cast(), b.cast()))
+                && !pg_sys::contain_volatile_functions(a.cast())
+            {
                 repeated.push(oid);
             }
         }
         // catalog reads last, for statements that repeat a call only
         if repeated.is_empty() || !catalog::citus_installed() {
-            return Vec::new();
+            return std::ptr::null_mut();
         }
-        repeated.retain(|&oid| k_aggregate(oid).is_some());
-        repeated
+        let mut list: *mut pg_sys::List = std::ptr::null_mut();
+        for oid in repeated {
+            if k_aggregate(oid).is_some() {
+                list = pg_sys::lappend_oid(list, oid);
+            }
+        }
+        list
     }
 }
 
@@ -1424,9 +1434,12 @@ pub unsafe fn repeated_calls(query: *mut pg_sys::Query) -> Vec<pg_sys::Oid> {
 /// worker column; the workers compute the columns once, and send both) and its aggno and
 /// transition, so the executor combines and finalizes it once. For a dp aggregate that is one
 /// noisy answer for the target list and HAVING alike, and one charge (charge.rs counts equal
-/// calls once), where there were two answers, each charged. Only where the combination is
-/// then equal to the first in every other field. The node's aggnos and transitions are then
-/// numbered again without gaps (nodeAgg.c sizes its arrays by the largest of each).
+/// calls once), where there were two answers, each charged. That the two columns hold the same
+/// states rests on `repeated_calls` (every call of the aggregate in the statement is one call,
+/// and all of a node's combinations come from one query level); the `equal` test below only
+/// makes sure the rest of the combination (its types, collations, mark) is the first's. The
+/// node's aggnos and transitions are then numbered again without gaps (nodeAgg.c sizes its
+/// arrays by the largest of each).
 ///
 /// # Safety
 /// `calls` are the Agg nodes and their Aggrefs (target list and qual) that
@@ -1445,8 +1458,13 @@ unsafe fn merge_repeated(
             if !(*plan.cast::<pg_sys::Agg>()).chain.is_null() {
                 continue;
             }
-            let aggrefs: Vec<*mut pg_sys::Aggref> =
-                calls.iter().filter(|&&(p, _)| p == plan).map(|&(_, a)| a).collect();
+            let mut aggrefs: Vec<*mut pg_sys::Aggref> = Vec::new();
+            for &(p, a) in calls {
+                // (each once, so that each is numbered once)
+                if p == plan && !aggrefs.contains(&a) {
+                    aggrefs.push(a);
+                }
+            }
             let of = |a: *mut pg_sys::Aggref| {
                 ((*a).aggfnoid == combine).then(|| constant_oid((*a).args)).flatten()
             };
