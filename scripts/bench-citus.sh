@@ -2,7 +2,8 @@
 # The Citus benchmark (bench/citus.sql) on a throwaway cluster of a coordinator and two
 # workers on this machine (scripts/citus-cluster.sh), with the release build; Citus from
 # scripts/citus.sh. BENCH_RUNS sets the number of interleaved runs (default 7), BENCH_PAIRS
-# the number of adjacent k_sum / sum pairs (default 40: each order half the time). The nodes run
+# the number of adjacent k_sum / sum pairs (default 160: each order half the time; 40 moved the
+# median pair by 0.2 between runs, 160 by 0.06: docs/citus.md, "Fourteenth session"). The nodes run
 # with PostgreSQL's defaults but for shared_buffers (the tables stay cached) and max_wal_size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,6 @@ rm -f "$log"
 citus_cluster_start "$BASE" "$PORT0" "shared_buffers = 512MB
 max_wal_size = 4GB"
 citus_node "$PORT0" 0 -c "ALTER DATABASE postgres SET bench.runs = '${BENCH_RUNS:-7}'"
-citus_node "$PORT0" 0 -c "ALTER DATABASE postgres SET bench.pairs = '${BENCH_PAIRS:-40}'"
+citus_node "$PORT0" 0 -c "ALTER DATABASE postgres SET bench.pairs = '${BENCH_PAIRS:-160}'"
 "$PGBIN/psql" -X -v ON_ERROR_STOP=1 -h localhost -p "$PORT0" -U postgres -d postgres -q \
   -f bench/citus.sql
