@@ -60,8 +60,8 @@ SELECT r.name AS ratio, round((n.ms / d.ms)::numeric, 3) AS value
 -- (docs/citus.md, "Speed"), so that the ratio of the two medians above moved between 1.24
 -- and 1.76 over six runs of this file with one build; a pair's two queries run back to back
 -- (each order in half the pairs), and the median of bench.pairs pairs' ratios is the figure
--- that another run reproduces (1.42 to 1.49 over the same six runs with 40 pairs; 160, the
--- default since, moved it by 0.06 over six runs where 40 had moved it by 0.2). Its quartiles
+-- that another run reproduces (1.42 to 1.49 over the same six runs with 40 pairs; with 160,
+-- the default since, its standard deviation between runs is half 40's: 0.024). Its quartiles
 -- show the spread of one pair, and the medians of each order whether going first matters.
 CREATE TEMP TABLE bench_pairs (pair int, k_sum float8, sum float8);
 DO $$

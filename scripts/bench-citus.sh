@@ -2,8 +2,9 @@
 # The Citus benchmark (bench/citus.sql) on a throwaway cluster of a coordinator and two
 # workers on this machine (scripts/citus-cluster.sh), with the release build; Citus from
 # scripts/citus.sh. BENCH_RUNS sets the number of interleaved runs (default 7), BENCH_PAIRS
-# the number of adjacent k_sum / sum pairs (default 160: each order half the time; 40 moved the
-# median pair by 0.2 between runs, 160 by 0.06: docs/citus.md, "Fourteenth session"). The nodes run
+# the number of adjacent k_sum / sum pairs (default 160: each order half the time; the median
+# pair's standard deviation between runs was 0.051 with 40, 0.024 with 160: docs/citus.md,
+# "Fourteenth session"). The nodes run
 # with PostgreSQL's defaults but for shared_buffers (the tables stay cached) and max_wal_size.
 set -euo pipefail
 cd "$(dirname "$0")/.."

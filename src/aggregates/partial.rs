@@ -1327,6 +1327,8 @@ pub unsafe extern "C-unwind" fn rewrite_coordinator_combines(
             return;
         }
         let mut ours: Option<(pg_sys::Oid, pg_sys::Oid)> = None;
+        // the calls rewritten here (the only ones `merge_repeated` may merge)
+        let mut rewritten: Vec<*mut pg_sys::Aggref> = Vec::new();
         for &(plan, a) in &calls {
             // A transition state the planner shares between two aggregates (nodeAgg.c: same
             // transition function and inputs, final functions that do not modify it) must not
@@ -1361,6 +1363,7 @@ pub unsafe extern "C-unwind" fn rewrite_coordinator_combines(
                 },
             };
             (*a).aggfnoid = combine;
+            rewritten.push(a);
             (*a).aggtranstype = state;
             // a dp aggregate's combination is its call, which the statement's checks passed
             // (src/dp/plan.rs, `CHECKED`; without them, the executor refuses it)
@@ -1369,10 +1372,8 @@ pub unsafe extern "C-unwind" fn rewrite_coordinator_combines(
             }
             depends_on(stmt, combine);
         }
-        if let Some((combine, _)) = ours {
-            if !repeated.is_empty() {
-                merge_repeated(&calls, combine, &repeated);
-            }
+        if !repeated.is_empty() && !rewritten.is_empty() {
+            merge_repeated(&calls, &rewritten, &repeated);
         }
     }
 }
@@ -1443,10 +1444,11 @@ pub unsafe extern "C-unwind" fn repeated_calls(query: *mut pg_sys::Query) -> *mu
 ///
 /// # Safety
 /// `calls` are the Agg nodes and their Aggrefs (target list and qual) that
-/// `rewrite_coordinator_combines` found, `combine` the combination it made.
+/// `rewrite_coordinator_combines` found, `rewritten` those of them it made combinations of
+/// ours (a combination a statement wrote itself is never merged).
 unsafe fn merge_repeated(
     calls: &[(*mut pg_sys::Plan, *mut pg_sys::Aggref)],
-    combine: pg_sys::Oid,
+    rewritten: &[*mut pg_sys::Aggref],
     repeated: &[pg_sys::Oid],
 ) {
     // SAFETY: per the contract; the plan's own nodes, changed in place, and a copy.
@@ -1466,7 +1468,7 @@ unsafe fn merge_repeated(
                 }
             }
             let of = |a: *mut pg_sys::Aggref| {
-                ((*a).aggfnoid == combine).then(|| constant_oid((*a).args)).flatten()
+                rewritten.contains(&a).then(|| constant_oid((*a).args)).flatten()
             };
             let mut merged = false;
             for (i, &a) in aggrefs.iter().enumerate() {
