@@ -82,6 +82,19 @@ pub enum ValueType {
     Numeric,
 }
 
+impl ValueType {
+    /// An integer value datum of this type (smallint, integer or bigint), as an i64: the
+    /// sum transitions' reading of one (support.rs, `k_trans`; partial.rs, `GroupKind::row`).
+    #[inline(always)]
+    pub fn integer(self, d: pg_sys::Datum) -> i64 {
+        match self {
+            ValueType::Int2 => i64::from(d.value() as i16),
+            ValueType::Int4 => i64::from(d.value() as i32),
+            _ => d.value() as i64,
+        }
+    }
+}
+
 #[derive(Clone, Copy, PartialEq)]
 pub enum PersonType {
     Unknown,

@@ -38,7 +38,7 @@ use super::support::{
 };
 use crate::dp::plan::{walk_tree, Visit};
 use crate::enforcement::catalog;
-use crate::enforcement::list_ptrs;
+use crate::enforcement::{list_oids, list_ptrs};
 use crate::error::{DeidentError, OrReport};
 use crate::fmgr::{self, pg_function_info_v1};
 use crate::seal::Kind;
@@ -229,13 +229,7 @@ impl GroupKind {
                 if from[2].isnull || from[3].isnull {
                     return None;
                 }
-                let v = from[2].value.value();
-                let v = match self.value {
-                    ValueType::Int2 => i64::from(v as i16),
-                    ValueType::Int4 => i64::from(v as i32),
-                    _ => v as i64,
-                };
-                Some((from[3].value, v))
+                Some((from[3].value, self.value.integer(from[2].value)))
             }
             _ => (!from[2].isnull).then_some((from[2].value, 0)),
         }
@@ -1297,8 +1291,7 @@ pub unsafe extern "C-unwind" fn rewrite_coordinator_combines(
 ) {
     // SAFETY: per the contract; the Aggrefs are the plan's, changed in place.
     unsafe {
-        let repeated: Vec<pg_sys::Oid> =
-            (0..list_len(repeated)).map(|i| (*(*repeated).elements.add(i)).oid_value).collect();
+        let repeated: Vec<pg_sys::Oid> = list_oids(repeated).collect();
         // (the Agg node, each Aggref it evaluates), for Agg nodes over a Citus scan: a
         // coord_combine_agg a statement calls itself is the caller's (a review: rewritten, it
         // would be checked against another function's privileges)

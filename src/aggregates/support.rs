@@ -280,9 +280,9 @@ unsafe fn k_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
         add_person_arg(fcinfo, g, 2);
         let v = fmgr::arg(fcinfo, 1);
         let added = match g.value {
-            ValueType::Int2 => g.state.add_int(i64::from(v.value() as i16)),
-            ValueType::Int4 => g.state.add_int(i64::from(v.value() as i32)),
-            ValueType::Int8 => g.state.add_int(v.value() as i64),
+            ValueType::Int2 | ValueType::Int4 | ValueType::Int8 => {
+                g.state.add_int(g.value.integer(v))
+            }
             ValueType::Float4 => g.state.add_float4(f32::from_bits(v.value() as u32)),
             ValueType::Float8 => g.state.add_float(f64::from_bits(v.value() as u64)),
             // The numeric's own bytes (detoasted if compressed or out of line), read in place.

@@ -688,20 +688,11 @@ fn descendants(rel: pg_sys::Oid) -> Vec<pg_sys::Oid> {
 /// Every descendant of `rel`, each locked in `lockmode` (one dropped meanwhile is left out,
 /// unless `lockmode` is NoLock).
 pub fn descendants_locked(rel: pg_sys::Oid, lockmode: pg_sys::LOCKMODE) -> Vec<pg_sys::Oid> {
-    let mut out = Vec::new();
     // SAFETY: find_all_inheritors reads pg_inherits. The list holds OIDs.
     unsafe {
         let list = find_all_inheritors(rel, lockmode, std::ptr::null_mut());
-        if !list.is_null() {
-            for i in 0..(*list).length as usize {
-                let oid = (*(*list).elements.add(i)).oid_value;
-                if oid != rel {
-                    out.push(oid);
-                }
-            }
-        }
+        super::list_oids(list).filter(|&oid| oid != rel).collect()
     }
-    out
 }
 
 /// A relation that one of `relid`'s foreign keys references on an identifier column, if any.

@@ -709,3 +709,10 @@ pub(crate) unsafe fn list_ptrs<T>(list: *mut pg_sys::List) -> impl Iterator<Item
     // SAFETY: a pointer List of `len` cells.
     (0..len).map(move |i| unsafe { (*(*list).elements.add(i)).ptr_value.cast::<T>() })
 }
+
+/// The OIDs of an OID List (NIL: none).
+pub(crate) unsafe fn list_oids(list: *mut pg_sys::List) -> impl Iterator<Item = pg_sys::Oid> {
+    let len = if list.is_null() { 0 } else { unsafe { (*list).length as usize } };
+    // SAFETY: an OID List of `len` cells.
+    (0..len).map(move |i| unsafe { (*(*list).elements.add(i)).oid_value })
+}
